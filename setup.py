@@ -1,0 +1,77 @@
+"""Builds tfbet and its compiled TensorFlow op library (tfbet/_tfbet_ops*.so).
+
+The op is compiled with exactly the flags TensorFlow reports through
+``tf.sysconfig.get_compile_flags()`` / ``get_link_flags()`` (C++17, TensorFlow's ABI flag).
+The CUDA kernel (``custom_ops/*.cu.cc``) is only built when ``TFBET_BUILD_CUDA=1`` is set,
+``nvcc`` is on the PATH and TensorFlow was built with CUDA; the CPU build never needs it.
+"""
+import glob
+import os
+import shutil
+import subprocess
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _tf_flags():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.sysconfig.get_compile_flags(), tf.sysconfig.get_link_flags(), tf
+
+
+class BuildTfOp(build_ext):
+  """Compiles the custom op against the installed TensorFlow."""
+
+  def build_extensions(self):
+    compile_flags, link_flags, tf = _tf_flags()
+    cuda_objects = self._maybe_build_cuda(compile_flags, tf)
+    for ext in self.extensions:
+      ext.extra_compile_args = list(compile_flags) + ["-O3", "-fPIC", "-Wno-sign-compare"]
+      ext.extra_link_args = list(link_flags)
+      if cuda_objects:
+        ext.extra_compile_args.append("-DGOOGLE_CUDA=1")
+        ext.extra_objects = cuda_objects
+        ext.extra_link_args += ["-lcudart"]
+    # distutils adds -Wstrict-prototypes (C only) to the C++ compile line; drop it.
+    if "-Wstrict-prototypes" in getattr(self.compiler, "compiler_so", []):
+      self.compiler.compiler_so.remove("-Wstrict-prototypes")
+    super().build_extensions()
+
+  def _maybe_build_cuda(self, compile_flags, tf):
+    sources = sorted(glob.glob("custom_ops/*.cu.cc"))
+    wanted = os.environ.get("TFBET_BUILD_CUDA") == "1"
+    if not (wanted and sources and shutil.which("nvcc") and tf.test.is_built_with_cuda()):
+      return []
+    objects = []
+    os.makedirs(self.build_temp, exist_ok=True)
+    for source in sources:
+      obj = os.path.join(self.build_temp, os.path.basename(source) + ".o")
+      subprocess.check_call(["nvcc", "-c", source, "-o", obj, "-DGOOGLE_CUDA=1", "-x", "cu",
+                             "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr"]
+                            + list(compile_flags))
+      objects.append(obj)
+    return objects
+
+
+ops_library = Extension(
+    "tfbet._tfbet_ops",
+    sources=sorted(s for s in glob.glob("custom_ops/*.cc") if not s.endswith(".cu.cc")),
+    depends=sorted(glob.glob("custom_ops/*.h")),
+    language="c++",
+)
+
+with open("requirements.txt", encoding="utf-8") as f:
+  requirements = [line.split("#")[0].strip() for line in f
+                  if line.split("#")[0].strip()]
+
+setup(
+    name="tfbet",
+    version="0.1.0",
+    description="Bit error robustness for quantized Keras models (RQUANT, CLIPPING, RANDBET)",
+    packages=find_packages(include=["tfbet", "tfbet.*"]),
+    package_data={"tfbet": ["gin/**/*.gin"]},
+    ext_modules=[ops_library],
+    cmdclass={"build_ext": BuildTfOp},
+    install_requires=requirements,
+    python_requires=">=3.10",
+)

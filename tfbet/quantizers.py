@@ -1,0 +1,79 @@
+"""BitErrorQuantizer: fake quantization with bit errors injected in the integer domain.
+
+Implements the tfmot ``Quantizer`` interface. For every quantized tensor it owns
+
+* ``flip``, ``set``, ``clear``: uint8 error masks, ``v' = ((v ^ flip) | set) & ~clear``
+  (DESIGN §3); all zero means the clean quantized weights, bit for bit;
+* ``range``: [q_min, q_max] used when the range does not come from the tensor itself
+  (a global scheme, or a loaded memory image);
+* ``codes`` and ``frozen``: a memory image loaded by ``tfbet.memory.import_image``; while
+  ``frozen`` is true the stored codes replace the quantized float weights, so an exported model is
+  reproduced exactly.
+
+The forward pass uses the dequantized (perturbed) weights; the gradient passes straight through to
+the float weights (QAT, Fig. 5).
+"""
+import tensorflow as tf
+
+from tfbet import ops
+from tfbet import quantization
+from tfbet.compat import keras
+from tfbet.compat import tfmot
+
+MASK_NAMES = ("flip", "set", "clear")
+
+
+@keras.utils.register_keras_serializable(package="tfbet")
+class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
+  """Quantizes one weight tensor with ``scheme`` and applies its bit error masks."""
+
+  def __init__(self, scheme="rquant"):
+    if isinstance(scheme, dict):
+      scheme = quantization.QuantizationScheme.from_dict(scheme)
+    self.scheme = quantization.get_scheme(scheme)
+
+  def build(self, tensor_shape, name, layer):
+    def add(suffix, shape, dtype, initializer):
+      return layer.add_weight(
+          f"{name}_{suffix}", shape=shape, dtype=dtype, initializer=initializer,
+          trainable=False)
+    weights = {mask: add(mask, tensor_shape, tf.uint8, keras.initializers.Zeros())
+               for mask in MASK_NAMES}
+    weights["range"] = add("range", (2,), tf.float32, keras.initializers.Constant([-1.0, 1.0]))
+    weights["codes"] = add("codes", tensor_shape, tf.uint8, keras.initializers.Zeros())
+    weights["frozen"] = add("frozen", (), tf.bool, keras.initializers.Zeros())
+    return weights
+
+  def quantized_range(self, inputs, weights):
+    """The (q_min, q_max) this tensor is quantized with right now."""
+    if not self.scheme.per_tensor:
+      return weights["range"][0], weights["range"][1]
+    q_min, q_max = quantization.tensor_range(inputs, self.scheme)
+    frozen = weights["frozen"]
+    return (tf.where(frozen, weights["range"][0], q_min),
+            tf.where(frozen, weights["range"][1], q_max))
+
+  def clean_codes(self, inputs, weights):
+    """The codes written to memory before any bit error."""
+    q_min, q_max = self.quantized_range(inputs, weights)
+    codes = quantization.quantize(inputs, q_min, q_max, self.scheme)
+    return tf.where(weights["frozen"], weights["codes"], codes), q_min, q_max
+
+  def __call__(self, inputs, training, weights, **kwargs):
+    codes, q_min, q_max = self.clean_codes(inputs, weights)
+    codes = ops.apply_bit_errors(codes, weights["flip"], weights["set"], weights["clear"])
+    return quantization.straight_through(
+        inputs, quantization.dequantize(codes, q_min, q_max, self.scheme))
+
+  def get_config(self):
+    return {"scheme": self.scheme.to_dict()}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+  def __eq__(self, other):
+    return isinstance(other, BitErrorQuantizer) and self.scheme == other.scheme
+
+  def __ne__(self, other):
+    return not self.__eq__(other)
