@@ -106,12 +106,11 @@ def _real_levels(w, q_min, q_max, scheme):
   w = tf.cast(w, tf.float64)
   q_min = tf.cast(q_min, tf.float64)
   q_max = tf.cast(q_max, tf.float64)
+  levels = max(scheme.levels, 1)
   if scheme.asymmetric:
     width = tf.maximum(q_max - q_min, _MIN_WIDTH)
-    normalized = (w - q_min) / width * 2.0 - 1.0
-  else:
-    normalized = w / tf.maximum(q_max, _MIN_WIDTH / 2)
-  return normalized * max(scheme.levels, 1)
+    return ((w - q_min) / width * 2.0 - 1.0) * levels
+  return w / (tf.maximum(q_max, _MIN_WIDTH / 2) / levels)  # w / Delta, Eq. (1)
 
 
 def quantize(weights, q_min, q_max, scheme):
@@ -163,10 +162,16 @@ def dequantize(codes, q_min, q_max, scheme):
   return tf.cast(w, tf.float32)
 
 
+@tf.custom_gradient
+def _straight_through(weights, quantized):
+  del weights
+  return tf.identity(quantized), lambda upstream: (upstream, None)
+
+
 def straight_through(weights, quantized):
-  """Forward: ``quantized``; backward: identity to ``weights`` (STE for QAT)."""
+  """Forward: exactly ``quantized``; backward: identity to ``weights`` (STE for QAT)."""
   weights = tf.convert_to_tensor(weights)
-  return weights + tf.stop_gradient(tf.cast(quantized, weights.dtype) - weights)
+  return _straight_through(weights, tf.cast(quantized, weights.dtype))
 
 
 def fake_quantize(weights, scheme, q_min=None, q_max=None):

@@ -34,9 +34,11 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
 
   def build(self, tensor_shape, name, layer):
     def add(suffix, shape, dtype, initializer):
+      # Per-replica copies: every replica writes the same values (same seeds), no sync needed.
       return layer.add_weight(
           f"{name}_{suffix}", shape=shape, dtype=dtype, initializer=initializer,
-          trainable=False)
+          trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+          aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     weights = {mask: add(mask, tensor_shape, tf.uint8, keras.initializers.Zeros())
                for mask in MASK_NAMES}
     weights["range"] = add("range", (2,), tf.float32, keras.initializers.Constant([-1.0, 1.0]))
