@@ -1,0 +1,43 @@
+"""Gin set-up shared by the binaries: search path, parsing, saving the operative config."""
+import os
+
+import gin
+import tensorflow as tf
+
+# The configs shipped with the repository (gin/ next to the package in a checkout) and with an
+# installed package (tfbet/gin_configs, copied there by setup.py when present).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_SEARCH_PATHS = (
+    os.path.join(os.path.dirname(_PACKAGE_DIR), "gin"),
+    os.path.join(_PACKAGE_DIR, "gin_configs"),
+)
+
+
+def gin_dir():
+  """The directory of the shipped gin configs."""
+  for path in GIN_SEARCH_PATHS:
+    if os.path.isdir(path):
+      return path
+  raise FileNotFoundError(f"no gin config directory found in {GIN_SEARCH_PATHS}")
+
+
+def parse(gin_files=(), gin_params=(), finalize=True):
+  """Parses config files (paths, or paths relative to the shipped gin/ dir) and bindings.
+
+  Unknown configurables or parameters fail with gin's own error message.
+  """
+  for path in GIN_SEARCH_PATHS:
+    if os.path.isdir(path) and path not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
+      gin.add_config_file_search_path(path)
+  gin.parse_config_files_and_bindings(list(gin_files or ()), list(gin_params or ()),
+                                      finalize_config=finalize)
+
+
+def save_operative_config(directory, name="operative_config.gin"):
+  """Writes the bindings actually used so far next to checkpoints (like ddsp)."""
+  tf.io.gfile.makedirs(directory)
+  path = os.path.join(directory, name)
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    f.write(gin.operative_config_str())
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+  return path

@@ -1,0 +1,200 @@
+"""The training job behind ``bin/train``: data, model, quantization, method, checkpoints.
+
+Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``). The job
+
+* builds the model, wraps it with ``quantize_model`` and a ``BitErrorTrainer``;
+* trains epoch by epoch; the batches of epoch e are a pure function of (data seed, e) and the
+  bit errors of step t of (trainer seed, t), so a job resumed from its last checkpoint continues
+  exactly like an uninterrupted one;
+* checkpoints after every epoch (``tf.train.CheckpointManager``: data files first, then the
+  index, so a kill never leaves a half-written "latest" checkpoint), writes TensorBoard logs and
+  the operative gin config, and exports the final model (``model.keras``) and its memory image
+  (``memory.npz``) plus ``result.json`` with the clean test error.
+"""
+import json
+import os
+import time
+
+from absl import logging
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tfbet import chips
+from tfbet import constraints
+from tfbet import data as data_lib
+from tfbet import memory
+from tfbet import models
+from tfbet import quantization
+from tfbet import quantize_configs
+from tfbet import training
+from tfbet.cli import gin_utils
+from tfbet.compat import keras
+
+STRATEGIES = (None, "mirrored", "multi_worker")
+
+
+def make_strategy(name):
+  """None (default), "mirrored" (all local devices) or "multi_worker" (TF_CONFIG cluster)."""
+  if name is None or name == "none":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise ValueError(f"distribute must be one of {STRATEGIES}, got {name!r}")
+
+
+@gin.configurable
+def pattern_chip(kind="random", seed=0, path=None):
+  """The fixed error pattern of PATTBET: a random chip (seed) or a chip file (path)."""
+  if kind == "random":
+    return chips.RandomChip(seed)
+  if kind == "profiled":
+    if path is None:
+      raise ValueError("pattern_chip.path is required for kind='profiled'")
+    return chips.ProfiledChip.load(path, seed=seed)
+  raise ValueError(f"pattern_chip.kind must be 'random' or 'profiled', got {kind!r}")
+
+
+def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, label_smoothing,
+                  weight_decay, learning_rate, momentum, nesterov, total_steps,
+                  pattern_condition):
+  """Model -> clipped -> quantized -> BitErrorTrainer, compiled with the paper's optimizer."""
+  kernel_constraint = constraints.WeightClip(w_max) if w_max is not None else None
+  model = models.get_model(num_classes=data.num_classes, input_shape=data.input_shape,
+                           kernel_constraint=kernel_constraint, seed=seed)
+  qmodel = quantize_configs.quantize_model(model, scheme)
+  updates_per_step = 2 if method == "alternating" else 1
+  trainer = training.BitErrorTrainer(
+      qmodel, method=method, rate=rate, loss_threshold=loss_threshold, seed=seed,
+      weight_decay=weight_decay, label_smoothing=label_smoothing,
+      pattern=pattern_chip() if method == "pattbet" else None,
+      pattern_condition=pattern_condition,
+      curriculum_steps=max(1, total_steps // 2) if method == "curricular" else None)
+  trainer.compile(optimizer=training.paper_optimizer(
+      total_steps * updates_per_step, learning_rate, momentum, nesterov))
+  return trainer
+
+
+class _EpochCheckpoint(keras.callbacks.Callback):
+  """Saves a checkpoint (and the epoch reached) at the end of every epoch."""
+
+  def __init__(self, manager, epoch_var):
+    super().__init__()
+    self.manager = manager
+    self.epoch_var = epoch_var
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.epoch_var.assign(epoch + 1)
+    path = self.manager.save(checkpoint_number=epoch + 1)
+    logging.info("epoch %d: checkpoint %s", epoch + 1, path)
+
+
+@gin.configurable
+def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_max=None,
+          method="clean", rate=0.0, loss_threshold=1.75, pattern_condition=None, seed=0,
+          label_smoothing=0.0, weight_decay=5e-4, learning_rate=0.05, momentum=0.9,
+          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1):
+  """Trains one model; see the module docstring. Returns the result dict.
+
+  Args:
+    output_dir: where checkpoints, logs, the operative config and the final model go.
+    epochs: number of epochs (paper: 100 on MNIST, 250 on CIFAR).
+    scheme, precision: quantization preset (tfbet.quantization.PRESETS) and bits m.
+    w_max: weight clipping bound (CLIPPING / RANDBET_w_max), None for no clipping.
+    method: tfbet.training.METHODS ("clean", "randbet", "pattbet", "curricular",
+      "alternating").
+    rate: bit error rate p during training (RANDBET).
+    loss_threshold: inject bit errors once the clean loss is below this (App. F: 1.75).
+    pattern_condition: PATTBET rate (random chip) or voltage (profiled chip).
+    seed: seed of initialization and bit errors (the data seed is load_data.seed).
+    label_smoothing: label smoothing of the cross-entropy (Tab. 2).
+    weight_decay, learning_rate, momentum, nesterov: SGD of App. F.
+    distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
+    evaluate_every_epoch: clean test error after each epoch.
+    verbose: Keras progress output (0, 1 or 2).
+  """
+  if not isinstance(epochs, int) or epochs < 1:
+    raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+  tf.io.gfile.makedirs(output_dir)
+  keras.utils.set_random_seed(seed)
+  tf.config.experimental.enable_op_determinism()
+  data = data_lib.load_data()
+  total_steps = data.steps_per_epoch * epochs
+  scheme_obj = quantization.get_scheme(scheme, precision)
+  strategy = make_strategy(distribute)
+  with strategy.scope():
+    trainer = build_trainer(
+        data, scheme=scheme_obj, w_max=w_max, method=method, rate=rate,
+        loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
+        weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
+        nesterov=nesterov, total_steps=total_steps, pattern_condition=pattern_condition)
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
+                                     epoch=epoch_var)
+  manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+                                       max_to_keep=2)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(epoch_var))
+  gin_utils.save_operative_config(output_dir)
+  start_epoch = int(epoch_var.numpy())
+  callbacks = [
+      _EpochCheckpoint(manager, epoch_var),
+      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
+  ]
+  started = time.time()
+  history = {}
+  for epoch in range(start_epoch, epochs):
+    # One fit call per epoch, so each epoch gets its own (seed, epoch)-determined batches.
+    result = trainer.fit(
+        data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
+        validation_data=data.test_dataset() if evaluate_every_epoch else None,
+        callbacks=callbacks, verbose=verbose)
+    for key, values in result.history.items():
+      history.setdefault(key, []).extend(float(v) for v in values)
+  gin_utils.save_operative_config(output_dir)
+  return export(trainer, data, output_dir, history=history, seconds=time.time() - started)
+
+
+def export(trainer, data, output_dir, history=None, seconds=None):
+  """Writes model.keras, memory.npz and result.json for the trained quantized model."""
+  qmodel = trainer.model
+  mem = memory.layout(qmodel)
+  memory.clear_masks(mem)
+  memory.update_global_range(mem)
+  model_path = os.path.join(output_dir, "model.keras")
+  with quantize_configs.quantize_scope():
+    qmodel.save(model_path + ".tmp.keras")
+  tf.io.gfile.rename(model_path + ".tmp.keras", model_path, overwrite=True)
+  memory.export_image(qmodel, os.path.join(output_dir, "memory.npz"))
+  evaluation = trainer.evaluate(data.test_dataset(), verbose=0, return_dict=True)
+  result = {
+      "test_error": float(evaluation["error"]),
+      "test_loss": float(evaluation["loss"]),
+      "num_weights": mem.num_weights,
+      "scheme": mem.scheme.to_dict(),
+      "history": history or {},
+      "train_seconds": seconds,
+  }
+  with tf.io.gfile.GFile(os.path.join(output_dir, "result.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
+               mem.num_weights, output_dir)
+  return result
+
+
+def load_model(path):
+  """Loads a model saved by ``bin/train`` (model.keras)."""
+  with quantize_configs.quantize_scope():
+    return keras.models.load_model(path, compile=False)
+
+
+def weights_digest(model):
+  """A digest of all weights, to compare runs bit for bit."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  h = hashlib.sha256()
+  for w in model.get_weights():
+    h.update(np.ascontiguousarray(w).tobytes())
+  return h.hexdigest()
