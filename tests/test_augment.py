@@ -1,0 +1,293 @@
+"""Tests of tfbet.augment against numpy references written here."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfbet import augment  # noqa: E402
+
+FILL = np.array([11, 22, 33], np.uint8)
+
+
+@pytest.fixture(name="image")
+def fixture_image():
+  return np.random.default_rng(7).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+
+
+def _seed(a, b=0):
+  return tf.constant([a, b], tf.int64)
+
+
+def _shift_reference(image, dy, dx, fill):
+  """out[y, x] = image[y - dy, x - dx], fill outside."""
+  h, w, _ = image.shape
+  out = np.empty_like(image)
+  out[:] = fill
+  for y in range(h):
+    for x in range(w):
+      if 0 <= y - dy < h and 0 <= x - dx < w:
+        out[y, x] = image[y - dy, x - dx]
+  return out
+
+
+def test_cifar10_policy_has_25_sub_policies_of_two_valid_operations():
+  assert len(augment.CIFAR10_POLICY) == 25
+  for sub_policy in augment.CIFAR10_POLICY:
+    assert len(sub_policy) == 2
+    for name, probability, level in sub_policy:
+      assert name in augment.OP_NAMES
+      assert 0.0 <= probability <= 1.0
+      assert level in range(10)
+  used = {name for sub in augment.CIFAR10_POLICY for name, _, _ in sub}
+  assert used == set(augment.OP_NAMES) - {"ShearX"}
+  assert len(augment.OP_NAMES) == 14
+
+
+def test_invert_solarize_posterize_match_numpy(image):
+  t = tf.constant(image)
+  np.testing.assert_array_equal(augment.invert(t).numpy(), 255 - image)
+  for threshold in (0.0, 100.0, 227.56, 256.0):
+    expected = np.where(image < threshold, image, 255 - image)
+    np.testing.assert_array_equal(augment.solarize(t, threshold).numpy(), expected)
+  for bits in range(1, 9):
+    expected = (image // 2 ** (8 - bits)) * 2 ** (8 - bits)
+    np.testing.assert_array_equal(augment.posterize(t, bits).numpy(), expected)
+
+
+def test_magnitude_levels_map_to_the_autoaugment_ranges():
+  shape = (32, 32, 3)
+  bits = [int(augment.level_to_argument("Posterize", lv, 1.0, shape)) for lv in range(10)]
+  assert bits == [8, 8, 7, 7, 6, 6, 5, 5, 4, 4]
+  thresholds = [float(augment.level_to_argument("Solarize", lv, 1.0, shape)) for lv in range(10)]
+  np.testing.assert_allclose(thresholds, np.linspace(256, 0, 10), rtol=1e-6)
+  assert float(augment.level_to_argument("Rotate", 9, -1.0, shape)) == pytest.approx(-30.0)
+  assert float(augment.level_to_argument("ShearY", 9, 1.0, shape)) == pytest.approx(0.3)
+  assert float(augment.level_to_argument("TranslateX", 9, 1.0, shape)) == pytest.approx(
+      150 / 331 * 32, rel=1e-6)
+  assert float(augment.level_to_argument("Color", 9, -1.0, shape)) == pytest.approx(0.1)
+  assert float(augment.level_to_argument("Sharpness", 0, 1.0, shape)) == pytest.approx(1.0)
+  assert augment.level_to_argument("Equalize", 5, 1.0, shape) is None
+
+
+def test_translations_shift_content_and_fill_with_the_given_colour(image):
+  t = tf.constant(image)
+  np.testing.assert_array_equal(augment.translate_x(t, 3, FILL).numpy(),
+                                _shift_reference(image, 0, 3, FILL))
+  np.testing.assert_array_equal(augment.translate_x(t, -4, FILL).numpy(),
+                                _shift_reference(image, 0, -4, FILL))
+  np.testing.assert_array_equal(augment.translate_y(t, 5, FILL).numpy(),
+                                _shift_reference(image, 5, 0, FILL))
+
+
+def test_rotation_by_90_degrees_is_numpy_rot90_and_by_0_is_identity():
+  square = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+  t = tf.constant(square)
+  np.testing.assert_array_equal(augment.rotate(t, 90.0, FILL).numpy(), np.rot90(square))
+  np.testing.assert_array_equal(augment.rotate(t, -90.0, FILL).numpy(), np.rot90(square, -1))
+  np.testing.assert_array_equal(augment.rotate(t, 0.0, FILL).numpy(), square)
+
+
+def test_shear_matches_a_numpy_nearest_neighbour_reference(image):
+  h, w, _ = image.shape
+  cy, cx = np.float32((h - 1) / 2), np.float32((w - 1) / 2)
+  for shear in (0.3, -0.2):
+    s = np.float32(shear)
+    expected_x = np.empty_like(image)
+    expected_y = np.empty_like(image)
+    for y in range(h):
+      for x in range(w):
+        sx = int(np.round(np.float32(x) + s * (np.float32(y) - cy)))
+        expected_x[y, x] = image[y, sx] if 0 <= sx < w else FILL
+        sy = int(np.round(np.float32(y) + s * (np.float32(x) - cx)))
+        expected_y[y, x] = image[sy, x] if 0 <= sy < h else FILL
+    np.testing.assert_array_equal(augment.shear_x(tf.constant(image), shear, FILL).numpy(),
+                                  expected_x)
+    np.testing.assert_array_equal(augment.shear_y(tf.constant(image), shear, FILL).numpy(),
+                                  expected_y)
+
+
+def test_auto_contrast_stretches_each_channel_to_full_range():
+  image = np.random.default_rng(2).integers(40, 200, (6, 5, 3), dtype=np.uint8)
+  image[..., 2] = 90  # a flat channel stays as it is
+  expected = image.astype(np.float32)
+  for c in range(2):
+    lo, hi = expected[..., c].min(), expected[..., c].max()
+    expected[..., c] = np.round((expected[..., c] - lo) * (np.float32(255.0) / (hi - lo)))
+  result = augment.auto_contrast(tf.constant(image)).numpy()
+  np.testing.assert_array_equal(result, expected.astype(np.uint8))
+  assert result[..., :2].min() == 0 and result[..., :2].max() == 255
+
+
+def _equalize_reference(image):
+  out = image.copy()
+  for c in range(image.shape[-1]):
+    hist = np.bincount(image[..., c].ravel(), minlength=256)
+    used = np.flatnonzero(hist)
+    if len(used) < 2:
+      continue
+    step = (hist.sum() - hist[used[-1]]) // 256
+    if step == 0:
+      continue
+    lut, n = [], step // 2
+    for i in range(256):
+      lut.append(min(n // step, 255))
+      n += hist[i]
+    out[..., c] = np.array(lut, np.uint8)[image[..., c]]
+  return out
+
+
+def test_equalize_matches_a_numpy_histogram_equalization():
+  rng = np.random.default_rng(3)
+  image = np.clip(rng.normal(100, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+  image[..., 1] = 17  # single level: unchanged
+  np.testing.assert_array_equal(augment.equalize(tf.constant(image)).numpy(),
+                                _equalize_reference(image))
+
+
+def test_enhancements_blend_towards_their_degenerate_image(image):
+  t = tf.constant(image)
+  np.testing.assert_array_equal(augment.brightness(t, 0.5).numpy(),
+                                np.clip(np.round(image * 0.5), 0, 255).astype(np.uint8))
+  np.testing.assert_array_equal(augment.brightness(t, 1.9).numpy(),
+                                np.clip(np.round(image * np.float32(1.9)), 0, 255))
+  for op in (augment.contrast, augment.color, augment.brightness, augment.sharpness):
+    np.testing.assert_array_equal(op(t, 1.0).numpy(), image)
+  luma = np.round(image.astype(np.float64) @ [0.299, 0.587, 0.114])
+  np.testing.assert_array_equal(augment.contrast(t, 0.0).numpy(),
+                                np.full(image.shape, np.round(luma.mean()), np.uint8))
+  np.testing.assert_array_equal(augment.color(t, 0.0).numpy(),
+                                np.repeat(luma[..., None], 3, axis=-1).astype(np.uint8))
+  gray = tf.constant(image[..., :1])
+  np.testing.assert_array_equal(augment.color(gray, 0.0).numpy(), image[..., :1])
+
+
+def test_sharpness_degenerate_is_the_13_weight_smoothing_inside_the_border(image):
+  x = image.astype(np.float64)
+  smooth = x.copy()
+  for y in range(1, x.shape[0] - 1):
+    for c in range(1, x.shape[1] - 1):
+      window = x[y - 1:y + 2, c - 1:c + 2]
+      smooth[y, c] = np.round((window.sum(axis=(0, 1)) + 4 * x[y, c]) / 13.0)
+  np.testing.assert_array_equal(augment.sharpness(tf.constant(image), 0.0).numpy(),
+                                smooth.astype(np.uint8))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_operation_keeps_shape_dtype_and_range(channels):
+  image = np.random.default_rng(4).integers(0, 256, (9, 7, channels), dtype=np.uint8)
+  for name in augment.OP_NAMES:
+    for level in (0, 4, 9):
+      for sign in (-1.0, 1.0):
+        out = augment.apply_op(tf.constant(image), name, level, sign, FILL[:channels])
+        assert out.dtype == tf.uint8 and out.shape == image.shape, name
+
+
+def test_crop_with_padding_matches_numpy_pad_and_slice(image):
+  padding = 4
+  padded = np.empty((image.shape[0] + 8, image.shape[1] + 8, 3), np.uint8)
+  padded[:] = FILL
+  padded[4:-4, 4:-4] = image
+  for oy, ox in ((0, 0), (4, 4), (8, 1), (3, 7)):
+    expected = padded[oy:oy + image.shape[0], ox:ox + image.shape[1]]
+    np.testing.assert_array_equal(
+        augment.crop_with_padding(tf.constant(image), padding, oy, ox, FILL).numpy(), expected)
+
+
+def test_random_crop_uses_every_offset_and_is_one_of_the_candidates(image):
+  padding = 1
+  padded = np.empty((image.shape[0] + 2, image.shape[1] + 2, 3), np.uint8)
+  padded[:] = FILL
+  padded[1:-1, 1:-1] = image
+  seen = set()
+  for s in range(60):
+    out = augment.random_crop_with_padding(tf.constant(image), padding, _seed(s), FILL).numpy()
+    matches = [(oy, ox) for oy in range(3) for ox in range(3)
+               if np.array_equal(out, padded[oy:oy + 12, ox:ox + 10])]
+    assert len(matches) == 1
+    seen.add(matches[0])
+  assert len(seen) == 9
+
+
+def test_random_flip_mirrors_about_half_of_the_time(image):
+  flips = 0
+  for s in range(40):
+    out = augment.random_flip_left_right(tf.constant(image), _seed(s)).numpy()
+    if np.array_equal(out, image[:, ::-1]):
+      flips += 1
+    else:
+      np.testing.assert_array_equal(out, image)
+  assert 8 <= flips <= 32
+
+
+def test_cutout_sets_a_16_square_to_the_mean_colour():
+  image = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
+  mean = np.array([0.49, 0.48, 0.45], np.float32)
+  out = augment.cutout(tf.constant(image), 16, 20, 9, mean).numpy()
+  expected = image.copy()
+  expected[12:28, 1:17] = mean
+  np.testing.assert_array_equal(out, expected)
+  # Clipped at the border: centre (2, 30) keeps rows 0..9, cols 22..31.
+  out = augment.cutout(tf.constant(image), 16, 2, 30, mean).numpy()
+  expected = image.copy()
+  expected[0:10, 22:32] = mean
+  np.testing.assert_array_equal(out, expected)
+
+
+def test_random_cutout_is_the_cutout_at_one_centre():
+  image = np.random.default_rng(6).random((10, 12, 1)).astype(np.float32) + 1.0
+  fill = np.array([0.25], np.float32)
+  for s in range(5):
+    out = augment.random_cutout(tf.constant(image), 4, _seed(s), fill).numpy()
+    matches = []
+    for cy in range(10):
+      for cx in range(12):
+        expected = image.copy()
+        expected[max(cy - 2, 0):cy + 2, max(cx - 2, 0):cx + 2] = fill
+        if np.array_equal(out, expected):
+          matches.append((cy, cx))
+    assert len(matches) == 1
+
+
+def test_autoaugment_is_deterministic_under_the_same_seed(image):
+  t = tf.constant(image)
+  outputs = [augment.autoaugment(t, _seed(s), FILL).numpy() for s in range(12)]
+  again = [augment.autoaugment(t, _seed(s), FILL).numpy() for s in range(12)]
+  for a, b in zip(outputs, again):
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.uint8 and a.shape == image.shape
+  assert len({o.tobytes() for o in outputs}) > 3
+
+
+def test_autoaugment_applies_each_operation_with_its_probability(image):
+  t = tf.constant(image)
+  always_once = ((("Invert", 1.0, 0), ("Invert", 0.0, 0)),)
+  always_twice = ((("Invert", 1.0, 0), ("Invert", 1.0, 0)),)
+  for s in range(5):
+    np.testing.assert_array_equal(
+        augment.autoaugment(t, _seed(s), FILL, policy=always_once).numpy(), 255 - image)
+    np.testing.assert_array_equal(
+        augment.autoaugment(t, _seed(s), FILL, policy=always_twice).numpy(), image)
+  with pytest.raises(ValueError, match="operation"):
+    augment.autoaugment(t, _seed(0), FILL, policy=((("Blur", 1.0, 0), ("Invert", 1.0, 0)),))
+  with pytest.raises(ValueError, match="probability"):
+    augment.autoaugment(t, _seed(0), FILL, policy=((("Invert", 1.5, 0), ("Invert", 1.0, 0)),))
+
+
+def test_augment_image_with_every_stage_off_only_scales(image):
+  out = augment.augment_image(tf.constant(image), _seed(3), augment.NO_AUGMENTATION,
+                              (0.5, 0.5, 0.5))
+  np.testing.assert_array_equal(out.numpy(), image.astype(np.float32) / 255.0)
+
+
+def test_augmentation_rejects_bad_settings():
+  with pytest.raises(ValueError, match="crop_padding"):
+    augment.Augmentation(crop_padding=-1)
+  with pytest.raises(ValueError, match="cutout_size"):
+    augment.Augmentation(cutout_size=2.5)
+  with pytest.raises(TypeError, match="flip"):
+    augment.Augmentation(flip=1)
+  assert augment.CIFAR_AUGMENTATION == augment.Augmentation(4, True, True, 16)
+  assert not augment.NO_AUGMENTATION.enabled

@@ -1,0 +1,595 @@
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100: loading and the input pipeline.
+
+Arrays come from the original files on disk (IDX for MNIST / Fashion-MNIST, the binary or the
+python batches for CIFAR) or, for users who are online, from tensorflow-datasets; both give
+uint8 NHWC images and int64 labels and feed the same pipeline.
+
+The pipeline scales to [0, 1] and whitens per channel with statistics of the training set
+(App. F, also used on MNIST, DESIGN 5). Training batches are augmented (App. F, see
+tfbet.augment) and shuffled. The training data of epoch e is a pure function of (seed, e): the
+order is a Philox permutation keyed by (seed, e) and every example's augmentation uses a
+stateless seed folded from (seed, e, index of the example), so a run resumed at epoch e sees
+exactly the batches of an uninterrupted run.
+"""
+import codecs
+import dataclasses
+import gzip
+import os
+import pickle
+import struct
+import zlib
+from typing import Optional, Tuple
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tfbet.augment import Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, augment_image
+
+__all__ = [
+    "Augmentation", "CIFAR_AUGMENTATION", "NO_AUGMENTATION", "DATASETS", "DatasetInfo",
+    "DataSplits", "compute_whitening", "default_data_dir", "epoch_permutation", "load_arrays",
+    "load_data", "make_dataset", "parse_idx", "read_cifar_binary", "read_cifar_pickle",
+    "read_idx",
+]
+
+DATA_DIR_ENV = "TFBET_DATA_DIR"
+SOURCES = ("auto", "local", "tfds")
+SPLITS = ("train", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the pipeline and the models need to know about a data set."""
+  name: str
+  num_classes: int
+  input_shape: Tuple[int, int, int]
+  tfds_name: str
+  num_train: int
+  num_test: int
+  default_augmentation: Augmentation
+
+
+DATASETS = {
+    "mnist": DatasetInfo("mnist", 10, (28, 28, 1), "mnist", 60000, 10000, NO_AUGMENTATION),
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, (28, 28, 1), "fashion_mnist", 60000,
+                                 10000, NO_AUGMENTATION),
+    "cifar10": DatasetInfo("cifar10", 10, (32, 32, 3), "cifar10", 50000, 10000,
+                           CIFAR_AUGMENTATION),
+    "cifar100": DatasetInfo("cifar100", 100, (32, 32, 3), "cifar100", 50000, 10000,
+                            CIFAR_AUGMENTATION),
+}
+
+
+def _dataset_info(name: str) -> DatasetInfo:
+  if name not in DATASETS:
+    raise ValueError(f"name must be one of {tuple(DATASETS)}, got {name!r}.")
+  return DATASETS[name]
+
+
+def default_data_dir() -> str:
+  """$TFBET_DATA_DIR, else <repository root>/../shared/data (where the project keeps data)."""
+  from_env = os.environ.get(DATA_DIR_ENV)
+  if from_env:
+    return from_env
+  return os.path.normpath(
+      os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
+
+
+# ----------------------------------------------------------------------------- IDX files
+
+# IDX type codes (third magic byte) -> numpy dtype; multi-byte types are big-endian.
+_IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
+  """Decodes an (uncompressed) IDX file: magic 0 0 <type> <ndim>, ndim big-endian uint32 dims."""
+  if len(data) < 4:
+    raise ValueError(f"{source}: not an IDX file, {len(data)} bytes is shorter than the magic.")
+  zero_a, zero_b, type_code, ndim = data[:4]
+  if zero_a != 0 or zero_b != 0 or type_code not in _IDX_DTYPES or ndim == 0:
+    raise ValueError(f"{source}: not an IDX file, magic {data[:4].hex()} (expected 0000tt0n "
+                     f"with type tt in {sorted(hex(t) for t in _IDX_DTYPES)}, n >= 1).")
+  header = 4 + 4 * ndim
+  if len(data) < header:
+    raise ValueError(f"{source}: truncated IDX header, {len(data)} of {header} bytes.")
+  dims = struct.unpack(f">{ndim}I", data[4:header])
+  dtype = _IDX_DTYPES[type_code]
+  expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+  if len(data) - header != expected:
+    what = "truncated" if len(data) - header < expected else "has trailing bytes"
+    raise ValueError(f"{source}: IDX file {what}: dims {dims} need {expected} data bytes, "
+                     f"found {len(data) - header}.")
+  return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _read_maybe_gzip(path: str) -> bytes:
+  """File contents, gunzipped when the file starts with the gzip magic (whatever its name)."""
+  with open(path, "rb") as f:
+    data = f.read()
+  if data[:2] != b"\x1f\x8b":
+    return data
+  try:
+    return gzip.decompress(data)
+  except (EOFError, OSError, zlib.error) as e:
+    raise ValueError(f"{path}: corrupt or truncated gzip data ({e}).") from e
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads an IDX file, gzipped or not."""
+  return parse_idx(_read_maybe_gzip(path), source=path)
+
+
+def _find_file(directory: str, names) -> Optional[str]:
+  for name in names:
+    path = os.path.join(directory, name)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _mnist_dir(data_dir: str, info: DatasetInfo) -> Optional[str]:
+  directory = os.path.join(data_dir, info.name)
+  return directory if os.path.isdir(directory) else None
+
+
+def _load_mnist_local(directory: str, info: DatasetInfo, split: str):
+  prefix = "train" if split == "train" else "t10k"
+  found = {}
+  for kind, idx in (("images", "idx3"), ("labels", "idx1")):
+    stem = f"{prefix}-{kind}-{idx}-ubyte"
+    names = (stem + ".gz", stem, f"{prefix}-{kind}.{idx}-ubyte.gz", f"{prefix}-{kind}.{idx}-ubyte")
+    found[kind] = _find_file(directory, names)
+    if found[kind] is None:
+      raise FileNotFoundError(f"{info.name} {split}: none of {names} in {directory}.")
+  images, labels = read_idx(found["images"]), read_idx(found["labels"])
+  height, width, _ = info.input_shape
+  if images.dtype != np.uint8 or images.shape[1:] != (height, width):
+    raise ValueError(f"{found['images']}: expected uint8 images of shape [n, {height}, {width}], "
+                     f"got {images.dtype} {images.shape}.")
+  if labels.dtype != np.uint8 or labels.ndim != 1:
+    raise ValueError(f"{found['labels']}: expected a uint8 vector of labels, "
+                     f"got {labels.dtype} {labels.shape}.")
+  if len(images) != len(labels):
+    raise ValueError(f"{info.name} {split}: {len(images)} images but {len(labels)} labels "
+                     f"({found['images']}, {found['labels']}).")
+  return images[..., np.newaxis], labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- CIFAR files
+
+_CIFAR_PIXELS = 32 * 32 * 3
+# Layout of the local CIFAR folders (as unpacked from the official archives).
+_CIFAR_LAYOUTS = {
+    "cifar10": {
+        "binary": ("cifar-10-batches-bin",
+                   {"train": [f"data_batch_{i}.bin" for i in range(1, 6)],
+                    "test": ["test_batch.bin"]}),
+        "python": ("cifar-10-batches-py",
+                   {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}),
+    },
+    "cifar100": {
+        "binary": ("cifar-100-binary", {"train": ["train.bin"], "test": ["test.bin"]}),
+        "python": ("cifar-100-python", {"train": ["train"], "test": ["test"]}),
+    },
+}
+
+
+def _cifar_info(dataset: str) -> DatasetInfo:
+  if dataset not in _CIFAR_LAYOUTS:
+    raise ValueError(f"dataset must be 'cifar10' or 'cifar100', got {dataset!r}.")
+  return DATASETS[dataset]
+
+
+def _check_labels(labels: np.ndarray, num_classes: int, source: str):
+  if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+    raise ValueError(f"{source}: labels must be in [0, {num_classes - 1}], found "
+                     f"[{labels.min()}, {labels.max()}].")
+
+
+def read_cifar_binary(path: str, dataset: str = "cifar10"):
+  """Reads a CIFAR binary batch: records of label byte(s) + 3072 channel-major pixels.
+
+  CIFAR-10 records have one label byte; CIFAR-100 records a coarse and a fine label byte, of
+  which the fine label is returned. Returns (uint8 [n, 32, 32, 3], int64 [n]).
+  """
+  info = _cifar_info(dataset)
+  label_bytes = 1 if dataset == "cifar10" else 2
+  record = label_bytes + _CIFAR_PIXELS
+  with open(path, "rb") as f:
+    data = f.read()
+  if not data or len(data) % record:
+    raise ValueError(f"{path}: a {dataset} binary batch holds whole {record}-byte records, got "
+                     f"{len(data)} bytes (truncated or not a {dataset} file).")
+  records = np.frombuffer(data, np.uint8).reshape(-1, record)
+  labels = records[:, label_bytes - 1].astype(np.int64)
+  _check_labels(labels, info.num_classes, path)
+  images = records[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return np.ascontiguousarray(images), labels
+
+
+class _CifarUnpickler(pickle.Unpickler):
+  """Unpickles only what CIFAR batches hold (numpy arrays, lists), never arbitrary objects."""
+
+  _ALLOWED = {
+      ("numpy", "ndarray"): np.ndarray,
+      ("numpy", "dtype"): np.dtype,
+      ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+      ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+      ("_codecs", "encode"): codecs.encode,  # bytes pickled by Python 3 at protocol 2.
+  }
+
+  def find_class(self, module, name):
+    if (module, name) not in self._ALLOWED:
+      raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch.")
+    return self._ALLOWED[(module, name)]
+
+
+def read_cifar_pickle(path: str, dataset: str = "cifar10"):
+  """Reads a CIFAR python batch: a pickled dict with b'data' [n, 3072] and the labels.
+
+  The labels are b'labels' for CIFAR-10 and b'fine_labels' for CIFAR-100. Returns
+  (uint8 [n, 32, 32, 3], int64 [n]).
+  """
+  info = _cifar_info(dataset)
+  label_key = "labels" if dataset == "cifar10" else "fine_labels"
+  with open(path, "rb") as f:
+    try:
+      batch = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError) as e:
+      raise ValueError(f"{path}: not a readable {dataset} python batch ({e}).") from e
+  if not isinstance(batch, dict):
+    raise ValueError(f"{path}: a {dataset} python batch is a dict, got {type(batch).__name__}.")
+
+  def field(key):
+    for candidate in (key.encode(), key):
+      if candidate in batch:
+        return batch[candidate]
+    raise ValueError(f"{path}: {dataset} python batch has no {key!r} entry "
+                     f"(keys: {sorted(map(str, batch))}).")
+
+  data = np.asarray(field("data"))
+  labels = np.asarray(field(label_key))
+  if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
+    raise ValueError(f"{path}: 'data' must be uint8 [n, {_CIFAR_PIXELS}], "
+                     f"got {data.dtype} {data.shape}.")
+  if labels.ndim != 1 or len(labels) != len(data) or not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"{path}: {label_key!r} must be {len(data)} integers, "
+                     f"got {labels.dtype} {labels.shape}.")
+  labels = labels.astype(np.int64)
+  _check_labels(labels, info.num_classes, path)
+  images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+  return np.ascontiguousarray(images), labels
+
+
+def _cifar_dir(data_dir: str, info: DatasetInfo) -> Optional[Tuple[str, str]]:
+  """(folder, format) of the first local CIFAR layout found, binary preferred."""
+  for root in (data_dir, os.path.join(data_dir, info.name)):
+    for fmt in ("binary", "python"):
+      directory = os.path.join(root, _CIFAR_LAYOUTS[info.name][fmt][0])
+      if os.path.isdir(directory):
+        return directory, fmt
+  return None
+
+
+def _load_cifar_local(directory: str, fmt: str, info: DatasetInfo, split: str):
+  reader = read_cifar_binary if fmt == "binary" else read_cifar_pickle
+  parts = []
+  for name in _CIFAR_LAYOUTS[info.name][fmt][1][split]:
+    path = os.path.join(directory, name)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{info.name} {split}: missing {path}.")
+    parts.append(reader(path, info.name))
+  return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _local_location(data_dir: str, info: DatasetInfo):
+  if info.name in _CIFAR_LAYOUTS:
+    return _cifar_dir(data_dir, info)
+  directory = _mnist_dir(data_dir, info)
+  return None if directory is None else (directory, "idx")
+
+
+def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_dir):
+  """Whole split as numpy through tensorflow-datasets (downloads when online)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  split_spec = split if limit is None else f"{split}[:{limit}]"
+  images, labels = tfds.as_numpy(tfds.load(info.tfds_name, split=split_spec, as_supervised=True,
+                                           batch_size=-1, data_dir=tfds_data_dir))
+  return np.asarray(images, np.uint8), np.asarray(labels, np.int64)
+
+
+def _check_positive_int(value, name, allow_none=False):
+  if value is None and allow_none:
+    return
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+    raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, "
+                     f"got {value!r}.")
+
+
+def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, source: str = "auto",
+                limit: Optional[int] = None, tfds_data_dir: Optional[str] = None):
+  """Images uint8 [n, h, w, c] and labels int64 [n] of one split.
+
+  Args:
+    name: one of DATASETS ('mnist', 'fashion_mnist', 'cifar10', 'cifar100').
+    split: 'train' or 'test'.
+    data_dir: folder with the original files (default: default_data_dir()). MNIST-like data sets
+      are read from <data_dir>/<name>/ (IDX, gzipped or not); CIFAR from
+      <data_dir>[/<name>]/cifar-10-batches-{bin,py} or cifar-100-{binary,python}.
+    source: 'local' (files only), 'tfds' (tensorflow-datasets only) or 'auto' (local files
+      when the data set's folder exists, else tensorflow-datasets).
+    limit: keep only the first `limit` examples (small runs); must not exceed the split.
+    tfds_data_dir: data_dir passed to tfds.load (None: tfds' default).
+  """
+  info = _dataset_info(name)
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+  if source not in SOURCES:
+    raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
+  _check_positive_int(limit, "limit", allow_none=True)
+  data_dir = default_data_dir() if data_dir is None else data_dir
+  location = _local_location(data_dir, info) if source != "tfds" else None
+  if source == "local" and location is None:
+    raise FileNotFoundError(f"no local {name} files under {data_dir} (set data_dir or "
+                            f"${DATA_DIR_ENV}, or use source='tfds').")
+  if location is None:
+    images, labels = _load_tfds(info, split, limit, tfds_data_dir)
+    origin = f"tfds {info.tfds_name} {split}"
+  elif location[1] == "idx":
+    images, labels = _load_mnist_local(location[0], info, split)
+    origin = location[0]
+  else:
+    images, labels = _load_cifar_local(location[0], location[1], info, split)
+    origin = location[0]
+  if images.shape[1:] != info.input_shape or len(images) != len(labels):
+    raise ValueError(f"{origin}: expected images [n, {', '.join(map(str, info.input_shape))}] "
+                     f"and n labels, got {images.shape} and {labels.shape}.")
+  _check_labels(labels, info.num_classes, origin)
+  if limit is not None:
+    if limit > len(images):
+      raise ValueError(f"limit must be <= {len(images)} (size of {name} {split}), got {limit}.")
+    images, labels = images[:limit], labels[:limit]
+  return images, labels
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def _check_images(images, labels):
+  if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+    raise TypeError("images must be a uint8 numpy array [n, height, width, channels], got "
+                    f"{getattr(images, 'dtype', type(images))} {getattr(images, 'shape', '')}.")
+  labels = np.asarray(labels)
+  if labels.shape != images.shape[:1] or not np.issubdtype(labels.dtype, np.integer):
+    raise ValueError(f"labels must be {len(images)} integers, got {labels.dtype} {labels.shape}.")
+  return labels.astype(np.int64)
+
+
+def compute_whitening(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and standard deviation of uint8 images scaled to [0, 1] (float32 [c]).
+
+  Computed exactly from per-channel histograms, so no float copy of the data set is made.
+  """
+  if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+    raise TypeError("images must be a uint8 numpy array [n, height, width, channels].")
+  if images.size == 0:
+    raise ValueError("images must not be empty.")
+  levels = np.arange(256, dtype=np.float64) / 255.0
+  means, stds = [], []
+  for channel in range(images.shape[-1]):
+    counts = np.bincount(images[..., channel].ravel(), minlength=256).astype(np.float64)
+    total = counts.sum()
+    mean = (counts * levels).sum() / total
+    variance = (counts * (levels - mean) ** 2).sum() / total
+    means.append(mean)
+    stds.append(np.sqrt(variance))
+  return np.asarray(means, np.float32), np.asarray(stds, np.float32)
+
+
+def _check_seed(value, name):
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+      0 <= value < 2**63):
+    raise ValueError(f"{name} must be an int in [0, 2**63), got {value!r}.")
+
+
+def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+  """The order of the training examples in epoch `epoch`: a Philox permutation of (seed, epoch)."""
+  _check_seed(seed, "seed")
+  _check_seed(epoch, "epoch")
+  generator = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch])))
+  return generator.permutation(num_examples)
+
+
+def _check_whitening(whitening, channels):
+  if whitening is None:
+    return None
+  try:
+    mean, std = whitening
+  except (TypeError, ValueError) as e:
+    raise TypeError(f"whitening must be a pair (mean, std), got {whitening!r}.") from e
+  mean = np.asarray(mean, np.float32).reshape(-1)
+  std = np.asarray(std, np.float32).reshape(-1)
+  if mean.shape != (channels,) or std.shape != (channels,) or not np.all(std > 0):
+    raise ValueError(f"whitening must be (mean, std) with {channels} values each and std > 0, "
+                     f"got {whitening!r}.")
+  return mean, std
+
+
+def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, training: bool,
+                 seed: Optional[int] = None, epoch: Optional[int] = None,
+                 augment: Optional[Augmentation] = None,
+                 whitening: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                 fill_color: Optional[np.ndarray] = None,
+                 drop_remainder: Optional[bool] = None) -> tf.data.Dataset:
+  """Batched (float32 images, int64 labels) for one pass over the data.
+
+  Training (training=True): the order is epoch_permutation(n, seed, epoch) and `augment` runs
+  with per-example stateless seeds fold_in([seed, epoch], index of the example in `images`), so
+  the result depends only on (data, seed, epoch). Evaluation (training=False): data order, no
+  augmentation.
+
+  Args:
+    images: uint8 [n, height, width, channels].
+    labels: integer [n].
+    batch_size: examples per batch.
+    training: shuffle and augment (True) or not (False).
+    seed, epoch: ints in [0, 2**63); required when training, must be None otherwise.
+    augment: Augmentation to run when training (None: none); must be None when not training.
+    whitening: (mean, std) per channel on the [0, 1] scale, or None to only scale to [0, 1].
+    fill_color: [0, 1] colour of areas emptied by augmentation (App. F: the mean colour).
+      Default: the whitening mean, else the mean colour of `images`.
+    drop_remainder: drop a last, smaller batch. Default: `training`.
+  """
+  labels = _check_images(images, labels)
+  _check_positive_int(batch_size, "batch_size")
+  if augment is not None and not isinstance(augment, Augmentation):
+    raise TypeError(f"augment must be an Augmentation or None, got {augment!r}.")
+  channels = images.shape[-1]
+  whitening = _check_whitening(whitening, channels)
+  drop_remainder = training if drop_remainder is None else bool(drop_remainder)
+  if training:
+    _check_seed(seed, "seed")
+    _check_seed(epoch, "epoch")
+    if drop_remainder and len(images) < batch_size:
+      raise ValueError(f"batch_size must be <= {len(images)} examples when dropping the "
+                       f"remainder, got {batch_size}.")
+  else:
+    if seed is not None or epoch is not None or (augment is not None and augment.enabled):
+      raise ValueError("seed, epoch and augment must be None when training=False "
+                       "(evaluation data is neither shuffled nor augmented).")
+
+  if training:
+    order = epoch_permutation(len(images), seed, epoch)
+    images, labels = images[order], labels[order]
+  else:
+    order = np.arange(len(images))
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels, order.astype(np.int64)))
+  if augment is not None and augment.enabled:
+    if fill_color is None:
+      fill_color = whitening[0] if whitening is not None else compute_whitening(images)[0]
+    fill = np.asarray(fill_color, np.float32).reshape(-1)
+    if fill.shape != (channels,) or not np.all((fill >= 0) & (fill <= 1)):
+      raise ValueError(f"fill_color must be {channels} values in [0, 1], got {fill_color!r}.")
+    epoch_seed = tf.constant([seed, epoch], tf.int64)
+
+    def augment_example(image, label, index):
+      example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, index)
+      return augment_image(image, example_seed, augment, fill), label
+
+    dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    scale = 1.0
+  else:
+    dataset = dataset.map(lambda image, label, index: (image, label))
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    scale = 1.0 / 255.0
+
+  mean, std = whitening if whitening is not None else (np.zeros(channels, np.float32),
+                                                        np.ones(channels, np.float32))
+
+  def normalize(batch_images, batch_labels):
+    values = tf.cast(batch_images, tf.float32) * scale
+    return (values - mean) / std, batch_labels
+
+  dataset = dataset.map(normalize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class DataSplits:
+  """Train and test arrays of a data set with the pipeline settings that go with them.
+
+  Attributes:
+    info: DatasetInfo (num_classes, input_shape, ...).
+    train_images, train_labels, test_images, test_labels: uint8 NHWC / int64 arrays.
+    whitening: (mean, std) float32 [channels] of the training images, or None.
+    augment: Augmentation applied to training batches.
+    batch_size, test_batch_size, seed: pipeline settings.
+  """
+
+  def __init__(self, info: DatasetInfo, train_images, train_labels, test_images, test_labels, *,
+               batch_size: int = 128, test_batch_size: Optional[int] = None, seed: int = 0,
+               augment: Optional[Augmentation] = None, whiten: bool = True):
+    self.info = info
+    self.train_labels = _check_images(train_images, train_labels)
+    self.test_labels = _check_images(test_images, test_labels)
+    self.train_images, self.test_images = train_images, test_images
+    for images in (train_images, test_images):
+      if images.shape[1:] != info.input_shape:
+        raise ValueError(f"images must have shape [n, {info.input_shape}] for {info.name}, "
+                         f"got {images.shape}.")
+    _check_positive_int(batch_size, "batch_size")
+    _check_positive_int(test_batch_size, "test_batch_size", allow_none=True)
+    _check_seed(seed, "seed")
+    self.batch_size = batch_size
+    self.test_batch_size = batch_size if test_batch_size is None else test_batch_size
+    self.seed = seed
+    self.augment = info.default_augmentation if augment is None else augment
+    self.whitening = compute_whitening(train_images) if whiten else None
+    # Emptied areas get the mean colour of the training set even without whitening (App. F).
+    self.fill_color = (self.whitening[0] if self.whitening is not None
+                       else compute_whitening(train_images)[0])
+
+  @property
+  def name(self) -> str:
+    return self.info.name
+
+  @property
+  def num_classes(self) -> int:
+    return self.info.num_classes
+
+  @property
+  def input_shape(self) -> Tuple[int, int, int]:
+    return self.info.input_shape
+
+  @property
+  def steps_per_epoch(self) -> int:
+    """Training batches per epoch (the last partial batch is dropped)."""
+    return len(self.train_images) // self.batch_size
+
+  def train_dataset(self, epoch: int) -> tf.data.Dataset:
+    """Shuffled, augmented, whitened batches of epoch `epoch` (a pure function of seed, epoch)."""
+    return make_dataset(self.train_images, self.train_labels, batch_size=self.batch_size,
+                        training=True, seed=self.seed, epoch=epoch, augment=self.augment,
+                        whitening=self.whitening, fill_color=self.fill_color,
+                        drop_remainder=True)
+
+  def test_dataset(self) -> tf.data.Dataset:
+    """Whitened test batches in file order, the last batch kept."""
+    return make_dataset(self.test_images, self.test_labels, batch_size=self.test_batch_size,
+                        training=False, whitening=self.whitening, drop_remainder=False)
+
+
+@gin.configurable
+def load_data(name: str = gin.REQUIRED, *, batch_size: int = 128,
+              test_batch_size: Optional[int] = None, seed: int = 0,
+              augment: Optional[Augmentation] = None, whiten: bool = True,
+              data_dir: Optional[str] = None, source: str = "auto",
+              tfds_data_dir: Optional[str] = None, train_limit: Optional[int] = None,
+              test_limit: Optional[int] = None) -> DataSplits:
+  """Loads a data set and its pipeline settings (the gin entry point of the data).
+
+  Args:
+    name: 'mnist', 'fashion_mnist', 'cifar10' or 'cifar100'.
+    batch_size: training batch size (paper: 128).
+    test_batch_size: evaluation batch size (default: batch_size).
+    seed: seed of the shuffling and augmentation of every epoch.
+    augment: Augmentation for training; None = the data set's default (CIFAR: App. F's
+      crop + flip + AutoAugment + Cutout; MNIST: none).
+    whiten: per-channel whitening with training-set statistics (App. F).
+    data_dir, source, tfds_data_dir: see load_arrays.
+    train_limit, test_limit: keep only the first n examples of a split (small runs).
+  """
+  info = _dataset_info(name)
+  arrays = {}
+  for split, limit in (("train", train_limit), ("test", test_limit)):
+    arrays[split] = load_arrays(name, split, data_dir=data_dir, source=source, limit=limit,
+                                tfds_data_dir=tfds_data_dir)
+  return DataSplits(info, *arrays["train"], *arrays["test"], batch_size=batch_size,
+                    test_batch_size=test_batch_size, seed=seed, augment=augment, whiten=whiten)
