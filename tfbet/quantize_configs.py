@@ -4,6 +4,7 @@ Weights only: activations stay in floating point (the paper injects errors in st
 Each parameter tensor (kernel, bias, normalization scale and offset) gets its own
 ``BitErrorQuantizer``, so per-tensor schemes quantize weights and biases separately (Sec. 4.1).
 """
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layout_transform
 
 from tfbet import quantization
@@ -148,7 +149,7 @@ def quantize_model(model, scheme="rquant"):
   with quantize_scope():
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
-    if not any(isinstance(l, _tfmot_keras.QuantizeAnnotate) for l in annotated.layers):
+    if not any(isinstance(l, quantize_annotate.QuantizeAnnotate) for l in annotated.layers):
       raise ValueError(f"model {model.name!r} has no layer with trainable parameters to quantize")
     quantized = _tfmot_keras.quantize_apply(annotated, scheme=BitErrorQuantizeScheme())
   quantized._name = model.name  # pylint: disable=protected-access
