@@ -94,7 +94,7 @@ class _ReparameterizedNormalization(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
-class GroupNormalization(_ReparameterizedNormalization):
+class ReparameterizedGroupNormalization(_ReparameterizedNormalization):
   """Group normalization (Wu & He, 2018) with scale 1 + gamma.
 
   Channels are split into ``groups`` consecutive groups; each example is normalized by the mean
@@ -142,7 +142,7 @@ class GroupNormalization(_ReparameterizedNormalization):
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
-class BatchNormalization(_ReparameterizedNormalization):
+class ReparameterizedBatchNormalization(_ReparameterizedNormalization):
   """Batch normalization (Ioffe & Szegedy, 2015) with scale 1 + gamma, for Tab. 10.
 
   In training, normalizes by the batch statistics over all axes but the last and updates the
@@ -233,3 +233,9 @@ class BatchNormalization(_ReparameterizedNormalization):
         "batch_statistics_at_inference": self.batch_statistics_at_inference,
     })
     return config
+
+
+# Short names for users. The classes carry the long names because tfmot deserializes wrapped
+# layers by class name alone, where "BatchNormalization" would mean the Keras layer.
+GroupNormalization = ReparameterizedGroupNormalization
+BatchNormalization = ReparameterizedBatchNormalization

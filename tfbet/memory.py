@@ -13,6 +13,7 @@ Memory image file (``export_image`` / ``import_image``): a NumPy ``.npz`` with
 * ``scheme``: JSON string of the ``QuantizationScheme``; ``format``: "tfbet-memory-image/1".
 """
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -152,16 +153,20 @@ def export_image(model, path):
   """Writes the memory image of ``model`` (see the module docstring) to ``path``."""
   mem = layout(model)
   codes, ranges = memory_contents(mem)
+  buffer = io.BytesIO()  # zip needs a seekable file; GFile paths may be remote
+  np.savez(buffer, codes=codes, ranges=ranges, layout=json.dumps(mem.describe()),
+           scheme=json.dumps(mem.scheme.to_dict()), format=IMAGE_FORMAT)
   with tf.io.gfile.GFile(path, "wb") as f:
-    np.savez(f, codes=codes, ranges=ranges, layout=json.dumps(mem.describe()),
-             scheme=json.dumps(mem.scheme.to_dict()), format=IMAGE_FORMAT)
+    f.write(buffer.getvalue())
   return mem
 
 
 def read_image(path):
   """Reads and validates a memory image file; returns a dict of its fields."""
   try:
-    with tf.io.gfile.GFile(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+    with tf.io.gfile.GFile(path, "rb") as f:
+      content = f.read()
+    with np.load(io.BytesIO(content), allow_pickle=False) as data:
       image = {k: data[k] for k in data.files}
   except (OSError, ValueError, EOFError) as e:
     raise ValueError(f"cannot read memory image {path!r}: {e}") from e

@@ -101,6 +101,9 @@ class BitErrorQuantizeScheme(_tfmot_keras.QuantizeScheme):
 def custom_objects():
   """Everything Keras needs to deserialize a tfbet model."""
   objects = dict(keras.utils.get_custom_objects())
+  # tfmot deserializes wrapped layers by plain class name: add ours without the package prefix.
+  objects.update({name.split(">", 1)[1]: obj for name, obj in list(objects.items())
+                  if name.startswith("tfbet>")})
   objects.update({
       "BitErrorQuantizer": quantizers.BitErrorQuantizer,
       "BitErrorQuantizeConfig": BitErrorQuantizeConfig,

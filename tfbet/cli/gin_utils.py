@@ -1,4 +1,5 @@
 """Gin set-up shared by the binaries: search path, parsing, saving the operative config."""
+import logging
 import os
 
 import gin
@@ -21,6 +22,27 @@ def gin_dir():
   raise FileNotFoundError(f"no gin config directory found in {GIN_SEARCH_PATHS}")
 
 
+class _QuietSearchPathProbes(logging.Filter):
+  """gin logs an ERROR for every search path prefix it tries before the one that exists."""
+
+  def filter(self, record):
+    return not str(record.getMessage()).startswith("Path not found:")
+
+
+logging.getLogger().addFilter(_QuietSearchPathProbes())
+
+
+def resolve(path):
+  """``path`` as given if it exists, else relative to the shipped gin/ directory."""
+  if os.path.exists(path):
+    return path
+  for root in GIN_SEARCH_PATHS:
+    candidate = os.path.join(root, path)
+    if os.path.exists(candidate):
+      return candidate
+  raise FileNotFoundError(f"gin file {path!r} not found (also looked in {GIN_SEARCH_PATHS})")
+
+
 def parse(gin_files=(), gin_params=(), finalize=True):
   """Parses config files (paths, or paths relative to the shipped gin/ dir) and bindings.
 
@@ -29,7 +51,8 @@ def parse(gin_files=(), gin_params=(), finalize=True):
   for path in GIN_SEARCH_PATHS:
     if os.path.isdir(path) and path not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
       gin.add_config_file_search_path(path)
-  gin.parse_config_files_and_bindings(list(gin_files or ()), list(gin_params or ()),
+  gin.parse_config_files_and_bindings([resolve(f) for f in gin_files or ()],
+                                      list(gin_params or ()),
                                       finalize_config=finalize)
 
 

@@ -8,7 +8,7 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
   exactly like an uninterrupted one;
 * checkpoints after every epoch (``tf.train.CheckpointManager``: data files first, then the
   index, so a kill never leaves a half-written "latest" checkpoint), writes TensorBoard logs and
-  the operative gin config, and exports the final model (``model.keras``) and its memory image
+  the operative gin config, and exports the final model (``model.h5``) and its memory image
   (``memory.npz``) plus ``result.json`` with the clean test error.
 """
 import json
@@ -159,15 +159,15 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
 
 
 def export(trainer, data, output_dir, history=None, seconds=None):
-  """Writes model.keras, memory.npz and result.json for the trained quantized model."""
+  """Writes model.h5, memory.npz and result.json for the trained quantized model."""
   qmodel = trainer.model
   mem = memory.layout(qmodel)
   memory.clear_masks(mem)
   memory.update_global_range(mem)
-  model_path = os.path.join(output_dir, "model.keras")
+  model_path = os.path.join(output_dir, "model.h5")
   with quantize_configs.quantize_scope():
-    qmodel.save(model_path + ".tmp.keras")
-  tf.io.gfile.rename(model_path + ".tmp.keras", model_path, overwrite=True)
+    qmodel.save(model_path + ".tmp.h5")
+  tf.io.gfile.rename(model_path + ".tmp.h5", model_path, overwrite=True)
   memory.export_image(qmodel, os.path.join(output_dir, "memory.npz"))
   evaluation = trainer.evaluate(data.test_dataset(), verbose=0, return_dict=True)
   result = {
@@ -186,7 +186,7 @@ def export(trainer, data, output_dir, history=None, seconds=None):
 
 
 def load_model(path):
-  """Loads a model saved by ``bin/train`` (model.keras)."""
+  """Loads a model saved by ``bin/train`` (model.h5)."""
   with quantize_configs.quantize_scope():
     return keras.models.load_model(path, compile=False)
 

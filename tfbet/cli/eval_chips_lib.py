@@ -1,0 +1,220 @@
+"""Logic of bin/eval_chips: RErr of a trained model on profiled chips (App. C.1, Tab. 5).
+
+Each chip file (``tfbet.chips.ProfiledChip`` format: the paper's profiled chips if you have them,
+or a file from bin/simulate_chips) holds per-cell fault probabilities at a few voltages. The
+weights are mapped linearly onto the chip's bit-cell array starting at a bit offset and wrapping
+around; RErr at a voltage is averaged over several offsets (App. C.1: "various different
+mappings"). For every chip and voltage this prints the measured rates (p, p_0t1, p_1t0, in %), the
+RErr mean over offsets (and its spread over offsets) and the energy saved at that voltage.
+"""
+import os
+
+from absl import app
+from absl import flags
+
+from tfbet import chips
+from tfbet import energy
+from tfbet import evaluation
+from tfbet.cli import eval_lib
+
+DEFAULT_NUM_OFFSETS = 4
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/eval_chips on ``flag_values``."""
+  eval_lib.define_model_flags(flag_values)
+  flags.DEFINE_list(
+      "chip_files", [],
+      "Comma-separated chip files (.npz, format of tfbet.chips.ProfiledChip.save), e.g. from "
+      "bin/simulate_chips. Chip names (stored in the files) must be distinct.",
+      flag_values=flag_values)
+  flags.DEFINE_list(
+      "voltages", [],
+      "Comma-separated normalized voltages to evaluate; each must be profiled in every chip "
+      "file. Default: all voltages of each file.", flag_values=flag_values)
+  flags.DEFINE_list(
+      "offsets", [str(DEFAULT_NUM_OFFSETS)],
+      "Where the weights start on a chip's bit-cell array (App. C.1). One integer N: N offsets "
+      "evenly spaced over the array, k * rows * cols / N rounded down to a multiple of 8 bits "
+      "(--offsets=1 is the single mapping at bit 0). Two or more integers: these bit offsets "
+      "(multiples of 8, wrapping around the array).", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "seed", 0,
+      "Seed (>= 0) of the transient faults (cells that fail with probability < 1); persistent "
+      "faults do not depend on it.", lower_bound=0, flag_values=flag_values)
+
+
+def parse_voltages(values):
+  voltages = []
+  for value in values:
+    try:
+      voltages.append(float(value))
+    except ValueError as error:
+      raise ValueError(f"voltages must be numbers (normalized by V_min), got {value!r}") \
+          from error
+  if any(v <= 0 for v in voltages):
+    raise ValueError(f"voltages must be > 0, got {list(values)}")
+  return voltages
+
+
+def parse_offsets(values):
+  """--offsets -> ("count", N) or ("explicit", [bit offsets])."""
+  try:
+    numbers = [int(value) for value in values]
+  except ValueError as error:
+    raise ValueError(f"offsets must be integers, got {list(values)}") from error
+  if not numbers:
+    raise ValueError("offsets must not be empty")
+  if len(numbers) == 1:
+    if numbers[0] < 1:
+      raise ValueError(f"a single --offsets value is the number of offsets and must be >= 1, "
+                       f"got {numbers[0]}")
+    return "count", numbers[0]
+  if any(o < 0 or o % 8 for o in numbers):
+    raise ValueError(f"explicit offsets are bit offsets and must be non-negative multiples of "
+                     f"8, got {numbers}")
+  if len(set(numbers)) != len(numbers):
+    raise ValueError(f"explicit offsets must be distinct, got {numbers}")
+  return "explicit", numbers
+
+
+def evenly_spaced_offsets(num_cells, count):
+  """``count`` bit offsets spread evenly over an array of ``num_cells`` bits (multiples of 8)."""
+  if count < 1:
+    raise ValueError(f"count must be >= 1, got {count}")
+  offsets = [(k * num_cells // count) // 8 * 8 for k in range(count)]
+  if len(set(offsets)) != count:
+    raise ValueError(f"cannot place {count} distinct byte-aligned offsets on {num_cells} bits")
+  return offsets
+
+
+def chip_offsets(spec):
+  """Callable chip -> offsets for ``Evaluator.run``, from ``parse_offsets``' result."""
+  kind, value = spec
+  if kind == "count":
+    return lambda chip: evenly_spaced_offsets(chip.num_cells, value)
+  return lambda chip: list(value)
+
+
+def load_chips(paths, seed=0, voltages=None):
+  """Loads the chip files; checks that names are distinct and the voltages profiled."""
+  if not paths:
+    raise ValueError("give at least one chip file (--chip_files)")
+  chip_list = []
+  for path in paths:
+    chip = chips.ProfiledChip.load(path, seed=seed)
+    for voltage in voltages or ():
+      chip.voltage_index(voltage)  # ValueError naming the chip and its voltages.
+    chip_list.append(chip)
+  names = [chip.name for chip in chip_list]
+  duplicates = sorted({name for name in names if names.count(name) > 1})
+  if duplicates:
+    raise ValueError(f"chip files must hold distinct chip names, got {duplicates} more than "
+                     f"once in {list(paths)}")
+  return chip_list
+
+
+def _rates_at(info, voltage):
+  for record in info.get("rates", []):
+    if abs(record["voltage"] - voltage) <= 1e-6:
+      return record
+  return None
+
+
+def voltages_table(results):
+  """Text table per chip and voltage: measured rates, RErr over offsets, energy saving."""
+  if results.condition_kind != "voltage":
+    raise ValueError("voltages_table needs results over voltages (profiled chips)")
+  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+           f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
+           f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
+           f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]
+  for name in results.chip_names:
+    info = results.chips.get(name, {})
+    for voltage in results.conditions:
+      offsets = results.offsets(name, voltage)
+      if not offsets:
+        continue
+      per_offset = [results.errors[(name, voltage, o)] / results.n for o in offsets]
+      rates = _rates_at(info, voltage) or {}
+      rate_cells = " ".join(f"{100 * rates[key]:7.3f}" if key in rates else f"{'?':>7}"
+                            for key in ("p", "p_0t1", "p_1t0"))
+      lines.append(
+          f"{name:>12} {voltage:7.3f} {rate_cells} {len(offsets):7d} "
+          f"{100 * results.rerr(name, voltage):7.2f} {100 * min(per_offset):7.2f} "
+          f"{100 * max(per_offset):7.2f} {100 * (1 - energy.energy_at_voltage(voltage)):8.1f}")
+  lines.append("RErr: mean over offsets (min, max over offsets); energy: SRAM access energy "
+               "saved at that voltage (tfbet.energy model of Fig. 1)")
+  return "\n".join(lines)
+
+
+def plot_voltages(results, path):
+  """PNG: RErr (mean over offsets, bars = min..max) against voltage, one curve per chip."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+  FigureCanvasAgg(figure)
+  ax = figure.subplots()
+  for index, name in enumerate(results.chip_names):
+    voltages = [v for v in results.conditions if results.offsets(name, v)]
+    if not voltages:
+      continue
+    mean, low, high = [], [], []
+    for voltage in voltages:
+      per_offset = [results.errors[(name, voltage, o)] / results.n
+                    for o in results.offsets(name, voltage)]
+      m = 100 * sum(per_offset) / len(per_offset)
+      mean.append(m)
+      low.append(m - 100 * min(per_offset))
+      high.append(100 * max(per_offset) - m)
+    ax.errorbar(voltages, mean, yerr=[low, high], fmt="o-", color=f"C{index}", capsize=3,
+                label=name)
+  ax.axhline(100 * results.clean_error, color="black", linestyle=":", linewidth=1,
+             label="clean Err")
+  ax.set_xlabel("supply voltage / V_min")
+  ax.set_ylabel("RErr in %")
+  ax.set_title("Robustness to profiled bit errors (mean over offsets, min..max)")
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize="small")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  figure.savefig(path, format="png", dpi=100)
+  return path
+
+
+def main(argv):
+  flag_values = flags.FLAGS
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  if not 0 < flag_values.delta < 1:
+    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
+  try:
+    voltages = parse_voltages(flag_values.voltages) or None
+    offsets = parse_offsets(flag_values.offsets)
+    chip_list = load_chips(flag_values.chip_files, flag_values.seed, voltages)
+    model, data, model_path = eval_lib.load_model_and_data(
+        flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
+        flag_values.test_limit, flag_values.batch_size)
+  except (FileNotFoundError, TypeError, ValueError) as error:
+    raise app.UsageError(str(error)) from error
+  metadata = {
+      "tool": "bin/eval_chips", "model_path": os.path.abspath(model_path),
+      "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
+      "chip_files": [os.path.abspath(p) for p in flag_values.chip_files],
+      "seed": flag_values.seed, "offsets": list(flag_values.offsets),
+  }
+  print(f"evaluating {len(chip_list)} profiled chips on {data.name}: "
+        + "; ".join(f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
+                    for c in chip_list), flush=True)
+  evaluator = evaluation.Evaluator(model, data.test_dataset())
+  results = evaluator.run(chip_list, voltages, offsets=chip_offsets(offsets),
+                          progress=_print_progress, metadata=metadata)
+  eval_lib.show(results, flag_values)
+
+
+def _print_progress(event):
+  per_voltage = {}
+  for (voltage, _), errors in event.errors.items():
+    per_voltage.setdefault(voltage, []).append(errors / event.n)
+  rerrs = " ".join(f"V={v:g}:{100 * sum(r) / len(r):.2f}%" for v, r in sorted(per_voltage.items()))
+  print(f"[{event.index + 1}/{event.total}] {event.chip} RErr (mean over offsets) {rerrs} "
+        f"({event.elapsed:.1f} s elapsed)", flush=True)

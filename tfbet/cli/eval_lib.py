@@ -1,0 +1,347 @@
+"""Logic of bin/eval: RErr of a trained model on random chips at several bit error rates.
+
+Rates are given in percent, like the paper's tables (``--rates=0.01,0.1,0.5,1`` is p = 0.01 %,
+0.1 %, 0.5 %, 1 %). The chips are random chips (Sec. 3, App. F) with the fixed seeds
+``first_chip_seed + i``, i < num_chips; by default the 50 seeds of
+``tfbet.chips.default_chip_seeds()`` (1000..1049), so results of different models are
+comparable chip for chip. ``--num_shards`` / ``--shard_index`` split the chips round robin
+(``tfbet.evaluation.shard``); ``bin/eval --merge a.json b.json --output all.json`` merges the
+shard files exactly.
+
+The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5 or model.keras
+and operative_config.gin, so the test set is whitened with the statistics of the training run) or
+from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
+"""
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from tfbet import chips
+from tfbet import energy
+from tfbet import evaluation
+
+CHIP_KINDS = ("random", "asymmetric")
+# The columns of the paper's CIFAR10 tables (Tab. 1, 2, 4, 8, 9), in %.
+DEFAULT_RATES = ("0.01", "0.05", "0.1", "0.5", "1", "1.5")
+# Names bin/train gives the exported quantized model, in order of preference.
+MODEL_FILES = ("model.h5", "model.keras")
+
+
+def define_model_flags(flag_values=flags.FLAGS):
+  """Flags shared by bin/eval and bin/eval_chips: model, data, outputs."""
+  flags.DEFINE_string(
+      "run_dir", None,
+      "Output directory of bin/train: its model (model.h5 or model.keras) is evaluated on the "
+      "run's test set (its operative_config.gin is parsed first, so data and whitening match "
+      "training). "
+      "Exclusive with --model.", flag_values=flag_values)
+  flags.DEFINE_string(
+      "model", None,
+      "Path of a quantized Keras model (.h5 / .keras, as written by bin/train). The test data is "
+      "then configured by --gin_file / --gin_param (e.g. --gin_file=data/mnist.gin). "
+      "Exclusive with --run_dir.", flag_values=flag_values)
+  flags.DEFINE_multi_string(
+      "gin_file", [],
+      "Gin config file(s), absolute or relative to the shipped gin/ directory, parsed after the "
+      "run's operative config.", flag_values=flag_values)
+  flags.DEFINE_multi_string(
+      "gin_param", [], "Gin binding(s) applied after the files, e.g. "
+      "--gin_param='load_data.test_batch_size = 500'.", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "test_limit", None,
+      "Evaluate on the first N test examples only (>= 1; default: the run's setting, usually "
+      "the whole test set).", lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer(
+      "batch_size", None,
+      "Test batch size (>= 1; default: the run's load_data.test_batch_size / batch_size).",
+      lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_string(
+      "output", None,
+      "Path of the JSON result file (error counts, see tfbet/evaluation.py); a CSV with the "
+      "same counts is written next to it (.csv instead of .json).", flag_values=flag_values)
+  flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
+                      flag_values=flag_values)
+  flags.DEFINE_float(
+      "delta", evaluation.DEFAULT_DELTA,
+      "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
+      flag_values=flag_values)
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/eval on ``flag_values``."""
+  define_model_flags(flag_values)
+  flags.DEFINE_list(
+      "rates", list(DEFAULT_RATES),
+      "Comma-separated bit error rates p in PERCENT, as in the paper's tables: "
+      "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100).",
+      flag_values=flag_values)
+  flags.DEFINE_integer(
+      "num_chips", chips.DEFAULT_NUM_CHIPS,
+      "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1.",
+      lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer(
+      "first_chip_seed", chips.FIRST_EVALUATION_SEED,
+      "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
+      f"{chips.FIRST_EVALUATION_SEED}, {chips.FIRST_EVALUATION_SEED + 1}, ... fixed for all "
+      "experiments, so every model meets the same bit errors.", lower_bound=0,
+      flag_values=flag_values)
+  flags.DEFINE_enum(
+      "chip_kind", "random", list(CHIP_KINDS),
+      "random: symmetric bit flips (Sec. 3); asymmetric: faults that set (0-to-1, share "
+      "--fraction_0to1 of p) or clear (1-to-0) bits, like profiled chips (App. C.1).",
+      flag_values=flag_values)
+  flags.DEFINE_float(
+      "fraction_0to1", 0.5,
+      "Only with --chip_kind=asymmetric: share of p due to 0-to-1 faults, in [0, 1].",
+      flag_values=flag_values)
+  flags.DEFINE_integer("num_shards", 1, "Split the chips into this many shards (round robin).",
+                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer("shard_index", 0, "Evaluate only this shard, in [0, num_shards).",
+                       lower_bound=0, flag_values=flag_values)
+  flags.DEFINE_bool(
+      "merge", False,
+      "Merge mode: bin/eval --merge a.json b.json ... --output all.json merges the result files "
+      "given as arguments (shards of one evaluation), prints the table and, with --plot, plots.",
+      flag_values=flag_values)
+
+
+def parse_rates(values):
+  """Rates given in percent (strings or numbers) -> fractions, validated and distinct."""
+  rates = []
+  for value in values:
+    try:
+      percent = float(value)
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"rates must be numbers in percent, e.g. 0.01,0.1,1; got {value!r}") \
+          from error
+    if not 0 <= percent < 100:
+      raise ValueError(f"rates are in percent and must be in [0, 100), got {value!r}")
+    rates.append(percent / 100.0)
+  if not rates:
+    raise ValueError("rates must not be empty")
+  if len(set(rates)) != len(rates):
+    raise ValueError(f"rates must be distinct, got {list(values)}")
+  return rates
+
+
+def make_chips(kind, seeds, fraction_0to1=0.5):
+  """The chips with the given seeds."""
+  if kind == "random":
+    return [chips.RandomChip(seed) for seed in seeds]
+  if kind == "asymmetric":
+    return [chips.AsymmetricRandomChip(seed, fraction_0to1) for seed in seeds]
+  raise ValueError(f"chip kind must be one of {CHIP_KINDS}, got {kind!r}")
+
+
+def find_model_file(run_dir):
+  """The exported model of a bin/train run: the first of MODEL_FILES that exists."""
+  for name in MODEL_FILES:
+    path = os.path.join(run_dir, name)
+    if os.path.isfile(path):
+      return path
+  raise ValueError(f"run_dir {run_dir!r} holds none of {list(MODEL_FILES)}; is it a finished "
+                   "bin/train output directory?")
+
+
+def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=(),
+                        test_limit=None, batch_size=None):
+  """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files."""
+  if (run_dir is None) == (model_path is None):
+    raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
+                     "model_path (a .h5 / .keras file)")
+  gin_files = list(gin_files)
+  if run_dir is not None:
+    model_path = find_model_file(run_dir)
+    config = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.isfile(config):
+      raise ValueError(f"run_dir {run_dir!r} lacks operative_config.gin; is it a bin/train "
+                       "output directory?")
+    gin_files = [config] + gin_files
+  elif not os.path.isfile(model_path):
+    raise ValueError(f"model {model_path!r} does not exist")
+  elif not gin_files and not gin_params:
+    raise ValueError("with a model path, configure the test data with gin files / bindings "
+                     "(e.g. data/mnist.gin)")
+  gin_params = list(gin_params)
+  if test_limit is not None:
+    gin_params.append(f"load_data.test_limit = {int(test_limit)}")
+  if batch_size is not None:
+    gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
+  # Importing train_lib registers every configurable an operative config of bin/train names.
+  from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  gin_utils.parse(gin_files, gin_params)
+  data = data_lib.load_data()
+  model = train_lib.load_model(model_path)
+  return model, data, model_path
+
+
+def output_paths(output):
+  """(json path, csv path) for --output."""
+  root, ext = os.path.splitext(output)
+  return output, (root if ext.lower() == ".json" else output) + ".csv"
+
+
+def write_results(results, output):
+  json_path, csv_path = output_paths(output)
+  directory = os.path.dirname(os.path.abspath(json_path))
+  os.makedirs(directory, exist_ok=True)
+  results.to_json(json_path)
+  results.to_csv(csv_path)
+  return json_path, csv_path
+
+
+def print_progress(event, stream=None):
+  """One line per chip: index, name, RErr per rate, elapsed time and an estimate of the rest."""
+  stream = stream or sys.stdout
+  per_condition = {}
+  for (condition, _), errors in event.errors.items():
+    per_condition.setdefault(condition, []).append(errors / event.n)
+  rerrs = " ".join(f"{_format_condition(c)}:{100 * sum(v) / len(v):.2f}%"
+                   for c, v in sorted(per_condition.items()))
+  remaining = event.elapsed / (event.index + 1) * (event.total - event.index - 1)
+  print(f"[{event.index + 1}/{event.total}] {event.chip} RErr {rerrs} "
+        f"({event.elapsed:.1f} s elapsed, ~{remaining:.0f} s left)", file=stream, flush=True)
+
+
+def _format_condition(condition):
+  return f"p={100 * condition:g}%"
+
+
+def _saving(rate):
+  return energy.energy_saving(rate) if rate < 1 else float("nan")
+
+
+def rates_table(results, delta=evaluation.DEFAULT_DELTA):
+  """Text table: per rate p the RErr statistics over chips, the Prop. 1 bound, energy saving."""
+  if results.condition_kind != "rate":
+    raise ValueError("rates_table needs results over bit error rates")
+  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+           f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
+           f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
+           f"{'Prop.1 %':>8} {'energy %':>8}"]
+  for row in results.summary(delta):
+    lines.append(
+        f"{100 * row.condition:8.4g} {row.num_chips:5d} {100 * row.mean:8.2f} "
+        f"{100 * row.std:7.2f} {100 * row.min:7.2f} {100 * row.max:7.2f} "
+        f"{100 * row.bound:8.2f} {100 * _saving(row.condition):8.1f}")
+  lines.append(f"Prop. 1 bound: with probability {1 - delta:g} the expected RErr is below it "
+               "(App. C.2); energy: SRAM access energy saved at p (tfbet.energy model of Fig. 1)")
+  return "\n".join(lines)
+
+
+def plot_rates(results_list, path, labels=None):
+  """PNG like Fig. 2: mean RErr with a +-std band against p (log x axis), one curve per result.
+
+  p = 0 has no place on a log axis; the clean error of each result is drawn as a dotted line.
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  labels = labels or [r.model.get("name", f"model {i}") for i, r in enumerate(results_list)]
+  figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+  FigureCanvasAgg(figure)
+  ax = figure.subplots()
+  for index, (results, label) in enumerate(zip(results_list, labels)):
+    color = f"C{index}"
+    rows = [row for row in results.summary() if row.condition > 0]
+    if rows:
+      p = [100 * row.condition for row in rows]
+      mean = [100 * row.mean for row in rows]
+      std = [100 * row.std for row in rows]
+      ax.plot(p, mean, "o-", color=color, label=f"{label} (RErr, {rows[0].num_chips} chips)")
+      ax.fill_between(p, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                      color=color, alpha=0.25, linewidth=0)
+    ax.axhline(100 * results.clean_error, color=color, linestyle=":", linewidth=1,
+               label=f"{label} (clean Err)")
+  ax.set_xscale("log")
+  ax.set_xlabel("bit error rate p in %")
+  ax.set_ylabel("RErr in %")
+  ax.set_title("Robustness to random bit errors (mean +- std over chips)")
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize="small")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  figure.savefig(path, format="png", dpi=100)
+  return path
+
+
+def show(results, flag_values):
+  """Prints the table of ``results`` and writes --output / --plot."""
+  if results.condition_kind == "rate":
+    print(rates_table(results, flag_values.delta), flush=True)
+  else:
+    from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
+    print(eval_chips_lib.voltages_table(results), flush=True)
+  if flag_values.output:
+    for path in write_results(results, flag_values.output):
+      print(f"wrote {path}")
+  if flag_values.plot:
+    if results.condition_kind == "rate":
+      plot_rates([results], flag_values.plot)
+    else:
+      from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
+      eval_chips_lib.plot_voltages(results, flag_values.plot)
+    print(f"wrote {flag_values.plot}")
+
+
+def _merge_main(argv, flag_values):
+  paths = argv[1:]
+  if not paths:
+    raise app.UsageError("--merge needs result files as arguments: bin/eval --merge a.json "
+                         "b.json --output all.json")
+  if not flag_values.output:
+    raise app.UsageError("--merge needs --output (the merged JSON file)")
+  try:
+    merged = evaluation.merge([evaluation.Results.from_json(path) for path in paths])
+  except (TypeError, ValueError) as error:
+    raise app.UsageError(str(error)) from error
+  merged.metadata["merged_from"] = [os.path.abspath(path) for path in paths]
+  show(merged, flag_values)
+
+
+def main(argv):
+  flag_values = flags.FLAGS
+  if not 0 < flag_values.delta < 1:
+    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
+  if flag_values.merge:
+    return _merge_main(argv, flag_values)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]} (result files only go with --merge)")
+  if flag_values.shard_index >= flag_values.num_shards:
+    raise app.UsageError(f"--shard_index must be in [0, {flag_values.num_shards - 1}], got "
+                         f"{flag_values.shard_index}")
+  if not 0 <= flag_values.fraction_0to1 <= 1:
+    raise app.UsageError(f"--fraction_0to1 must be in [0, 1], got {flag_values.fraction_0to1}")
+  try:
+    rates = parse_rates(flag_values.rates)
+  except ValueError as error:
+    raise app.UsageError(f"--rates: {error}") from error
+  seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
+  shard_seeds = evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index)
+  try:
+    model, data, model_path = load_model_and_data(
+        flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
+        flag_values.test_limit, flag_values.batch_size)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  chip_list = make_chips(flag_values.chip_kind, shard_seeds, flag_values.fraction_0to1)
+  metadata = {
+      "tool": "bin/eval", "model_path": os.path.abspath(model_path),
+      "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
+      "chip_kind": flag_values.chip_kind, "num_chips": flag_values.num_chips,
+      "first_chip_seed": flag_values.first_chip_seed, "num_shards": flag_values.num_shards,
+      "shard_index": flag_values.shard_index, "rates_percent": [100 * r for r in rates],
+  }
+  if flag_values.chip_kind == "asymmetric":
+    metadata["fraction_0to1"] = flag_values.fraction_0to1
+  print(f"evaluating {len(chip_list)} chips (shard {flag_values.shard_index + 1}/"
+        f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
+        f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
+  started = time.perf_counter()
+  evaluator = evaluation.Evaluator(model, data.test_dataset())
+  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata)
+  print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
+  show(results, flag_values)

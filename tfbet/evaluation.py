@@ -1,0 +1,513 @@
+"""Robust test error (RErr) of a quantized model over chips x conditions (x offsets).
+
+RErr is the test error after injecting bit errors into the stored weights (Sec. 5, "Metrics").
+For every chip (a seed, or a profiled map), every condition (bit error rate p, or the voltage of a
+profiled chip) and every offset (where the weights start on a profiled map, App. C.1) the chip's
+masks are loaded once into the model's memory (``tfbet.memory.load_chip``) and the whole test set
+is run through one ``tf.function`` that is traced once and reused for every chip.
+
+Results are *counts*: the number of misclassified test examples per (chip, condition, offset),
+the clean count (all masks zero) and the number of test examples n. Counts from shards (disjoint
+sets of chips) therefore merge exactly (:func:`merge`), and every statistic is computed from
+counts afterwards: per condition the mean, standard deviation, minimum and maximum of RErr over
+chips (a chip's RErr at a condition is the mean of errors / n over its offsets), and the bound of
+Prop. 1 (App. C.2).
+
+Result file (JSON, ``FORMAT``)::
+
+    {"format": "tfbet-eval/1",
+     "model": {"name", "digest", "num_weights", "scheme"},   # digest: sha256 of the clean memory
+     "data": {"n", "digest"},                                # digest: sha256 of images and labels
+     "clean_errors": int,
+     "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
+     "chips": {name: {"kind": ..., "seed": ..., ...}},
+     "entries": [{"chip", "condition", "offset", "errors"}, ...],
+     "metadata": {...}}                                      # free-form (command line, paths)
+
+The CSV next to it has one row per entry (``chip,<condition_kind>,offset,errors,n,rerr``) and a
+first row ``clean,,,<clean errors>,n,<clean error>``.
+"""
+import collections
+import csv
+import dataclasses
+import fractions
+import hashlib
+import json
+import math
+import numbers
+import re
+import time
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from tfbet import chips as chips_lib
+from tfbet import memory
+
+FORMAT = "tfbet-eval/1"
+CONDITION_KINDS = ("rate", "voltage")
+# Default confidence parameter of Prop. 1: the bound holds with probability 1 - delta = 99 %.
+DEFAULT_DELTA = 0.01
+
+
+def prop1_excess(n, l, delta=DEFAULT_DELTA):
+  """Excess term of Prop. 1 (App. C.2).
+
+  With probability ``1 - delta`` the expected robust error is below the measured RErr (averaged
+  over ``l`` i.i.d. bit error patterns and ``n`` i.i.d. test examples) plus
+  ``sqrt(log((n + 1) / delta) / n) * (sqrt(l) + sqrt(n)) / sqrt(l)``.
+
+  The paper's figures (App. C.2, G.6): n = 1e4, l = 1e6 gives 4.1 %; n = 1e5 gives 1.7 %. (The
+  text says "delta = 0.99", meaning a probability of 0.99; the figures need delta = 0.01.)
+  """
+  n = _check_count(n, "n", minimum=1)
+  l = _check_count(l, "l", minimum=1)
+  if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < 1:
+    raise ValueError(f"delta must be a probability in (0, 1), got {delta!r}")
+  return (math.sqrt(math.log((n + 1) / delta) / n)
+          * (math.sqrt(l) + math.sqrt(n)) / math.sqrt(l))
+
+
+def _check_count(value, name, minimum=0):
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise TypeError(f"{name} must be an integer, got {value!r}")
+  if value < minimum:
+    raise ValueError(f"{name} must be >= {minimum}, got {value}")
+  return int(value)
+
+
+def natural_key(text):
+  """Sort key that orders embedded numbers numerically (random_999 before random_1000)."""
+  return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+               for part in re.split(r"(\d+)", text) if part)
+
+
+def shard(items, num_shards, shard_index):
+  """The ``shard_index``-th of ``num_shards`` disjoint, deterministic parts (round robin)."""
+  num_shards = _check_count(num_shards, "num_shards", minimum=1)
+  shard_index = _check_count(shard_index, "shard_index")
+  if shard_index >= num_shards:
+    raise ValueError(f"shard_index must be in [0, {num_shards - 1}], got {shard_index}")
+  return list(items)[shard_index::num_shards]
+
+
+def describe_chip(chip):
+  """JSON-able description of a chip, stored with the results (checked when merging)."""
+  if isinstance(chip, chips_lib.AsymmetricRandomChip):
+    return {"kind": "asymmetric", "seed": chip.seed, "fraction_0to1": chip.fraction_0to1}
+  if isinstance(chip, chips_lib.RandomChip):
+    return {"kind": "random", "seed": chip.seed}
+  if isinstance(chip, chips_lib.ProfiledChip):
+    return {"kind": "profiled", "seed": chip.seed, "rows": chip.rows, "cols": chip.cols,
+            "pattern": chip.pattern,
+            "rates": [dict(voltage=v, **chip.rates(v)) for v in chip.conditions]}
+  return {"kind": type(chip).__name__}
+
+
+def _condition_kind(chip_list):
+  kinds = {"rate" if chip.conditions is None else "voltage" for chip in chip_list}
+  if len(kinds) != 1:
+    raise ValueError("chips must be all random (conditions are rates) or all profiled "
+                     f"(conditions are voltages), got {[repr(c) for c in chip_list]}")
+  return kinds.pop()
+
+
+def _check_condition(value, kind):
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    raise TypeError(f"conditions must be finite real numbers, got {value!r}")
+  value = float(value)
+  if kind == "rate" and not 0 <= value <= 1:
+    raise ValueError(f"a condition of a random chip is a bit error rate in [0, 1] (a fraction, "
+                     f"not in %), got {value}")
+  if kind == "voltage" and value <= 0:
+    raise ValueError(f"a condition of a profiled chip is a voltage > 0, got {value}")
+  return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionSummary:
+  """RErr statistics over chips at one condition, as fractions (multiply by 100 for %)."""
+  condition: float
+  num_chips: int
+  num_patterns: int  # l of Prop. 1: evaluated (chip, offset) pairs
+  mean: float
+  std: float  # population standard deviation over chips (ddof = 0)
+  min: float
+  max: float
+  excess: float  # Prop. 1 excess term for n and l = num_patterns
+  bound: float  # mean + excess
+
+
+class Results:
+  """Error counts of one model on one test set; see the module docstring for the file format.
+
+  Attributes:
+    model: {"name", "digest", "num_weights", "scheme"} of the evaluated model.
+    n: number of test examples.
+    data_digest: sha256 of the test images and labels.
+    clean_errors: misclassified examples with all masks zero.
+    condition_kind: "rate" (random chips) or "voltage" (profiled chips).
+    errors: {(chip name, condition, offset): misclassified examples}.
+    chips: {chip name: description dict}.
+    metadata: free-form JSON-able dict.
+  """
+
+  def __init__(self, *, model, n, data_digest, clean_errors, condition_kind, errors=None,
+               chips=None, metadata=None):
+    if condition_kind not in CONDITION_KINDS:
+      raise ValueError(f"condition_kind must be one of {CONDITION_KINDS}, got {condition_kind!r}")
+    if not isinstance(model, dict) or "digest" not in model:
+      raise TypeError(f"model must be a dict with a 'digest', got {model!r}")
+    self.model = dict(model)
+    self.n = _check_count(n, "n", minimum=1)
+    self.data_digest = str(data_digest)
+    self.clean_errors = _check_count(clean_errors, "clean_errors")
+    if self.clean_errors > self.n:
+      raise ValueError(f"clean_errors must be in [0, n={self.n}], got {self.clean_errors}")
+    self.condition_kind = condition_kind
+    self.chips = {name: dict(info) for name, info in (chips or {}).items()}
+    self.metadata = dict(metadata or {})
+    self.errors = {}
+    for (chip, condition, offset), count in (errors or {}).items():
+      self.add(chip, condition, offset, count)
+
+  def add(self, chip, condition, offset, errors):
+    """Records one count; a (chip, condition, offset) may be recorded only once."""
+    if not isinstance(chip, str) or not chip:
+      raise TypeError(f"chip must be a non-empty name, got {chip!r}")
+    key = (chip, _check_condition(condition, self.condition_kind),
+           _check_count(offset, "offset"))
+    errors = _check_count(errors, "errors")
+    if errors > self.n:
+      raise ValueError(f"errors must be in [0, n={self.n}], got {errors} for {key}")
+    if key in self.errors:
+      raise ValueError(f"duplicate entry for chip {key[0]!r}, {self.condition_kind} {key[1]}, "
+                       f"offset {key[2]}")
+    self.errors[key] = errors
+
+  @property
+  def clean_error(self):
+    """Err: the clean test error as a fraction."""
+    return self.clean_errors / self.n
+
+  @property
+  def chip_names(self):
+    return sorted({key[0] for key in self.errors} | set(self.chips), key=natural_key)
+
+  @property
+  def conditions(self):
+    return sorted({key[1] for key in self.errors})
+
+  def offsets(self, chip, condition):
+    return sorted(o for c, v, o in self.errors if c == chip and v == condition)
+
+  def _exact_rerr(self, chip, condition):
+    counts = [self.errors[(chip, condition, o)] for o in self.offsets(chip, condition)]
+    if not counts:
+      return None
+    return fractions.Fraction(sum(counts), len(counts) * self.n)
+
+  def rerr(self, chip, condition):
+    """RErr of one chip at one condition: mean of errors / n over its offsets (None if absent)."""
+    value = self._exact_rerr(chip, condition)
+    return None if value is None else float(value)
+
+  def summary(self, delta=DEFAULT_DELTA, chips=None):
+    """[ConditionSummary] per condition, over ``chips`` (default: all) that have it.
+
+    Computed exactly from the counts (rational arithmetic), so equal counts give equal numbers
+    however the results were sharded.
+    """
+    names = self.chip_names if chips is None else list(chips)
+    rows = []
+    for condition in self.conditions:
+      values = [self._exact_rerr(name, condition) for name in names]
+      values = [v for v in values if v is not None]
+      if not values:
+        continue
+      patterns = sum(len(self.offsets(name, condition)) for name in names)
+      excess = prop1_excess(self.n, patterns, delta)
+      mean = sum(values) / len(values)
+      variance = sum((v - mean) ** 2 for v in values) / len(values)
+      rows.append(ConditionSummary(
+          condition=condition, num_chips=len(values), num_patterns=patterns, mean=float(mean),
+          std=math.sqrt(variance), min=float(min(values)), max=float(max(values)),
+          excess=excess, bound=float(mean) + excess))
+    return rows
+
+  def sorted_entries(self):
+    return sorted(self.errors.items(),
+                  key=lambda item: (natural_key(item[0][0]), item[0][1], item[0][2]))
+
+  def to_dict(self):
+    return {
+        "format": FORMAT,
+        "model": self.model,
+        "data": {"n": self.n, "digest": self.data_digest},
+        "clean_errors": self.clean_errors,
+        "condition_kind": self.condition_kind,
+        "chips": {name: self.chips[name] for name in self.chip_names if name in self.chips},
+        "entries": [{"chip": c, "condition": v, "offset": o, "errors": e}
+                    for (c, v, o), e in self.sorted_entries()],
+        "metadata": self.metadata,
+    }
+
+  @classmethod
+  def from_dict(cls, record, source="<dict>"):
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+      found = record.get("format") if isinstance(record, dict) else type(record).__name__
+      raise ValueError(f"{source}: not a tfbet evaluation result (format {found!r}, "
+                       f"expected {FORMAT!r})")
+    try:
+      errors = {}
+      for entry in record["entries"]:
+        key = (entry["chip"], entry["condition"], entry["offset"])
+        if key in errors:
+          raise ValueError(f"duplicate entry {key}")
+        errors[key] = entry["errors"]
+      return cls(model=record["model"], n=record["data"]["n"],
+                 data_digest=record["data"]["digest"], clean_errors=record["clean_errors"],
+                 condition_kind=record["condition_kind"], errors=errors,
+                 chips=record.get("chips", {}), metadata=record.get("metadata", {}))
+    except (KeyError, TypeError, ValueError) as error:
+      raise ValueError(f"{source}: invalid evaluation result ({error!r})") from error
+
+  def to_json(self, path):
+    """Writes the JSON file (atomically: a temporary file, then a rename)."""
+    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+      json.dump(self.to_dict(), f, indent=1)
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    return path
+
+  @classmethod
+  def from_json(cls, path):
+    try:
+      with tf.io.gfile.GFile(path, "r") as f:
+        record = json.load(f)
+    except (OSError, json.JSONDecodeError, tf.errors.OpError) as error:
+      raise ValueError(f"cannot read evaluation result {path!r}: {error}") from error
+    return cls.from_dict(record, source=path)
+
+  def to_csv(self, path):
+    """Writes one row per entry plus the clean row (see the module docstring)."""
+    with tf.io.gfile.GFile(path, "w") as f:
+      writer = csv.writer(f, lineterminator="\n")
+      writer.writerow(["chip", self.condition_kind, "offset", "errors", "n", "rerr"])
+      writer.writerow(["clean", "", "", self.clean_errors, self.n, repr(self.clean_error)])
+      for (chip, condition, offset), errors in self.sorted_entries():
+        writer.writerow([chip, repr(condition), offset, errors, self.n, repr(errors / self.n)])
+    return path
+
+  def same_counts(self, other):
+    """True if both hold the same model, data and counts (metadata aside)."""
+    return (self.model == other.model and self.n == other.n
+            and self.data_digest == other.data_digest
+            and self.clean_errors == other.clean_errors
+            and self.condition_kind == other.condition_kind and self.errors == other.errors
+            and self.chips == other.chips)
+
+
+def merge(results_list):
+  """Merges results of disjoint shards into one; every count is kept exactly.
+
+  All parts must come from the same model (digest), test set (n, digest), clean count and
+  condition kind; no (chip, condition, offset) may appear twice, and a chip must be described
+  the same way in every part. Metadata keeps the keys on which all parts agree.
+  """
+  results_list = list(results_list)
+  if not results_list:
+    raise ValueError("results_list must hold at least one Results")
+  for item in results_list:
+    if not isinstance(item, Results):
+      raise TypeError(f"results_list must hold Results, got {type(item).__name__}")
+  first = results_list[0]
+  for index, item in enumerate(results_list[1:], start=1):
+    checks = (("model", item.model, first.model), ("n", item.n, first.n),
+              ("data digest", item.data_digest, first.data_digest),
+              ("clean_errors", item.clean_errors, first.clean_errors),
+              ("condition_kind", item.condition_kind, first.condition_kind))
+    for what, mine, theirs in checks:
+      if mine != theirs:
+        raise ValueError(f"results_list[{index}] has {what} {mine!r} but results_list[0] has "
+                         f"{theirs!r}; only results of one model on one test set merge")
+  chips = {}
+  for item in results_list:
+    for name, info in item.chips.items():
+      if name in chips and chips[name] != info:
+        raise ValueError(f"chip {name!r} is described differently in two parts: "
+                         f"{chips[name]} vs {info}")
+      chips[name] = info
+  metadata = {key: value for key, value in first.metadata.items()
+              if all(key in r.metadata and r.metadata[key] == value for r in results_list)}
+  merged = Results(model=first.model, n=first.n, data_digest=first.data_digest,
+                   clean_errors=first.clean_errors, condition_kind=first.condition_kind,
+                   chips=chips, metadata=metadata)
+  for item in results_list:
+    for (chip, condition, offset), errors in item.errors.items():
+      merged.add(chip, condition, offset, errors)  # Raises on duplicates.
+  return merged
+
+
+@dataclasses.dataclass(frozen=True)
+class ChipProgress:
+  """Reported after each chip: its counts and the time since the evaluation started."""
+  index: int  # 0-based
+  total: int
+  chip: str
+  errors: dict  # {(condition, offset): errors}
+  n: int
+  elapsed: float  # seconds since the start (clean evaluation included)
+
+
+def log_progress(event):
+  """Default progress report: one absl INFO line per chip with RErr and elapsed time."""
+  by_condition = collections.defaultdict(list)
+  for (condition, _), errors in sorted(event.errors.items()):
+    by_condition[condition].append(errors / event.n)
+  rerrs = " ".join(f"{c:g}:{100 * np.mean(v):.2f}%" for c, v in by_condition.items())
+  logging.info("chip %d/%d %s: RErr %s (%.1f s elapsed)", event.index + 1, event.total,
+               event.chip, rerrs, event.elapsed)
+
+
+def model_digest(mem):
+  """sha256 of the clean memory (codes, ranges, scheme): identifies the evaluated weights."""
+  codes, ranges = memory.memory_contents(mem)
+  digest = hashlib.sha256()
+  digest.update(np.ascontiguousarray(codes).tobytes())
+  digest.update(np.ascontiguousarray(ranges, dtype=np.float32).tobytes())
+  digest.update(json.dumps(mem.scheme.to_dict(), sort_keys=True).encode())
+  return digest.hexdigest()
+
+
+class Evaluator:
+  """Counts misclassified test examples of a quantized model under the masks loaded now.
+
+  The test set is read once into memory. The forward pass is one ``tf.function`` with a fixed
+  input signature (any batch size), traced on the first call and reused for every chip.
+  """
+
+  def __init__(self, model, dataset):
+    self.model = model
+    self.layout = memory.layout(model)
+    self._batches = []
+    digest = hashlib.sha256()
+    n = 0
+    for batch in dataset:
+      if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise ValueError("dataset must yield (images, labels) batches")
+      images = tf.convert_to_tensor(batch[0], dtype=tf.float32)
+      labels = tf.cast(tf.convert_to_tensor(batch[1]), tf.int64)
+      if labels.shape.rank != 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"dataset batches must be images [b, ...] with labels [b], got "
+                         f"{images.shape} and {labels.shape}")
+      digest.update(images.numpy().tobytes())
+      digest.update(labels.numpy().tobytes())
+      self._batches.append((images, labels))
+      n += int(labels.shape[0])
+    if n == 0:
+      raise ValueError("dataset must hold at least one test example")
+    shapes = {tuple(images.shape[1:]) for images, _ in self._batches}
+    if len(shapes) != 1:
+      raise ValueError(f"all batches must have the same example shape, got {sorted(shapes)}")
+    self.n = n
+    self.data_digest = digest.hexdigest()
+    example_shape = shapes.pop()
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
+                                  tf.TensorSpec((None,), tf.int64)])
+    def count_errors(images, labels):
+      logits = self.model(images, training=False)
+      predictions = tf.argmax(logits, axis=-1, output_type=tf.int64)
+      return tf.reduce_sum(tf.cast(tf.not_equal(predictions, labels), tf.int64))
+
+    self._count_errors = count_errors
+    self.digest = model_digest(self.layout)
+
+  @property
+  def trace_count(self):
+    """How often the forward pass was traced (1 after the first evaluation, and it stays 1)."""
+    return self._count_errors.experimental_get_tracing_count()
+
+  def describe_model(self):
+    return {"name": self.model.name, "digest": self.digest,
+            "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict()}
+
+  def errors(self):
+    """Misclassified test examples with the masks that are loaded right now."""
+    total = tf.add_n([self._count_errors(images, labels) for images, labels in self._batches])
+    return int(total.numpy())
+
+  def clean_errors(self):
+    """Misclassified test examples of the clean quantized model (clears all masks)."""
+    memory.clear_masks(self.layout)
+    return self.errors()
+
+  def chip_errors(self, chip, condition, offset=0):
+    """Loads ``chip``'s masks at ``condition`` and ``offset`` once, then counts errors."""
+    memory.load_chip(self.layout, chip, condition, offset=offset)
+    return self.errors()
+
+  def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None):
+    """Evaluates every chip at every condition and offset; returns ``Results``.
+
+    Args:
+      chips: sequence of ``tfbet.chips.Chip`` with distinct names, all random (conditions are
+        rates) or all profiled (conditions are voltages).
+      conditions: sequence of rates p (fractions in [0, 1]) or voltages, the same for every
+        chip; None = each chip's own ``conditions`` (profiled chips).
+      offsets: sequence of bit offsets (multiples of 8), or a callable chip -> sequence.
+      progress: callable(ChipProgress) after each chip, or None.
+      metadata: JSON-able dict stored with the results.
+    """
+    chip_list = list(chips)
+    names = [chip.name for chip in chip_list]
+    if len(set(names)) != len(names):
+      duplicates = sorted({name for name in names if names.count(name) > 1})
+      raise ValueError(f"chips must have distinct names, got duplicates {duplicates}")
+    kind = _condition_kind(chip_list) if chip_list else "rate"
+    plans = []
+    for chip in chip_list:
+      chip_conditions = chip.conditions if conditions is None else conditions
+      if chip_conditions is None:
+        raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
+                         "(bit error rates)")
+      chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+      chip_offsets = offsets(chip) if callable(offsets) else offsets
+      chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
+      if not chip_conditions or not chip_offsets:
+        raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
+      for values, what in ((chip_conditions, "conditions"), (chip_offsets, "offsets")):
+        if len(set(values)) != len(values):
+          raise ValueError(f"chip {chip.name!r}: {what} must be distinct, got {values}")
+      plans.append((chip, chip_conditions, chip_offsets))
+
+    started = time.perf_counter()
+    results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,
+                      clean_errors=self.clean_errors(), condition_kind=kind,
+                      chips={chip.name: describe_chip(chip) for chip in chip_list},
+                      metadata=metadata)
+    try:
+      for index, (chip, chip_conditions, chip_offsets) in enumerate(plans):
+        counts = {}
+        for condition in chip_conditions:
+          for offset in chip_offsets:
+            counts[(condition, offset)] = self.chip_errors(chip, condition, offset)
+            results.add(chip.name, condition, offset, counts[(condition, offset)])
+        if progress is not None:
+          progress(ChipProgress(index=index, total=len(plans), chip=chip.name, errors=counts,
+                                n=self.n, elapsed=time.perf_counter() - started))
+    finally:
+      memory.clear_masks(self.layout)
+    return results
+
+
+def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_progress,
+             metadata=None):
+  """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
+
+  ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
+  ``Evaluator.run`` for the other arguments. The model's masks are all zero afterwards.
+  """
+  return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
+                                       metadata=metadata)
