@@ -122,7 +122,7 @@ def test_quantizer_and_config_serialize_round_trip():
 def test_saved_and_loaded_quantized_model_gives_identical_outputs(tmp_path):
   qmodel = quantize_configs.quantize_model(small_cnn(normalization="batch"), "rquant")
   x = _inputs()
-  path = str(tmp_path / "model.keras")
+  path = str(tmp_path / "model.h5")
   with quantize_configs.quantize_scope():
     qmodel.save(path)
     loaded = keras.models.load_model(path, compile=False)
