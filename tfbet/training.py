@@ -63,6 +63,10 @@ class BitErrorTrainer(keras.Model):
       raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     if method == "curricular" and (curriculum_steps is None or curriculum_steps < 1):
       raise ValueError("method 'curricular' needs curriculum_steps >= 1 (half the training steps)")
+    if method == "alternating" and tf.distribute.has_strategy() and not isinstance(
+        tf.distribute.get_strategy(), tf.distribute.OneDeviceStrategy):
+      raise ValueError("method 'alternating' makes two optimizer updates per step and cannot "
+                       "run under a distribution strategy; use 'randbet'")
     if method == "pattbet" and (pattern is None or pattern_condition is None):
       raise ValueError("method 'pattbet' needs pattern (a chip) and pattern_condition")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -177,36 +181,40 @@ class BitErrorTrainer(keras.Model):
       self.injecting.assign(tf.logical_or(self.injecting, global_loss < self.loss_threshold))
     injecting = tf.logical_and(self.injecting, self.method != "clean")
 
-    if self.method == "alternating":
+    nan = tf.constant(np.nan, tf.float32)
+
+    def no_errors():
+      return nan, nan, [tf.zeros_like(g) for g in grads]
+
+    def perturbed_pass():
+      memory.update_global_range(self.layout)
+      self._load_errors()
+      p_loss, p_error, p_grads = self._loss_and_gradients(x, y_onehot)
+      self._clear_errors()
+      return p_loss, p_error, p_grads
+
+    if self.method == "clean":
+      p_loss, p_error = nan, nan
+      self._apply(grads)
+    elif self.method == "alternating":
+      # Two updates; the second one inside the branch (not possible under a distribution
+      # strategy, where optimizer updates must not sit inside control flow).
       self._apply(grads)
       ranges = self._tensor_ranges()
 
       def perturbed_update():
-        memory.update_global_range(self.layout)
-        self._load_errors()
-        p_loss, p_error, p_grads = self._loss_and_gradients(x, y_onehot)
-        self._clear_errors()
+        p_loss, p_error, p_grads = perturbed_pass()
         self._apply(p_grads)
         self._project_to_ranges(ranges)
         return p_loss, p_error
+
+      p_loss, p_error = tf.cond(injecting, perturbed_update, lambda: (nan, nan))
     else:
-
-      def perturbed_update():
-        self._load_errors()
-        p_loss, p_error, p_grads = self._loss_and_gradients(x, y_onehot)
-        self._clear_errors()
-        self._apply([g + pg for g, pg in zip(grads, p_grads)])
-        return p_loss, p_error
-
-    def clean_update():
-      if self.method != "alternating":
-        self._apply(grads)
-      return tf.constant(np.nan, tf.float32), tf.constant(np.nan, tf.float32)
-
-    if self.method == "clean":
-      p_loss, p_error = clean_update()
-    else:
-      p_loss, p_error = tf.cond(injecting, perturbed_update, clean_update)
+      # Only the forward/backward pass is conditional; one update with the summed gradients
+      # (zeros while not injecting), outside control flow so it also works under
+      # MirroredStrategy.
+      p_loss, p_error, p_grads = tf.cond(injecting, perturbed_pass, no_errors)
+      self._apply([g + pg for g, pg in zip(grads, p_grads)])
     self.trackers["loss"].update_state(loss)
     self.trackers["error"].update_state(error)
     self.trackers["injecting"].update_state(tf.cast(injecting, tf.float32))
