@@ -20,7 +20,7 @@ def make_trainer(method, width, rate):
   qmodel = tfbet.quantize_model(model, tfbet.get_scheme("rquant", 8))
   trainer = tfbet.BitErrorTrainer(qmodel, method=method, rate=rate, loss_threshold=1e9)
   trainer.compile(optimizer=tfbet.training.paper_optimizer(total_steps=10_000))
-  return trainer, qmodel.count_params()
+  return trainer, tfbet.memory.layout(qmodel).num_weights
 
 
 def main():
