@@ -202,9 +202,10 @@ def main(argv):
       "chip_files": [os.path.abspath(p) for p in flag_values.chip_files],
       "seed": flag_values.seed, "offsets": list(flag_values.offsets),
   }
-  print(f"evaluating {len(chip_list)} profiled chips on {data.name}: "
-        + "; ".join(f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
-                    for c in chip_list), flush=True)
+  plans = [f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
+           for c in chip_list]
+  print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
+        flush=True)
   evaluator = evaluation.Evaluator(model, data.test_dataset())
   results = evaluator.run(chip_list, voltages, offsets=chip_offsets(offsets),
                           progress=_print_progress, metadata=metadata)

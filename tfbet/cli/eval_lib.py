@@ -258,9 +258,14 @@ def plot_rates(results_list, path, labels=None):
     ax.axhline(100 * results.clean_error, color=color, linestyle=":", linewidth=1,
                label=f"{label} (clean Err)")
   ax.set_xscale("log")
+  rates = sorted({100 * row.condition for results in results_list for row in results.summary()
+                  if row.condition > 0})
+  if rates:
+    ax.set_xticks(rates, [f"{p:g}" for p in rates])
+    ax.set_xticks([], minor=True)
   ax.set_xlabel("bit error rate p in %")
   ax.set_ylabel("RErr in %")
-  ax.set_title("Robustness to random bit errors (mean +- std over chips)")
+  ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize="small")
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -1,0 +1,167 @@
+"""bin/eval and bin/eval_chips end to end on a tiny MNIST model and real MNIST test images."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfbet import chips
+from tfbet import data as data_lib
+from tfbet import evaluation
+from tfbet import quantize_configs
+from tfbet.cli import eval_chips_lib
+from tfbet.cli import eval_lib
+from tfbet.cli import train_lib
+from tfbet.compat import keras
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The data of the tiny run; the run's operative config repeats these bindings.
+DATA = dict(name="mnist", train_limit=1024, test_limit=150, batch_size=64)
+TEST_LIMIT = 120  # bin/eval --test_limit overrides the run's 150.
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+  """A bin/train-like output directory: model.h5 and operative_config.gin.
+
+  The model (two strided convolutions, one dense layer, RQUANT 8 bit) is trained in-process for
+  three quick epochs on 1024 MNIST images, which is far faster than bin/train.
+  """
+  directory = tmp_path_factory.mktemp("tiny_run")
+  data = data_lib.load_data(**DATA)
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input(data.input_shape)
+  x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+  x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+  x = keras.layers.Flatten()(x)
+  outputs = keras.layers.Dense(data.num_classes)(x)
+  model = quantize_configs.quantize_model(keras.Model(inputs, outputs, name="tiny"), "rquant")
+  model.compile(keras.optimizers.Adam(3e-3),
+                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  for epoch in range(3):
+    model.fit(data.train_dataset(epoch), verbose=0)
+  with quantize_configs.quantize_scope():
+    model.save(str(directory / "model.h5"))
+  bindings = "".join(f"load_data.{key} = {value!r}\n" for key, value in DATA.items())
+  (directory / "operative_config.gin").write_text(bindings)
+  return directory
+
+
+def _run(binary, *args):
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _ok(process):
+  assert process.returncode == 0, process.stdout + process.stderr
+  return process.stdout
+
+
+def _in_process(run_dir, chip_list, conditions, offsets=(0,)):
+  """The same evaluation without the binaries (data rebuilt as in training)."""
+  data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
+  model = train_lib.load_model(str(run_dir / "model.h5"))
+  return evaluation.evaluate(model, data.test_dataset(), chip_list, conditions,
+                             offsets=offsets, progress=None)
+
+
+def test_rates_are_read_in_percent():
+  assert eval_lib.parse_rates(["0.01", "0.1", "0.5", "1"]) == [1e-4, 1e-3, 5e-3, 1e-2]
+  for bad in (["100"], ["-1"], ["x"], [], ["1", "1.0"]):
+    with pytest.raises(ValueError):
+      eval_lib.parse_rates(bad)
+
+
+def test_offsets_flag_is_a_count_or_an_explicit_list():
+  assert eval_chips_lib.parse_offsets(["4"]) == ("count", 4)
+  assert eval_chips_lib.parse_offsets(["0", "1024"]) == ("explicit", [0, 1024])
+  for bad in (["0"], ["0", "3"], ["8", "8"], ["a"]):
+    with pytest.raises(ValueError):
+      eval_chips_lib.parse_offsets(bad)
+  assert eval_chips_lib.evenly_spaced_offsets(2048 * 128, 4) == [0, 65536, 131072, 196608]
+  assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
+
+
+def test_run_dir_without_a_model_is_rejected(tmp_path):
+  (tmp_path / "operative_config.gin").write_text("")
+  with pytest.raises(ValueError, match="model.h5"):
+    eval_lib.load_model_and_data(run_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="exactly one"):
+    eval_lib.load_model_and_data(run_dir=str(tmp_path), model_path="m.h5")
+
+
+def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
+  common = ["--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", "--num_shards=2"]
+  shard0 = _ok(_run("eval", f"--run_dir={run_dir}", *common, "--shard_index=0",
+                    f"--output={tmp_path / 's0.json'}", f"--plot={tmp_path / 's0.png'}"))
+  # The second shard names the model and the data explicitly instead of the run directory.
+  shard1 = _ok(_run("eval", f"--model={run_dir / 'model.h5'}", "--gin_file=data/mnist.gin",
+                    "--gin_param=load_data.train_limit = 1024",
+                    "--gin_param=load_data.batch_size = 64", *common, "--shard_index=1",
+                    f"--output={tmp_path / 's1.json'}"))
+  assert "[1/2] random_1000 RErr p=0.5%:" in shard0 and "[2/2] random_1002" in shard0
+  assert "[1/2] random_1001" in shard1
+  assert "Prop.1 %" in shard0 and "energy %" in shard0
+  merged_out = _ok(_run("eval", "--merge", tmp_path / "s0.json", tmp_path / "s1.json",
+                        f"--output={tmp_path / 'all.json'}", f"--plot={tmp_path / 'all.png'}"))
+
+  merged = evaluation.Results.from_json(str(tmp_path / "all.json"))
+  assert merged.chip_names == [f"random_{s}" for s in chips.default_chip_seeds(4)]
+  reference = _in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
+                          [0.005, 0.05])
+  assert merged.same_counts(reference)
+  assert merged.n == TEST_LIMIT
+  assert merged.clean_error < 0.5  # a trained model on real digits
+  assert merged.summary()[-1].mean > merged.clean_error  # 5 % bit errors hurt
+  for row in merged.summary():
+    line = (f"{100 * row.condition:8.4g}     4 {100 * row.mean:8.2f} {100 * row.std:7.2f} "
+            f"{100 * row.min:7.2f} {100 * row.max:7.2f}")
+    assert line in merged_out
+  with open(tmp_path / "all.csv") as f:
+    assert len(f.read().splitlines()) == 1 + 1 + 4 * 2  # header, clean, chips x rates
+  for png in ("s0.png", "all.png"):
+    assert (tmp_path / png).read_bytes()[:8] == PNG_MAGIC
+  assert json.loads((tmp_path / "s0.json").read_text())["metadata"]["shard_index"] == 0
+
+
+def test_eval_rejects_rates_out_of_range(run_dir):
+  process = _run("eval", f"--run_dir={run_dir}", "--rates=0.1,150")
+  assert process.returncode != 0
+  assert "[0, 100)" in process.stderr
+
+
+def test_eval_chips_reports_rates_and_rerr_per_chip_and_voltage(run_dir, tmp_path):
+  uniform = chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="sim_uniform")
+  columns = chips.simulate_profiled_chip(32, 128, [0.80, 0.83], pattern="columns",
+                                         fraction_0to1=0.8, seed=2, name="sim_columns")
+  paths = [uniform.save(str(tmp_path / "u.npz")), columns.save(str(tmp_path / "c.npz"))]
+  output = _ok(_run("eval_chips", f"--run_dir={run_dir}", f"--chip_files={','.join(paths)}",
+                    "--offsets=2", "--seed=3", f"--test_limit={TEST_LIMIT}",
+                    f"--output={tmp_path / 'chips.json'}", f"--plot={tmp_path / 'chips.png'}"))
+  results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
+  assert results.condition_kind == "voltage"
+  assert len(results.errors) == 2 * 2 * 2  # chips x voltages x offsets
+  assert results.offsets("sim_uniform", 0.81) == [0, 32 * 128 // 2]
+  for chip in (uniform, columns):
+    for voltage in chip.conditions:
+      rates = chip.rates(voltage)
+      assert (f"{chip.name:>12} {voltage:7.3f} {100 * rates['p']:7.3f} "
+              f"{100 * rates['p_0t1']:7.3f} {100 * rates['p_1t0']:7.3f}") in output
+      assert f"{100 * results.rerr(chip.name, voltage):7.2f}" in output
+  reference = _in_process(run_dir, [uniform.with_seed(3), columns.with_seed(3)], None,
+                          offsets=lambda chip: [0, chip.num_cells // 2])
+  assert results.same_counts(reference)
+  assert (tmp_path / "chips.png").read_bytes()[:8] == PNG_MAGIC
+  assert (tmp_path / "chips.csv").read_text().startswith("chip,voltage,offset,errors,n,rerr\n")
+
+
+def test_eval_chips_rejects_a_voltage_missing_from_a_chip_file(tmp_path):
+  chip = chips.simulate_profiled_chip(8, 64, [0.82], seed=0, name="one_voltage")
+  path = chip.save(str(tmp_path / "one.npz"))
+  with pytest.raises(ValueError, match="not profiled"):
+    eval_chips_lib.load_chips([path], voltages=[0.9])
+  with pytest.raises(ValueError, match="distinct chip names"):
+    eval_chips_lib.load_chips([path, path])

@@ -1,0 +1,289 @@
+"""tfbet.evaluation on a toy quantized model, against eager numpy references and Prop. 1."""
+import csv
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfbet import chips
+from tfbet import evaluation
+from tfbet import memory
+from tfbet import quantize_configs
+from tfbet.compat import keras
+
+NUM_CLASSES = 5
+NUM_EXAMPLES = 300
+BATCH_SIZE = 64  # 300 = 4 * 64 + 44: the last batch is smaller.
+WRONG_LABELS = 30  # Examples whose label disagrees with the clean prediction.
+
+
+def _toy_model(seed=0):
+  keras.utils.set_random_seed(seed)
+  inputs = keras.Input((12,))
+  x = keras.layers.Dense(32, activation="relu")(inputs)
+  outputs = keras.layers.Dense(NUM_CLASSES)(x)
+  return quantize_configs.quantize_model(keras.Model(inputs, outputs), "rquant")
+
+
+def _predictions(model, images):
+  return np.argmax(model(images).numpy(), axis=-1)
+
+
+@pytest.fixture(scope="module")
+def toy():
+  """A quantized model and data labeled by its clean predictions, 30 of them made wrong."""
+  model = _toy_model()
+  images = np.random.default_rng(0).normal(size=(NUM_EXAMPLES, 12)).astype(np.float32)
+  labels = _predictions(model, images)
+  labels[:WRONG_LABELS] = (labels[:WRONG_LABELS] + 1) % NUM_CLASSES
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH_SIZE)
+  return model, images, labels, dataset
+
+
+@pytest.fixture(scope="module")
+def evaluator(toy):
+  model, _, _, dataset = toy
+  return evaluation.Evaluator(model, dataset)
+
+
+def _random_chips(count, first=chips.FIRST_EVALUATION_SEED):
+  return [chips.RandomChip(first + i) for i in range(count)]
+
+
+def _loaded_flips(model):
+  return np.concatenate([s.qvars["flip"].numpy().reshape(-1) for s in memory.layout(model).slots])
+
+
+def test_clean_count_is_the_number_of_wrong_labels(evaluator):
+  assert evaluator.n == NUM_EXAMPLES
+  assert evaluator.clean_errors() == WRONG_LABELS
+
+
+def test_rerr_at_zero_rate_equals_the_clean_error(evaluator):
+  results = evaluator.run(_random_chips(3), [0.0], progress=None)
+  assert results.clean_errors == WRONG_LABELS
+  assert [results.errors[(c.name, 0.0, 0)] for c in _random_chips(3)] == [WRONG_LABELS] * 3
+  assert results.summary()[0].mean == results.clean_error == WRONG_LABELS / NUM_EXAMPLES
+
+
+def test_counts_equal_an_eager_numpy_reference_with_the_same_masks(toy, evaluator):
+  model, images, labels, _ = toy
+  chip_list = _random_chips(3)
+  results = evaluator.run(chip_list, [0.02, 0.1], progress=None)
+  for chip in chip_list:
+    for rate in (0.02, 0.1):
+      memory.load_chip(model, chip, rate)
+      expected = int(np.sum(_predictions(model, images) != labels))
+      assert results.errors[(chip.name, rate, 0)] == expected
+  memory.clear_masks(model)
+
+
+def test_masks_are_all_zero_after_an_evaluation(toy, evaluator):
+  model, images, labels, _ = toy
+  evaluator.run(_random_chips(2), [0.1], progress=None)
+  assert not np.any(_loaded_flips(model))
+  assert int(np.sum(_predictions(model, images) != labels)) == WRONG_LABELS
+
+
+def test_flipped_bits_at_a_lower_rate_are_a_subset_and_cause_fewer_errors(toy, evaluator):
+  model = toy[0]
+  chip = chips.RandomChip(chips.FIRST_EVALUATION_SEED)
+  memory.load_chip(model, chip, 0.01)
+  low = _loaded_flips(model)
+  memory.load_chip(model, chip, 0.05)
+  high = _loaded_flips(model)
+  memory.clear_masks(model)
+  assert np.all((low & ~high) == 0)  # every bit flipped at 1 % is flipped at 5 %
+  bits = lambda m: int(np.unpackbits(m).sum())
+  assert 0 < bits(low) < bits(high)
+  num_bits = 8 * memory.layout(model).num_weights
+  assert abs(bits(high) / num_bits - 0.05) < 4 * math.sqrt(0.05 * 0.95 / num_bits)
+
+  results = evaluator.run(_random_chips(10), [0.01, 0.05], progress=None)
+  mean = {p: np.mean([results.errors[(c.name, p, 0)] for c in _random_chips(10)])
+          for p in (0.01, 0.05)}
+  assert WRONG_LABELS <= mean[0.01] < mean[0.05]
+
+
+def test_forward_pass_is_traced_once_for_every_chip_and_batch_size(toy):
+  model, _, _, dataset = toy
+  evaluator = evaluation.Evaluator(model, dataset)  # batches of 64 and one of 44
+  assert evaluator.trace_count == 0
+  evaluator.run(_random_chips(3), [0.01, 0.1], progress=None)
+  assert evaluator.trace_count == 1
+  evaluator.run(_random_chips(2, first=7), [0.2], progress=None)
+  evaluator.run([chips.AsymmetricRandomChip(5, 0.8)], [0.05], progress=None)
+  assert evaluator.trace_count == 1
+
+
+def test_two_shards_merged_equal_one_unsharded_run_count_for_count(toy):
+  model, _, _, dataset = toy
+  chip_list = _random_chips(6)
+  rates = [0.005, 0.05]
+  whole = evaluation.evaluate(model, dataset, chip_list, rates, progress=None)
+  parts = [evaluation.evaluate(model, dataset, evaluation.shard(chip_list, 2, i), rates,
+                               progress=None, metadata={"shard_index": i})
+           for i in range(2)]
+  assert {k[0] for k in parts[0].errors}.isdisjoint({k[0] for k in parts[1].errors})
+  merged = evaluation.merge(parts)
+  assert merged.errors == whole.errors
+  assert merged.same_counts(whole)
+  assert merged.to_dict()["entries"] == whole.to_dict()["entries"]
+  assert "shard_index" not in merged.metadata  # the parts disagree on it
+
+
+def test_merge_rejects_duplicates_and_results_of_another_model_or_test_set(toy, evaluator):
+  part = evaluator.run(_random_chips(2), [0.05], progress=None)
+  with pytest.raises(ValueError, match="duplicate"):
+    evaluation.merge([part, part])
+  other = evaluation.Results.from_dict(part.to_dict())
+  other.clean_errors += 1
+  with pytest.raises(ValueError, match="clean_errors"):
+    evaluation.merge([part, other])
+  for field, change in (("model", {"digest": "0" * 64}), ("data", {"n": NUM_EXAMPLES + 1})):
+    record = part.to_dict()
+    record[field] = dict(record[field], **change)
+    record["entries"] = []
+    with pytest.raises(ValueError, match="only results of one model"):
+      evaluation.merge([part, evaluation.Results.from_dict(record)])
+  with pytest.raises(ValueError, match="at least one"):
+    evaluation.merge([])
+
+
+def test_model_digest_changes_with_the_weights(toy):
+  model = _toy_model(seed=1)
+  first = evaluation.model_digest(memory.layout(model))
+  assert evaluation.model_digest(memory.layout(model)) == first
+  weights = model.get_weights()
+  weights[0] = weights[0] + 0.5
+  model.set_weights(weights)
+  assert evaluation.model_digest(memory.layout(model)) != first
+
+
+def test_json_and_csv_keep_every_count(tmp_path, evaluator):
+  results = evaluator.run(_random_chips(3), [0.001, 0.1], progress=None,
+                          metadata={"note": "round trip"})
+  path = results.to_json(str(tmp_path / "r.json"))
+  loaded = evaluation.Results.from_json(path)
+  assert loaded.same_counts(results)
+  assert loaded.metadata == {"note": "round trip"}
+  assert loaded.conditions == [0.001, 0.1]  # floats survive exactly
+  assert loaded.chips["random_1000"] == {"kind": "random", "seed": 1000}
+
+  with open(results.to_csv(str(tmp_path / "r.csv")), newline="") as f:
+    rows = list(csv.DictReader(f))
+  assert rows[0]["chip"] == "clean" and int(rows[0]["errors"]) == results.clean_errors
+  from_csv = {(r["chip"], float(r["rate"]), int(r["offset"])): int(r["errors"]) for r in rows[1:]}
+  assert from_csv == results.errors
+  assert all(int(r["n"]) == NUM_EXAMPLES for r in rows)
+
+
+def test_reading_a_file_that_is_not_a_result_names_it(tmp_path):
+  path = tmp_path / "bad.json"
+  path.write_text('{"format": "something else"}')
+  with pytest.raises(ValueError, match="bad.json"):
+    evaluation.Results.from_json(str(path))
+  record = {"format": evaluation.FORMAT, "model": {"digest": "x"}, "data": {"n": 10, "digest": ""},
+            "clean_errors": 1, "condition_kind": "rate",
+            "entries": [{"chip": "a", "condition": 0.1, "offset": 0, "errors": 11}]}
+  with pytest.raises(ValueError, match="errors must be in"):
+    evaluation.Results.from_dict(record)
+
+
+def test_summary_equals_statistics_computed_with_numpy_from_the_counts(evaluator):
+  chip_list = _random_chips(5)
+  results = evaluator.run(chip_list, [0.02, 0.2], progress=None)
+  rows = results.summary(delta=0.05)
+  assert [row.condition for row in rows] == [0.02, 0.2]
+  for row in rows:
+    rerr = np.array([results.errors[(c.name, row.condition, 0)] for c in chip_list]) / NUM_EXAMPLES
+    assert row.num_chips == row.num_patterns == 5
+    np.testing.assert_allclose([row.mean, row.std, row.min, row.max],
+                               [rerr.mean(), rerr.std(), rerr.min(), rerr.max()], rtol=1e-12)
+    excess = math.sqrt(math.log((NUM_EXAMPLES + 1) / 0.05) / NUM_EXAMPLES) * (
+        math.sqrt(5) + math.sqrt(NUM_EXAMPLES)) / math.sqrt(5)
+    assert row.excess == pytest.approx(excess, rel=1e-12)
+    assert row.bound == pytest.approx(rerr.mean() + excess, rel=1e-12)
+
+
+def test_prop1_excess_gives_the_papers_figures():
+  # App. C.2 / G.6: n = 10k test examples, l = 1M patterns, probability 99 % -> 4.1 %;
+  # n = 100k -> 1.7 %.
+  assert round(100 * evaluation.prop1_excess(10**4, 10**6, delta=0.01), 1) == 4.1
+  assert round(100 * evaluation.prop1_excess(10**5, 10**6, delta=0.01), 1) == 1.7
+  assert evaluation.prop1_excess(10**4, 10**6) == evaluation.prop1_excess(10**4, 10**6, 0.01)
+  # l -> infinity leaves sqrt(log((n + 1) / delta) / n).
+  assert evaluation.prop1_excess(100, 10**12) == pytest.approx(
+      math.sqrt(math.log(101 / 0.01) / 100), rel=2e-5)  # factor 1 + sqrt(n / l) = 1 + 1e-5
+
+
+@pytest.mark.parametrize("args, error", [
+    ((0, 10), ValueError), ((10, 0), ValueError), ((10, 10, 0.0), ValueError),
+    ((10, 10, 1.0), ValueError), ((10.5, 10), TypeError), ((10, True), TypeError)])
+def test_prop1_excess_rejects_arguments_out_of_range(args, error):
+  with pytest.raises(error):
+    evaluation.prop1_excess(*args)
+
+
+def test_profiled_chips_average_rerr_over_offsets_at_their_own_voltages(evaluator):
+  chip = chips.simulate_profiled_chip(8, 64, [0.82, 0.86], seed=4, name="tiny_map")
+  offsets = lambda c: [0, c.num_cells // 2]
+  results = evaluator.run([chip], offsets=offsets, progress=None)
+  assert results.condition_kind == "voltage"
+  assert results.conditions == [0.82, 0.86]
+  for voltage in (0.82, 0.86):
+    counts = [results.errors[("tiny_map", voltage, o)] for o in (0, 256)]
+    assert results.rerr("tiny_map", voltage) == pytest.approx(np.mean(counts) / NUM_EXAMPLES)
+    assert results.summary()[results.conditions.index(voltage)].num_patterns == 2
+  described = results.chips["tiny_map"]
+  assert described["kind"] == "profiled"
+  assert described["rates"][0]["p"] == pytest.approx(chip.rates(0.82)["p"])
+
+
+def test_run_reports_progress_once_per_chip(evaluator):
+  events = []
+  evaluator.run(_random_chips(3), [0.01, 0.1], progress=events.append)
+  assert [(e.index, e.total, e.chip) for e in events] == [
+      (i, 3, f"random_{1000 + i}") for i in range(3)]
+  assert set(events[0].errors) == {(0.01, 0), (0.1, 0)}
+  assert events[0].elapsed <= events[-1].elapsed
+
+
+def test_bad_chips_and_conditions_are_rejected(evaluator):
+  with pytest.raises(ValueError, match="distinct names"):
+    evaluator.run([chips.RandomChip(1), chips.RandomChip(1)], [0.1], progress=None)
+  profiled = chips.simulate_profiled_chip(8, 64, [0.85], seed=0, name="p")
+  with pytest.raises(ValueError, match="all random"):
+    evaluator.run([chips.RandomChip(1), profiled], [0.1], progress=None)
+  with pytest.raises(ValueError, match="fraction, not in %"):
+    evaluator.run([chips.RandomChip(1)], [1.5], progress=None)
+  with pytest.raises(ValueError, match="no conditions of its own"):
+    evaluator.run([chips.RandomChip(1)], progress=None)
+  with pytest.raises(ValueError, match="distinct"):
+    evaluator.run([chips.RandomChip(1)], [0.1, 0.1], progress=None)
+
+
+def test_an_empty_test_set_is_rejected(toy):
+  model = toy[0]
+  empty = tf.data.Dataset.from_tensor_slices(
+      (np.zeros((0, 12), np.float32), np.zeros((0,), np.int64))).batch(4)
+  with pytest.raises(ValueError, match="at least one test example"):
+    evaluation.Evaluator(model, empty)
+
+
+def test_shards_are_disjoint_deterministic_and_cover_everything():
+  items = list(range(11))
+  parts = [evaluation.shard(items, 3, i) for i in range(3)]
+  assert sorted(sum(parts, [])) == items
+  assert parts[1] == [1, 4, 7, 10] == evaluation.shard(items, 3, 1)
+  with pytest.raises(ValueError, match="shard_index"):
+    evaluation.shard(items, 3, 3)
+  with pytest.raises(ValueError, match="num_shards"):
+    evaluation.shard(items, 0, 0)
+
+
+def test_natural_order_puts_numbers_in_numeric_order():
+  names = ["random_1000", "random_999", "chip2", "chip10"]
+  assert sorted(names, key=evaluation.natural_key) == [
+      "chip2", "chip10", "random_999", "random_1000"]
