@@ -233,8 +233,7 @@ def load_results(suite, output_dir):
         entry[key] = evaluation.Results.from_json(path)
     path = os.path.join(run_dir, "eval_chips.json")
     if os.path.exists(path):
-      with open(path, encoding="utf-8") as f:
-        entry["chips"] = json.load(f)
+      entry["chips"] = evaluation.Results.from_json(path)
     if "random" in entry:
       loaded[run.name] = entry
   return loaded
@@ -377,21 +376,13 @@ def _plot_fig7(suite, loaded, path):
 
 
 def _profiled_section(loaded, suite):
+  from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
   lines = []
   labels = {r.name: r.label for r in suite.runs}
   for name in suite.profiled_runs:
-    if name not in loaded or "chips" not in loaded[name]:
-      continue
-    lines.append(f"**{labels[name]}**\n")
-    lines.append("| chip | voltage | p in % | p_0t1 | p_1t0 | RErr in % (mean over offsets) "
-                 "| energy saving |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for row in loaded[name]["chips"].get("rows", []):
-      lines.append(
-          f"| {row['chip']} | {row['voltage']:.3f} | {100 * row['p']:.3f} | "
-          f"{100 * row['p_0t1']:.3f} | {100 * row['p_1t0']:.3f} | {100 * row['rerr']:.2f} | "
-          f"{100 * row['energy_saving']:.1f} % |")
-    lines.append("")
+    if name in loaded and "chips" in loaded[name]:
+      lines += [f"**{labels[name]}**", "", "```",
+                eval_chips_lib.voltages_table(loaded[name]["chips"]), "```", ""]
   return "\n".join(lines)
 
 
