@@ -15,6 +15,7 @@ Memory image file (``export_image`` / ``import_image``): a NumPy ``.npz`` with
 import dataclasses
 import io
 import json
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -168,7 +169,7 @@ def read_image(path):
       content = f.read()
     with np.load(io.BytesIO(content), allow_pickle=False) as data:
       image = {k: data[k] for k in data.files}
-  except (OSError, ValueError, EOFError) as e:
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
     raise ValueError(f"cannot read memory image {path!r}: {e}") from e
   missing = {"codes", "ranges", "layout", "scheme", "format"} - set(image)
   if missing:
