@@ -161,3 +161,17 @@ def test_subclassed_models_are_refused_with_an_explanation():
 def test_unknown_scheme_is_refused():
   with pytest.raises(ValueError, match="unknown quantization preset"):
     quantize_configs.quantize_model(small_cnn(), "best")
+
+
+def test_sequential_models_are_quantized_too():
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu"),
+                            keras.layers.Dense(2)])
+  qmodel = quantize_configs.quantize_model(model, "rquant")
+  assert memory.layout(qmodel).num_weights == model.count_params() == 34
+  x = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
+  scheme = quantization.get_scheme("rquant")
+  reference = keras.models.clone_model(model)
+  reference.set_weights([quantization.fake_quantize(w, scheme).numpy()
+                         for w in model.get_weights()])
+  np.testing.assert_allclose(qmodel(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
