@@ -4,9 +4,13 @@ The op is compiled with exactly the flags TensorFlow reports through
 ``tf.sysconfig.get_compile_flags()`` / ``get_link_flags()`` (C++17, TensorFlow's ABI flag).
 The CUDA kernel (``custom_ops/*.cu.cc``) is only built when ``TFBET_BUILD_CUDA=1`` is set,
 ``nvcc`` is on the PATH and TensorFlow was built with CUDA; the CPU build never needs it.
+Extra nvcc flags (e.g. ``-gencode arch=compute_90,code=sm_90`` for an H100/H200) go in
+``TFBET_NVCC_FLAGS``; use an nvcc of the CUDA major version TensorFlow was built with (the op
+uses TensorFlow's CUDA runtime).
 """
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -19,6 +23,17 @@ def _tf_flags():
   return tf.sysconfig.get_compile_flags(), tf.sysconfig.get_link_flags(), tf
 
 
+def _cuda_library_dir():
+  """Folder of libcudart: $CUDA_HOME / $CUDA_PATH, /usr/local/cuda, or next to nvcc's folder."""
+  roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda",
+           os.path.dirname(os.path.dirname(os.path.realpath(shutil.which("nvcc") or "")))]
+  for root in filter(None, roots):
+    for lib in ("lib64", "lib", os.path.join("targets", "x86_64-linux", "lib")):
+      if glob.glob(os.path.join(root, lib, "libcudart.so*")):
+        return os.path.join(root, lib)
+  return None  # the linker's default paths, or TensorFlow's framework library, provide it
+
+
 class BuildTfOp(build_ext):
   """Compiles the custom op against the installed TensorFlow."""
 
@@ -26,12 +41,16 @@ class BuildTfOp(build_ext):
     compile_flags, link_flags, tf = _tf_flags()
     cuda_objects = self._maybe_build_cuda(compile_flags, tf)
     for ext in self.extensions:
-      ext.extra_compile_args = list(compile_flags) + ["-O3", "-fPIC", "-Wno-sign-compare"]
+      # -ffp-contract=off: no fused multiply-adds, so the uniforms are bit-identical everywhere;
+      # -fno-math-errno lets sqrt vectorize (it is never given a negative number).
+      ext.extra_compile_args = list(compile_flags) + ["-O3", "-fPIC", "-Wno-sign-compare",
+                                                      "-ffp-contract=off", "-fno-math-errno"]
       ext.extra_link_args = list(link_flags)
       if cuda_objects:
         ext.extra_compile_args.append("-DGOOGLE_CUDA=1")
         ext.extra_objects = cuda_objects
-        ext.extra_link_args += ["-lcudart"]
+        cuda_lib = _cuda_library_dir()
+        ext.extra_link_args += (["-L" + cuda_lib] if cuda_lib else []) + ["-lcudart"]
     # distutils adds -Wstrict-prototypes (C only) to the C++ compile line; drop it.
     if "-Wstrict-prototypes" in getattr(self.compiler, "compiler_so", []):
       self.compiler.compiler_so.remove("-Wstrict-prototypes")
@@ -47,8 +66,10 @@ class BuildTfOp(build_ext):
     for source in sources:
       obj = os.path.join(self.build_temp, os.path.basename(source) + ".o")
       subprocess.check_call(["nvcc", "-c", source, "-o", obj, "-DGOOGLE_CUDA=1", "-x", "cu",
-                             "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr"]
-                            + list(compile_flags))
+                             "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr",
+                             "--fmad=false"]
+                            + list(compile_flags)
+                            + shlex.split(os.environ.get("TFBET_NVCC_FLAGS", "")))
       objects.append(obj)
     return objects
 

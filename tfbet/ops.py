@@ -10,8 +10,8 @@ the uniforms are drawn (Philox4x32-10, one block per byte at small rates).
 Errors are applied as ``((v ^ flip) | set) & ~clear`` (``apply_bit_errors``).
 
 The wrappers check Python values (ints, floats, numpy arrays) here, with ``ValueError`` /
-``TypeError`` naming the argument; tensors, also symbolic ones inside ``tf.function``, are checked by
-the kernels, which raise ``tf.errors.InvalidArgumentError`` naming the input.
+``TypeError`` naming the argument; tensors, also symbolic ones inside ``tf.function``, are checked
+by the kernels, which raise ``tf.errors.InvalidArgumentError`` naming the input.
 """
 import glob
 import numbers
