@@ -264,22 +264,40 @@ def _table(suite, loaded, names, title, key="random"):
   return "\n".join(lines) if len(lines) > 2 else None
 
 
-def mean_rerr(loaded, name, rate_percent, key="random"):
-  """Mean RErr (fraction) of a run at a rate, or None if it was not evaluated there."""
+def rerr_stats(loaded, name, rate_percent, key="random"):
+  """(mean RErr, standard error of that mean over chips) of a run at a rate, or None."""
   if name not in loaded or key not in loaded[name]:
     return None
   summary = _summary_by_rate(loaded[name][key]).get(round(rate_percent / 100, 10))
-  return None if summary is None else summary.mean
+  if summary is None:
+    return None
+  return summary.mean, summary.std / np.sqrt(max(summary.num_chips, 1))
 
 
-def _finding(loaded, statement, better, worse, rate, key_better="random", key_worse="random"):
-  """'holds' / 'does not hold' for "RErr(better) < RErr(worse) at rate", with the numbers."""
-  a = mean_rerr(loaded, better, rate, key_better)
-  b = mean_rerr(loaded, worse, rate, key_worse)
+def mean_rerr(loaded, name, rate_percent, key="random"):
+  """Mean RErr (fraction) of a run at a rate, or None if it was not evaluated there."""
+  stats = rerr_stats(loaded, name, rate_percent, key)
+  return None if stats is None else stats[0]
+
+
+def _finding(loaded, statement, better, worse, rate):
+  """Checks "RErr(better) < RErr(worse) at rate" with the numbers.
+
+  The difference counts when it exceeds twice the standard error of the difference of the two
+  means over chips (both models see the same chips and test images); otherwise it is noise.
+  """
+  a, b = rerr_stats(loaded, better, rate), rerr_stats(loaded, worse, rate)
   if a is None or b is None:
     return None
-  verdict = "holds" if a < b else "does not hold"
-  return f"- {statement} (p = {rate:g} %): **{verdict}** here — {100 * a:.2f} % vs {100 * b:.2f} %."
+  margin = 2 * np.hypot(a[1], b[1])
+  if b[0] - a[0] > margin:
+    verdict = "holds"
+  elif a[0] - b[0] > margin:
+    verdict = "does not hold (reversed)"
+  else:
+    verdict = "not resolved (difference within noise)"
+  return (f"- {statement} (p = {rate:g} %): **{verdict}** — {100 * a[0]:.2f} % vs "
+          f"{100 * b[0]:.2f} % (2 s.e. = {100 * margin:.2f} points).")
 
 
 TABLES = (
@@ -318,61 +336,63 @@ TABLES = (
 )
 
 
-def _plot_fig2(suite, loaded, path, groups):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for name, color in groups:
-    if name not in loaded:
-      continue
-    summary = sorted(loaded[name]["random"].summary(), key=lambda s: s.condition)
-    p = np.array([100 * s.condition for s in summary])
-    mean = np.array([100 * s.mean for s in summary])
-    std = np.array([100 * s.std for s in summary])
-    label = {r.name: r.label for r in suite.runs}[name]
-    ax.plot(p, mean, "o-", color=color, label=label)
-    ax.fill_between(p, mean - std, mean + std, color=color, alpha=0.2)
+def _rate_axes():
+  """A new figure with RErr against a log-scale bit error rate axis (Agg backend)."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(6, 4))
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
   ax.set_xscale("log")
   ax.set_xlabel("bit error rate p in %")
-  ax.set_ylabel("RErr in %")
   ax.grid(alpha=0.3)
+  return fig, ax
+
+
+def _save(fig, ax, path, ylabel):
+  ax.set_ylabel(ylabel)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
-  plt.close(fig)
+
+
+def _curve(results):
+  """(p in %, mean RErr in %, std in %) arrays of a Results object, sorted by p."""
+  summary = sorted(results.summary(), key=lambda s: s.condition)
+  return tuple(np.array([100 * getattr(s, k) for s in summary])
+               for k in ("condition", "mean", "std"))
+
+
+def _plot_fig2(suite, loaded, path, groups):
+  """RErr (mean with a std band) against p for a few models, like Fig. 2."""
+  fig, ax = _rate_axes()
+  labels = {r.name: r.label for r in suite.runs}
+  for name, color in groups:
+    if name in loaded:
+      p, mean, std = _curve(loaded[name]["random"])
+      ax.plot(p, mean, "o-", color=color, label=labels[name])
+      ax.fill_between(p, mean - std, mean + std, color=color, alpha=0.2)
+  _save(fig, ax, path, "RErr in %")
 
 
 def _plot_fig7(suite, loaded, path):
   """Best (lowest mean RErr) model per rate within each method family, like Fig. 7."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   families = (("NORMAL", ("q_normal",), "tab:orange"), ("RQUANT", ("q_rquant",), "tab:red"),
               ("CLIPPING", ("clip_0.2", "clip_0.1", "clip_0.05"), "tab:blue"),
               ("RANDBET", ("randbet_0.1_p5", "randbet_0.05_p10"), "tab:purple"))
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig, ax = _rate_axes()
   for name in loaded:
-    summary = sorted(loaded[name]["random"].summary(), key=lambda s: s.condition)
-    ax.plot([100 * s.condition for s in summary], [100 * s.mean for s in summary], "-",
-            color="0.8", lw=0.8)
+    p, mean, _ = _curve(loaded[name]["random"])
+    ax.plot(p, mean, "-", color="0.8", lw=0.8)
   for label, names, color in families:
     best = []
     for rate in suite.rates:
-      values = [mean_rerr(loaded, n, rate) for n in names]
-      values = [v for v in values if v is not None]
+      values = [v for v in (mean_rerr(loaded, n, rate) for n in names) if v is not None]
       if values:
         best.append((rate, 100 * min(values)))
     if best:
       ax.plot(*zip(*best), "o-", color=color, label=label)
-  ax.set_xscale("log")
-  ax.set_xlabel("bit error rate p in %")
-  ax.set_ylabel("best RErr in %")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, ax, path, "best RErr in % (per method family)")
 
 
 def _profiled_section(loaded, suite):
@@ -427,15 +447,22 @@ def write_report(suite, output_dir, report_path):
         suite.pattern_run]:
       out += ["Evaluated on the training pattern itself (one chip, the pattern seed):", "",
               _table(suite, loaded, (suite.pattern_run,), "Model", key="pattern"), ""]
-    checks = []
+    checks, uninformative = [], []
     for statement, better, worse in findings:
       for rate in suite.rates:
         line = _finding(loaded, statement, better, worse, rate)
-        if line and rate >= sorted(suite.rates)[len(suite.rates) // 2]:
+        if line is None:
+          continue
+        # Only rates where at least one model still works (RErr < 50 %) can tell them apart.
+        if min(mean_rerr(loaded, better, rate), mean_rerr(loaded, worse, rate)) < 0.5:
           checks.append(line)
-    if checks:
-      out += ["Paper findings checked on these numbers (upper half of the rate grid):", ""]
-      out += checks + [""]
+        else:
+          uninformative.append(f"{statement} at p = {rate:g} %")
+    if checks or uninformative:
+      out += ["Paper findings checked on these numbers (at rates where at least one of the two "
+              "models keeps RErr below 50 %):", ""]
+      out += checks or ["- No rate of the grid is informative for these runs."]
+      out += [""]
   profiled = _profiled_section(loaded, suite)
   if profiled:
     out += ["## Tab. 5 / Tab. 15 — simulated profiled chips (App. C.1 presets)", "", profiled]
@@ -445,10 +472,12 @@ def write_report(suite, output_dir, report_path):
           "## Why results can differ from the paper", "",
           "- Scale: a small network trained for a few epochs on part of MNIST, not the "
           "full SimpleNet for 100-250 epochs; CIFAR is not available on this machine.",
-          "- Statistics: 10 chips on a test subset; the Prop. 1 excess for n = "
-          f"{suite.test_limit} test images is "
-          f"{100 * evaluation.prop1_excess(suite.test_limit, suite.num_chips):.1f} %, so "
-          "differences smaller than that are not significant.",
+          f"- Statistics: {suite.num_chips} chips on {suite.test_limit} test images. Prop. 1 "
+          "(App. C.2) bounds the expected RErr by the measured one plus "
+          f"{100 * evaluation.prop1_excess(suite.test_limit, suite.num_chips):.1f} points here "
+          "(vacuous at this n and number of chips; the paper needs n = 10,000 and l = 1e6 for "
+          "4.1 points), so the checks above compare models with the chip-to-chip standard "
+          "error instead, on the same chips and test images.",
           "- MNIST tolerates much higher bit error rates than CIFAR-10 (Tab. 21), so the rate "
           "grid is shifted upwards and the CIFAR-10 rates of Tab. 1-4 map to the low end.", ""]
   with open(report_path, "w", encoding="utf-8") as f:
