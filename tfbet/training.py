@@ -121,8 +121,10 @@ class BitErrorTrainer(keras.Model):
       memory.assign_random_flips(self.layout, self.step_seed(), self.current_rate())
 
   def _clear_errors(self):
+    # Random chips only write the flip masks; a pattern may use all three.
+    names = ("flip", "set", "clear") if self._pattern is not None else ("flip",)
     for slot in self.layout.slots:
-      for name in ("flip", "set", "clear"):
+      for name in names:
         slot.qvars[name].assign(tf.zeros(slot.shape, tf.uint8))
 
   def clip_weights(self):
