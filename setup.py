@@ -16,6 +16,7 @@ import subprocess
 
 from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 
 def _tf_flags():
@@ -74,6 +75,18 @@ class BuildTfOp(build_ext):
     return objects
 
 
+class BuildPyWithGinConfigs(build_py):
+  """Ships the repository's gin/ directory inside the package as tfbet/gin_configs."""
+
+  def run(self):
+    super().run()
+    if self.editable_mode:  # an editable install reads gin/ from the checkout
+      return
+    target = os.path.join(self.build_lib, "tfbet", "gin_configs")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree("gin", target)
+
+
 ops_library = Extension(
     "tfbet._tfbet_ops",
     sources=sorted(s for s in glob.glob("custom_ops/*.cc") if not s.endswith(".cu.cc")),
@@ -90,9 +103,8 @@ setup(
     version="0.1.0",
     description="Bit error robustness for quantized Keras models (RQUANT, CLIPPING, RANDBET)",
     packages=find_packages(include=["tfbet", "tfbet.*"]),
-    package_data={"tfbet": ["gin/**/*.gin"]},
     ext_modules=[ops_library],
-    cmdclass={"build_ext": BuildTfOp},
+    cmdclass={"build_ext": BuildTfOp, "build_py": BuildPyWithGinConfigs},
     install_requires=requirements,
     python_requires=">=3.10",
 )
