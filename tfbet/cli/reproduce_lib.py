@@ -300,6 +300,29 @@ def _finding(loaded, statement, better, worse, rate):
           f"{100 * b[0]:.2f} % (2 s.e. = {100 * margin:.2f} points).")
 
 
+def _pattern_finding(suite, loaded):
+  """Tab. 3 (top): PATTBET fails at lower rates of its own pattern (a subset of its errors)."""
+  results = loaded[suite.pattern_run]["pattern"]
+  by_rate = _summary_by_rate(results)
+  trained = max(by_rate)
+  lower = [r for r in sorted(by_rate) if r < trained]
+  if not lower:
+    return ""
+  low = lower[len(lower) // 2]
+  a, b = by_rate[low].mean, by_rate[trained].mean
+  # One chip: the noise is that of the test sample, a binomial standard error per value.
+  margin = 2 * np.hypot(np.sqrt(a * (1 - a) / results.n), np.sqrt(b * (1 - b) / results.n))
+  if a - b > margin:
+    verdict = "holds"
+  elif b - a > margin:
+    verdict = "does not hold (reversed)"
+  else:
+    verdict = "does not hold (no difference beyond test-sample noise)"
+  return (f"- PATTBET does not generalize to a lower rate of its own pattern (p = {100 * low:g} % "
+          f"vs the trained {100 * trained:g} %): **{verdict}** — {100 * a:.2f} % vs "
+          f"{100 * b:.2f} % (2 s.e. = {100 * margin:.2f} points).")
+
+
 TABLES = (
     ("Tab. 1 / Tab. 8 — quantization schemes",
      ("q_global", "q_normal", "q_asymmetric", "q_unsigned", "q_rquant", "q4_trunc", "q4_round"),
@@ -446,7 +469,8 @@ def write_report(suite, output_dir, report_path):
     if "Tab. 3" in title and suite.pattern_run in loaded and "pattern" in loaded[
         suite.pattern_run]:
       out += ["Evaluated on the training pattern itself (one chip, the pattern seed):", "",
-              _table(suite, loaded, (suite.pattern_run,), "Model", key="pattern"), ""]
+              _table(suite, loaded, (suite.pattern_run,), "Model", key="pattern"), "",
+              _pattern_finding(suite, loaded), ""]
     checks, uninformative = [], []
     for statement, better, worse in findings:
       for rate in suite.rates:
