@@ -13,15 +13,15 @@ import tensorflow as tf
 from tfbet.compat import keras
 
 
-def _check_w_max(w_max):
-  """Returns w_max as a float, or raises if it is not a finite number > 0."""
-  if isinstance(w_max, bool) or not isinstance(w_max, numbers.Real):
-    raise TypeError(f"w_max must be a finite float > 0, got {w_max!r} of type "
-                    f"{type(w_max).__name__}.")
-  w_max = float(w_max)
-  if not math.isfinite(w_max) or w_max <= 0.0:
-    raise ValueError(f"w_max must be a finite float > 0, got {w_max!r}.")
-  return w_max
+def check_positive_float(name, value):
+  """Returns ``value`` as a float, or raises naming ``name`` if it is not a finite number > 0."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    raise TypeError(f"{name} must be a finite float > 0, got {value!r} of type "
+                    f"{type(value).__name__}.")
+  value = float(value)
+  if not math.isfinite(value) or value <= 0.0:
+    raise ValueError(f"{name} must be a finite float > 0, got {value!r}.")
+  return value
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
@@ -29,7 +29,7 @@ class WeightClip(keras.constraints.Constraint):
   """Clips weights element-wise to [-w_max, w_max] (CLIPPING_{w_max} in the paper)."""
 
   def __init__(self, w_max):
-    self.w_max = _check_w_max(w_max)
+    self.w_max = check_positive_float("w_max", w_max)
 
   def __call__(self, w):
     w_max = tf.cast(self.w_max, w.dtype)

@@ -10,21 +10,12 @@ quantized tensors for them.
 
 Both layers work on channels-last tensors (every tfbet model is channels-last) of rank >= 2.
 """
-import math
 import numbers
 
 import tensorflow as tf
 
+from tfbet import constraints
 from tfbet.compat import keras
-
-
-def _check_positive_float(name, value):
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise TypeError(f"{name} must be a finite float > 0, got {value!r}.")
-  value = float(value)
-  if not math.isfinite(value) or value <= 0.0:
-    raise ValueError(f"{name} must be a finite float > 0, got {value!r}.")
-  return value
 
 
 def _channels_of(layer_name, input_shape):
@@ -54,7 +45,7 @@ class _ReparameterizedNormalization(keras.layers.Layer):
                **kwargs):
     super().__init__(**kwargs)
     self.supports_masking = True
-    self.epsilon = _check_positive_float("epsilon", epsilon)
+    self.epsilon = constraints.check_positive_float("epsilon", epsilon)
     self.gamma_initializer = keras.initializers.get(gamma_initializer)
     self.beta_initializer = keras.initializers.get(beta_initializer)
     self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)

@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 
+from tfbet import constraints
 from tfbet import layers as tfbet_layers
 from tfbet.compat import keras
 
@@ -29,12 +30,7 @@ def check_positive_int(name, value):
 
 def check_width(width):
   """Returns the channel width multiplier as a float, or raises if it is not finite and > 0."""
-  if isinstance(width, bool) or not isinstance(width, numbers.Real):
-    raise TypeError(f"width must be a finite float > 0, got {width!r}.")
-  width = float(width)
-  if not math.isfinite(width) or width <= 0.0:
-    raise ValueError(f"width must be a finite float > 0, got {width!r}.")
-  return width
+  return constraints.check_positive_float("width", width)
 
 
 def check_rate(name, rate):
