@@ -7,10 +7,7 @@ measured round-robin. Target: ratio <= 1.3.
 """
 import argparse
 
-import common  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import numpy as np
-import tensorflow as tf
-
+import common  # first: sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import tfbet
 from tfbet.compat import keras
 
@@ -22,9 +19,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
   args = parser.parse_args()
 
-  rng = np.random.default_rng(0)
-  x = tf.constant(rng.normal(size=(args.batch, 28, 28, 1)).astype(np.float32))
-  y = tf.constant(rng.integers(0, 10, size=args.batch))
+  x, y = common.random_mnist_batch(args.batch)
   float_model = tfbet.models.get_model("simplenet", variant="mnist", width=args.width, seed=0)
   qat_model = tfbet.quantize_model(float_model, tfbet.get_scheme("rquant", 8))
   loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -7,10 +7,7 @@ about 3x (App. G.4). Target: <= 2.1.
 """
 import argparse
 
-import common  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-import numpy as np
-import tensorflow as tf
-
+import common  # first: sets TF_USE_LEGACY_KERAS before TensorFlow loads
 import tfbet
 
 
@@ -31,9 +28,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=10, help="timed steps per trainer")
   args = parser.parse_args()
 
-  rng = np.random.default_rng(0)
-  x = tf.constant(rng.normal(size=(args.batch, 28, 28, 1)).astype(np.float32))
-  y = tf.constant(rng.integers(0, 10, size=args.batch))
+  x, y = common.random_mnist_batch(args.batch)
   clipping, weights = make_trainer("clean", args.width, 0.0)
   randbet, _ = make_trainer("randbet", args.width, args.rate)
   times = common.interleaved_medians({

@@ -31,3 +31,12 @@ def interleaved_medians(fns, repeats, warmup=2):
       fn()
       times[name].append(time.perf_counter() - start)
   return {name: statistics.median(t) for name, t in times.items()}
+
+
+def random_mnist_batch(batch, seed=0):
+  """A fixed batch of MNIST-shaped inputs and labels (timing does not depend on the values)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  return (tf.constant(rng.normal(size=(batch, 28, 28, 1)).astype(np.float32)),
+          tf.constant(rng.integers(0, 10, size=batch)))

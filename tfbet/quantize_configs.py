@@ -143,10 +143,10 @@ def quantize_model(model, scheme="rquant"):
     raise ValueError("model must be built (call it on an input or give an input shape)")
 
   def annotate(layer):
+    clone = layer.__class__.from_config(layer.get_config())
     attrs = quantizable_attributes(layer)
     if not attrs:
-      return layer.__class__.from_config(layer.get_config())
-    clone = layer.__class__.from_config(layer.get_config())
+      return clone
     return _tfmot_keras.quantize_annotate_layer(clone, BitErrorQuantizeConfig(attrs, scheme))
 
   with quantize_scope():

@@ -43,6 +43,11 @@ def _local_variable(name, value, dtype):
                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
+def _errors(logits, y_onehot):
+  """1.0 per misclassified example, else 0.0."""
+  return tf.cast(tf.not_equal(tf.argmax(logits, -1), tf.argmax(y_onehot, -1)), tf.float32)
+
+
 class BitErrorTrainer(keras.Model):
   """Trains a quantized ``model`` with clipping and (random) bit error injection."""
 
@@ -156,8 +161,10 @@ class BitErrorTrainer(keras.Model):
       loss = tf.nn.compute_average_loss(per_example)
     grads = tape.gradient(loss, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    error = tf.cast(tf.not_equal(tf.argmax(logits, -1), tf.argmax(y_onehot, -1)), tf.float32)
-    return tf.reduce_mean(per_example), tf.reduce_mean(error), grads
+    return tf.reduce_mean(per_example), tf.reduce_mean(_errors(logits, y_onehot)), grads
+
+  def _one_hot(self, labels):
+    return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.model.output_shape[-1])
 
   def _apply(self, grads):
     variables = self.model.trainable_variables
@@ -173,8 +180,7 @@ class BitErrorTrainer(keras.Model):
 
   def train_step(self, data):
     x, y = data
-    num_classes = self.model.output_shape[-1]
-    y_onehot = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
+    y_onehot = self._one_hot(y)
     memory.update_global_range(self.layout)
     loss, error, grads = self._loss_and_gradients(x, y_onehot)
     replica = tf.distribute.get_replica_context()
@@ -229,12 +235,10 @@ class BitErrorTrainer(keras.Model):
 
   def test_step(self, data):
     x, y = data
-    num_classes = self.model.output_shape[-1]
-    y_onehot = tf.one_hot(tf.cast(tf.reshape(y, [-1]), tf.int32), num_classes)
+    y_onehot = self._one_hot(y)
     logits = self.model(x, training=False)
     self.trackers["loss"].update_state(self.loss_fn(y_onehot, logits))
-    self.trackers["error"].update_state(
-        tf.cast(tf.not_equal(tf.argmax(logits, -1), tf.argmax(y_onehot, -1)), tf.float32))
+    self.trackers["error"].update_state(_errors(logits, y_onehot))
     return {"loss": self.trackers["loss"].result(), "error": self.trackers["error"].result()}
 
 

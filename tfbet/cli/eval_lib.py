@@ -8,7 +8,7 @@ comparable chip for chip. ``--num_shards`` / ``--shard_index`` split the chips r
 (``tfbet.evaluation.shard``); ``bin/eval --merge a.json b.json --output all.json`` merges the
 shard files exactly.
 
-The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5 or model.keras
+The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
 from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
 """
@@ -22,19 +22,18 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet.cli import train_lib
 
 CHIP_KINDS = ("random", "asymmetric")
 # The columns of the paper's CIFAR10 tables (Tab. 1, 2, 4, 8, 9), in %.
 DEFAULT_RATES = ("0.01", "0.05", "0.1", "0.5", "1", "1.5")
-# Names bin/train gives the exported quantized model, in order of preference.
-MODEL_FILES = ("model.h5", "model.keras")
 
 
 def define_model_flags(flag_values=flags.FLAGS):
   """Flags shared by bin/eval and bin/eval_chips: model, data, outputs."""
   flags.DEFINE_string(
       "run_dir", None,
-      "Output directory of bin/train: its model (model.h5 or model.keras) is evaluated on the "
+      "Output directory of bin/train: its model (model.h5) is evaluated on the "
       "run's test set (its operative_config.gin is parsed first, so data and whitening match "
       "training). "
       "Exclusive with --model.", flag_values=flag_values)
@@ -137,13 +136,12 @@ def make_chips(kind, seeds, fraction_0to1=0.5):
 
 
 def find_model_file(run_dir):
-  """The exported model of a bin/train run: the first of MODEL_FILES that exists."""
-  for name in MODEL_FILES:
-    path = os.path.join(run_dir, name)
-    if os.path.isfile(path):
-      return path
-  raise ValueError(f"run_dir {run_dir!r} holds none of {list(MODEL_FILES)}; is it a finished "
-                   "bin/train output directory?")
+  """The exported model of a bin/train run."""
+  path = os.path.join(run_dir, train_lib.MODEL_FILE)
+  if not os.path.isfile(path):
+    raise ValueError(f"run_dir {run_dir!r} holds no {train_lib.MODEL_FILE}; is it a finished "
+                     "bin/train output directory?")
+  return path
 
 
 def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=(),
@@ -170,10 +168,9 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_limit = {int(test_limit)}")
   if batch_size is not None:
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
-  # Importing train_lib registers every configurable an operative config of bin/train names.
+  # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
   gin_utils.parse(gin_files, gin_params)
   data = data_lib.load_data()
   model = train_lib.load_model(model_path)

@@ -43,14 +43,18 @@ def resolve(path):
   raise FileNotFoundError(f"gin file {path!r} not found (also looked in {GIN_SEARCH_PATHS})")
 
 
+_ADDED_SEARCH_PATHS = set()
+
+
 def parse(gin_files=(), gin_params=(), finalize=True):
   """Parses config files (paths, or paths relative to the shipped gin/ dir) and bindings.
 
   Unknown configurables or parameters fail with gin's own error message.
   """
-  for path in GIN_SEARCH_PATHS:
-    if os.path.isdir(path) and path not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
+  for path in GIN_SEARCH_PATHS:  # for `include` lines inside the files
+    if os.path.isdir(path) and path not in _ADDED_SEARCH_PATHS:
       gin.add_config_file_search_path(path)
+      _ADDED_SEARCH_PATHS.add(path)
   gin.parse_config_files_and_bindings([resolve(f) for f in gin_files or ()],
                                       list(gin_params or ()),
                                       finalize_config=finalize)

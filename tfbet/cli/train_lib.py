@@ -11,6 +11,7 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
   the operative gin config, and exports the final model (``model.h5``) and its memory image
   (``memory.npz``) plus ``result.json`` with the clean test error.
 """
+import hashlib
 import json
 import os
 import time
@@ -32,6 +33,8 @@ from tfbet.cli import gin_utils
 from tfbet.compat import keras
 
 STRATEGIES = (None, "mirrored", "multi_worker")
+# The exported model. HDF5, because the Keras v3 ".keras" format cannot reload tfmot wrappers.
+MODEL_FILE = "model.h5"
 
 
 def make_strategy(name):
@@ -164,7 +167,7 @@ def export(trainer, data, output_dir, history=None, seconds=None):
   mem = memory.layout(qmodel)
   memory.clear_masks(mem)
   memory.update_global_range(mem)
-  model_path = os.path.join(output_dir, "model.h5")
+  model_path = os.path.join(output_dir, MODEL_FILE)
   with quantize_configs.quantize_scope():
     qmodel.save(model_path + ".tmp.h5")
   tf.io.gfile.rename(model_path + ".tmp.h5", model_path, overwrite=True)
@@ -193,7 +196,6 @@ def load_model(path):
 
 def weights_digest(model):
   """A digest of all weights, to compare runs bit for bit."""
-  import hashlib  # pylint: disable=g-import-not-at-top
   h = hashlib.sha256()
   for w in model.get_weights():
     h.update(np.ascontiguousarray(w).tobytes())
