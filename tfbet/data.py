@@ -1,8 +1,15 @@
 """MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100: loading and the input pipeline.
 
 Arrays come from the original files on disk (IDX for MNIST / Fashion-MNIST, the binary or the
-python batches for CIFAR) or, for users who are online, from tensorflow-datasets; both give
-uint8 NHWC images and int64 labels and feed the same pipeline.
+python batches for CIFAR) or from tensorflow-datasets (tfds), which downloads and prepares them
+when it can reach the network; both give uint8 NHWC images and int64 labels and feed the same
+pipeline. Any other tfds image classification data set with fixed-size uint8 images, a class
+label and 'train' / 'test' splits works by its tfds name.
+
+Order: tfds stores the examples of a split sorted by a salted md5 of each example's key. For
+MNIST and Fashion-MNIST the key is the example's position in the original file, so that order
+is undone here and both sources give the same examples in the same order (the same runs).
+Other tfds data sets keep tfds' own fixed order.
 
 The pipeline scales to [0, 1] and whitens per channel with statistics of the training set
 (App. F, also used on MNIST, DESIGN 5). Training batches are augmented (App. F, see
@@ -14,6 +21,7 @@ exactly the batches of an uninterrupted run.
 import codecs
 import dataclasses
 import gzip
+import hashlib
 import os
 import pickle
 import struct
@@ -28,7 +36,7 @@ from tfbet.augment import Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, aug
 
 __all__ = [
     "Augmentation", "CIFAR_AUGMENTATION", "NO_AUGMENTATION", "DATASETS", "DatasetInfo",
-    "DataSplits", "compute_whitening", "default_data_dir", "epoch_permutation", "load_arrays",
+    "DataSplits", "compute_whitening", "dataset_info", "default_data_dir", "epoch_permutation", "load_arrays",
     "load_data", "make_dataset", "parse_idx", "read_cifar_binary", "read_cifar_pickle",
     "read_idx",
 ]
@@ -40,20 +48,27 @@ SPLITS = ("train", "test")
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-  """What the pipeline and the models need to know about a data set."""
+  """What the pipeline and the models need to know about a data set.
+
+  num_train / num_test are None for tfds data sets not listed in DATASETS (known after loading).
+  tfds_keys_are_file_positions: tfds generates this data set with the example's position in the
+  original file as its key (MNIST, Fashion-MNIST), so load_arrays can restore the file order.
+  """
   name: str
   num_classes: int
   input_shape: Tuple[int, int, int]
   tfds_name: str
-  num_train: int
-  num_test: int
+  num_train: Optional[int]
+  num_test: Optional[int]
   default_augmentation: Augmentation
+  tfds_keys_are_file_positions: bool = False
 
 
 DATASETS = {
-    "mnist": DatasetInfo("mnist", 10, (28, 28, 1), "mnist", 60000, 10000, NO_AUGMENTATION),
+    "mnist": DatasetInfo("mnist", 10, (28, 28, 1), "mnist", 60000, 10000, NO_AUGMENTATION,
+                         tfds_keys_are_file_positions=True),
     "fashion_mnist": DatasetInfo("fashion_mnist", 10, (28, 28, 1), "fashion_mnist", 60000,
-                                 10000, NO_AUGMENTATION),
+                                 10000, NO_AUGMENTATION, tfds_keys_are_file_positions=True),
     "cifar10": DatasetInfo("cifar10", 10, (32, 32, 3), "cifar10", 50000, 10000,
                            CIFAR_AUGMENTATION),
     "cifar100": DatasetInfo("cifar100", 100, (32, 32, 3), "cifar100", 50000, 10000,
@@ -61,10 +76,38 @@ DATASETS = {
 }
 
 
-def _dataset_info(name: str) -> DatasetInfo:
-  if name not in DATASETS:
-    raise ValueError(f"name must be one of {tuple(DATASETS)}, got {name!r}.")
-  return DATASETS[name]
+def dataset_info(name: str, tfds_data_dir: Optional[str] = None) -> DatasetInfo:
+  """The DatasetInfo of a data set in DATASETS, or of any tfds image classification data set.
+
+  For a tfds name the information comes from the builder's metadata (no download): the image
+  feature must have a fixed [h, w, c] uint8 shape and the label must be a ClassLabel.
+  """
+  if not isinstance(name, str) or not name:
+    raise ValueError(f"name must be a data set name, got {name!r}.")
+  if name in DATASETS:
+    return DATASETS[name]
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  try:
+    builder = tfds.builder(name, data_dir=tfds_data_dir)
+  except Exception as err:  # tfds raises several types for unknown names
+    raise ValueError(f"name must be one of {tuple(DATASETS)} or the name of a "
+                     f"tensorflow-datasets image classification data set; {name!r} is "
+                     f"neither ({type(err).__name__}: {err}).") from err
+  keys = builder.info.supervised_keys
+  if not (isinstance(keys, tuple) and len(keys) == 2 and all(isinstance(k, str) for k in keys)):
+    raise ValueError(f"tfds data set {name!r} has no (image, label) supervised keys "
+                     f"(got {keys!r}); tfbet needs an image classification data set.")
+  image, label = builder.info.features[keys[0]], builder.info.features[keys[1]]
+  shape = tuple(getattr(image, "shape", ()) or ())
+  if len(shape) != 3 or None in shape or getattr(image, "dtype", None) != tf.uint8:
+    raise ValueError(f"tfds data set {name!r}: feature {keys[0]!r} must be fixed-size uint8 "
+                     f"images [h, w, c], got shape {shape} dtype "
+                     f"{getattr(image, 'dtype', None)}; resize it into a data set of its own.")
+  num_classes = getattr(label, "num_classes", None)
+  if not isinstance(num_classes, int) or num_classes < 2:
+    raise ValueError(f"tfds data set {name!r}: feature {keys[1]!r} must be a class label "
+                     f"with at least 2 classes, got {label!r}.")
+  return DatasetInfo(name, num_classes, shape, name, None, None, NO_AUGMENTATION)
 
 
 def default_data_dir() -> str:
@@ -295,13 +338,49 @@ def _local_location(data_dir: str, info: DatasetInfo):
   return None if directory is None else (directory, "idx")
 
 
-def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_dir):
-  """Whole split as numpy through tensorflow-datasets (downloads when online)."""
+def tfds_file_order(num_examples: int, split: str) -> np.ndarray:
+  """Position in the original file of each example of a tfds split whose keys are positions.
+
+  tfds writes a split sorted by md5(split name + str(key)) (its documented, fixed shuffling);
+  sorting the positions 0..n-1 the same way gives, for record j of the split, its position.
+  """
+  salt = hashlib.md5(split.encode("utf-8"))
+  hashes = []
+  for position in range(num_examples):
+    digest = salt.copy()
+    digest.update(str(position).encode("utf-8"))
+    hashes.append(digest.hexdigest())
+  return np.argsort(np.array(hashes), kind="stable")
+
+
+def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_dir, data_dir):
+  """Whole split as numpy through tensorflow-datasets (downloads and prepares when online).
+
+  Data sets whose tfds keys are file positions come back in file order (see module docstring);
+  `limit` is applied after that, so it keeps the first examples of the file on both paths.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
-  split_spec = split if limit is None else f"{split}[:{limit}]"
-  images, labels = tfds.as_numpy(tfds.load(info.tfds_name, split=split_spec, as_supervised=True,
-                                           batch_size=-1, data_dir=tfds_data_dir))
-  return np.asarray(images, np.uint8), np.asarray(labels, np.int64)
+  restore_order = info.tfds_keys_are_file_positions
+  split_spec = split if (limit is None or restore_order) else f"{split}[:{limit}]"
+  try:
+    dataset = tfds.load(info.tfds_name, split=split_spec, as_supervised=True, batch_size=-1,
+                        data_dir=tfds_data_dir, shuffle_files=False)
+  except Exception as err:  # download, checksum and preparation errors of many types
+    local_hint = (f" put the original files into {os.path.join(data_dir, info.name)} (or set "
+                  f"${DATA_DIR_ENV} to a folder holding {info.name}/), or"
+                  if info.name in DATASETS else "")
+    raise RuntimeError(
+        f"could not load {info.name!r} {split} from tensorflow-datasets "
+        f"({type(err).__name__}: {str(err)[:500]}). Without network access,{local_hint} "
+        f"pre-fill tfds' download folder from local copies of the original files "
+        f"(scripts/tfds_prefill.py) and point TFDS_DATA_DIR or tfds_data_dir at it.") from err
+  images, labels = tfds.as_numpy(dataset)
+  images, labels = np.asarray(images, np.uint8), np.asarray(labels, np.int64)
+  if restore_order:
+    in_file_order = np.empty(len(images), np.int64)
+    in_file_order[tfds_file_order(len(images), split)] = np.arange(len(images))
+    images, labels = images[in_file_order], labels[in_file_order]
+  return images, labels
 
 
 def _check_positive_int(value, name, allow_none=False):
@@ -317,7 +396,8 @@ def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, source
   """Images uint8 [n, h, w, c] and labels int64 [n] of one split.
 
   Args:
-    name: one of DATASETS ('mnist', 'fashion_mnist', 'cifar10', 'cifar100').
+    name: one of DATASETS ('mnist', 'fashion_mnist', 'cifar10', 'cifar100'), read from the
+      original files or tfds, or the name of any tfds image classification data set.
     split: 'train' or 'test'.
     data_dir: folder with the original files (default: default_data_dir()). MNIST-like data sets
       are read from <data_dir>/<name>/ (IDX, gzipped or not); CIFAR from
@@ -327,19 +407,22 @@ def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, source
     limit: keep only the first `limit` examples (small runs); must not exceed the split.
     tfds_data_dir: data_dir passed to tfds.load (None: tfds' default).
   """
-  info = _dataset_info(name)
+  info = dataset_info(name, tfds_data_dir)
   if split not in SPLITS:
     raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
   if source not in SOURCES:
     raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
   _check_positive_int(limit, "limit", allow_none=True)
   data_dir = default_data_dir() if data_dir is None else data_dir
-  location = _local_location(data_dir, info) if source != "tfds" else None
+  has_readers = name in DATASETS  # other names exist only in tensorflow-datasets
+  location = _local_location(data_dir, info) if source != "tfds" and has_readers else None
   if source == "local" and location is None:
-    raise FileNotFoundError(f"no local {name} files under {data_dir} (set data_dir or "
-                            f"${DATA_DIR_ENV}, or use source='tfds').")
+    raise FileNotFoundError(
+        f"no local {name} files under {data_dir} (set data_dir or ${DATA_DIR_ENV}, or use "
+        f"source='tfds')." if has_readers else
+        f"{name!r} can only be read through tensorflow-datasets: use source='tfds' or 'auto'.")
   if location is None:
-    images, labels = _load_tfds(info, split, limit, tfds_data_dir)
+    images, labels = _load_tfds(info, split, limit, tfds_data_dir, data_dir)
     origin = f"tfds {info.tfds_name} {split}"
   elif location[1] == "idx":
     images, labels = _load_mnist_local(location[0], info, split)
@@ -576,7 +659,8 @@ def load_data(name: str = gin.REQUIRED, *, batch_size: int = 128,
   """Loads a data set and its pipeline settings (the gin entry point of the data).
 
   Args:
-    name: 'mnist', 'fashion_mnist', 'cifar10' or 'cifar100'.
+    name: 'mnist', 'fashion_mnist', 'cifar10', 'cifar100' or any tfds image classification
+      data set with fixed-size images (see dataset_info).
     batch_size: training batch size (paper: 128).
     test_batch_size: evaluation batch size (default: batch_size).
     seed: seed of the shuffling and augmentation of every epoch.
@@ -586,7 +670,7 @@ def load_data(name: str = gin.REQUIRED, *, batch_size: int = 128,
     data_dir, source, tfds_data_dir: see load_arrays.
     train_limit, test_limit: keep only the first n examples of a split (small runs).
   """
-  info = _dataset_info(name)
+  info = dataset_info(name, tfds_data_dir)
   arrays = {}
   for split, limit in (("train", train_limit), ("test", test_limit)):
     arrays[split] = load_arrays(name, split, data_dir=data_dir, source=source, limit=limit,
