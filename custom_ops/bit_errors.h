@@ -1,6 +1,6 @@
 /* Bit error masks for quantized weights: the math shared by the CPU and GPU kernels.
 
-Memory model (DESIGN.md section 3).  Every quantized weight is stored in one uint8; bit 0 is the
+Memory model (docs/design.md §3).  Every quantized weight is stored in one uint8; bit 0 is the
 least significant bit.  Bit b of element i of a mask computed at bit offset `offset` has the
 global bit address
 

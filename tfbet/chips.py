@@ -1,6 +1,6 @@
 """Chips: models of where and how low-voltage bit errors hit the weight memory.
 
-The memory is a flat uint8 array of W quantized weights, one byte per weight (DESIGN.md Sec. 3);
+The memory is a flat uint8 array of W quantized weights, one byte per weight (docs/design.md §3);
 bit b (0 = least significant) of byte i has address ``offset + 8 * i + b``. A chip turns
 (number of bytes, precision m, operating condition, offset) into three uint8 masks per byte,
 applied as ``v' = ((v ^ flip) | set) & ~clear``; bits m..7 are never touched.

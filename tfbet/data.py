@@ -12,7 +12,7 @@ is undone here and both sources give the same examples in the same order (the sa
 Other tfds data sets keep tfds' own fixed order.
 
 The pipeline scales to [0, 1] and whitens per channel with statistics of the training set
-(App. F, also used on MNIST, DESIGN 5). Training batches are augmented (App. F, see
+(App. F, also used on MNIST, docs/design.md §5). Training batches are augmented (App. F, see
 tfbet.augment) and shuffled. The training data of epoch e is a pure function of (seed, e): the
 order is a Philox permutation keyed by (seed, e) and every example's augmentation uses a
 stateless seed folded from (seed, e, index of the example), so a run resumed at epoch e sees

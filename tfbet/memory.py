@@ -1,6 +1,6 @@
 """The linear memory of a quantized model, and loading bit errors into it.
 
-Layout (DESIGN §3): all quantized tensors in the order of ``model.weights``, each weight one
+Layout (docs/design.md §3): all quantized tensors in the order of ``model.weights``, each weight one
 byte, tensors back to back. Weight i of the whole model is byte i; bit b of it has the global
 bit address ``8*i + b``. A chip's error masks for the whole memory are computed once and cut
 into the per-tensor masks of the ``BitErrorQuantizer``s.

@@ -162,7 +162,7 @@ def quantize_model(model, scheme="rquant"):
 def quantized_variables(model):
   """[(float variable, quantizer, quantizer variables dict)] in the order of ``model.weights``.
 
-  This order is the linear memory layout of DESIGN §3.
+  This order is the linear memory layout of docs/design.md §3.
   """
   by_id = {}
   for layer in model.layers:

@@ -3,7 +3,7 @@
 Implements the tfmot ``Quantizer`` interface. For every quantized tensor it owns
 
 * ``flip``, ``set``, ``clear``: uint8 error masks, ``v' = ((v ^ flip) | set) & ~clear``
-  (DESIGN §3); all zero means the clean quantized weights, bit for bit;
+  (docs/design.md §3); all zero means the clean quantized weights, bit for bit;
 * ``range``: [q_min, q_max] used when the range does not come from the tensor itself
   (a global scheme, or a loaded memory image);
 * ``codes`` and ``frozen``: a memory image loaded by ``tfbet.memory.import_image``; while

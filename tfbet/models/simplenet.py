@@ -29,7 +29,7 @@ CIFAR_LAYOUT = (
     (2048, 1), (256, 1), "pool",
     (256, 3),
 )
-# A SimpleNet-like stack sized for 2 CPU cores (about 134k weights on MNIST, DESIGN §5): narrow
+# A SimpleNet-like stack sized for 2 CPU cores (about 134k weights on MNIST, docs/design.md §5): narrow
 # early layers keep it fast, and 128 channels before the classifier keep enough redundancy for
 # aggressive clipping (a width-scaled SimpleNet ends in too few channels and loses accuracy
 # when clipped at w_max = 0.05).
