@@ -41,9 +41,9 @@ def _random_images(n, seed, shape=(32, 32, 3)):
 
 
 @pytest.mark.parametrize("name", sorted(REAL_TEST_FILES))
-def test_real_idx_test_files_load_with_published_md5_and_label_counts(name):
+def test_real_idx_test_files_load_with_published_md5_and_label_counts(name, real_mnist):
   image_md5, label_md5, counts = REAL_TEST_FILES[name]
-  folder = os.path.join(SHARED_DATA, name)
+  folder = os.path.join(real_mnist, name)
   with gzip.open(os.path.join(folder, "t10k-images-idx3-ubyte.gz")) as f:
     raw_images = f.read()
   with gzip.open(os.path.join(folder, "t10k-labels-idx1-ubyte.gz")) as f:
@@ -51,7 +51,7 @@ def test_real_idx_test_files_load_with_published_md5_and_label_counts(name):
   assert hashlib.md5(raw_images).hexdigest() == image_md5
   assert hashlib.md5(raw_labels).hexdigest() == label_md5
 
-  images, labels = data.load_arrays(name, "test", data_dir=SHARED_DATA, source="local")
+  images, labels = data.load_arrays(name, "test", data_dir=real_mnist, source="local")
   assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
   assert labels.shape == (10000,) and labels.dtype == np.int64
   assert images.tobytes() == raw_images[16:]
@@ -61,7 +61,7 @@ def test_real_idx_test_files_load_with_published_md5_and_label_counts(name):
 
 def test_default_data_dir_is_shared_data_next_to_the_repository_unless_overridden(monkeypatch):
   monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-  assert os.path.samefile(data.default_data_dir(), SHARED_DATA)
+  assert data.default_data_dir() == os.path.normpath(SHARED_DATA)
   monkeypatch.setenv(data.DATA_DIR_ENV, "/some/where")
   assert data.default_data_dir() == "/some/where"
 
@@ -142,13 +142,13 @@ def test_tfds_source_loads_through_tfds_load_with_split_slicing(tmp_path, monkey
   got_images, got_labels = data.load_arrays("cifar100", "train", source="tfds", limit=4,
                                             tfds_data_dir="/tfds")
   assert calls == [("cifar100", {"split": "train[:4]", "as_supervised": True, "batch_size": -1,
-                                 "data_dir": "/tfds"})]
+                                 "data_dir": "/tfds", "shuffle_files": False})]
   np.testing.assert_array_equal(got_images, images)
   assert got_labels.dtype == np.int64 and got_labels.tolist() == [3, 1, 4, 1]
   # 'auto' falls back to tfds when the data set has no local folder.
   data.load_arrays("cifar10", "test", data_dir=str(tmp_path))
   assert calls[-1] == ("cifar10", {"split": "test", "as_supervised": True, "batch_size": -1,
-                                   "data_dir": None})
+                                   "data_dir": None, "shuffle_files": False})
   # tfds silently returns fewer examples than asked for: that is an error here.
   with pytest.raises(ValueError, match="limit must be <= 4"):
     data.load_arrays("cifar10", "test", source="tfds", limit=10)
@@ -389,7 +389,7 @@ def test_make_dataset_rejects_bad_arguments():
     data.make_dataset(images, labels[:9], batch_size=2, training=False)
 
 
-def test_load_data_is_gin_configurable_and_serves_mnist_batches():
+def test_load_data_is_gin_configurable_and_serves_mnist_batches(real_mnist):
   gin.clear_config()
   try:
     gin.parse_config("""
@@ -399,7 +399,7 @@ def test_load_data_is_gin_configurable_and_serves_mnist_batches():
         load_data.test_limit = 100
         load_data.seed = 5
     """)
-    splits = data.load_data(data_dir=SHARED_DATA)
+    splits = data.load_data(data_dir=real_mnist)
   finally:
     gin.clear_config()
   assert splits.num_classes == 10 and splits.input_shape == (28, 28, 1)

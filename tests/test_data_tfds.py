@@ -20,17 +20,10 @@ NO_NETWORK = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0
               "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
 
 
-def _real_mnist_dir():
-  folder = os.path.join(data.default_data_dir(), "mnist")
-  if not os.path.isfile(os.path.join(folder, "train-images-idx3-ubyte.gz")):
-    pytest.skip(f"real MNIST not found in {folder} (set $TFBET_DATA_DIR)")
-  return folder
-
-
 @pytest.fixture(scope="module")
-def tfds_mnist(tmp_path_factory):
+def tfds_mnist(tmp_path_factory, real_mnist):
   """A tfds data_dir whose MNIST was downloaded (from local files) and prepared by tfds."""
-  source = _real_mnist_dir()
+  source = os.path.join(real_mnist, "mnist")
   tfds_dir = str(tmp_path_factory.mktemp("tfds"))
   done = subprocess.run([sys.executable, PREFILL, "--name=mnist", f"--source_dir={source}",
                          f"--tfds_data_dir={tfds_dir}"], capture_output=True, text=True,
@@ -55,8 +48,8 @@ def test_tfds_file_order_sorts_positions_like_tfds_own_hasher():
     np.testing.assert_array_equal(data.tfds_file_order(1000, split), expected)
 
 
-def test_tfds_mnist_prepared_offline_gives_the_local_arrays_in_file_order(tfds_mnist):
-  local_dir = os.path.dirname(_real_mnist_dir())
+def test_tfds_mnist_prepared_offline_gives_the_local_arrays_in_file_order(tfds_mnist, real_mnist):
+  local_dir = real_mnist
   for split, limit in (("test", None), ("train", 700)):
     tfds_images, tfds_labels = data.load_arrays("mnist", split, source="tfds", limit=limit,
                                                 tfds_data_dir=tfds_mnist)
@@ -67,8 +60,8 @@ def test_tfds_mnist_prepared_offline_gives_the_local_arrays_in_file_order(tfds_m
     np.testing.assert_array_equal(tfds_labels, labels)
 
 
-def test_first_training_batch_is_the_same_through_tfds_and_local_files(tfds_mnist):
-  local_dir = os.path.dirname(_real_mnist_dir())
+def test_first_training_batch_is_the_same_through_tfds_and_local_files(tfds_mnist, real_mnist):
+  local_dir = real_mnist
   common = dict(name="mnist", batch_size=32, train_limit=512, test_limit=64, seed=3)
   through_tfds = data.load_data(source="tfds", tfds_data_dir=tfds_mnist, **common)
   local = data.load_data(source="local", data_dir=local_dir, **common)
@@ -123,10 +116,10 @@ def test_missing_data_without_network_names_the_folder_and_the_environment_varia
   assert data.DATA_DIR_ENV in message and "tfds_prefill.py" in message
 
 
-def test_prefill_refuses_a_file_whose_content_is_not_the_standard_one(tmp_path):
+def test_prefill_refuses_a_file_whose_content_is_not_the_standard_one(tmp_path, real_mnist):
   source = tmp_path / "mnist"
   source.mkdir()
-  real = _real_mnist_dir()
+  real = os.path.join(real_mnist, "mnist")
   for name in os.listdir(real):
     with open(os.path.join(real, name), "rb") as f:
       (source / name).write_bytes(f.read())

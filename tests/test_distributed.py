@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_mirrored_strategy_with_two_logical_devices_trains_one_epoch(tmp_path):
+def test_mirrored_strategy_with_two_logical_devices_trains_one_epoch(tmp_path, real_mnist):  # pylint: disable=unused-argument
   result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
                           text=True, timeout=600, cwd=ROOT, check=False)
   assert result.returncode == 0, result.stderr[-4000:]

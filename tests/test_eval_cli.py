@@ -23,7 +23,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="session")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, real_mnist):  # pylint: disable=unused-argument
   """A bin/train-like output directory: model.h5 and operative_config.gin.
 
   The model (two strided convolutions, one dense layer, RQUANT 8 bit) is trained in-process for

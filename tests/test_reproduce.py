@@ -16,7 +16,7 @@ def _reproduce(output_dir, report, *extra):
       capture_output=True, text=True, timeout=900, check=False)
 
 
-def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path):
+def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, real_mnist):  # pylint: disable=unused-argument
   output_dir, report = tmp_path / "runs", tmp_path / "docs" / "reproduction.md"
   result = _reproduce(output_dir, report)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -27,7 +27,7 @@ def _digest(output_dir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def uninterrupted(tmp_path_factory, real_mnist):  # pylint: disable=unused-argument
   output_dir = str(tmp_path_factory.mktemp("uninterrupted"))
   started = time.time()
   result = _run(output_dir)
