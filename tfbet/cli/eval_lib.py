@@ -22,6 +22,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
 CHIP_KINDS = ("random", "asymmetric")
@@ -157,6 +158,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     if not os.path.isfile(config):
       raise ValueError(f"run_dir {run_dir!r} lacks operative_config.gin; is it a bin/train "
                        "output directory?")
+    run_dir_lib.check_gin_file(config, trusted=False)
     gin_files = [config] + gin_files
   elif not os.path.isfile(model_path):
     raise ValueError(f"model {model_path!r} does not exist")
@@ -171,9 +173,9 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
+  model = train_lib.load_model(model_path)  # Checked before any data is read.
   gin_utils.parse(gin_files, gin_params)
   data = data_lib.load_data()
-  model = train_lib.load_model(model_path)
   return model, data, model_path
 
 

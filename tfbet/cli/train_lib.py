@@ -28,6 +28,7 @@ from tfbet import memory
 from tfbet import models
 from tfbet import quantization
 from tfbet import quantize_configs
+from tfbet import safe_loading
 from tfbet import training
 from tfbet.cli import gin_utils
 from tfbet.compat import keras
@@ -189,9 +190,8 @@ def export(trainer, data, output_dir, history=None, seconds=None):
 
 
 def load_model(path):
-  """Loads a model saved by ``bin/train`` (model.h5)."""
-  with quantize_configs.quantize_scope():
-    return keras.models.load_model(path, compile=False)
+  """Loads a model saved by ``bin/train`` (model.h5) without running code from the file."""
+  return safe_loading.load_model(path)
 
 
 def weights_digest(model):
