@@ -136,3 +136,14 @@ def test_bad_training_values_are_refused_naming_the_parameter(name, value):
   train_lib.check_arguments(**_GOOD)
   with pytest.raises(ValueError, match=f"train.{name} must be"):
     train_lib.check_arguments(**dict(_GOOD, **{name: value}))
+
+
+def test_a_complete_checkpoint_missing_from_the_state_file_is_still_found(tmp_path):
+  variable, _, manager = _manager(tmp_path, np.arange(8, dtype=np.float32))
+  manager.save(checkpoint_number=1)
+  variable.assign(variable * 2)
+  manager.save(checkpoint_number=2)
+  (tmp_path / "checkpoint").unlink()  # killed after the index, before the state file
+  restored_var, checkpoint, manager = _manager(tmp_path, np.zeros(8, np.float32))
+  assert resume.restore_newest_intact(checkpoint, manager).endswith("ckpt-2")
+  np.testing.assert_array_equal(restored_var.numpy(), 2 * np.arange(8, dtype=np.float32))

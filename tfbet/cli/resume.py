@@ -16,6 +16,7 @@ import difflib
 import functools
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -177,7 +178,7 @@ def restore_newest_intact(checkpoint, manager):
   every file tried (starting over silently would lose the run).
   """
   failures = []
-  for path in reversed(manager.checkpoints):
+  for path in _checkpoints_newest_first(manager):
     try:
       checkpoint.restore(path).assert_existing_objects_matched()
     except (tf.errors.OpError, ValueError, IndexError, AssertionError, KeyError, OSError) as e:
@@ -194,6 +195,22 @@ def restore_newest_intact(checkpoint, manager):
   return None
 
 
+def _checkpoints_newest_first(manager):
+  """The manager's checkpoints and any complete one it has not recorded yet.
+
+  A checkpoint's index is written after its data, and the manager's state file after the
+  index: a kill in between leaves a complete checkpoint the state file does not list.
+  """
+  def number(path):
+    match = re.fullmatch(r"ckpt-(\d+)", os.path.basename(path))
+    return int(match.group(1)) if match else -1
+
+  on_disk = [path[:-len(".index")] for path in
+             tf.io.gfile.glob(os.path.join(manager.directory, "ckpt-*.index"))]
+  paths = {os.path.normpath(p) for p in list(manager.checkpoints) + on_disk}
+  return sorted(paths, key=number, reverse=True)
+
+
 def _write_atomically(path, text):
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:
     f.write(text)
@@ -204,7 +221,8 @@ class Progress(keras.callbacks.Callback):
   """History and training seconds of all epochs so far, saved with every checkpoint.
 
   Add it to the callbacks *before* the checkpoint callback: it records the epoch's metrics and
-  time, and the checkpoint callback calls ``save`` once the checkpoint is written.
+  time, and the checkpoint callback calls ``save`` just before it writes the checkpoint (a
+  record ahead of the checkpoint restored is cut back on resume).
   """
 
   def __init__(self, output_dir, epochs_done):
@@ -217,6 +235,10 @@ class Progress(keras.callbacks.Callback):
       # The epochs of the checkpoint restored (an older one if the newest was damaged).
       self.history = {key: values[:epochs_done] for key, values in saved["history"].items()}
       self.seconds_per_epoch = saved["seconds_per_epoch"][:epochs_done]
+    if len(self.seconds_per_epoch) < epochs_done:
+      logging.warning("%s records %d of the %d epochs done; result.json will lack the history "
+                      "and time of the others", self.path, len(self.seconds_per_epoch),
+                      epochs_done)
     self._started = None
 
   @property

@@ -84,7 +84,7 @@ def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, la
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
-  """Saves a checkpoint (and the epoch reached), then the run's progress, after every epoch."""
+  """Saves the run's progress, then a checkpoint (and the epoch reached), after every epoch."""
 
   def __init__(self, manager, epoch_var, progress):
     super().__init__()
@@ -94,8 +94,8 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     self.epoch_var.assign(epoch + 1)
+    self.progress.save()  # First: a checkpoint never lacks its progress record.
     path = self.manager.save(checkpoint_number=epoch + 1)
-    self.progress.save()
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
