@@ -147,3 +147,12 @@ def test_a_complete_checkpoint_missing_from_the_state_file_is_still_found(tmp_pa
   restored_var, checkpoint, manager = _manager(tmp_path, np.zeros(8, np.float32))
   assert resume.restore_newest_intact(checkpoint, manager).endswith("ckpt-2")
   np.testing.assert_array_equal(restored_var.numpy(), 2 * np.arange(8, dtype=np.float32))
+
+
+def test_a_damaged_progress_record_is_reported_not_fatal(tmp_path, caplog):
+  (tmp_path / resume.CHECKPOINT_DIR).mkdir()
+  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text('{"history": [')
+  progress = resume.Progress(str(tmp_path), 2)
+  assert progress.history == {} and progress.seconds == 0
+  assert "progress.json is damaged" in caplog.text
+  assert "records 0 of the 2 epochs done" in caplog.text

@@ -40,7 +40,8 @@ def define_model_flags(flag_values=flags.FLAGS):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a quantized Keras model (.h5 / .keras, as written by bin/train). The test data is "
+      "Path of a quantized Keras model (HDF5 .h5 as written by bin/train; read as data, never "
+      "run: Lambda layers are refused). The test data is "
       "then configured by --gin_file / --gin_param (e.g. --gin_file=data/mnist.gin). "
       "Exclusive with --run_dir.", flag_values=flag_values)
   flags.DEFINE_multi_string(
@@ -150,7 +151,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files."""
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
-                     "model_path (a .h5 / .keras file)")
+                     "model_path (an HDF5 .h5 file)")
   gin_files = list(gin_files)
   if run_dir is not None:
     model_path = find_model_file(run_dir)

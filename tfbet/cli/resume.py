@@ -230,11 +230,16 @@ class Progress(keras.callbacks.Callback):
     self.path = os.path.join(output_dir, CHECKPOINT_DIR, PROGRESS_FILE)
     self.history, self.seconds_per_epoch = {}, []
     if epochs_done and tf.io.gfile.exists(self.path):
-      with tf.io.gfile.GFile(self.path) as f:
-        saved = json.load(f)
-      # The epochs of the checkpoint restored (an older one if the newest was damaged).
-      self.history = {key: values[:epochs_done] for key, values in saved["history"].items()}
-      self.seconds_per_epoch = saved["seconds_per_epoch"][:epochs_done]
+      try:
+        with tf.io.gfile.GFile(self.path) as f:
+          saved = json.load(f)
+        # The epochs of the checkpoint restored (an older one if the newest was damaged).
+        self.history = {str(key): [float(v) for v in values[:epochs_done]]
+                        for key, values in saved["history"].items()}
+        self.seconds_per_epoch = [float(v) for v in saved["seconds_per_epoch"][:epochs_done]]
+      except (ValueError, KeyError, TypeError, AttributeError) as e:
+        logging.warning("progress record %s is damaged (%s)", self.path, e)
+        self.history, self.seconds_per_epoch = {}, []
     if len(self.seconds_per_epoch) < epochs_done:
       logging.warning("%s records %d of the %d epochs done; result.json will lack the history "
                       "and time of the others", self.path, len(self.seconds_per_epoch),
