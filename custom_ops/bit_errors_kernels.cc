@@ -128,7 +128,8 @@ Status ReadOffset(OpKernelContext* context, int index, bool byte_aligned, int64_
                            *offset, "; the profiled masks accept any offset");
   }
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  if (elements > kMax / 8 || *offset > kMax - 8 * elements) {
+  // The last bit address offset + 8 * elements - 1 may be kMax itself (the last valid byte).
+  if (elements > kMax / 8 || (elements > 0 && *offset > kMax - (8 * elements - 1))) {
     return InvalidArgument("offset + 8 * number of elements must fit in an int64, got offset ",
                            *offset, " for ", elements, " elements");
   }

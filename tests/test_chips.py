@@ -10,6 +10,7 @@ from absl import flags
 import numpy as np
 import pytest
 
+from tfbet import archives
 from tfbet import chips
 from tfbet import energy
 from tfbet.cli import simulate_chips_lib
@@ -159,8 +160,36 @@ def test_text_and_single_array_files_are_rejected(tmp_path):
     chips.ProfiledChip.load(text)
   single = tmp_path / "single.npy"
   np.save(single, np.zeros(3))
-  with pytest.raises(ValueError, match="single.npy.*single array"):
+  with pytest.raises(ValueError, match="single.npy.*not a readable .npz archive"):
     chips.ProfiledChip.load(single)
+
+
+def test_a_chip_file_whose_header_claims_74_gib_is_refused_before_reading(tmp_path):
+  path = tmp_path / "huge.npz"
+  _small_chip().save(path)
+  with zipfile.ZipFile(path, "a") as archive:
+    with archive.open("extra.npy", "w") as member:
+      np.lib.format.write_array_header_1_0(
+          member, {"descr": "<f4", "fortran_order": False, "shape": (2, 74 * 2 ** 27)})
+      member.write(b"\0" * 64)
+  with pytest.raises(ValueError, match=r"huge.npz.*'extra.npy' declares shape .*79456894976 "
+                                       r"bytes\) but holds 64 bytes"):
+    chips.ProfiledChip.load(path)
+
+
+def test_a_chip_file_beyond_the_size_limit_is_refused(tmp_path, monkeypatch):
+  path = tmp_path / "big.npz"
+  _small_chip().save(path)
+  monkeypatch.setattr(archives, "MAX_BYTES", 100)
+  with pytest.raises(ValueError, match=r"big.npz'?: arrays of more than 100 bytes"):
+    chips.ProfiledChip.load(path)
+
+
+def test_a_chip_file_with_pickled_objects_is_refused(tmp_path):
+  path = tmp_path / "objects.npz"
+  np.savez(path, name=np.array([{"a": 1}], dtype=object))
+  with pytest.raises(ValueError, match="objects.npz'?: member 'name.npy' holds Python objects"):
+    chips.ProfiledChip.load(path)
 
 
 def test_missing_file_is_a_file_not_found_error(tmp_path):

@@ -270,6 +270,55 @@ def test_broken_cifar_files_raise_clear_errors(tmp_path):
     data.read_cifar_pickle(str(train), "mnist")
 
 
+class _Pickled:
+  """Pickles as the given reduce value, to craft hostile CIFAR batches."""
+
+  def __init__(self, reduce_value):
+    self.reduce_value = reduce_value
+
+  def __reduce__(self):
+    return self.reduce_value
+
+
+_RECONSTRUCT = np.empty(0).__reduce__()[0]
+_HUGE = 10 ** 12
+
+
+@pytest.mark.parametrize("payload", [
+    _Pickled((_RECONSTRUCT, (np.ndarray, (_HUGE, 3072), b"b"))),
+    _Pickled((np.ndarray, ((_HUGE, 3072),))),
+    _Pickled((_RECONSTRUCT, (np.ndarray, (0,), b"b"),
+              (1, (_HUGE, 3072), np.dtype(np.uint8), False, b"\0" * 64))),
+])
+def test_cifar_pickles_claiming_huge_arrays_fail_naming_the_file(tmp_path, payload):
+  batch = tmp_path / "test_batch"
+  batch.write_bytes(pickle.dumps({b"data": payload, b"labels": [1]}, protocol=2))
+  with pytest.raises(ValueError, match="test_batch: not a readable cifar10 python batch"):
+    data.read_cifar_pickle(str(batch), "cifar10")
+
+
+def test_idx_headers_whose_dims_overflow_64_bits_are_refused():
+  # dims (2^32 - 1)^3 wrap around in int64 arithmetic; the data is 8 bytes.
+  header = bytes([0, 0, 0x08, 3]) + struct.pack(">3I", *[2 ** 32 - 1] * 3)
+  with pytest.raises(ValueError, match="f.idx: IDX file truncated"):
+    data.parse_idx(header + bytes(8), source="f.idx")
+
+
+def test_a_gzip_bomb_is_refused_at_the_size_limit(tmp_path, monkeypatch):
+  path = tmp_path / "t10k-images-idx3-ubyte.gz"
+  path.write_bytes(gzip.compress(bytes(10000)))
+  monkeypatch.setattr(data, "MAX_FILE_BYTES", 1000)
+  with pytest.raises(ValueError, match="idx3-ubyte.gz: gzip data expands to more than"):
+    data.read_idx(str(path))
+
+
+def test_multi_member_gzip_files_are_read_whole(tmp_path):
+  header = bytes([0, 0, 0x08, 1]) + struct.pack(">I", 6)
+  path = tmp_path / "labels.gz"
+  path.write_bytes(gzip.compress(header + bytes([1, 2])) + gzip.compress(bytes([3, 4, 5, 6])))
+  np.testing.assert_array_equal(data.read_idx(str(path)), [1, 2, 3, 4, 5, 6])
+
+
 # ----------------------------------------------------------------------------- pipeline
 
 

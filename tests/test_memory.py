@@ -1,4 +1,7 @@
 """Memory layout, chip loading and memory images of quantized models."""
+import json
+import zipfile
+
 import numpy as np
 import pytest
 
@@ -91,3 +94,98 @@ def test_truncated_memory_image_gives_a_clear_error(qmodel, tmp_path):
 def test_masks_of_the_wrong_size_are_refused(qmodel):
   with pytest.raises(ValueError, match="flat array"):
     memory.load_masks(qmodel, flip=np.zeros([3], np.uint8))
+
+
+@pytest.fixture(name="image_fields", scope="module")
+def _image_fields(tmp_path_factory):
+  """The fields of a memory image of a 6-bit NORMAL model (exported once)."""
+  path = tmp_path_factory.mktemp("image") / "memory.npz"
+  qmodel = quantize_configs.quantize_model(small_cnn(), quantization.get_scheme("normal", 6))
+  memory.export_image(qmodel, str(path))
+  with np.load(path) as data:
+    return {key: data[key] for key in data.files}
+
+
+def _damaged_image(fields, tmp_path, **changes):
+  """A memory image with some fields replaced (None removes a field)."""
+  fields = dict(fields)
+  for key, value in changes.items():
+    if value is None:
+      del fields[key]
+    else:
+      fields[key] = value(fields[key]) if callable(value) else value
+  path = tmp_path / "memory.npz"
+  np.savez(path, **fields)
+  return str(path)
+
+
+def _layout_edit(edit):
+  def change(text):
+    entries = json.loads(str(text))
+    edit(entries)
+    return json.dumps(entries)
+  return change
+
+
+def _set(array, index, value):
+  array = array.copy()
+  array[index] = value
+  return array
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(ranges=lambda r: r[:-1]), r"'ranges' must be float32 \[\d+, 2\]"),
+    (dict(ranges=lambda r: r.astype(np.float64)), "'ranges' must be float32"),
+    (dict(ranges=lambda r: _set(r, (0, 0), np.nan)), "'ranges' row 0 .*finite"),
+    (dict(ranges=lambda r: _set(r, (1, 1), np.inf)), "'ranges' row 1 .*finite"),
+    (dict(ranges=lambda r: r[:, ::-1].copy()), "'ranges' row 0 .*q_min <= q_max"),
+    (dict(ranges=lambda r: _set(r, (0, 0), r[0, 0] / 2)), "row 0 .*symmetric"),
+    (dict(codes=lambda c: c.astype(np.int64) + 256), r"'codes' must be uint8"),
+    (dict(codes=lambda c: c.astype(np.float32) * np.nan), r"'codes' must be uint8"),
+    (dict(codes=lambda c: c[:-1]), r"'codes' must be uint8 \[\d+\]"),
+    (dict(codes=lambda c: _set(c, 5, 64)), "'codes' byte 5 is 64, above the 6-bit codes"),
+    (dict(layout="[{"), "'layout' is not valid JSON"),
+    (dict(layout="[" * 100000 + "]" * 100000), "'layout' is not valid JSON"),
+    (dict(layout='{"a": 1}'), "'layout' must be a list"),
+    (dict(layout=_layout_edit(lambda e: e[0].pop("size"))), r"layout\[0\] must be an object"),
+    (dict(layout=_layout_edit(lambda e: e[1].update(size=1))), r"layout\[1\].size is 1"),
+    (dict(layout=_layout_edit(lambda e: e[0].update(shape=[-1]))), r"layout\[0\].shape"),
+    (dict(layout=_layout_edit(lambda e: e[1].update(offset=0))), r"layout\[1\].offset is 0"),
+    (dict(layout=_layout_edit(lambda e: e.pop())), r"'codes' must be uint8"),
+    (dict(scheme='{"precision": 9}'), "'scheme' is not a quantization scheme.*precision"),
+    (dict(scheme='{"colour": 1}'), "'scheme' is not a quantization scheme"),
+    (dict(scheme='{"precision": 6, "per_tensor": 1}'), "'scheme' is not a quantization"),
+    (dict(scheme="not json"), "'scheme' is not valid JSON"),
+    (dict(scheme=np.arange(3)), "'scheme' must be a text scalar"),
+    (dict(format="tfbet-memory-image/2"), "has format"),
+    (dict(ranges=None), r"lacks \['ranges'\]"),
+])
+def test_damaged_memory_images_fail_naming_the_file_and_the_field(
+    image_fields, tmp_path, changes, message):
+  path = _damaged_image(image_fields, tmp_path, **changes)
+  with pytest.raises(ValueError, match=message) as error:
+    memory.read_image(path)
+  assert "memory.npz" in str(error.value)
+
+
+def test_global_ranges_that_differ_between_tensors_are_refused(tmp_path):
+  qmodel = quantize_configs.quantize_model(small_cnn(), "global")
+  path = tmp_path / "memory.npz"
+  memory.export_image(qmodel, str(path))
+  memory.read_image(str(path))  # Intact: one global range.
+  with np.load(path) as data:
+    fields = {key: data[key] for key in data.files}
+  path = _damaged_image(fields, tmp_path, ranges=lambda r: _set(r, 1, r[1] * 2))
+  with pytest.raises(ValueError, match="memory.npz.*'ranges' differs between tensors"):
+    memory.read_image(path)
+
+
+def test_a_memory_image_whose_header_claims_a_huge_array_is_refused_before_reading(tmp_path):
+  path = tmp_path / "memory.npz"
+  with zipfile.ZipFile(path, "w") as archive:
+    with archive.open("codes.npy", "w") as member:
+      np.lib.format.write_array_header_1_0(
+          member, {"descr": "|u1", "fortran_order": False, "shape": (74 * 2 ** 30,)})
+      member.write(b"\0" * 16)
+  with pytest.raises(ValueError, match=r"memory.npz.*'codes.npy' declares shape \(79456894976,\)"):
+    memory.read_image(str(path))

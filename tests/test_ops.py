@@ -595,3 +595,43 @@ def test_library_is_loaded_from_next_to_the_module_unless_overridden():
   else:
     assert os.path.dirname(ops.LIBRARY_PATH) == os.path.dirname(os.path.abspath(ops.__file__))
     assert os.path.basename(ops.LIBRARY_PATH).startswith("_tfbet_ops")
+
+
+def test_the_last_valid_byte_of_the_address_space_is_admitted():
+  last_byte = 2**63 - 8  # bits 2**63 - 8 .. 2**63 - 1
+  mask = ops.random_flip_mask([1], 11, 0.5, offset=last_byte).numpy()
+  np.testing.assert_array_equal(mask, reference_flip(1, 11, 0.5, 8, last_byte))
+  set_mask, clear_mask = ops.asymmetric_masks([1], 11, 0.5, 0.5, offset=last_byte)
+  assert (set_mask.numpy() | clear_mask.numpy())[0] == 0xFF
+  set_mask, _ = ops.profiled_masks([1], 11, np.ones((2, 3)), np.zeros((2, 3)), offset=last_byte)
+  assert set_mask.numpy()[0] == 0xFF
+  for offset, shape in ((last_byte, [2]), (last_byte + 1, [1])):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must fit in an int64"):
+      ops.profiled_masks(shape, 11, np.ones((2, 3)), np.zeros((2, 3)), offset=offset)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="must fit in an int64"):
+    ops.random_flip_mask([2], 11, 0.5, offset=last_byte)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: ops.random_flip_mask([4], 1, 0.5, tf.constant(2**32 + 3, tf.int64)),
+     "precision must fit in int32"),
+    (lambda: ops.random_flip_mask([4], 1, 0.5, tf.constant(-2**31 - 1, tf.int64)),
+     "precision must fit in int32"),
+    (lambda: ops.random_flip_mask([4], tf.constant(2**63, tf.uint64), 0.5),
+     "seed must fit in int64"),
+    (lambda: ops.random_flip_mask([4], 1, 0.5, 8, tf.constant(2**64 - 8, tf.uint64)),
+     "offset must fit in int64"),
+])
+def test_wider_integer_tensors_are_range_checked_not_wrapped(call, words):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=words):
+    call()
+
+
+def test_wider_integer_tensors_are_range_checked_inside_tf_function():
+  @tf.function(input_signature=[tf.TensorSpec([], tf.int64)])
+  def mask(precision):
+    return ops.random_flip_mask([4], 1, 0.5, precision)
+
+  assert mask(tf.constant(3, tf.int64)).numpy().max() < 8
+  with pytest.raises(tf.errors.InvalidArgumentError, match="precision must fit in int32"):
+    mask(tf.constant(2**32 + 3, tf.int64))

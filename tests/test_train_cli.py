@@ -66,6 +66,41 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_pa
   assert result.returncode == 0, result.stderr[-3000:]
   assert "resumed from" in result.stderr
   assert _digest(output_dir) == _digest(uninterrupted[0])
+  # result.json covers the whole run, both sessions.
+  resumed, whole = _result(output_dir), _result(uninterrupted[0])
+  assert resumed["history"] == whole["history"] and len(whole["history"]["loss"]) == 3
+  assert resumed["train_seconds"] > 0
+
+
+def _result(output_dir):
+  with open(os.path.join(output_dir, "result.json")) as f:
+    return json.load(f)
+
+
+def test_a_run_with_another_config_is_refused_and_restart_starts_over(tmp_path):
+  output_dir = str(tmp_path / "run")
+  assert _run(output_dir, ["--gin_param=train.epochs = 1"]).returncode == 0
+  with open(os.path.join(output_dir, "operative_config.gin")) as f:
+    operative = f.read()
+  refused = _run(output_dir, ["--gin_param=train.epochs = 1", "--gin_param=train.precision = 4"])
+  assert refused.returncode == 1
+  assert "different config" in refused.stderr and "+train.precision = 4" in refused.stderr
+  assert "Traceback" not in refused.stderr
+  with open(os.path.join(output_dir, "operative_config.gin")) as f:
+    assert f.read() == operative  # The saved config still tells the truth.
+  restarted = _run(output_dir, ["--gin_param=train.epochs = 1", "--gin_param=train.precision = 4",
+                                "--restart"])
+  assert restarted.returncode == 0, restarted.stderr[-3000:]
+  assert "resumed from" not in restarted.stderr
+  assert _result(output_dir)["scheme"]["precision"] == 4
+  assert not os.path.exists(os.path.join(output_dir, ".lock"))
+
+
+def test_bad_training_values_are_usage_errors_before_any_work(tmp_path):
+  result = _run(str(tmp_path / "bad"), ["--gin_param=train.learning_rate = -0.05"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert "train.learning_rate must be a finite number in (0, inf), got -0.05" in result.stderr
+  assert not os.path.exists(tmp_path / "bad" / "checkpoints")
 
 
 def test_unknown_gin_binding_fails_with_gins_message(tmp_path):

@@ -26,11 +26,10 @@ import abc
 import math
 import numbers
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from tfbet import archives
 from tfbet import energy
 
 # Evaluation uses the chips with seeds FIRST_EVALUATION_SEED + i, i = 0..num_chips-1.
@@ -382,23 +381,11 @@ class ProfiledChip(Chip):
     where = f"chip file {path!r}"
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{where} does not exist")
-    read_errors = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
-    try:
-      data = np.load(path, allow_pickle=False)
-    except read_errors as error:
-      raise ValueError(f"{where} is not a readable .npz file ({error})") from error
-    if not isinstance(data, np.lib.npyio.NpzFile):
-      raise ValueError(f"{where} holds a single array, not an .npz chip file with keys "
+    fields = archives.read_npz(path, where)
+    missing = [key for key in CHIP_FILE_KEYS if key not in fields]
+    if missing:
+      raise ValueError(f"{where} lacks the key(s) {missing}; a chip file needs "
                        f"{list(CHIP_FILE_KEYS)}")
-    with data:
-      missing = [key for key in CHIP_FILE_KEYS if key not in data.files]
-      if missing:
-        raise ValueError(f"{where} lacks the key(s) {missing}; a chip file needs "
-                         f"{list(CHIP_FILE_KEYS)}")
-      try:
-        fields = {key: data[key] for key in CHIP_FILE_KEYS}
-      except read_errors as error:
-        raise ValueError(f"{where} is corrupt ({error})") from error
     version = _read_scalar(fields, "format_version", "iu", where)
     if version != FORMAT_VERSION:
       raise ValueError(f"{where} has format_version {version}; this tfbet reads version "

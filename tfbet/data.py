@@ -20,8 +20,8 @@ exactly the batches of an uninterrupted run.
 """
 import codecs
 import dataclasses
-import gzip
 import hashlib
+import math
 import os
 import pickle
 import struct
@@ -139,7 +139,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     raise ValueError(f"{source}: truncated IDX header, {len(data)} of {header} bytes.")
   dims = struct.unpack(f">{ndim}I", data[4:header])
   dtype = _IDX_DTYPES[type_code]
-  expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+  expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow for any header.
   if len(data) - header != expected:
     what = "truncated" if len(data) - header < expected else "has trailing bytes"
     raise ValueError(f"{source}: IDX file {what}: dims {dims} need {expected} data bytes, "
@@ -147,16 +147,35 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
   return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+# Largest (decompressed) data file read: a gzip bomb or a header claiming more is refused.
+MAX_FILE_BYTES = 2 ** 31
+
+
 def _read_maybe_gzip(path: str) -> bytes:
   """File contents, gunzipped when the file starts with the gzip magic (whatever its name)."""
+  size = os.path.getsize(path)
+  if size > MAX_FILE_BYTES:
+    raise ValueError(f"{path}: {size} bytes, more than the limit of {MAX_FILE_BYTES}.")
   with open(path, "rb") as f:
     data = f.read()
   if data[:2] != b"\x1f\x8b":
     return data
+  parts, total = [], 0
   try:
-    return gzip.decompress(data)
+    while data:  # One gzip member after another.
+      member = zlib.decompressobj(wbits=31)
+      part = member.decompress(data, MAX_FILE_BYTES + 1 - total)
+      total += len(part)
+      if total > MAX_FILE_BYTES:
+        raise ValueError(f"{path}: gzip data expands to more than the limit of "
+                         f"{MAX_FILE_BYTES} bytes.")
+      if not member.eof:
+        raise EOFError("compressed data ended before the end-of-stream marker")
+      parts.append(part)
+      data = member.unused_data
   except (EOFError, OSError, zlib.error) as e:
     raise ValueError(f"{path}: corrupt or truncated gzip data ({e}).") from e
+  return b"".join(parts)
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -252,14 +271,29 @@ def read_cifar_binary(path: str, dataset: str = "cifar10"):
   return np.ascontiguousarray(images), labels
 
 
+class _NDArrayToken:
+  """Stands for ``numpy.ndarray`` in a CIFAR pickle: calling it allocates nothing."""
+
+
+def _reconstruct_empty(subtype, shape, dtype):
+  """numpy's unpickling constructor, for the empty start array numpy's pickles always use.
+
+  The real shape and data come with ``__setstate__``, which checks them against each other;
+  a pickle asking this step for a huge shape (a ``MemoryError``) is refused.
+  """
+  if subtype is not _NDArrayToken or math.prod(np.atleast_1d(shape).tolist()) != 0:
+    raise pickle.UnpicklingError(f"unexpected array construction {shape!r} in a CIFAR batch.")
+  return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
 class _CifarUnpickler(pickle.Unpickler):
   """Unpickles only what CIFAR batches hold (numpy arrays, lists), never arbitrary objects."""
 
   _ALLOWED = {
-      ("numpy", "ndarray"): np.ndarray,
+      ("numpy", "ndarray"): _NDArrayToken,
       ("numpy", "dtype"): np.dtype,
-      ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
-      ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+      ("numpy.core.multiarray", "_reconstruct"): _reconstruct_empty,
+      ("numpy._core.multiarray", "_reconstruct"): _reconstruct_empty,
       ("_codecs", "encode"): codecs.encode,  # bytes pickled by Python 3 at protocol 2.
   }
 

@@ -15,11 +15,11 @@ Memory image file (``export_image`` / ``import_image``): a NumPy ``.npz`` with
 import dataclasses
 import io
 import json
-import zipfile
 
 import numpy as np
 import tensorflow as tf
 
+from tfbet import archives
 from tfbet import ops
 from tfbet import quantization
 from tfbet import quantize_configs
@@ -163,23 +163,109 @@ def export_image(model, path):
 
 
 def read_image(path):
-  """Reads and validates a memory image file; returns a dict of its fields."""
+  """Reads and validates a memory image file; returns a dict of its fields.
+
+  Every field is checked against the others (layout against codes and ranges, codes against
+  the scheme's precision, ranges finite, ordered and consistent with the scheme); a damaged
+  file fails with a ValueError naming the file and the field.
+  """
+  where = f"memory image {path!r}"
   try:
     with tf.io.gfile.GFile(path, "rb") as f:
       content = f.read()
-    with np.load(io.BytesIO(content), allow_pickle=False) as data:
-      image = {k: data[k] for k in data.files}
-  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-    raise ValueError(f"cannot read memory image {path!r}: {e}") from e
+  except (OSError, tf.errors.OpError) as e:
+    raise ValueError(f"cannot read {where}: {e}") from e
+  try:
+    image = archives.read_npz(content, where)
+  except ValueError as e:
+    raise ValueError(f"cannot read {where}: {e}") from e
   missing = {"codes", "ranges", "layout", "scheme", "format"} - set(image)
   if missing:
-    raise ValueError(f"memory image {path!r} lacks {sorted(missing)}")
-  if str(image["format"]) != IMAGE_FORMAT:
-    raise ValueError(f"memory image {path!r} has format {image['format']!r}, "
-                     f"expected {IMAGE_FORMAT!r}")
-  image["layout"] = json.loads(str(image["layout"]))
-  image["scheme"] = quantization.QuantizationScheme.from_dict(json.loads(str(image["scheme"])))
+    raise ValueError(f"{where} lacks {sorted(missing)}")
+  if _text_field(image, "format", where) != IMAGE_FORMAT:
+    raise ValueError(f"{where} has format {str(image['format'])!r}, expected {IMAGE_FORMAT!r}")
+  scheme = _json_field(image, "scheme", where)
+  try:
+    image["scheme"] = quantization.QuantizationScheme.from_dict(scheme)
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"{where}: field 'scheme' is not a quantization scheme: {e}") from e
+  image["layout"] = _check_layout_field(_json_field(image, "layout", where), where)
+  _check_codes(image, where)
+  _check_ranges(image, where)
   return image
+
+
+def _text_field(image, key, where):
+  value = image[key]
+  if value.shape != () or value.dtype.kind != "U":
+    raise ValueError(f"{where}: field {key!r} must be a text scalar, got {value.dtype} "
+                     f"{value.shape}")
+  return str(value)
+
+
+def _json_field(image, key, where):
+  try:
+    return json.loads(_text_field(image, key, where))
+  except (ValueError, RecursionError) as e:
+    raise ValueError(f"{where}: field {key!r} is not valid JSON ({str(e)[:200]})") from e
+
+
+def _check_layout_field(entries, where):
+  """A list of {"name", "shape", "offset", "size"}, tensors back to back from offset 0."""
+  if not isinstance(entries, list):
+    raise ValueError(f"{where}: field 'layout' must be a list of tensors, got "
+                     f"{type(entries).__name__}")
+  offset = 0
+  for i, entry in enumerate(entries):
+    field = f"layout[{i}]"
+    if not isinstance(entry, dict) or set(entry) != {"name", "shape", "offset", "size"}:
+      raise ValueError(f"{where}: field {field} must be an object with keys name, shape, "
+                       f"offset, size; got {str(entry)[:200]}")
+    shape = entry["shape"]
+    if (not isinstance(shape, list) or
+        not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+      raise ValueError(f"{where}: field {field}.shape must be a list of non-negative integers, "
+                       f"got {shape!r}")
+    size = int(np.prod(shape, dtype=object)) if shape else 1
+    if entry["size"] != size or isinstance(entry["size"], bool):
+      raise ValueError(f"{where}: field {field}.size is {entry['size']!r} but shape {shape} "
+                       f"has {size} weights")
+    if entry["offset"] != offset or isinstance(entry["offset"], bool):
+      raise ValueError(f"{where}: field {field}.offset is {entry['offset']!r}, expected {offset} "
+                       "(tensors are stored back to back)")
+    offset += size
+  return entries
+
+
+def _check_codes(image, where):
+  codes = image["codes"]
+  num_weights = sum(entry["size"] for entry in image["layout"])
+  if codes.dtype != np.uint8 or codes.shape != (num_weights,):
+    raise ValueError(f"{where}: field 'codes' must be uint8 [{num_weights}] (the layout's "
+                     f"weights), got {codes.dtype} {list(codes.shape)}")
+  mask = image["scheme"].code_mask
+  if codes.size and int(codes.max()) > mask:
+    index = int(np.argmax(codes > mask))
+    raise ValueError(f"{where}: field 'codes' byte {index} is {int(codes[index])}, above the "
+                     f"{image['scheme'].precision}-bit codes of the scheme (max {mask})")
+
+
+def _check_ranges(image, where):
+  ranges, scheme = image["ranges"], image["scheme"]
+  count = len(image["layout"])
+  if ranges.dtype != np.float32 or ranges.shape != (count, 2):
+    raise ValueError(f"{where}: field 'ranges' must be float32 [{count}, 2] (one (q_min, q_max) "
+                     f"per layout tensor), got {ranges.dtype} {list(ranges.shape)}")
+  for i, (q_min, q_max) in enumerate(ranges):
+    if not (np.isfinite(q_min) and np.isfinite(q_max) and q_min <= q_max):
+      raise ValueError(f"{where}: field 'ranges' row {i} is ({q_min}, {q_max}); need finite "
+                       "q_min <= q_max")
+    if not scheme.asymmetric and q_min != -q_max:
+      raise ValueError(f"{where}: field 'ranges' row {i} is ({q_min}, {q_max}), but the scheme is "
+                       "symmetric (q_min = -q_max)")
+  if not scheme.per_tensor and count and not np.all(ranges == ranges[0]):
+    raise ValueError(f"{where}: field 'ranges' differs between tensors, but the scheme's range "
+                     "is global (one range for all tensors)")
 
 
 def import_image(model, path):
@@ -191,13 +277,14 @@ def import_image(model, path):
   image = read_image(path)
   mem = layout(model)
   if image["scheme"] != mem.scheme:
-    raise ValueError(f"memory image scheme {image['scheme']} != model scheme {mem.scheme}")
+    raise ValueError(f"memory image {path!r}: field 'scheme' {image['scheme']} != model scheme "
+                     f"{mem.scheme}")
   expected = [(s["shape"], s["size"]) for s in image["layout"]]
   actual = [(list(s.shape), s.size) for s in mem.slots]
   if expected != actual:
-    raise ValueError("memory image layout does not match the model's quantized tensors")
-  codes = np.asarray(image["codes"], np.uint8)
-  for slot, part, (q_min, q_max) in zip(mem.slots, mem.split(codes), image["ranges"]):
+    raise ValueError(f"memory image {path!r}: field 'layout' (shapes {[e[0] for e in expected]}) "
+                     f"does not match the model's quantized tensors {[a[0] for a in actual]}")
+  for slot, part, (q_min, q_max) in zip(mem.slots, mem.split(image["codes"]), image["ranges"]):
     slot.qvars["codes"].assign(part)
     slot.qvars["range"].assign([q_min, q_max])
     slot.qvars["frozen"].assign(True)

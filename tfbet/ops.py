@@ -97,11 +97,26 @@ def _python_scalar(value, name, kind):
 
 
 def _integer_tensor(value, name, dtype):
-  """An integer tensor cast to dtype; a non-integer tensor is a TypeError."""
+  """An integer tensor as ``dtype``; a non-integer tensor is a TypeError.
+
+  A tensor of a wider (or differently signed) dtype is range-checked before the cast, in graph
+  too, so that e.g. an int64 precision of 2**32 + 3 fails instead of becoming 3.
+  """
   tensor = tf.convert_to_tensor(value)
   if not tensor.dtype.is_integer:
     raise TypeError(f"{name} must be an integer tensor, got dtype {tensor.dtype.name}.")
-  return tf.cast(tensor, dtype) if tensor.dtype != dtype else tensor
+  if tensor.dtype == dtype:
+    return tensor
+  checks = []
+  message = f"{name} must fit in {dtype.name} [{dtype.min}, {dtype.max}] ({tensor.dtype.name} given)"
+  if tensor.dtype.min < dtype.min:
+    checks.append(tf.debugging.assert_greater_equal(
+        tensor, tf.constant(dtype.min, tensor.dtype), message=message))
+  if tensor.dtype.max > dtype.max:
+    checks.append(tf.debugging.assert_less_equal(
+        tensor, tf.constant(dtype.max, tensor.dtype), message=message))
+  with tf.control_dependencies([check for check in checks if check is not None]):
+    return tf.cast(tensor, dtype)
 
 
 def _float_tensor(value, name):

@@ -15,7 +15,9 @@ Methods (``method``):
 
 * ``"clean"``: steps 1-3 and 5 without errors (NORMAL, RQUANT, CLIPPING);
 * ``"randbet"``: a fresh random chip every step, seed ``(seed + 1) * 2**40 + step``, disjoint
-  from the small seeds used by evaluation chips;
+  from the small seeds used by evaluation chips (below 2**40). ``seed`` is in [0, 2**22)
+  (``SEED_LIMIT``), so step seeds stay below 2**62 + 2**40 and never overflow int64, and the
+  step seeds of different trainer seeds never meet (a run would need 2**40 steps);
 * ``"pattbet"``: one fixed error pattern every step (Tab. 3): ``pattern`` is a chip
   (``RandomChip``, ``ProfiledChip``, ...) and ``pattern_condition`` its rate or voltage;
 * ``"curricular"``: RANDBET with p rising linearly from p/20 to p over ``curriculum_steps``
@@ -34,6 +36,8 @@ from tfbet.compat import keras
 
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
 _SEED_STRIDE = 2 ** 40
+# Trainer seeds are below this, so that (seed + 1) * _SEED_STRIDE + step fits in an int64.
+SEED_LIMIT = 2 ** 22
 
 
 def _local_variable(name, value, dtype):
@@ -74,8 +78,10 @@ class BitErrorTrainer(keras.Model):
                        "run under a distribution strategy; use 'randbet'")
     if method == "pattbet" and (pattern is None or pattern_condition is None):
       raise ValueError("method 'pattbet' needs pattern (a chip) and pattern_condition")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-      raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or \
+        not 0 <= seed < SEED_LIMIT:
+      raise ValueError(f"seed must be an integer in [0, 2**22), got {seed!r} (the per-step "
+                       "chip seeds (seed + 1) * 2**40 + step must fit in an int64)")
     self.model = model
     self.method = method
     self.rate = rate

@@ -22,6 +22,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
 CHIP_KINDS = ("random", "asymmetric")
@@ -39,7 +40,8 @@ def define_model_flags(flag_values=flags.FLAGS):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a quantized Keras model (.h5 / .keras, as written by bin/train). The test data is "
+      "Path of a quantized Keras model (HDF5 .h5 as written by bin/train; read as data, never "
+      "run: Lambda layers are refused). The test data is "
       "then configured by --gin_file / --gin_param (e.g. --gin_file=data/mnist.gin). "
       "Exclusive with --run_dir.", flag_values=flag_values)
   flags.DEFINE_multi_string(
@@ -149,7 +151,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files."""
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
-                     "model_path (a .h5 / .keras file)")
+                     "model_path (an HDF5 .h5 file)")
   gin_files = list(gin_files)
   if run_dir is not None:
     model_path = find_model_file(run_dir)
@@ -157,6 +159,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     if not os.path.isfile(config):
       raise ValueError(f"run_dir {run_dir!r} lacks operative_config.gin; is it a bin/train "
                        "output directory?")
+    run_dir_lib.check_gin_file(config, trusted=False)
     gin_files = [config] + gin_files
   elif not os.path.isfile(model_path):
     raise ValueError(f"model {model_path!r} does not exist")
@@ -171,9 +174,9 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
+  model = train_lib.load_model(model_path)  # Checked before any data is read.
   gin_utils.parse(gin_files, gin_params)
   data = data_lib.load_data()
-  model = train_lib.load_model(model_path)
   return model, data, model_path
 
 

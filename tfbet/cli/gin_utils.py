@@ -5,6 +5,8 @@ import os
 import gin
 import tensorflow as tf
 
+from tfbet.cli import run_dir
+
 # The configs shipped with the repository (gin/ next to the package in a checkout) and with an
 # installed package (tfbet/gin_configs, copied there by setup.py when present).
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +57,8 @@ def parse(gin_files=(), gin_params=(), finalize=True):
     if os.path.isdir(path) and path not in _ADDED_SEARCH_PATHS:
       gin.add_config_file_search_path(path)
       _ADDED_SEARCH_PATHS.add(path)
-  gin.parse_config_files_and_bindings([resolve(f) for f in gin_files or ()],
+  gin_files = [run_dir.check_gin_file(resolve(f)) for f in gin_files or ()]
+  gin.parse_config_files_and_bindings(gin_files,
                                       list(gin_params or ()),
                                       finalize_config=finalize)
 

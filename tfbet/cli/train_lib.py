@@ -13,8 +13,9 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
 """
 import hashlib
 import json
+import math
+import numbers
 import os
-import time
 
 from absl import logging
 import gin
@@ -28,8 +29,10 @@ from tfbet import memory
 from tfbet import models
 from tfbet import quantization
 from tfbet import quantize_configs
+from tfbet import safe_loading
 from tfbet import training
 from tfbet.cli import gin_utils
+from tfbet.cli import resume
 from tfbet.compat import keras
 
 STRATEGIES = (None, "mirrored", "multi_worker")
@@ -81,19 +84,49 @@ def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, la
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
-  """Saves a checkpoint (and the epoch reached) at the end of every epoch."""
+  """Saves the run's progress, then a checkpoint (and the epoch reached), after every epoch."""
 
-  def __init__(self, manager, epoch_var):
+  def __init__(self, manager, epoch_var, progress):
     super().__init__()
     self.manager = manager
     self.epoch_var = epoch_var
+    self.progress = progress
 
   def on_epoch_end(self, epoch, logs=None):
     self.epoch_var.assign(epoch + 1)
+    self.progress.save()  # First: a checkpoint never lacks its progress record.
     path = self.manager.save(checkpoint_number=epoch + 1)
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
+def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, label_smoothing,
+                    weight_decay, learning_rate, momentum):
+  """ValueError naming the first bad ``train.*`` value, before any work is done."""
+  def number(name, value, low, high, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+        not math.isfinite(value) or value < low or value > high or \
+        (low_open and value == low) or (high_open and value == high):
+      interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+      raise ValueError(f"train.{name} must be a finite number in {interval}, got {value!r}")
+
+  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    raise ValueError(f"train.epochs must be a positive integer, got {epochs!r}")
+  if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 8:
+    raise ValueError(f"train.precision must be an integer in 1..8, got {precision!r}")
+  if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < training.SEED_LIMIT:
+    raise ValueError(f"train.seed must be an integer in [0, 2**22), got {seed!r} (the per-step "
+                     "chip seeds (seed + 1) * 2**40 + step must fit in an int64)")
+  if w_max is not None:
+    number("w_max", w_max, 0, math.inf, low_open=True, high_open=True)
+  number("rate", rate, 0, 1)
+  number("loss_threshold", loss_threshold, -math.inf, math.inf, True, True)
+  number("label_smoothing", label_smoothing, 0, 1, high_open=True)
+  number("weight_decay", weight_decay, 0, math.inf, high_open=True)
+  number("learning_rate", learning_rate, 0, math.inf, low_open=True, high_open=True)
+  number("momentum", momentum, 0, 1, high_open=True)
+
+
+@resume.holds_output_lock
 @gin.configurable
 def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_max=None,
           method="clean", rate=0.0, loss_threshold=1.75, pattern_condition=None, seed=0,
@@ -111,16 +144,19 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     rate: bit error rate p during training (RANDBET).
     loss_threshold: inject bit errors once the clean loss is below this (App. F: 1.75).
     pattern_condition: PATTBET rate (random chip) or voltage (profiled chip).
-    seed: seed of initialization and bit errors (the data seed is load_data.seed).
+    seed: seed of initialization and bit errors, in [0, 2**22) (the data seed is
+      load_data.seed, in [0, 2**63)).
     label_smoothing: label smoothing of the cross-entropy (Tab. 2).
     weight_decay, learning_rate, momentum, nesterov: SGD of App. F.
     distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
     evaluate_every_epoch: clean test error after each epoch.
     verbose: Keras progress output (0, 1 or 2).
+    restart (keyword, not a gin parameter): discard what an earlier run left in output_dir.
   """
-  if not isinstance(epochs, int) or epochs < 1:
-    raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-  tf.io.gfile.makedirs(output_dir)
+  check_arguments(epochs=epochs, precision=precision, w_max=w_max, rate=rate,
+                  loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
+                  weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum)
+  resume.check_config(output_dir)
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
   data = data_lib.load_data()
@@ -138,27 +174,25 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
                                      epoch=epoch_var)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
                                        max_to_keep=2)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(epoch_var))
+  restored = resume.restore_newest_intact(checkpoint, manager)
+  if restored:
+    logging.info("resumed from %s (epoch %d)", restored, int(epoch_var))
   gin_utils.save_operative_config(output_dir)
   start_epoch = int(epoch_var.numpy())
+  progress = resume.Progress(output_dir, start_epoch)
   callbacks = [
-      _EpochCheckpoint(manager, epoch_var),
+      progress,
+      _EpochCheckpoint(manager, epoch_var, progress),
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
   ]
-  started = time.time()
-  history = {}
   for epoch in range(start_epoch, epochs):
     # One fit call per epoch, so each epoch gets its own (seed, epoch)-determined batches.
-    result = trainer.fit(
+    trainer.fit(
         data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
         callbacks=callbacks, verbose=verbose)
-    for key, values in result.history.items():
-      history.setdefault(key, []).extend(float(v) for v in values)
   gin_utils.save_operative_config(output_dir)
-  return export(trainer, data, output_dir, history=history, seconds=time.time() - started)
+  return export(trainer, data, output_dir, history=progress.history, seconds=progress.seconds)
 
 
 def export(trainer, data, output_dir, history=None, seconds=None):
@@ -189,9 +223,8 @@ def export(trainer, data, output_dir, history=None, seconds=None):
 
 
 def load_model(path):
-  """Loads a model saved by ``bin/train`` (model.h5)."""
-  with quantize_configs.quantize_scope():
-    return keras.models.load_model(path, compile=False)
+  """Loads a model saved by ``bin/train`` (model.h5) without running code from the file."""
+  return safe_loading.load_model(path)
 
 
 def weights_digest(model):

@@ -1,0 +1,158 @@
+"""Safe resumption: one process per output directory, same config, newest intact checkpoint."""
+import json
+import os
+import subprocess
+import sys
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfbet.cli import resume
+from tfbet.cli import train_lib
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def test_a_second_process_is_kept_out_of_a_locked_output_directory(tmp_path):
+  with resume.OutputLock(str(tmp_path)):
+    lock = json.loads((tmp_path / resume.LOCK_FILE).read_text())
+    assert lock["pid"] == os.getpid()
+    with pytest.raises(ValueError, match=rf"lock file .*held by process {os.getpid()}"):
+      with resume.OutputLock(str(tmp_path)):
+        pass
+  assert not (tmp_path / resume.LOCK_FILE).exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  (tmp_path / resume.LOCK_FILE).write_text(
+      json.dumps({"host": resume.socket.gethostname(), "pid": int(dead.stdout)}))
+  with resume.OutputLock(str(tmp_path)):
+    assert json.loads((tmp_path / resume.LOCK_FILE).read_text())["pid"] == os.getpid()
+
+
+def test_a_lock_held_on_another_host_is_respected(tmp_path):
+  (tmp_path / resume.LOCK_FILE).write_text(json.dumps({"host": "elsewhere", "pid": 1}))
+  with pytest.raises(ValueError, match="process 1 on host elsewhere"):
+    with resume.OutputLock(str(tmp_path)):
+      pass
+
+
+def _pretend_checkpoint(output_dir):
+  directory = output_dir / resume.CHECKPOINT_DIR
+  directory.mkdir(exist_ok=True)
+  (directory / "ckpt-1.index").write_bytes(b"")
+
+
+def test_checkpoints_of_a_different_config_are_refused_naming_the_difference(tmp_path):
+  gin.parse_config(["train.precision = 8", "train.epochs = 3", "train.verbose = 1"])
+  resume.check_config(str(tmp_path))
+  _pretend_checkpoint(tmp_path)
+  gin.clear_config()
+  gin.parse_config(["train.precision = 8", "train.epochs = 3", "train.verbose = 0"])
+  resume.check_config(str(tmp_path))  # verbosity does not change what is trained
+  for changed in (["train.precision = 4", "train.epochs = 3"],
+                  ["train.precision = 8", "train.epochs = 2"]):
+    gin.clear_config()
+    gin.parse_config(changed)
+    with pytest.raises(ValueError, match=r"different config(.|\n)*-train\.\w+ = \d(.|\n)*"
+                                         r"\+train\.\w+ = \d(.|\n)*--restart"):
+      resume.check_config(str(tmp_path))
+
+
+def test_checkpoints_without_a_config_record_are_refused(tmp_path):
+  _pretend_checkpoint(tmp_path)
+  with pytest.raises(ValueError, match="no record of their config"):
+    resume.check_config(str(tmp_path))
+
+
+def test_restart_clears_only_what_a_run_writes(tmp_path):
+  _pretend_checkpoint(tmp_path)
+  for name in ("model.h5", "result.json", "operative_config.gin", "notes.txt"):
+    (tmp_path / name).write_text("x")
+  resume.clear_run(str(tmp_path))
+  assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def _manager(directory, value):
+  variable = tf.Variable(value)
+  checkpoint = tf.train.Checkpoint(v=variable)
+  return variable, checkpoint, tf.train.CheckpointManager(checkpoint, str(directory), 2)
+
+
+def _damage(prefix):
+  data = tf.io.gfile.glob(prefix + ".data-*")[0]
+  with open(data, "r+b") as f:
+    f.truncate(2)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+  variable, _, manager = _manager(tmp_path, np.arange(64, dtype=np.float32))
+  first = manager.save(checkpoint_number=1)
+  variable.assign(variable + 1.0)
+  second = manager.save(checkpoint_number=2)
+  _damage(second)
+  restored_var, checkpoint, manager = _manager(tmp_path, np.zeros(64, np.float32))
+  assert resume.restore_newest_intact(checkpoint, manager) == first
+  np.testing.assert_array_equal(restored_var.numpy(), np.arange(64, dtype=np.float32))
+  assert "ckpt-2 is damaged" in caplog.text
+  _damage(first)
+  with pytest.raises(ValueError, match=r"no checkpoint reads back:\n.*ckpt-2.*\n.*ckpt-1"):
+    resume.restore_newest_intact(checkpoint, manager)
+
+
+def test_progress_keeps_the_history_of_the_restored_epochs(tmp_path):
+  (tmp_path / resume.CHECKPOINT_DIR).mkdir()
+  progress = resume.Progress(str(tmp_path), 0)
+  for epoch in range(3):
+    progress.on_epoch_begin(epoch)
+    progress.on_epoch_end(epoch, {"loss": float(epoch)})
+    progress.save()
+  resumed = resume.Progress(str(tmp_path), 2)  # e.g. the newest checkpoint was damaged
+  assert resumed.history == {"loss": [0.0, 1.0]}
+  assert resumed.seconds == pytest.approx(sum(progress.seconds_per_epoch[:2]))
+
+
+_GOOD = dict(epochs=2, precision=8, w_max=None, rate=0.01, loss_threshold=1.75, seed=0,
+             label_smoothing=0.0, weight_decay=5e-4, learning_rate=0.05, momentum=0.9)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("learning_rate", -0.05), ("learning_rate", 0.0), ("learning_rate", float("nan")),
+    ("weight_decay", float("inf")), ("weight_decay", -1e-4), ("loss_threshold", float("nan")),
+    ("momentum", 1.0), ("rate", 1.5), ("label_smoothing", 1.0), ("w_max", 0.0),
+    ("w_max", float("inf")), ("epochs", 0), ("epochs", 2.5), ("precision", 9),
+    ("seed", -1), ("seed", 2 ** 22), ("seed", True), ("learning_rate", "0.1"),
+])
+def test_bad_training_values_are_refused_naming_the_parameter(name, value):
+  train_lib.check_arguments(**_GOOD)
+  with pytest.raises(ValueError, match=f"train.{name} must be"):
+    train_lib.check_arguments(**dict(_GOOD, **{name: value}))
+
+
+def test_a_complete_checkpoint_missing_from_the_state_file_is_still_found(tmp_path):
+  variable, _, manager = _manager(tmp_path, np.arange(8, dtype=np.float32))
+  manager.save(checkpoint_number=1)
+  variable.assign(variable * 2)
+  manager.save(checkpoint_number=2)
+  (tmp_path / "checkpoint").unlink()  # killed after the index, before the state file
+  restored_var, checkpoint, manager = _manager(tmp_path, np.zeros(8, np.float32))
+  assert resume.restore_newest_intact(checkpoint, manager).endswith("ckpt-2")
+  np.testing.assert_array_equal(restored_var.numpy(), 2 * np.arange(8, dtype=np.float32))
+
+
+def test_a_damaged_progress_record_is_reported_not_fatal(tmp_path, caplog):
+  (tmp_path / resume.CHECKPOINT_DIR).mkdir()
+  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text('{"history": [')
+  progress = resume.Progress(str(tmp_path), 2)
+  assert progress.history == {} and progress.seconds == 0
+  assert "progress.json is damaged" in caplog.text
+  assert "records 0 of the 2 epochs done" in caplog.text

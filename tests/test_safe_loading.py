@@ -1,0 +1,123 @@
+"""Model files are data: loading never runs code stored in them."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from tfbet import quantize_configs
+from tfbet import safe_loading
+from tfbet.compat import keras
+
+
+def _quantized_model():
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input((6, 6, 1))
+  x = keras.layers.Conv2D(3, 3, activation="relu")(inputs)
+  x = keras.layers.Flatten()(x)
+  outputs = keras.layers.Dense(4)(x)
+  return quantize_configs.quantize_model(keras.Model(inputs, outputs), "rquant")
+
+
+def _save(model, path):
+  with quantize_configs.quantize_scope():
+    model.save(str(path))
+  return str(path)
+
+
+def _malicious_model(marker):
+  """A model whose Lambda layer creates ``marker`` when Keras rebuilds it."""
+  touch = eval(f"lambda x: __import__('pathlib').Path({str(marker)!r}).touch() or x")  # noqa
+  inputs = keras.Input((4,))
+  outputs = keras.layers.Lambda(touch, name="payload")(inputs)
+  return keras.Model(inputs, outputs)
+
+
+def _edit_config(path, edit):
+  with h5py.File(path, "r+") as f:
+    config = json.loads(f.attrs["model_config"])
+    edit(config)
+    f.attrs["model_config"] = json.dumps(config)
+
+
+def test_a_trained_model_loads_with_identical_weights_and_outputs(tmp_path):
+  model = _quantized_model()
+  path = _save(model, tmp_path / "model.h5")
+  loaded = safe_loading.load_model(path)
+  for expected, actual in zip(model.get_weights(), loaded.get_weights()):
+    np.testing.assert_array_equal(expected, actual)
+  x = np.random.default_rng(0).normal(size=(2, 6, 6, 1)).astype(np.float32)
+  np.testing.assert_array_equal(model(x).numpy(), loaded(x).numpy())
+
+
+def test_a_lambda_layer_is_refused_and_its_code_never_runs(tmp_path):
+  marker = tmp_path / "marker"
+  path = str(tmp_path / "evil.h5")
+  _malicious_model(marker).save(path)
+  marker.unlink()  # Building the model in this process ran the payload once.
+  # The file really tries: Keras's own loader runs the payload.
+  keras.models.load_model(path, compile=False, safe_mode=False)
+  assert marker.exists()
+  marker.unlink()
+  with pytest.raises(safe_loading.UnsafeModelError, match=r"evil\.h5.*'payload'.*'Lambda'"):
+    safe_loading.load_model(path)
+  assert not marker.exists()
+
+
+def test_a_tf_op_layer_that_could_write_files_is_refused(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+
+  def add_op(config):
+    config["config"]["layers"].append({
+        "class_name": "TFOpLambda", "name": "writer",
+        "config": {"name": "writer", "function": "io.write_file"}, "inbound_nodes": []})
+  _edit_config(path, add_op)
+  with pytest.raises(safe_loading.UnsafeModelError, match="'writer'.*'TFOpLambda'"):
+    safe_loading.load_model(path)
+
+
+def test_a_module_outside_keras_tfmot_and_tfbet_is_refused(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+
+  def foreign_module(config):
+    wrapped = [layer for layer in config["config"]["layers"]
+               if layer["class_name"] == "QuantizeWrapperV2"][0]
+    wrapped["config"]["layer"]["module"] = "os"
+  _edit_config(path, foreign_module)
+  with pytest.raises(safe_loading.UnsafeModelError, match="module 'os'"):
+    safe_loading.load_model(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a model", "not an HDF5 file"),
+    (b"PK\x03\x04 zip", "not an HDF5 file"),
+    (safe_loading.HDF5_SIGNATURE + b"\0" * 100, "cannot read model file"),
+])
+def test_files_that_are_not_models_fail_naming_the_file(tmp_path, content, message):
+  path = tmp_path / "bad.h5"
+  path.write_bytes(content)
+  with pytest.raises(safe_loading.UnsafeModelError, match=f"bad.h5.*{message}|{message}.*bad.h5"):
+    safe_loading.load_model(str(path))
+
+
+@pytest.mark.parametrize("config, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    ("[" * 100000 + "]" * 100000, "not valid JSON|nested too deeply"),
+])
+def test_a_damaged_model_config_fails_naming_the_file(tmp_path, config, message):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  with h5py.File(path, "r+") as f:
+    f.attrs["model_config"] = config
+  with pytest.raises(safe_loading.UnsafeModelError, match=message):
+    safe_loading.load_model(path)
+
+
+def test_a_weights_only_file_and_a_directory_are_refused(tmp_path):
+  model = _quantized_model()
+  weights = str(tmp_path / "weights.h5")
+  model.save_weights(weights)
+  with pytest.raises(safe_loading.UnsafeModelError, match="no model_config"):
+    safe_loading.load_model(weights)
+  with pytest.raises(safe_loading.UnsafeModelError, match="directory"):
+    safe_loading.load_model(str(tmp_path))

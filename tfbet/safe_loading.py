@@ -1,0 +1,127 @@
+"""Loading model files as data: nothing stored in a file is ever executed.
+
+Keras's HDF5 loader has no safe mode: a ``Lambda`` layer's marshalled bytecode runs when the
+model is rebuilt, a ``TFOpLambda`` calls any TensorFlow function the file names (including ones
+that write files), and a ``"module"`` field makes Keras import any module. So the model config
+is read and checked first, with plain JSON, before Keras sees any of it:
+
+* every object must be of a class in ``allowed_classes()``: Keras's public layers,
+  initializers, regularizers and constraints without ``Lambda``, the tfmot quantization
+  wrappers and tfbet's registered objects;
+* every ``"module"`` field must name a module of Keras, tfmot or tfbet.
+
+Only then is the model rebuilt from that checked config and its weights read (weights are
+arrays, never code). Anything else fails with ``UnsafeModelError`` naming the file and the layer.
+Only HDF5 files (what ``bin/train`` writes) are accepted.
+"""
+import functools
+import inspect
+import json
+import os
+
+import h5py
+
+from tfbet import quantize_configs
+from tfbet.compat import keras
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# Layers whose config carries code (marshalled Python bytecode).
+CODE_CARRYING = frozenset({"Lambda"})
+_TFMOT_CLASSES = frozenset({"QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer",
+                            "QuantizeAwareActivation", "NoOpActivation", "QuantizeAnnotate"})
+_MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+ALLOWED_MODULE_PREFIXES = ("keras.", "tf_keras.", "tfbet.", "tensorflow_model_optimization.")
+
+
+class UnsafeModelError(ValueError):
+  """A model file that cannot be loaded without running code from it, or is damaged."""
+
+
+@functools.lru_cache(maxsize=1)
+def allowed_classes():
+  """The class names a model config may contain."""
+  names = set(_TFMOT_CLASSES | _MODEL_CLASSES)
+  for module in (keras.layers, keras.initializers, keras.regularizers, keras.constraints):
+    names.update(name for name in dir(module) if inspect.isclass(getattr(module, name)))
+  names.update(quantize_configs.custom_objects())
+  return frozenset(names - CODE_CARRYING)
+
+
+def check_config(config, path):
+  """Raises ``UnsafeModelError`` unless every class and module in ``config`` is allowed."""
+  allowed = allowed_classes()
+
+  def walk(node, layer):
+    if isinstance(node, dict):
+      if "class_name" in node:
+        class_name = node["class_name"]
+        config = node.get("config")
+        if isinstance(config, dict) and isinstance(config.get("name"), str):
+          layer = config["name"]
+        if not isinstance(class_name, str) or class_name not in allowed:
+          why = ("it carries Python code" if class_name in CODE_CARRYING
+                 else "it is not a known Keras, tfmot or tfbet class")
+          raise UnsafeModelError(
+              f"model file {path!r}: layer {layer!r} is of class {class_name!r}; refusing to "
+              f"load it because {why} (tfbet loads model files as data only, never code)")
+      module = node.get("module")
+      if module is not None and not (isinstance(module, str) and
+                                     module.startswith(ALLOWED_MODULE_PREFIXES)):
+        raise UnsafeModelError(
+            f"model file {path!r}: layer {layer!r} names module {module!r}; only modules of "
+            f"{ALLOWED_MODULE_PREFIXES} may be named (importing others runs their code)")
+      for value in node.values():
+        walk(value, layer)
+    elif isinstance(node, list):
+      for value in node:
+        walk(value, layer)
+
+  try:
+    walk(config, None)
+  except RecursionError as error:
+    raise UnsafeModelError(f"model file {path!r}: model config nested too deeply") from error
+
+
+def read_config(path):
+  """The checked model config (a dict) of an HDF5 model file."""
+  if os.path.isdir(path):
+    raise UnsafeModelError(f"model {path!r} is a directory (SavedModel?); only HDF5 model files "
+                           "written by bin/train (model.h5) are accepted")
+  try:
+    with open(path, "rb") as f:
+      signature = f.read(len(HDF5_SIGNATURE))
+  except OSError as error:
+    raise UnsafeModelError(f"cannot read model file {path!r}: {error}") from error
+  if signature != HDF5_SIGNATURE:
+    raise UnsafeModelError(f"model file {path!r} is not an HDF5 file; only HDF5 model files "
+                           "written by bin/train (model.h5) are accepted")
+  try:
+    with h5py.File(path, "r") as f:
+      raw = f.attrs.get("model_config")
+  except (OSError, ValueError, KeyError) as error:
+    raise UnsafeModelError(f"cannot read model file {path!r}: {error}") from error
+  if raw is None:
+    raise UnsafeModelError(f"model file {path!r} has no model_config attribute (weights only?)")
+  try:
+    config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+  except (UnicodeDecodeError, ValueError, RecursionError) as error:
+    raise UnsafeModelError(f"model file {path!r}: model_config is not valid JSON: "
+                           f"{str(error)[:200]}") from error
+  if not isinstance(config, dict):
+    raise UnsafeModelError(f"model file {path!r}: model_config is not a JSON object")
+  check_config(config, path)
+  return config
+
+
+def load_model(path):
+  """Rebuilds a (quantized) model from the checked config of ``path`` and loads its weights."""
+  config = read_config(path)
+  try:
+    with quantize_configs.quantize_scope():
+      model = keras.models.model_from_config(config)
+    model.load_weights(path)
+  except UnsafeModelError:
+    raise
+  except (ValueError, TypeError, KeyError, OSError) as error:
+    raise UnsafeModelError(f"cannot load model file {path!r}: {str(error)[:500]}") from error
+  return model
