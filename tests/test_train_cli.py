@@ -77,7 +77,7 @@ def _result(output_dir):
     return json.load(f)
 
 
-def test_a_run_with_another_config_is_refused_and_restart_starts_over(tmp_path):
+def test_a_run_with_another_config_is_refused_and_restart_starts_over(tmp_path, real_mnist):  # pylint: disable=unused-argument
   output_dir = str(tmp_path / "run")
   assert _run(output_dir, ["--gin_param=train.epochs = 1"]).returncode == 0
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
