@@ -1,6 +1,7 @@
 """bin/train end to end on real MNIST images: train, kill after a checkpoint, resume."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,21 +104,11 @@ def test_every_shipped_gin_file_parses_and_builds_its_model():
   assert len(built) >= 6  # SimpleNet MNIST/CIFAR (GN, BN), CPU widths, WRN, ResNets
 
 
-USER_MODULE = '''
-import gin
-from tfbet.compat import keras
-
-
-@gin.configurable
-def tiny_mlp(num_classes, input_shape, hidden=4, kernel_constraint=None):
-  inputs = keras.Input(input_shape)
-  x = keras.layers.Flatten()(inputs)
-  x = keras.layers.Dense(hidden, activation="relu", kernel_constraint=kernel_constraint,
-                         bias_constraint=kernel_constraint)(x)
-  outputs = keras.layers.Dense(num_classes, kernel_constraint=kernel_constraint,
-                               bias_constraint=kernel_constraint)(x)
-  return keras.Model(inputs, outputs)
-'''
+def readme_user_module():
+  """The README's example of a user's model module (so the README shows tested code)."""
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  return re.search(r"```python\n(# my_models.py\n.*?)```", readme, re.S).group(1)
 
 
 def test_a_users_gin_registered_model_is_trained_by_bin_train_and_evaluated_by_bin_eval(
@@ -125,8 +116,8 @@ def test_a_users_gin_registered_model_is_trained_by_bin_train_and_evaluated_by_b
   code, configs = tmp_path / "code", tmp_path / "configs"
   code.mkdir()
   configs.mkdir()
-  (code / "my_models.py").write_text(USER_MODULE)
-  (configs / "my_model.gin").write_text("train.model_fn = @tiny_mlp\ntiny_mlp.hidden = 7\n")
+  (code / "my_models.py").write_text(readme_user_module())
+  (configs / "my_model.gin").write_text("train.model_fn = @my_mlp\nmy_mlp.hidden = 7\n")
   (configs / "my_experiment.gin").write_text(
       "include 'experiments/cpu/tiny.gin'\ninclude 'my_model.gin'\ntrain.epochs = 1\n")
   output_dir = tmp_path / "run"
@@ -139,7 +130,7 @@ def test_a_users_gin_registered_model_is_trained_by_bin_train_and_evaluated_by_b
   assert result.returncode == 0, result.stderr[-3000:]
   with open(output_dir / "result.json") as f:
     trained = json.load(f)
-  assert trained["num_weights"] == 28 * 28 * 7 + 7 + 7 * 10 + 10  # tiny_mlp, hidden = 7
+  assert trained["num_weights"] == 28 * 28 * 7 + 7 + 7 * 10 + 10  # my_mlp, hidden = 7
   # bin/eval imports the same module by name (here from PYTHONPATH) to read the run's config.
   output = tmp_path / "eval.json"
   result = subprocess.run(

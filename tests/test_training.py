@@ -180,6 +180,27 @@ def test_compiled_mse_loss_and_its_loss_weight_are_what_the_step_minimizes():
     _assert_sgd_step(qmodel, before, [scale * g for g in grads])
 
 
+@pytest.mark.parametrize("method,kwargs", [
+    ("clean", {}), ("randbet", {}), ("pattbet", dict(pattern=chips.RandomChip(5),
+                                                    pattern_condition=0.05)),
+    ("curricular", dict(curriculum_steps=4)), ("alternating", {})])
+def test_every_method_fits_the_compiled_loss_with_sample_weights_and_metrics(method, kwargs):
+  x, y = _dense_data()
+  y_onehot = np.eye(3, dtype=np.float32)[y]
+  weight = np.array([1, 1, 1, 1, 0, 0, 2, 2], np.float32)
+  qmodel = quantize_configs.quantize_model(_dense(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method=method, rate=0.05, loss_threshold=1e9,
+                                     seed=3, weight_decay=0.0, **kwargs)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["accuracy"])
+  mse = float(np.sum(weight * np.mean((qmodel(x).numpy() - y_onehot) ** 2, -1)) / len(y))
+  history = trainer.fit(x, y_onehot, sample_weight=weight, batch_size=8, epochs=1, verbose=0)
+  assert history.history["loss"][0] == pytest.approx(mse, rel=1e-5)
+  assert "accuracy" in history.history
+  if method != "clean":
+    assert history.history["injecting"][0] == 1.0
+    assert np.isfinite(history.history["perturbed_loss"][0])
+
+
 def test_one_hot_and_sparse_labels_give_the_same_step():
   x, y = _dense_data()
   sparse, one_hot = _dense_trainer(method="randbet"), _dense_trainer(method="randbet")
