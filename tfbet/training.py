@@ -189,7 +189,7 @@ class BitErrorTrainer(keras.Model):
   def call(self, inputs, training=None):
     return self.model(inputs, training=training)
 
-  def compile(self, optimizer="sgd", loss=None, **kwargs):
+  def compile(self, optimizer="sgd", loss=None, *args, **kwargs):
     """Keras' ``compile``; ``loss=None`` is the paper's cross-entropy (``CrossEntropy``, with
     the trainer's ``label_smoothing``, from probabilities if the model ends in a softmax).
 
@@ -201,7 +201,7 @@ class BitErrorTrainer(keras.Model):
     elif self.label_smoothing:
       raise ValueError("label_smoothing applies to the default loss only; with compile(loss=...)"
                        " set it on the loss (or pass loss=None)")
-    super().compile(optimizer=optimizer, loss=loss, **kwargs)
+    super().compile(optimizer, loss, *args, **kwargs)
     self.optimizer.build(self.model.trainable_variables)
     self.clip_weights()
 
@@ -275,7 +275,7 @@ class BitErrorTrainer(keras.Model):
     scheme = self.layout.scheme
     return [quantization.tensor_range(slot.variable, scheme) for slot in self.layout.slots]
 
-  def _track_clean_pass(self, x, y, y_pred, sample_weight, global_loss):
+  def _track_clean_pass(self, y, y_pred, sample_weight, global_loss):
     batch_size = tf.shape(y_pred)[0]
     self.trackers["loss"].update_state(global_loss, sample_weight=batch_size)
     self.trackers["error"].update_state(classification_errors(y, y_pred))
@@ -318,7 +318,6 @@ class BitErrorTrainer(keras.Model):
       return p_loss, classification_errors(y, p_pred), p_grads
 
     if self.method == "clean":
-      p_loss, p_errors = tf.zeros_like(loss), no_errors
       self._apply(grads)
     elif self.method == "alternating":
       # Two updates; the second one inside the branch (not possible under a distribution
@@ -342,25 +341,24 @@ class BitErrorTrainer(keras.Model):
           injecting, perturbed_pass,
           lambda: (tf.zeros_like(loss), no_errors, [tf.zeros_like(g) for g in grads]))
       self._apply([g + pg for g, pg in zip(grads, p_grads)])
-    self._track_clean_pass(x, y, y_pred, sample_weight, global_loss)
+    self._track_clean_pass(y, y_pred, sample_weight, global_loss)
     self.trackers["injecting"].update_state(tf.cast(injecting, tf.float32))
-    names = ["loss", "error", "injecting"]
-    if self.method != "clean":
-      # Averaged over the steps that injected errors only.
-      weight = tf.cast(injecting, tf.float32)
-      global_p_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, p_loss)
-      self.trackers["perturbed_loss"].update_state(
-          global_p_loss, sample_weight=weight * tf.cast(tf.shape(y_pred)[0], tf.float32))
-      self.trackers["perturbed_error"].update_state(p_errors, sample_weight=weight)
-      names += ["perturbed_loss", "perturbed_error"]
-    return self._logs(names)
+    if self.method == "clean":
+      return self._logs(["loss", "error", "injecting"])
+    # Averaged over the steps that injected errors only; collective ops outside tf.cond.
+    weight = tf.cast(injecting, tf.float32)
+    global_p_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, p_loss)
+    self.trackers["perturbed_loss"].update_state(
+        global_p_loss, sample_weight=weight * tf.cast(tf.shape(y_pred)[0], tf.float32))
+    self.trackers["perturbed_error"].update_state(p_errors, sample_weight=weight)
+    return self._logs(["loss", "error", "injecting", "perturbed_loss", "perturbed_error"])
 
   def test_step(self, data):
     x, y, sample_weight = self._unpack(data)
     y_pred = self(x, training=False)
     loss = self.compute_loss(x, y, y_pred, sample_weight)
     global_loss = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, loss)
-    self._track_clean_pass(x, y, y_pred, sample_weight, global_loss)
+    self._track_clean_pass(y, y_pred, sample_weight, global_loss)
     return self._logs(["loss", "error"])
 
 
