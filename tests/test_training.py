@@ -265,6 +265,16 @@ def test_a_softmax_model_is_trained_on_its_probabilities(loss):
   _assert_sgd_step(qmodel, before, grads)
 
 
+def test_the_default_loss_refuses_a_model_whose_output_it_cannot_read():
+  inputs = keras.Input((6,))
+  outputs = keras.layers.Lambda(tf.nn.softmax, name="my_softmax")(keras.layers.Dense(3)(inputs))
+  qmodel = quantize_configs.quantize_model(keras.Model(inputs, outputs), "rquant")
+  trainer = training.BitErrorTrainer(qmodel)
+  with pytest.raises(ValueError, match="my_softmax.*explicit loss"):
+    trainer.compile()
+  trainer.compile(loss=training.CrossEntropy(from_logits=False))
+
+
 def test_compiled_metrics_are_reported_next_to_the_error():
   x, y = _dense_data()
   trainer = _dense_trainer(metrics=[

@@ -113,13 +113,22 @@ def _output_layer(model):
 
 
 def outputs_probabilities(model):
-  """Whether ``model`` ends in a softmax (probabilities) rather than returning logits."""
+  """Whether ``model`` ends in a softmax (probabilities) or returns logits.
+
+  Read from the output layer: a ``Softmax`` layer or a softmax ``activation`` gives
+  probabilities, any other ``activation`` (linear, the paper's models) logits. A layer without
+  one (e.g. a ``Lambda``) is refused, naming it, rather than guessed.
+  """
   layer = _output_layer(model)
   if isinstance(layer, keras.layers.Softmax):
     return True
-  activation = getattr(layer, "activation", None)
-  activation = getattr(activation, "activation", activation)  # tfmot's QuantizeAwareActivation
-  return activation is not None and getattr(activation, "__name__", "") == "softmax"
+  if not hasattr(layer, "activation"):
+    raise ValueError(
+        f"cannot tell whether the output layer {layer.name!r} ({type(layer).__name__}) gives "
+        "logits or probabilities; compile the trainer with an explicit loss, e.g. "
+        "loss=tfbet.training.CrossEntropy(from_logits=False) for probabilities")
+  activation = getattr(layer.activation, "activation", layer.activation)  # tfmot's wrapper
+  return getattr(activation, "__name__", "") == "softmax"
 
 
 class BitErrorTrainer(keras.Model):
