@@ -1,4 +1,7 @@
 """BitErrorTrainer (Alg. 1 and variants) against hand computations."""
+import glob
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -120,3 +123,252 @@ def test_bad_trainer_arguments_raise_clear_errors(kwargs, match):
   qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
   with pytest.raises(ValueError, match=match):
     training.BitErrorTrainer(qmodel, **kwargs)
+
+
+# -- the Keras contract: compile, fit, callbacks, evaluate, predict, save ----------------------
+
+def _dense(activation=None, seed=2):
+  keras.utils.set_random_seed(seed)
+  inputs = keras.Input((6,))
+  x = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+  outputs = keras.layers.Dense(3, activation=activation, name="out")(x)
+  return keras.Model(inputs, outputs)
+
+
+def _dense_data(n=8, seed=1):
+  rng = np.random.default_rng(seed)
+  return rng.normal(size=(n, 6)).astype(np.float32), np.arange(n) % 3
+
+
+def _dense_trainer(activation=None, method="clean", lr=0.1, threshold=1e9, **compile_kwargs):
+  qmodel = quantize_configs.quantize_model(_dense(activation), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method=method, rate=0.05, loss_threshold=threshold,
+                                     seed=3, weight_decay=0.0)
+  trainer.compile(optimizer=keras.optimizers.SGD(lr), **compile_kwargs)
+  return trainer
+
+
+def _loss_and_grads(qmodel, x, loss_fn):
+  """An independent reference: the loss of the quantized model and its gradients."""
+  with tf.GradientTape() as tape:
+    loss = loss_fn(qmodel(x, training=True))
+  return float(loss), [g.numpy() for g in tape.gradient(loss, qmodel.trainable_variables)]
+
+
+def _assert_sgd_step(qmodel, before, grads, lr=0.1):
+  for var, w0, g in zip(qmodel.trainable_variables, before, grads):
+    np.testing.assert_allclose(var.numpy(), w0 - lr * g, rtol=1e-5, atol=1e-6)
+
+
+def _mse(y_onehot):
+  return lambda out: tf.reduce_mean(tf.reduce_mean((out - y_onehot) ** 2, -1))
+
+
+def test_compiled_mse_loss_and_its_loss_weight_are_what_the_step_minimizes():
+  x, y = _dense_data()
+  y_onehot = np.eye(3, dtype=np.float32)[y]
+  for loss_weights, scale in ((None, 1.0), ([0.5], 0.5)):
+    trainer = _dense_trainer(loss="mse", loss_weights=loss_weights)
+    qmodel = trainer.model
+    before = [v.numpy() for v in qmodel.trainable_variables]
+    mse, grads = _loss_and_grads(qmodel, x, _mse(y_onehot))
+    cross_entropy, _ = _loss_and_grads(qmodel, x, lambda out: tf.reduce_mean(
+        keras.losses.categorical_crossentropy(y_onehot, out, from_logits=True)))
+    logs = trainer.train_on_batch(x, y_onehot, return_dict=True)
+    assert logs["loss"] == pytest.approx(scale * mse, rel=1e-5)
+    assert abs(logs["loss"] - scale * cross_entropy) > 0.1
+    _assert_sgd_step(qmodel, before, [scale * g for g in grads])
+
+
+@pytest.mark.parametrize("method,kwargs", [
+    ("clean", {}), ("randbet", {}), ("pattbet", dict(pattern=chips.RandomChip(5),
+                                                    pattern_condition=0.05)),
+    ("curricular", dict(curriculum_steps=4)), ("alternating", {})])
+def test_every_method_fits_the_compiled_loss_with_sample_weights_and_metrics(method, kwargs):
+  x, y = _dense_data()
+  y_onehot = np.eye(3, dtype=np.float32)[y]
+  weight = np.array([1, 1, 1, 1, 0, 0, 2, 2], np.float32)
+  qmodel = quantize_configs.quantize_model(_dense(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method=method, rate=0.05, loss_threshold=1e9,
+                                     seed=3, weight_decay=0.0, **kwargs)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", metrics=["accuracy"])
+  mse = float(np.sum(weight * np.mean((qmodel(x).numpy() - y_onehot) ** 2, -1)) / len(y))
+  history = trainer.fit(x, y_onehot, sample_weight=weight, batch_size=8, epochs=1, verbose=0)
+  assert history.history["loss"][0] == pytest.approx(mse, rel=1e-5)
+  assert "accuracy" in history.history
+  if method != "clean":
+    assert history.history["injecting"][0] == 1.0
+    assert np.isfinite(history.history["perturbed_loss"][0])
+
+
+def test_one_hot_and_sparse_labels_give_the_same_step():
+  x, y = _dense_data()
+  sparse, one_hot = _dense_trainer(method="randbet"), _dense_trainer(method="randbet")
+  logs_sparse = sparse.train_on_batch(x, y, return_dict=True)
+  logs_one_hot = one_hot.train_on_batch(x, np.eye(3, dtype=np.float32)[y], return_dict=True)
+  assert logs_sparse["injecting"] == 1.0
+  for key in ("loss", "error", "perturbed_loss", "perturbed_error"):
+    assert logs_sparse[key] == pytest.approx(logs_one_hot[key], rel=1e-6), key
+  for a, b in zip(sparse.model.get_weights(), one_hot.model.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_sample_weights_enter_the_clean_and_the_perturbed_gradients():
+  x, y = _dense_data()
+  weight = np.array([1.0, 2.0, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0], np.float32)
+  trainer = _dense_trainer(method="randbet")
+  qmodel, mem = trainer.model, trainer.layout
+  before = [v.numpy() for v in qmodel.trainable_variables]
+
+  def weighted_cross_entropy(out):  # Keras' SUM_OVER_BATCH_SIZE: divided by the batch size 8
+    per_example = keras.losses.categorical_crossentropy(np.eye(3)[y], out, from_logits=True)
+    return tf.reduce_sum(weight * per_example) / len(y)
+
+  clean_loss, clean = _loss_and_grads(qmodel, x, weighted_cross_entropy)
+  memory.load_chip(mem, chips.RandomChip((3 + 1) * 2 ** 40), 0.05)  # the seed of step 0
+  perturbed_loss, perturbed = _loss_and_grads(qmodel, x, weighted_cross_entropy)
+  memory.clear_masks(mem)
+  logs = trainer.train_on_batch(x, y, sample_weight=weight, return_dict=True)
+  assert logs["injecting"] == 1.0
+  assert logs["loss"] == pytest.approx(clean_loss, rel=1e-5)
+  assert logs["perturbed_loss"] == pytest.approx(perturbed_loss, rel=1e-5)
+  _assert_sgd_step(qmodel, before, [g + gp for g, gp in zip(clean, perturbed)])
+
+
+def test_class_weights_act_like_the_equivalent_sample_weights():
+  x, y = _dense_data(n=12)
+  class_weight = {0: 1.0, 1: 0.0, 2: 3.0}
+  by_class, by_sample = _dense_trainer(method="randbet"), _dense_trainer(method="randbet")
+  by_class.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, class_weight=class_weight)
+  by_sample.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0,
+                sample_weight=np.array([class_weight[c] for c in y], np.float32))
+  unweighted = _dense_trainer(method="randbet")
+  unweighted.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+  for a, b, c in zip(by_class.model.get_weights(), by_sample.model.get_weights(),
+                     unweighted.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.allclose(a, c) for a, c in zip(by_class.model.get_weights(),
+                                                   unweighted.model.get_weights()))
+
+
+@pytest.mark.parametrize("loss", [None, keras.losses.SparseCategoricalCrossentropy()])
+def test_a_softmax_model_is_trained_on_its_probabilities(loss):
+  x, y = _dense_data()
+  trainer = _dense_trainer(activation="softmax", loss=loss, run_eagerly=True)
+  qmodel = trainer.model
+  assert training.outputs_probabilities(qmodel)
+  before = [v.numpy() for v in qmodel.trainable_variables]
+  loss_value, grads = _loss_and_grads(qmodel, x, lambda p: -tf.reduce_mean(
+      tf.math.log(tf.gather(p, y, batch_dims=1))))
+  logs = trainer.train_on_batch(x, y, return_dict=True)
+  assert logs["loss"] == pytest.approx(loss_value, rel=1e-5)
+  _assert_sgd_step(qmodel, before, grads)
+
+
+def test_the_default_loss_refuses_a_model_whose_output_it_cannot_read():
+  inputs = keras.Input((6,))
+  outputs = keras.layers.Lambda(tf.nn.softmax, name="my_softmax")(keras.layers.Dense(3)(inputs))
+  qmodel = quantize_configs.quantize_model(keras.Model(inputs, outputs), "rquant")
+  trainer = training.BitErrorTrainer(qmodel)
+  with pytest.raises(ValueError, match="my_softmax.*explicit loss"):
+    trainer.compile()
+  trainer.compile(loss=training.CrossEntropy(from_logits=False))
+
+
+def test_compiled_metrics_are_reported_next_to_the_error():
+  x, y = _dense_data()
+  trainer = _dense_trainer(metrics=[
+      "accuracy", keras.metrics.SparseCategoricalCrossentropy(name="xent", from_logits=True)])
+  logits = trainer.model(x).numpy().astype(np.float64)
+  expected_error = float(np.mean(np.argmax(logits, -1) != y))
+  log_softmax = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
+  cross_entropy = float(-np.mean(log_softmax[np.arange(len(y)), y]))
+  logs = trainer.evaluate(x, y, verbose=0, return_dict=True)
+  assert logs["error"] == pytest.approx(expected_error)
+  assert logs["accuracy"] == pytest.approx(1.0 - expected_error)
+  assert logs["xent"] == pytest.approx(cross_entropy, rel=1e-5)
+  assert logs["loss"] == pytest.approx(cross_entropy, rel=1e-5)
+
+
+def test_summary_predict_save_and_load_work_before_and_after_fit(tmp_path):
+  x, y = _dense_data()
+  trainer = _dense_trainer(method="randbet")
+  lines = []
+  trainer.summary(print_fn=lines.append)
+  assert str(trainer.count_params()) in "".join(lines).replace(",", "")
+  trainer.fit(x, y, epochs=1, verbose=0)
+  np.testing.assert_allclose(trainer.predict(x, verbose=0), trainer.model(x).numpy(), rtol=1e-6)
+  trainer.save(str(tmp_path / "model.h5"))
+  with quantize_configs.quantize_scope():
+    loaded = keras.models.load_model(str(tmp_path / "model.h5"), compile=False)
+  np.testing.assert_array_equal(loaded(x).numpy(), trainer.model(x).numpy())
+  trainer.save_weights(str(tmp_path / "weights"))
+  other = _dense_trainer(method="randbet")
+  other.load_weights(str(tmp_path / "weights"))
+  np.testing.assert_array_equal(other.predict(x, verbose=0), trainer.predict(x, verbose=0))
+
+
+def test_bad_compile_arguments_raise_clear_errors():
+  qmodel = quantize_configs.quantize_model(_dense(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, label_smoothing=0.1)
+  with pytest.raises(ValueError, match="label_smoothing"):
+    trainer.compile(loss="mse")
+  inputs = keras.Input((6,))
+  two_outputs = keras.Model(inputs, [keras.layers.Dense(3)(inputs), keras.layers.Dense(2)(inputs)])
+  with pytest.raises(ValueError, match="one output"):
+    training.BitErrorTrainer(quantize_configs.quantize_model(two_outputs, "rquant"))
+
+
+class _StopAfter(keras.callbacks.Callback):
+  """Simulates a crash at the end of an epoch."""
+
+  def __init__(self, epoch):
+    super().__init__()
+    self.epoch = epoch
+
+  def on_epoch_end(self, epoch, logs=None):
+    if epoch == self.epoch:
+      raise RuntimeError("crash")
+
+
+def test_standard_callbacks_act_across_epochs(tmp_path):
+  x, y = _dense_data(n=16)
+  fit = dict(x=x, y=y, batch_size=4, shuffle=False, verbose=0)
+  # EarlyStopping: no epoch improves the loss by 10, so it stops after patience + 1 epochs.
+  history = _dense_trainer(method="randbet").fit(epochs=6, callbacks=[
+      keras.callbacks.EarlyStopping("loss", min_delta=10.0, patience=1)], **fit)
+  assert len(history.history["loss"]) == 2
+  # ReduceLROnPlateau: the same plateau halves the learning rate.
+  trainer = _dense_trainer(method="randbet")
+  trainer.fit(epochs=2, callbacks=[keras.callbacks.ReduceLROnPlateau(
+      "loss", factor=0.5, min_delta=10.0, patience=0)], **fit)
+  assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+  # ModelCheckpoint: a loadable model file per epoch, equal to the trained model.
+  trainer = _dense_trainer(method="randbet")
+  trainer.fit(epochs=2, callbacks=[
+      keras.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.h5")),
+      keras.callbacks.TensorBoard(str(tmp_path / "tensorboard"))], **fit)
+  with quantize_configs.quantize_scope():
+    checkpoint = keras.models.load_model(str(tmp_path / "epoch2.h5"), compile=False)
+  np.testing.assert_array_equal(checkpoint(x).numpy(), trainer.predict(x, verbose=0))
+  assert os.path.exists(tmp_path / "epoch1.h5")
+  # TensorBoard: the epoch logs, the error and the perturbed loss included.
+  tags = set()
+  for path in glob.glob(str(tmp_path / "tensorboard" / "train" / "*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(value.tag for value in event.summary.value)
+  assert {"epoch_loss", "epoch_error", "epoch_perturbed_loss"} <= tags
+  # BackupAndRestore: a run that crashed after epoch 2 resumes at epoch 3 and ends where an
+  # uninterrupted run ends (same weights, same bit errors: the step counter is restored too).
+  backup = str(tmp_path / "backup")
+  crashed = _dense_trainer(method="randbet")
+  with pytest.raises(RuntimeError, match="crash"):
+    crashed.fit(epochs=4, callbacks=[keras.callbacks.BackupAndRestore(backup), _StopAfter(1)],
+                **fit)
+  resumed = _dense_trainer(method="randbet")
+  history = resumed.fit(epochs=4, callbacks=[keras.callbacks.BackupAndRestore(backup)], **fit)
+  assert len(history.history["loss"]) == 2
+  uninterrupted = _dense_trainer(method="randbet")
+  uninterrupted.fit(epochs=4, **fit)
+  for a, b in zip(resumed.model.get_weights(), uninterrupted.model.get_weights()):
+    np.testing.assert_array_equal(a, b)

@@ -1,7 +1,9 @@
 """Random bit error training (RANDBET, Alg. 1) and its variants, as a Keras ``train_step``.
 
-``BitErrorTrainer`` is an outer Keras model around a quantized functional model (tfmot cannot
-quantize subclassed models, so the custom step lives outside). One step:
+``BitErrorTrainer`` is a Keras model around a quantized functional model (tfmot cannot quantize
+subclassed models, so the custom step lives outside): its ``call`` is the quantized model's, it
+is built on construction, and it keeps the Keras contract of ``compile``/``fit``/``evaluate``/
+``predict`` and the standard callbacks. One training step:
 
 1. clip: the weights satisfy their constraints (``WeightClip``; Alg. 1 line 6): the optimizer
    projects them after every update and ``compile`` projects the initial weights;
@@ -10,6 +12,15 @@ quantize subclassed models, so the custom step lives outside). One step:
 4. once the clean loss has dropped below ``loss_threshold`` (1.75, App. F; sticky afterwards):
    load bit errors and do a perturbed forward/backward pass;
 5. update the float weights with the sum of both gradients (``w -= lr (grad + grad~)``).
+
+Both passes use the compiled loss (``compile(loss=..., loss_weights=...)``, sample and class
+weights, regularization losses). Without a ``loss``, the paper's cross-entropy
+(``CrossEntropy``: sparse or one-hot labels, label smoothing, logits or -- for a model ending in
+a softmax -- probabilities). The logs hold ``loss`` and ``error`` of the clean pass, the compiled
+metrics of the clean pass, ``perturbed_loss`` and ``perturbed_error`` (averaged over the steps
+that injected errors) and ``injecting`` (the share of such steps). ``error`` is the share of
+misclassified examples, unweighted like Keras' ``metrics`` (use ``weighted_metrics`` for
+weighted ones); ``loss`` is the compiled loss, weighted.
 
 Methods (``method``):
 
@@ -32,6 +43,7 @@ import tensorflow as tf
 
 from tfbet import memory
 from tfbet import quantization
+from tfbet import quantize_configs
 from tfbet.compat import keras
 
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
@@ -47,13 +59,89 @@ def _local_variable(name, value, dtype):
                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
-def _errors(logits, y_onehot):
-  """1.0 per misclassified example, else 0.0."""
-  return tf.cast(tf.not_equal(tf.argmax(logits, -1), tf.argmax(y_onehot, -1)), tf.float32)
+def _is_one_hot(y_true, y_pred):
+  """Labels are one-hot (or soft) when they have the prediction's shape, else class indices."""
+  return (y_true.shape.rank == y_pred.shape.rank and y_true.shape[-1] is not None
+          and y_true.shape[-1] == y_pred.shape[-1] and y_pred.shape[-1] != 1)
+
+
+def class_indices(y_true, y_pred):
+  """The true class of each example, for sparse (class index) or one-hot labels."""
+  if _is_one_hot(y_true, y_pred):
+    return tf.argmax(y_true, -1, output_type=tf.int32)
+  return tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+
+
+def classification_errors(y_true, y_pred):
+  """1.0 per misclassified example, else 0.0 (logits or probabilities, any label form)."""
+  predicted = tf.argmax(y_pred, -1, output_type=tf.int32)
+  return tf.cast(tf.not_equal(predicted, class_indices(y_true, y_pred)), tf.float32)
+
+
+@keras.utils.register_keras_serializable(package="tfbet")
+class CrossEntropy(keras.losses.Loss):
+  """The paper's loss: categorical cross-entropy for sparse or one-hot labels, with label
+  smoothing (Tab. 2), which Keras offers for one-hot labels only."""
+
+  def __init__(self, from_logits=True, label_smoothing=0.0, name="cross_entropy", **kwargs):
+    super().__init__(name=name, **kwargs)
+    if not 0.0 <= label_smoothing < 1.0:
+      raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    self.from_logits = bool(from_logits)
+    self.label_smoothing = float(label_smoothing)
+
+  def call(self, y_true, y_pred):
+    if _is_one_hot(y_true, y_pred):
+      one_hot = tf.cast(y_true, y_pred.dtype)
+    else:
+      one_hot = tf.one_hot(class_indices(y_true, y_pred), tf.shape(y_pred)[-1],
+                           dtype=y_pred.dtype)
+    return keras.losses.categorical_crossentropy(
+        one_hot, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing)
+
+  def get_config(self):
+    return {**super().get_config(), "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing}
+
+
+def _output_layer(model):
+  """The layer producing ``model``'s (single) output, through tfmot wrappers and nesting."""
+  layer = model.get_layer(model.output_names[0])
+  while True:
+    if hasattr(layer, "output_names") and hasattr(layer, "get_layer"):  # a nested model
+      layer = layer.get_layer(layer.output_names[0])
+    elif isinstance(getattr(layer, "layer", None), keras.layers.Layer):  # a wrapper
+      layer = layer.layer
+    else:
+      return layer
+
+
+def outputs_probabilities(model):
+  """Whether ``model`` ends in a softmax (probabilities) or returns logits.
+
+  Read from the output layer: a ``Softmax`` layer or a softmax ``activation`` gives
+  probabilities, any other ``activation`` (linear, the paper's models) logits. A layer without
+  one (e.g. a ``Lambda``) is refused, naming it, rather than guessed.
+  """
+  layer = _output_layer(model)
+  if isinstance(layer, keras.layers.Softmax):
+    return True
+  if not hasattr(layer, "activation"):
+    raise ValueError(
+        f"cannot tell whether the output layer {layer.name!r} ({type(layer).__name__}) gives "
+        "logits or probabilities; compile the trainer with an explicit loss, e.g. "
+        "loss=tfbet.training.CrossEntropy(from_logits=False) for probabilities")
+  activation = getattr(layer.activation, "activation", layer.activation)  # tfmot's wrapper
+  return getattr(activation, "__name__", "") == "softmax"
 
 
 class BitErrorTrainer(keras.Model):
-  """Trains a quantized ``model`` with clipping and (random) bit error injection."""
+  """Trains a quantized classifier ``model`` with clipping and (random) bit error injection.
+
+  ``save`` writes the quantized model (what evaluation needs; load it inside
+  ``tfbet.quantize_scope()``); ``save_weights`` and ``tf.train.Checkpoint`` hold the whole
+  training state (weights, optimizer, the injection flag).
+  """
 
   def __init__(self, model, *, method="randbet", rate=0.01, loss_threshold=1.75, seed=0,
                weight_decay=5e-4, label_smoothing=0.0, pattern=None, pattern_condition=None,
@@ -82,17 +170,18 @@ class BitErrorTrainer(keras.Model):
         not 0 <= seed < SEED_LIMIT:
       raise ValueError(f"seed must be an integer in [0, 2**22), got {seed!r} (the per-step "
                        "chip seeds (seed + 1) * 2**40 + step must fit in an int64)")
+    if len(model.outputs) != 1 or model.output_shape[-1] is None or model.output_shape[-1] < 2:
+      raise ValueError("BitErrorTrainer trains classifiers with one output of >= 2 classes "
+                       f"(logits or probabilities); got output shape(s) {model.output_shape}")
     self.model = model
     self.method = method
     self.rate = rate
     self.loss_threshold = float(loss_threshold)
     self.seed = int(seed)
     self.weight_decay = float(weight_decay)
+    self.label_smoothing = float(label_smoothing)
     self.curriculum_steps = curriculum_steps
     self.layout = memory.layout(model)
-    self.loss_fn = keras.losses.CategoricalCrossentropy(
-        from_logits=True, label_smoothing=label_smoothing,
-        reduction=keras.losses.Reduction.NONE)
     self.injecting = _local_variable("injecting", False, tf.bool)
     self._pattern = None
     if method == "pattbet":
@@ -102,15 +191,41 @@ class BitErrorTrainer(keras.Model):
                        for name, mask in zip(("flip", "set", "clear"), masks)]
     self.trackers = {name: keras.metrics.Mean(name=name) for name in (
         "loss", "error", "perturbed_loss", "perturbed_error", "injecting")}
+    # Built now, so summary(), save_weights() and checkpoints work before the first fit.
+    self.build(model.input_shape)
 
   @property
   def metrics(self):
-    return list(self.trackers.values())
+    # The trainer's own trackers and the compiled metrics; the compiled loss's own "loss" mean
+    # is left out because the perturbed pass evaluates the compiled loss too.
+    compiled = self.compiled_metrics.metrics if self.compiled_metrics is not None else []
+    return list(self.trackers.values()) + list(compiled)
 
   def call(self, inputs, training=None):
     return self.model(inputs, training=training)
 
-  # -- pieces of the step ---------------------------------------------------------------------
+  def compile(self, optimizer="sgd", loss=None, *args, **kwargs):
+    """Keras' ``compile``; ``loss=None`` is the paper's cross-entropy (``CrossEntropy``, with
+    the trainer's ``label_smoothing``, from probabilities if the model ends in a softmax).
+
+    Also builds the optimizer's slots (the step updates inside ``tf.cond``) and clips.
+    """
+    if loss is None:
+      loss = CrossEntropy(from_logits=not outputs_probabilities(self.model),
+                          label_smoothing=self.label_smoothing)
+    elif self.label_smoothing:
+      raise ValueError("label_smoothing applies to the default loss only; with compile(loss=...)"
+                       " set it on the loss (or pass loss=None)")
+    super().compile(optimizer, loss, *args, **kwargs)
+    self.optimizer.build(self.model.trainable_variables)
+    self.clip_weights()
+
+  def save(self, filepath, *args, **kwargs):
+    """Saves the quantized model (the trainer's ``call``): the artifact evaluation loads."""
+    with quantize_configs.quantize_scope():
+      self.model.save(filepath, *args, **kwargs)
+
+  # -- bit errors in memory: the only code that writes the error masks ------------------------
 
   def current_rate(self):
     """The bit error rate of this step (rises over time for curricular RANDBET)."""
@@ -138,17 +253,13 @@ class BitErrorTrainer(keras.Model):
       for name in names:
         slot.qvars[name].assign(tf.zeros(slot.shape, tf.uint8))
 
+  # -- pieces of the step ---------------------------------------------------------------------
+
   def clip_weights(self):
     """Projects every constrained weight onto its constraint (eagerly, cross-replica)."""
     for var in self.model.trainable_variables:
       if getattr(var, "constraint", None) is not None:
         var.assign(var.constraint(var))
-
-  def compile(self, optimizer="sgd", **kwargs):
-    """Also builds the optimizer's slots (the step updates inside ``tf.cond``) and clips."""
-    super().compile(optimizer=optimizer, **kwargs)
-    self.optimizer.build(self.model.trainable_variables)
-    self.clip_weights()
 
   def _project_to_ranges(self, ranges):
     """Clips each quantized float tensor to (q_min, q_max), in cross-replica context."""
@@ -159,18 +270,15 @@ class BitErrorTrainer(keras.Model):
             args=(q_min, q_max))
     tf.distribute.get_replica_context().merge_call(project, args=(ranges,))
 
-  def _loss_and_gradients(self, x, y_onehot):
+  def _loss_and_gradients(self, x, y, sample_weight):
+    """Forward/backward pass with the compiled loss (scaled for the replicas, as Keras does)."""
     variables = self.model.trainable_variables
     with tf.GradientTape() as tape:
-      logits = self.model(x, training=True)
-      per_example = self.loss_fn(y_onehot, logits)
-      loss = tf.nn.compute_average_loss(per_example)
+      y_pred = self(x, training=True)
+      loss = self.compute_loss(x, y, y_pred, sample_weight)
     grads = tape.gradient(loss, variables)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    return tf.reduce_mean(per_example), tf.reduce_mean(_errors(logits, y_onehot)), grads
-
-  def _one_hot(self, labels):
-    return tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32), self.model.output_shape[-1])
+    return y_pred, loss, grads
 
   def _apply(self, grads):
     variables = self.model.trainable_variables
@@ -182,33 +290,49 @@ class BitErrorTrainer(keras.Model):
     scheme = self.layout.scheme
     return [quantization.tensor_range(slot.variable, scheme) for slot in self.layout.slots]
 
+  def _track_clean_pass(self, y, y_pred, sample_weight, global_loss):
+    batch_size = tf.shape(y_pred)[0]
+    self.trackers["loss"].update_state(global_loss, sample_weight=batch_size)
+    self.trackers["error"].update_state(classification_errors(y, y_pred))
+    self.compiled_metrics.update_state(y, y_pred, sample_weight)
+
+  def _logs(self, names):
+    logs = {name: self.trackers[name].result() for name in names}
+    for metric in self.compiled_metrics.metrics:
+      result = metric.result()
+      logs.update(result if isinstance(result, dict) else {metric.name: result})
+    return logs
+
+  @staticmethod
+  def _unpack(data):
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if y is None:
+      raise ValueError("BitErrorTrainer needs labels: fit/evaluate on (x, y) or "
+                       "(x, y, sample_weight)")
+    return x, y, sample_weight
+
   # -- the step ---------------------------------------------------------------------------------
 
   def train_step(self, data):
-    x, y = data
-    y_onehot = self._one_hot(y)
+    x, y, sample_weight = self._unpack(data)
     memory.update_global_range(self.layout)
-    loss, error, grads = self._loss_and_gradients(x, y_onehot)
+    y_pred, loss, grads = self._loss_and_gradients(x, y, sample_weight)
     replica = tf.distribute.get_replica_context()
-    global_loss = replica.all_reduce(tf.distribute.ReduceOp.MEAN, loss)
+    # The compiled loss is scaled by 1 / replicas: the sum over replicas is the global loss.
+    global_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
     if self.method != "clean":
       self.injecting.assign(tf.logical_or(self.injecting, global_loss < self.loss_threshold))
     injecting = tf.logical_and(self.injecting, self.method != "clean")
-
-    nan = tf.constant(np.nan, tf.float32)
-
-    def no_errors():
-      return nan, nan, [tf.zeros_like(g) for g in grads]
+    no_errors = tf.zeros(tf.shape(y_pred)[:1], tf.float32)
 
     def perturbed_pass():
       memory.update_global_range(self.layout)
       self._load_errors()
-      p_loss, p_error, p_grads = self._loss_and_gradients(x, y_onehot)
+      p_pred, p_loss, p_grads = self._loss_and_gradients(x, y, sample_weight)
       self._clear_errors()
-      return p_loss, p_error, p_grads
+      return p_loss, classification_errors(y, p_pred), p_grads
 
     if self.method == "clean":
-      p_loss, p_error = nan, nan
       self._apply(grads)
     elif self.method == "alternating":
       # Two updates; the second one inside the branch (not possible under a distribution
@@ -217,35 +341,40 @@ class BitErrorTrainer(keras.Model):
       ranges = self._tensor_ranges()
 
       def perturbed_update():
-        p_loss, p_error, p_grads = perturbed_pass()
+        p_loss, p_errors, p_grads = perturbed_pass()
         self._apply(p_grads)
         self._project_to_ranges(ranges)
-        return p_loss, p_error
+        return p_loss, p_errors
 
-      p_loss, p_error = tf.cond(injecting, perturbed_update, lambda: (nan, nan))
+      p_loss, p_errors = tf.cond(injecting, perturbed_update,
+                                 lambda: (tf.zeros_like(loss), no_errors))
     else:
       # Only the forward/backward pass is conditional; one update with the summed gradients
       # (zeros while not injecting), outside control flow so it also works under
       # MirroredStrategy.
-      p_loss, p_error, p_grads = tf.cond(injecting, perturbed_pass, no_errors)
+      p_loss, p_errors, p_grads = tf.cond(
+          injecting, perturbed_pass,
+          lambda: (tf.zeros_like(loss), no_errors, [tf.zeros_like(g) for g in grads]))
       self._apply([g + pg for g, pg in zip(grads, p_grads)])
-    self.trackers["loss"].update_state(loss)
-    self.trackers["error"].update_state(error)
+    self._track_clean_pass(y, y_pred, sample_weight, global_loss)
     self.trackers["injecting"].update_state(tf.cast(injecting, tf.float32))
-    if self.method != "clean":
-      # Averaged over the steps that injected errors only.
-      weight = tf.cast(injecting, tf.float32)
-      self.trackers["perturbed_loss"].update_state(tf.where(injecting, p_loss, 0.0), weight)
-      self.trackers["perturbed_error"].update_state(tf.where(injecting, p_error, 0.0), weight)
-    return {name: tracker.result() for name, tracker in self.trackers.items()}
+    if self.method == "clean":
+      return self._logs(["loss", "error", "injecting"])
+    # Averaged over the steps that injected errors only; collective ops outside tf.cond.
+    weight = tf.cast(injecting, tf.float32)
+    global_p_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, p_loss)
+    self.trackers["perturbed_loss"].update_state(
+        global_p_loss, sample_weight=weight * tf.cast(tf.shape(y_pred)[0], tf.float32))
+    self.trackers["perturbed_error"].update_state(p_errors, sample_weight=weight)
+    return self._logs(["loss", "error", "injecting", "perturbed_loss", "perturbed_error"])
 
   def test_step(self, data):
-    x, y = data
-    y_onehot = self._one_hot(y)
-    logits = self.model(x, training=False)
-    self.trackers["loss"].update_state(self.loss_fn(y_onehot, logits))
-    self.trackers["error"].update_state(_errors(logits, y_onehot))
-    return {"loss": self.trackers["loss"].result(), "error": self.trackers["error"].result()}
+    x, y, sample_weight = self._unpack(data)
+    y_pred = self(x, training=False)
+    loss = self.compute_loss(x, y, y_pred, sample_weight)
+    global_loss = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, loss)
+    self._track_clean_pass(y, y_pred, sample_weight, global_loss)
+    return self._logs(["loss", "error"])
 
 
 def paper_learning_rate(total_steps, initial=0.05, factor=0.1, milestones=(0.4, 0.6, 0.8)):

@@ -193,8 +193,9 @@ def main(argv):
     chip_list = load_chips(flag_values.chip_files, flag_values.seed, voltages)
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
-  except (FileNotFoundError, TypeError, ValueError) as error:
+        flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
+        flag_values.gin_module)
+  except (FileNotFoundError, ImportError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   metadata = {
       "tool": "bin/eval_chips", "model_path": os.path.abspath(model_path),

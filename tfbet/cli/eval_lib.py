@@ -22,6 +22,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet.cli import gin_utils
 from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
@@ -46,11 +47,12 @@ def define_model_flags(flag_values=flags.FLAGS):
       "Exclusive with --run_dir.", flag_values=flag_values)
   flags.DEFINE_multi_string(
       "gin_file", [],
-      "Gin config file(s), absolute or relative to the shipped gin/ directory, parsed after the "
-      "run's operative config.", flag_values=flag_values)
+      "Gin config file(s), absolute or relative to a --gin_search_path or the shipped gin/ "
+      "directory, parsed after the run's operative config.", flag_values=flag_values)
   flags.DEFINE_multi_string(
       "gin_param", [], "Gin binding(s) applied after the files, e.g. "
       "--gin_param='load_data.test_batch_size = 500'.", flag_values=flag_values)
+  gin_utils.define_flags(flag_values)
   flags.DEFINE_integer(
       "test_limit", None,
       "Evaluate on the first N test examples only (>= 1; default: the run's setting, usually "
@@ -147,8 +149,11 @@ def find_model_file(run_dir):
 
 
 def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=(),
-                        test_limit=None, batch_size=None):
-  """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files."""
+                        test_limit=None, batch_size=None, gin_search_paths=(), gin_modules=()):
+  """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files.
+
+  ``gin_modules`` (user code a run's config references) are imported before parsing.
+  """
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
                      "model_path (an HDF5 .h5 file)")
@@ -173,9 +178,8 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   model = train_lib.load_model(model_path)  # Checked before any data is read.
-  gin_utils.parse(gin_files, gin_params)
+  gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules)
   data = data_lib.load_data()
   return model, data, model_path
 
@@ -329,8 +333,9 @@ def main(argv):
   try:
     model, data, model_path = load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
-  except ValueError as error:
+        flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
+        flag_values.gin_module)
+  except (FileNotFoundError, ImportError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   chip_list = make_chips(flag_values.chip_kind, shard_seeds, flag_values.fraction_0to1)
   metadata = {

@@ -1,9 +1,18 @@
-"""Gin set-up shared by the binaries: search path, parsing, saving the operative config."""
+"""Gin set-up shared by the binaries: search paths, user modules, parsing, operative config.
+
+Users bring their own models (or any gin configurable) to the binaries like in DDSP and T5:
+``--gin_module`` imports their Python module, whose ``@gin.configurable`` functions the gin
+files can then reference (``train.model_fn = @my_model``), and ``--gin_search_path`` adds the
+directories their gin files (and ``include`` lines) are found in.
+"""
+import importlib
+import importlib.util
 import logging
 import os
+import sys
 
+from absl import flags
 import gin
-import tensorflow as tf
 
 from tfbet.cli import run_dir
 
@@ -34,30 +43,83 @@ class _QuietSearchPathProbes(logging.Filter):
 logging.getLogger().addFilter(_QuietSearchPathProbes())
 
 
-def resolve(path):
-  """``path`` as given if it exists, else relative to the shipped gin/ directory."""
+def define_flags(flag_values=flags.FLAGS):
+  """``--gin_search_path`` and ``--gin_module``, shared by bin/train, bin/eval, bin/eval_chips."""
+  flags.DEFINE_multi_string(
+      "gin_search_path", [],
+      "Directory searched for --gin_file paths and for `include` lines of gin files, before "
+      "the shipped gin/ directory (repeatable; DDSP style).", flag_values=flag_values)
+  flags.DEFINE_multi_string(
+      "gin_module", [],
+      "Python module to import before the gin files are parsed, so its @gin.configurable "
+      "functions (e.g. a model builder for train.model_fn) can be referenced: a dotted module "
+      "name on PYTHONPATH or a path to a .py file (repeatable; like T5's --module_import). "
+      "bin/eval needs the same modules as the bin/train run it evaluates.",
+      flag_values=flag_values)
+
+
+def import_modules(modules):
+  """Imports user modules (dotted names or .py files); they register their gin configurables."""
+  for module in modules or ():
+    if not module.endswith(".py"):
+      try:
+        importlib.import_module(module)
+      except ImportError as error:
+        raise ImportError(f"--gin_module={module!r}: {error} (give a module name on PYTHONPATH "
+                          "or the path of a .py file)") from error
+      continue
+    path = os.path.abspath(module)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"--gin_module file {module!r} does not exist")
+    name = os.path.splitext(os.path.basename(path))[0]
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+      if os.path.abspath(getattr(loaded, "__file__", "") or "") == path:
+        continue  # imported before (gin refuses to register a configurable twice)
+      raise ValueError(f"--gin_module {module!r}: a different module named {name!r} is already "
+                       f"imported ({getattr(loaded, '__file__', 'built in')}); rename the file")
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded  # so gin and Keras find the module by name
+    try:
+      spec.loader.exec_module(loaded)
+    except BaseException:
+      del sys.modules[name]
+      raise
+
+
+def resolve(path, search_paths=()):
+  """``path`` as given if it exists, else relative to a search path or the shipped gin/ dir."""
   if os.path.exists(path):
     return path
-  for root in GIN_SEARCH_PATHS:
+  roots = tuple(search_paths or ()) + GIN_SEARCH_PATHS
+  for root in roots:
     candidate = os.path.join(root, path)
     if os.path.exists(candidate):
       return candidate
-  raise FileNotFoundError(f"gin file {path!r} not found (also looked in {GIN_SEARCH_PATHS})")
+  raise FileNotFoundError(f"gin file {path!r} not found (also looked in {roots})")
 
 
 _ADDED_SEARCH_PATHS = set()
 
 
-def parse(gin_files=(), gin_params=(), finalize=True):
-  """Parses config files (paths, or paths relative to the shipped gin/ dir) and bindings.
+def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=()):
+  """Imports ``modules``, then parses config files and bindings.
 
-  Unknown configurables or parameters fail with gin's own error message.
+  Files are paths, or paths relative to ``search_paths`` (searched first) or the shipped gin/
+  directory. Unknown configurables or parameters fail with gin's own error message.
   """
-  for path in GIN_SEARCH_PATHS:  # for `include` lines inside the files
+  for path in search_paths or ():
+    if not os.path.isdir(path):
+      raise FileNotFoundError(f"--gin_search_path {path!r} is not a directory")
+  import_modules(modules)
+  # gin searches the paths in the order they were added; users' paths go first.
+  for path in tuple(search_paths or ()) + GIN_SEARCH_PATHS:  # for `include` lines
+    path = os.path.abspath(path)
     if os.path.isdir(path) and path not in _ADDED_SEARCH_PATHS:
       gin.add_config_file_search_path(path)
       _ADDED_SEARCH_PATHS.add(path)
-  gin_files = [run_dir.check_gin_file(resolve(f)) for f in gin_files or ()]
+  gin_files = [run_dir.check_gin_file(resolve(f, search_paths)) for f in gin_files or ()]
   gin.parse_config_files_and_bindings(gin_files,
                                       list(gin_params or ()),
                                       finalize_config=finalize)
@@ -65,6 +127,7 @@ def parse(gin_files=(), gin_params=(), finalize=True):
 
 def save_operative_config(directory, name="operative_config.gin"):
   """Writes the bindings actually used so far next to checkpoints (like ddsp)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (keeps --help fast)
   tf.io.gfile.makedirs(directory)
   path = os.path.join(directory, name)
   with tf.io.gfile.GFile(path + ".tmp", "w") as f:

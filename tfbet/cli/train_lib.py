@@ -2,7 +2,8 @@
 
 Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``). The job
 
-* builds the model, wraps it with ``quantize_model`` and a ``BitErrorTrainer``;
+* builds the model (a paper model by name, ``get_model``, or the user's ``train.model_fn``),
+  wraps it with ``quantize_model`` and a ``BitErrorTrainer``;
 * trains epoch by epoch; the batches of epoch e are a pure function of (data seed, e) and the
   bit errors of step t of (trainer seed, t), so a job resumed from its last checkpoint continues
   exactly like an uninterrupted one;
@@ -12,6 +13,7 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
   (``memory.npz``) plus ``result.json`` with the clean test error.
 """
 import hashlib
+import inspect
 import json
 import math
 import numbers
@@ -63,13 +65,32 @@ def pattern_chip(kind="random", seed=0, path=None):
   raise ValueError(f"pattern_chip.kind must be 'random' or 'profiled', got {kind!r}")
 
 
+def _accepts(function, name):
+  parameters = inspect.signature(function).parameters.values()
+  return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters)
+
+
+def build_model(data, *, w_max, seed, model_fn=None):
+  """The float model: ``model_fn(num_classes=, input_shape=)`` (default: ``get_model``), also
+  given ``kernel_constraint`` (clipping to [-w_max, w_max]) when ``w_max`` is set and ``seed``
+  when it takes one."""
+  model_fn = model_fn or models.get_model
+  kwargs = dict(num_classes=data.num_classes, input_shape=data.input_shape)
+  if w_max is not None:
+    if not _accepts(model_fn, "kernel_constraint"):
+      raise ValueError(f"train.w_max needs train.model_fn ({model_fn.__name__}) to take a "
+                       "kernel_constraint argument (applied to every weight of the model)")
+    kwargs["kernel_constraint"] = constraints.WeightClip(w_max)
+  if _accepts(model_fn, "seed"):
+    kwargs["seed"] = seed
+  return model_fn(**kwargs)
+
+
 def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, label_smoothing,
                   weight_decay, learning_rate, momentum, nesterov, total_steps,
-                  pattern_condition):
+                  pattern_condition, model_fn=None):
   """Model -> clipped -> quantized -> BitErrorTrainer, compiled with the paper's optimizer."""
-  kernel_constraint = constraints.WeightClip(w_max) if w_max is not None else None
-  model = models.get_model(num_classes=data.num_classes, input_shape=data.input_shape,
-                           kernel_constraint=kernel_constraint, seed=seed)
+  model = build_model(data, w_max=w_max, seed=seed, model_fn=model_fn)
   qmodel = quantize_configs.quantize_model(model, scheme)
   updates_per_step = 2 if method == "alternating" else 1
   trainer = training.BitErrorTrainer(
@@ -131,7 +152,7 @@ def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, lab
 def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_max=None,
           method="clean", rate=0.0, loss_threshold=1.75, pattern_condition=None, seed=0,
           label_smoothing=0.0, weight_decay=5e-4, learning_rate=0.05, momentum=0.9,
-          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1):
+          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1, model_fn=None):
   """Trains one model; see the module docstring. Returns the result dict.
 
   Args:
@@ -151,6 +172,10 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
     evaluate_every_epoch: clean test error after each epoch.
     verbose: Keras progress output (0, 1 or 2).
+    model_fn: a function building a functional float Keras classifier (e.g. ``@my_model``, gin
+      configurable in a module given by --gin_module), called as ``model_fn(num_classes=...,
+      input_shape=...)`` plus ``kernel_constraint`` when w_max is set and ``seed`` when it
+      takes one; None: the paper models, ``tfbet.models.get_model``.
     restart (keyword, not a gin parameter): discard what an earlier run left in output_dir.
   """
   check_arguments(epochs=epochs, precision=precision, w_max=w_max, rate=rate,
@@ -168,7 +193,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
         data, scheme=scheme_obj, w_max=w_max, method=method, rate=rate,
         loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
         weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
-        nesterov=nesterov, total_steps=total_steps, pattern_condition=pattern_condition)
+        nesterov=nesterov, total_steps=total_steps, pattern_condition=pattern_condition,
+        model_fn=model_fn)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
