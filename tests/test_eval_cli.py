@@ -126,6 +126,17 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
     assert (tmp_path / png).read_bytes()[:8] == PNG_MAGIC
   assert json.loads((tmp_path / "s0.json").read_text())["metadata"]["shard_index"] == 0
 
+  # One shard alone is not the evaluation: refused, unless a partial merge is asked for.
+  alone = _run("eval", "--merge", tmp_path / "s0.json", f"--output={tmp_path / 'half.json'}")
+  assert alone.returncode != 0 and "shard(s) [1] of 2 are missing" in alone.stderr
+  assert not (tmp_path / "half.json").exists()
+  half = _run("eval", "--merge", tmp_path / "s0.json", "--allow_partial",
+              f"--output={tmp_path / 'half.json'}")
+  assert half.returncode == 0, half.stderr
+  assert half.stdout.startswith("PARTIAL RESULT: 4 of 8 planned counts are missing")
+  assert "WARNING: partial merge" in half.stderr
+  assert "missing" in json.loads((tmp_path / "half.json").read_text())["metadata"]["partial"]
+
 
 def test_eval_rejects_rates_out_of_range(run_dir):
   process = _run("eval", f"--run_dir={run_dir}", "--rates=0.1,150")

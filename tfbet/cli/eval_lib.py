@@ -103,8 +103,15 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_bool(
       "merge", False,
       "Merge mode: bin/eval --merge a.json b.json ... --output all.json merges the result files "
-      "given as arguments (shards of one evaluation), prints the table and, with --plot, plots.",
-      flag_values=flag_values)
+      "given as arguments (shards of one evaluation), prints the table and, with --plot, plots. "
+      "The files must be every shard of one evaluation (same model, test set, chips, rates and "
+      "--num_shards), each once and complete; otherwise the merge fails naming the file and "
+      "what differs.", flag_values=flag_values)
+  flags.DEFINE_bool(
+      "allow_partial", False,
+      "With --merge: accept missing shards or incomplete shard files. The merged result then "
+      "says which counts are missing (a PARTIAL line in the table, metadata 'partial' in the "
+      "JSON); its statistics cover only the chips measured.", flag_values=flag_values)
 
 
 def parse_rates(values):
@@ -217,18 +224,31 @@ def rates_table(results, delta=evaluation.DEFAULT_DELTA):
   """Text table: per rate p the RErr statistics over chips, the Prop. 1 bound, energy saving."""
   if results.condition_kind != "rate":
     raise ValueError("rates_table needs results over bit error rates")
-  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
-           f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
-           f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
-           f"{'Prop.1 %':>8} {'energy %':>8}"]
-  for row in results.summary(delta):
+  lines = partial_lines(results) + [
+      f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+      f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
+      f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
+      f"{'Prop.1 %':>8} {'energy %':>8}"]
+  rows = results.summary(delta)
+  for row in rows:
+    bound = f"{'100*':>8}" if row.vacuous else f"{100 * row.bound:8.2f}"
     lines.append(
         f"{100 * row.condition:8.4g} {row.num_chips:5d} {100 * row.mean:8.2f} "
         f"{100 * row.std:7.2f} {100 * row.min:7.2f} {100 * row.max:7.2f} "
-        f"{100 * row.bound:8.2f} {100 * _saving(row.condition):8.1f}")
+        f"{bound} {100 * _saving(row.condition):8.1f}")
   lines.append(f"Prop. 1 bound: with probability {1 - delta:g} the expected RErr is below it "
                "(App. C.2); energy: SRAM access energy saved at p (tfbet.energy model of Fig. 1)")
+  if any(row.vacuous for row in rows):
+    lines.append("100*: the bound is vacuous (RErr + excess >= 100 %): too few test examples or "
+                 "chips for Prop. 1 to say anything there")
   return "\n".join(lines)
+
+
+def partial_lines(results):
+  """A loud first line for results that lack planned counts (a partial merge), else []."""
+  missing = results.describe_missing()
+  return [f"PARTIAL RESULT: {missing}; the statistics cover only the chips measured"] \
+      if missing else []
 
 
 def plot_rates(results_list, path, labels=None):
@@ -297,10 +317,15 @@ def _merge_main(argv, flag_values):
   if not flag_values.output:
     raise app.UsageError("--merge needs --output (the merged JSON file)")
   try:
-    merged = evaluation.merge([evaluation.Results.from_json(path) for path in paths])
+    merged = evaluation.merge([evaluation.Results.from_json(path) for path in paths],
+                              sources=paths, allow_partial=flag_values.allow_partial)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   merged.metadata["merged_from"] = [os.path.abspath(path) for path in paths]
+  missing = merged.describe_missing()
+  if missing:
+    merged.metadata["partial"] = missing
+    print(f"WARNING: partial merge (--allow_partial): {missing}", file=sys.stderr, flush=True)
   show(merged, flag_values)
 
 
@@ -312,9 +337,15 @@ def main(argv):
     return _merge_main(argv, flag_values)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]} (result files only go with --merge)")
+  if flag_values.allow_partial:
+    raise app.UsageError("--allow_partial only goes with --merge")
   if flag_values.shard_index >= flag_values.num_shards:
     raise app.UsageError(f"--shard_index must be in [0, {flag_values.num_shards - 1}], got "
                          f"{flag_values.shard_index}")
+  if flag_values.shard_index >= flag_values.num_chips:
+    raise app.UsageError(f"--shard_index={flag_values.shard_index} selects no chips: "
+                         f"--num_chips={flag_values.num_chips} chips fill only shards 0.."
+                         f"{flag_values.num_chips - 1}; use --num_shards <= --num_chips")
   if not 0 <= flag_values.fraction_0to1 <= 1:
     raise app.UsageError(f"--fraction_0to1 must be in [0, 1], got {flag_values.fraction_0to1}")
   try:
@@ -322,14 +353,14 @@ def main(argv):
   except ValueError as error:
     raise app.UsageError(f"--rates: {error}") from error
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
-  shard_seeds = evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index)
+  num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
   try:
     model, data, model_path = load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
         flag_values.test_limit, flag_values.batch_size)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
-  chip_list = make_chips(flag_values.chip_kind, shard_seeds, flag_values.fraction_0to1)
+  chip_list = make_chips(flag_values.chip_kind, seeds, flag_values.fraction_0to1)
   metadata = {
       "tool": "bin/eval", "model_path": os.path.abspath(model_path),
       "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
@@ -339,11 +370,12 @@ def main(argv):
   }
   if flag_values.chip_kind == "asymmetric":
     metadata["fraction_0to1"] = flag_values.fraction_0to1
-  print(f"evaluating {len(chip_list)} chips (shard {flag_values.shard_index + 1}/"
+  print(f"evaluating {num_shard_chips} chips (shard {flag_values.shard_index + 1}/"
         f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
   evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata)
+  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata,
+                          num_shards=flag_values.num_shards, shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   show(results, flag_values)
