@@ -1,6 +1,7 @@
 """bin/eval and bin/eval_chips end to end on a tiny MNIST model and real MNIST test images."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -136,6 +137,45 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   assert half.stdout.startswith("PARTIAL RESULT: 4 of 8 planned counts are missing")
   assert "WARNING: partial merge" in half.stderr
   assert "missing" in json.loads((tmp_path / "half.json").read_text())["metadata"]["partial"]
+
+
+def test_a_killed_eval_resumes_with_the_same_command_to_identical_counts(run_dir, tmp_path):
+  output = tmp_path / "eval.json"
+  command = [sys.executable, os.path.join(REPO, "bin", "eval"), f"--run_dir={run_dir}",
+             "--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+  try:
+    for line in process.stdout:
+      if line.startswith("[2/4]"):
+        process.send_signal(signal.SIGKILL)  # No chance to clean up, like a lost machine.
+        break
+  finally:
+    process.kill()
+    process.wait()
+  assert not output.exists()
+  partial = evaluation.Results.from_json(str(tmp_path / "eval.partial.json"))
+  done = set(partial.chips) - {key[0] for key in partial.missing()}
+  assert {"random_1000", "random_1001"} <= done and len(done) < 4
+
+  again = _run("eval", *command[2:])
+  assert again.returncode == 0, again.stderr
+  assert f"resuming from {tmp_path / 'eval.partial.json'}: {len(done)} chip(s) done" in again.stdout
+  assert "[1/4]" not in again.stdout and "[4/4] random_1003" in again.stdout
+  reference = _in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
+                          [0.005, 0.05])
+  assert evaluation.Results.from_json(str(output)).same_counts(reference)
+  assert not (tmp_path / "eval.partial.json").exists()  # Done: nothing left to resume.
+
+
+def test_an_unwritable_output_fails_before_any_work(run_dir, tmp_path):
+  (tmp_path / "a_file").write_text("")
+  for flag in (f"--output={tmp_path / 'a_file' / 'r.json'}", f"--plot={tmp_path}"):
+    process = _run("eval", f"--run_dir={run_dir}", "--num_chips=2", flag)
+    assert process.returncode != 0
+    assert "cannot write output" in process.stderr or "is a directory" in process.stderr
+    assert "evaluating" not in process.stdout
 
 
 def test_eval_rejects_rates_out_of_range(run_dir):

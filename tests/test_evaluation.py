@@ -259,6 +259,37 @@ def test_a_deeply_nested_result_file_is_a_clear_error(tmp_path):
     evaluation.Results.from_json(str(path))
 
 
+class _Interrupt(Exception):
+  pass
+
+
+def test_an_interrupted_run_resumes_to_the_counts_of_an_uninterrupted_one(evaluator):
+  chip_list, rates = _random_chips(5), [0.01, 0.1]
+  whole = evaluator.run(chip_list, rates, progress=None)
+  saved = []
+
+  def interrupt_after_two_chips(partial):
+    saved.append(partial.to_dict())  # What bin/eval writes to its partial file.
+    if len(saved) == 2:
+      raise _Interrupt()
+
+  with pytest.raises(_Interrupt):
+    evaluator.run(chip_list, rates, progress=None, checkpoint=interrupt_after_two_chips)
+  partial = evaluation.Results.from_dict(saved[-1])
+  assert sorted({key[0] for key in partial.errors}) == ["random_1000", "random_1001"]
+  assert len(partial.missing()) == 3 * 2
+  events = []
+  resumed = evaluator.run(chip_list, rates, progress=events.append, resume=partial)
+  assert [(e.index, e.resumed) for e in events] == [(2, 2), (3, 2), (4, 2)]  # 2 chips taken over
+  assert resumed.same_counts(whole) and resumed.missing() == []
+  assert resumed.to_dict()["entries"] == whole.to_dict()["entries"]
+  # Counts of another evaluation are never taken over.
+  with pytest.raises(ValueError, match="cannot resume: the earlier results have another plan"):
+    evaluator.run(chip_list, [0.01, 0.2], progress=None, resume=partial)
+  with pytest.raises(ValueError, match="cannot resume"):
+    evaluator.run(_random_chips(5, first=7), rates, progress=None, resume=partial)
+
+
 def test_model_digest_changes_with_the_weights(toy):
   model = _toy_model(seed=1)
   first = evaluation.model_digest(memory.layout(model))

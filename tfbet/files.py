@@ -51,8 +51,12 @@ def atomic_open(path, mode="w"):
   if mode not in ("w", "wb"):
     raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
   with atomic_path(path) as temporary:
-    with tf.io.gfile.GFile(temporary, mode) as f:
-      yield f
+    if _is_local(temporary):  # A real file: seekable, as zip writers (np.savez) need.
+      with open(temporary, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        yield f
+    else:
+      with tf.io.gfile.GFile(temporary, mode) as f:
+        yield f
 
 
 def write_text(path, text):

@@ -22,6 +22,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet import files
 from tfbet.cli import train_lib
 
 CHIP_KINDS = ("random", "asymmetric")
@@ -60,7 +61,11 @@ def define_model_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string(
       "output", None,
       "Path of the JSON result file (error counts, see tfbet/evaluation.py); a CSV with the "
-      "same counts is written next to it (.csv instead of .json).", flag_values=flag_values)
+      "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
+      "the counts of the chips done so far are kept in <output>.partial.json (written after "
+      "every chip): the same command, run again after an interruption, resumes from there and "
+      "gives the same counts. Checked to be writable before any work starts.",
+      flag_values=flag_values)
   flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                       flag_values=flag_values)
   flags.DEFINE_float(
@@ -190,6 +195,58 @@ def output_paths(output):
   return output, (root if ext.lower() == ".json" else output) + ".csv"
 
 
+def partial_path(output):
+  """Where the counts of the chips done so far are kept while --output is being evaluated."""
+  root, ext = os.path.splitext(output)
+  return (root if ext.lower() == ".json" else output) + ".partial.json"
+
+
+def check_outputs(flag_values):
+  """Fails (UsageError naming the path) unless every output can be written; before any work."""
+  paths = list(output_paths(flag_values.output)) + [partial_path(flag_values.output)] \
+      if flag_values.output else []
+  paths += [flag_values.plot] if flag_values.plot else []
+  for path in paths:
+    try:
+      files.check_writable(path)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+
+
+def run_resumable(evaluator, chip_list, conditions, output, **run_args):
+  """``evaluator.run`` that keeps its counts in ``partial_path(output)`` after every chip.
+
+  An existing partial file of the same evaluation (same plan, model, test set) is resumed: its
+  chips are taken over, the others measured. A partial file of another evaluation is an error
+  naming it. Without ``output`` nothing is kept.
+  """
+  if not output:
+    return evaluator.run(chip_list, conditions, **run_args)
+  path = partial_path(output)
+  resume = None
+  if os.path.exists(path):
+    resume = evaluation.Results.from_json(path)
+    unfinished = {key[0] for key in resume.missing() or ()}
+    print(f"resuming from {path}: {len(set(resume.chips) - unfinished)} chip(s) done before",
+          flush=True)
+  try:
+    results = evaluator.run(chip_list, conditions, resume=resume,
+                            checkpoint=lambda partial: partial.to_json(path), **run_args)
+  except ValueError as error:
+    if resume is None or "cannot resume" not in str(error):
+      raise
+    raise ValueError(f"{path} holds counts of another evaluation ({error}); delete it to start "
+                     "over, or choose another --output") from error
+  return results
+
+
+def finish(results, flag_values):
+  """Prints and writes the results (show), then removes the partial file: the run is done."""
+  show(results, flag_values)
+  if flag_values.output and os.path.exists(partial_path(flag_values.output)):
+    os.remove(partial_path(flag_values.output))
+
+
 def write_results(results, output):
   json_path, csv_path = output_paths(output)
   directory = os.path.dirname(os.path.abspath(json_path))
@@ -207,7 +264,8 @@ def print_progress(event, stream=None):
     per_condition.setdefault(condition, []).append(errors / event.n)
   rerrs = " ".join(f"{_format_condition(c)}:{100 * sum(v) / len(v):.2f}%"
                    for c, v in sorted(per_condition.items()))
-  remaining = event.elapsed / (event.index + 1) * (event.total - event.index - 1)
+  measured = max(1, event.index + 1 - event.resumed)
+  remaining = event.elapsed / measured * (event.total - event.index - 1)
   print(f"[{event.index + 1}/{event.total}] {event.chip} RErr {rerrs} "
         f"({event.elapsed:.1f} s elapsed, ~{remaining:.0f} s left)", file=stream, flush=True)
 
@@ -285,9 +343,15 @@ def plot_rates(results_list, path, labels=None):
   ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  save_figure(figure, path)
   return path
+
+
+def save_figure(figure, path):
+  """Writes a matplotlib figure as PNG, atomically."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with files.atomic_path(path) as temporary:
+    figure.savefig(temporary, format="png", dpi=100)
 
 
 def show(results, flag_values):
@@ -334,6 +398,7 @@ def main(argv):
   if not 0 < flag_values.delta < 1:
     raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   if flag_values.merge:
+    check_outputs(flag_values)
     return _merge_main(argv, flag_values)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]} (result files only go with --merge)")
@@ -352,6 +417,7 @@ def main(argv):
     rates = parse_rates(flag_values.rates)
   except ValueError as error:
     raise app.UsageError(f"--rates: {error}") from error
+  check_outputs(flag_values)
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
   num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
   try:
@@ -375,7 +441,12 @@ def main(argv):
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
   evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata,
-                          num_shards=flag_values.num_shards, shard_index=flag_values.shard_index)
+  try:
+    results = run_resumable(evaluator, chip_list, rates, flag_values.output,
+                            progress=print_progress, metadata=metadata,
+                            num_shards=flag_values.num_shards,
+                            shard_index=flag_values.shard_index)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
-  show(results, flag_values)
+  finish(results, flag_values)
