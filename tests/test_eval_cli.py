@@ -86,6 +86,32 @@ def test_offsets_flag_is_a_count_or_an_explicit_list():
   assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
 
 
+def test_duplicate_voltages_and_offsets_that_alias_one_placement_are_refused():
+  assert eval_chips_lib.parse_voltages(["0.8", "0.9"]) == [0.8, 0.9]
+  for bad, message in ((["0.8", "0.80"], "distinct"), (["nan"], "finite"), (["inf"], "finite"),
+                       (["-1"], "> 0")):
+    with pytest.raises(ValueError, match=message):
+      eval_chips_lib.parse_voltages(bad)
+  chip = chips.simulate_profiled_chip(8, 64, [0.82], seed=0, name="small")  # 512 bit cells
+  for offsets in ([0, 512], [8, 2**70]):  # 512 is the placement of 0 again
+    with pytest.raises(ValueError, match=r"'small': offset \d+ is outside its 512 bit cells; "
+                                         r"offsets wrap around.*\[0, 512\)"):
+      evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", offsets)))
+  plan, _ = evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", [0, 504])))
+  assert plan["chips"][0]["offsets"] == [0, 504]
+
+
+def test_the_prop1_column_caps_a_vacuous_bound_and_says_so():
+  results = evaluation.Results(
+      model={"digest": "d", "name": "m"}, n=20, data_digest="x", clean_errors=1,
+      condition_kind="rate", chips={"random_1000": {"kind": "random", "seed": 1000}},
+      errors={("random_1000", 0.01, 0): 2})
+  row = results.summary()[0]
+  assert row.vacuous and row.bound == 1.0 and row.mean + row.excess > 1
+  table = eval_lib.rates_table(results)
+  assert table.splitlines()[2].split()[6] == "100*" and "the bound is vacuous" in table
+
+
 def test_run_dir_without_a_model_is_rejected(tmp_path):
   (tmp_path / "operative_config.gin").write_text("")
   with pytest.raises(ValueError, match="model.h5"):
