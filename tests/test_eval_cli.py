@@ -204,6 +204,15 @@ def test_an_unwritable_output_fails_before_any_work(run_dir, tmp_path):
     assert "evaluating" not in process.stdout
 
 
+def test_a_shard_index_that_selects_no_chips_is_a_usage_error(tmp_path):
+  # Refused before the run directory is even read.
+  process = _run("eval", f"--run_dir={tmp_path}", "--num_chips=2", "--num_shards=3",
+                 "--shard_index=2", f"--output={tmp_path / 'empty.json'}")
+  assert process.returncode != 0
+  assert "--shard_index=2 selects no chips" in process.stderr
+  assert not (tmp_path / "empty.json").exists()
+
+
 def test_eval_rejects_rates_out_of_range(run_dir):
   process = _run("eval", f"--run_dir={run_dir}", "--rates=0.1,150")
   assert process.returncode != 0
