@@ -472,3 +472,13 @@ def test_cifar_splits_default_to_the_paper_augmentation(tmp_path):
   assert splits.augment == data.CIFAR_AUGMENTATION
   assert splits.num_classes == 10 and splits.input_shape == (32, 32, 3)
   assert splits.steps_per_epoch == 3 and len(splits.test_images) == 3
+
+
+def test_a_cifar_python_batch_with_ragged_entries_names_the_file(tmp_path):
+  # Found by tests/test_fuzz.py: numpy's own error for ragged lists did not name the file.
+  for batch in ({b"data": [None, []], b"labels": [1]}, {b"data": np.zeros((1, 3072), np.uint8),
+                                                        b"labels": [None, []]}):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match="data_batch_1.* is not an array"):
+      data.read_cifar_pickle(str(path))

@@ -1,6 +1,7 @@
 """bin/eval and bin/eval_chips end to end on a tiny MNIST model and real MNIST test images."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -85,6 +86,32 @@ def test_offsets_flag_is_a_count_or_an_explicit_list():
   assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
 
 
+def test_duplicate_voltages_and_offsets_that_alias_one_placement_are_refused():
+  assert eval_chips_lib.parse_voltages(["0.8", "0.9"]) == [0.8, 0.9]
+  for bad, message in ((["0.8", "0.80"], "distinct"), (["nan"], "finite"), (["inf"], "finite"),
+                       (["-1"], "> 0")):
+    with pytest.raises(ValueError, match=message):
+      eval_chips_lib.parse_voltages(bad)
+  chip = chips.simulate_profiled_chip(8, 64, [0.82], seed=0, name="small")  # 512 bit cells
+  for offsets in ([0, 512], [8, 2**70]):  # 512 is the placement of 0 again
+    with pytest.raises(ValueError, match=r"'small': offset \d+ is outside its 512 bit cells; "
+                                         r"offsets wrap around.*\[0, 512\)"):
+      evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", offsets)))
+  plan, _ = evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", [0, 504])))
+  assert plan["chips"][0]["offsets"] == [0, 504]
+
+
+def test_the_prop1_column_caps_a_vacuous_bound_and_says_so():
+  results = evaluation.Results(
+      model={"digest": "d", "name": "m"}, n=20, data_digest="x", clean_errors=1,
+      condition_kind="rate", chips={"random_1000": {"kind": "random", "seed": 1000}},
+      errors={("random_1000", 0.01, 0): 2})
+  row = results.summary()[0]
+  assert row.vacuous and row.bound == 1.0 and row.mean + row.excess > 1
+  table = eval_lib.rates_table(results)
+  assert table.splitlines()[2].split()[6] == "100*" and "the bound is vacuous" in table
+
+
 def test_run_dir_without_a_model_is_rejected(tmp_path):
   (tmp_path / "operative_config.gin").write_text("")
   with pytest.raises(ValueError, match="model.h5"):
@@ -125,6 +152,65 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   for png in ("s0.png", "all.png"):
     assert (tmp_path / png).read_bytes()[:8] == PNG_MAGIC
   assert json.loads((tmp_path / "s0.json").read_text())["metadata"]["shard_index"] == 0
+
+  # One shard alone is not the evaluation: refused, unless a partial merge is asked for.
+  alone = _run("eval", "--merge", tmp_path / "s0.json", f"--output={tmp_path / 'half.json'}")
+  assert alone.returncode != 0 and "shard(s) [1] of 2 are missing" in alone.stderr
+  assert not (tmp_path / "half.json").exists()
+  half = _run("eval", "--merge", tmp_path / "s0.json", "--allow_partial",
+              f"--output={tmp_path / 'half.json'}")
+  assert half.returncode == 0, half.stderr
+  assert half.stdout.startswith("PARTIAL RESULT: 4 of 8 planned counts are missing")
+  assert "WARNING: partial merge" in half.stderr
+  assert "missing" in json.loads((tmp_path / "half.json").read_text())["metadata"]["partial"]
+
+
+def test_a_killed_eval_resumes_with_the_same_command_to_identical_counts(run_dir, tmp_path):
+  output = tmp_path / "eval.json"
+  command = [sys.executable, os.path.join(REPO, "bin", "eval"), f"--run_dir={run_dir}",
+             "--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+  try:
+    for line in process.stdout:
+      if line.startswith("[2/4]"):
+        process.send_signal(signal.SIGKILL)  # No chance to clean up, like a lost machine.
+        break
+  finally:
+    process.kill()
+    process.wait()
+  assert not output.exists()
+  partial = evaluation.Results.from_json(str(tmp_path / "eval.partial.json"))
+  done = set(partial.chips) - {key[0] for key in partial.missing()}
+  assert {"random_1000", "random_1001"} <= done and len(done) < 4
+
+  again = _run("eval", *command[2:])
+  assert again.returncode == 0, again.stderr
+  assert f"resuming from {tmp_path / 'eval.partial.json'}: {len(done)} chip(s) done" in again.stdout
+  assert "[1/4]" not in again.stdout and "[4/4] random_1003" in again.stdout
+  reference = _in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
+                          [0.005, 0.05])
+  assert evaluation.Results.from_json(str(output)).same_counts(reference)
+  assert not (tmp_path / "eval.partial.json").exists()  # Done: nothing left to resume.
+
+
+def test_an_unwritable_output_fails_before_any_work(run_dir, tmp_path):
+  (tmp_path / "a_file").write_text("")
+  for flag in (f"--output={tmp_path / 'a_file' / 'r.json'}", f"--plot={tmp_path}"):
+    process = _run("eval", f"--run_dir={run_dir}", "--num_chips=2", flag)
+    assert process.returncode != 0
+    assert "cannot write output" in process.stderr or "is a directory" in process.stderr
+    assert "evaluating" not in process.stdout
+
+
+def test_a_shard_index_that_selects_no_chips_is_a_usage_error(tmp_path):
+  # Refused before the run directory is even read.
+  process = _run("eval", f"--run_dir={tmp_path}", "--num_chips=2", "--num_shards=3",
+                 "--shard_index=2", f"--output={tmp_path / 'empty.json'}")
+  assert process.returncode != 0
+  assert "--shard_index=2 selects no chips" in process.stderr
+  assert not (tmp_path / "empty.json").exists()
 
 
 def test_eval_rejects_rates_out_of_range(run_dir):

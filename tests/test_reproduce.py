@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tfbet import evaluation
 from tfbet.cli import reproduce_lib
 
@@ -39,3 +41,25 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   again = _reproduce(output_dir, report)
   assert again.returncode == 0
   assert again.stdout.count("done already") == len(suite.runs)
+
+
+def test_nothing_to_report_never_replaces_the_report(tmp_path):
+  report = tmp_path / "docs" / "reproduction.md"
+  report.parent.mkdir()
+  report.write_text("the committed report")
+  suite = reproduce_lib.SUITES["tiny"]
+  (tmp_path / "empty").mkdir()
+  for output_dir, message in ((tmp_path / "empty", "holds no evaluated run"),
+                              (tmp_path / "missing", "does not exist")):
+    with pytest.raises(ValueError, match=message):
+      reproduce_lib.write_report(suite, str(output_dir), str(report))
+  with pytest.raises(ValueError, match=r"\['q_rquantt'\] are not runs of suite 'tiny'"):
+    reproduce_lib.check_only(suite, ["q_rquantt"])
+  # The binary refuses the same way, before any work.
+  for extra in (("--report_only",), ("--only=q_rquantt",)):
+    result = _reproduce(tmp_path / "missing", report, *extra)
+    assert result.returncode != 0, result.stdout
+    assert "does not exist" in result.stderr or "are not runs" in result.stderr
+  assert report.read_text() == "the committed report"
+  assert not (report.parent / "figures").exists()
+  assert not (tmp_path / "missing").exists()

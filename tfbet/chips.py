@@ -31,6 +31,7 @@ import numpy as np
 
 from tfbet import archives
 from tfbet import energy
+from tfbet import files
 
 # Evaluation uses the chips with seeds FIRST_EVALUATION_SEED + i, i = 0..num_chips-1.
 FIRST_EVALUATION_SEED = 1000
@@ -366,7 +367,7 @@ class ProfiledChip(Chip):
     The transient-fault seed is not part of the file; pass it to :meth:`load`.
     """
     path = os.fspath(path)
-    with open(path, "wb") as f:
+    with files.atomic_open(path, "wb") as f:
       np.savez_compressed(
           f, format_version=np.int64(FORMAT_VERSION), name=np.str_(self._name),
           description=np.str_(self._description), pattern=np.str_(self._pattern),
@@ -692,5 +693,6 @@ def draw_error_map(chip, voltage, path, region=(64, 128), origin=(0, 0)):
                   f"p_sa = {100 * rates['p_sa']:.3f} % (cells {top}..{top + region_rows - 1} x "
                   f"{left}..{left + region_cols - 1})")
   path = os.fspath(path)
-  figure.savefig(path, format="png", dpi=100)
+  with files.atomic_path(path) as temporary:
+    figure.savefig(temporary, format="png", dpi=100)
   return path

@@ -323,12 +323,16 @@ def read_cifar_pickle(path: str, dataset: str = "cifar10"):
   def field(key):
     for candidate in (key.encode(), key):
       if candidate in batch:
-        return batch[candidate]
+        try:
+          return np.asarray(batch[candidate])
+        except (ValueError, TypeError) as e:  # e.g. ragged nested lists
+          raise ValueError(f"{path}: {dataset} python batch entry {key!r} is not an array "
+                           f"({e}).") from e
     raise ValueError(f"{path}: {dataset} python batch has no {key!r} entry "
                      f"(keys: {sorted(map(str, batch))}).")
 
-  data = np.asarray(field("data"))
-  labels = np.asarray(field(label_key))
+  data = field("data")
+  labels = field(label_key)
   if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
     raise ValueError(f"{path}: 'data' must be uint8 [n, {_CIFAR_PIXELS}], "
                      f"got {data.dtype} {data.shape}.")

@@ -20,9 +20,18 @@ Result file (JSON, ``FORMAT``)::
      "data": {"n", "digest"},                                # digest: sha256 of images and labels
      "clean_errors": int,
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
-     "chips": {name: {"kind": ..., "seed": ..., ...}},
+     "chips": {name: {"kind": ..., "seed": ..., ...}},       # the chips of this file
      "entries": [{"chip", "condition", "offset", "errors"}, ...],
+     "plan": {"num_shards", "shard_index",                   # what the whole evaluation measures
+              "chips": [{"name", "chip", "conditions", "offsets"}, ...]},  # all shards' chips
      "metadata": {...}}                                      # free-form (command line, paths)
+
+The plan makes a file self-checking: its chips must be the shard ``shard_index`` of the plan's
+chip list (:func:`shard`), described as the plan describes them, and every entry must be one of
+the plan's (chip, condition, offset); :meth:`Results.missing` lists what is not measured yet.
+:func:`merge` accepts only shards of one plan, each shard once, each complete, unless told to
+merge a partial set (which the merged result then shows). Files without a plan (older tfbet)
+are read but cannot be merged.
 
 The CSV next to it has one row per entry (``chip,<condition_kind>,offset,errors,n,rerr``) and a
 first row ``clean,,,<clean errors>,n,<clean error>``.
@@ -43,12 +52,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfbet import chips as chips_lib
+from tfbet import files
 from tfbet import memory
 
 FORMAT = "tfbet-eval/1"
 CONDITION_KINDS = ("rate", "voltage")
 # Default confidence parameter of Prop. 1: the bound holds with probability 1 - delta = 99 %.
 DEFAULT_DELTA = 0.01
+# Result files larger than this are refused before reading (a 50-chip, 6-rate file is ~20 KB).
+MAX_RESULT_BYTES = 1 << 30
 
 
 def prop1_excess(n, l, delta=DEFAULT_DELTA):
@@ -105,6 +117,122 @@ def describe_chip(chip):
   return {"kind": type(chip).__name__}
 
 
+def _name_of_description(info):
+  """The name a random chip with this description has (None for kinds named freely)."""
+  if info.get("kind") == "random":
+    return chips_lib.RandomChip(info["seed"]).name
+  if info.get("kind") == "asymmetric":
+    return chips_lib.AsymmetricRandomChip(info["seed"], info["fraction_0to1"]).name
+  return None
+
+
+def _distinct(values, what):
+  if len(set(values)) != len(values):
+    duplicates = sorted({v for v in values if values.count(v) > 1}, key=str)
+    raise ValueError(f"{what} must be distinct, got {duplicates} more than once")
+  return values
+
+
+def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0):
+  """The plan of an evaluation (see the module docstring) and the part of it to measure here.
+
+  Args:
+    chips: every chip of the whole evaluation (all shards), in order; distinct names, all random
+      (conditions are rates) or all profiled (conditions are voltages).
+    conditions: rates p (fractions in [0, 1]) or voltages, the same for every chip; None = each
+      chip's own ``conditions`` (profiled chips).
+    offsets: bit offsets (multiples of 8 for random chips; in [0, rows * cols) for profiled
+      chips, whose placements wrap around), or a callable chip -> offsets.
+    num_shards, shard_index: measure only ``shard(chips, num_shards, shard_index)``.
+
+  Returns:
+    (plan dict, [(chip, conditions, offsets)] of the chips of this shard).
+  """
+  chip_list = list(chips)
+  if not chip_list:
+    raise ValueError("chips must not be empty")
+  _distinct([chip.name for chip in chip_list], "chip names")
+  kind = _condition_kind(chip_list)
+  entries, work = [], []
+  for chip in chip_list:
+    chip_conditions = chip.conditions if conditions is None else conditions
+    if chip_conditions is None:
+      raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
+                       "(bit error rates)")
+    chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+    chip_offsets = offsets(chip) if callable(offsets) else offsets
+    chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
+    if not chip_conditions or not chip_offsets:
+      raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
+    _distinct(chip_conditions, f"chip {chip.name!r}: conditions")
+    _distinct(chip_offsets, f"chip {chip.name!r}: offsets")
+    num_cells = getattr(chip, "num_cells", None)
+    if num_cells is not None and max(chip_offsets) >= num_cells:
+      raise ValueError(
+          f"chip {chip.name!r}: offset {max(chip_offsets)} is outside its {num_cells} bit cells; "
+          f"offsets wrap around, so offset o is the placement o mod {num_cells}: give offsets "
+          f"in [0, {num_cells})")
+    entries.append({"name": chip.name, "chip": describe_chip(chip),
+                    "conditions": chip_conditions, "offsets": chip_offsets})
+    work.append((chip, chip_conditions, chip_offsets))
+  plan = {"num_shards": _check_count(num_shards, "num_shards", minimum=1),
+          "shard_index": _check_count(shard_index, "shard_index"), "chips": entries}
+  return _check_plan(plan, kind), shard(work, num_shards, shard_index)
+
+
+def _check_plan(plan, kind):
+  """Validates a plan (e.g. read from a file); returns it with normalized values."""
+  if not isinstance(plan, dict):
+    raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
+  num_shards = _check_count(plan["num_shards"], "plan num_shards", minimum=1)
+  shard_index = _check_count(plan["shard_index"], "plan shard_index")
+  if shard_index >= num_shards:
+    raise ValueError(f"plan shard_index must be in [0, {num_shards - 1}], got {shard_index}")
+  if not isinstance(plan["chips"], list):
+    raise TypeError("plan chips must be a list")
+  if len(plan["chips"]) <= shard_index:
+    raise ValueError(f"shard {shard_index} of {num_shards} selects no chips: the evaluation has "
+                     f"only {len(plan['chips'])} chip(s); use at most that many shards")
+  entries = []
+  for entry in plan["chips"]:
+    name, info = entry["name"], entry["chip"]
+    if not isinstance(name, str) or not name or not isinstance(info, dict):
+      raise TypeError(f"plan chips need a name and a chip description, got {entry!r}")
+    expected = _name_of_description(info)
+    if expected is not None and expected != name:
+      raise ValueError(f"chip {name!r} is described as {info}, which is chip {expected!r}")
+    if not isinstance(entry["conditions"], list) or not isinstance(entry["offsets"], list):
+      raise TypeError(f"plan chip {name!r}: conditions and offsets must be lists")
+    entries.append({"name": name, "chip": dict(info),
+                    "conditions": [_check_condition(c, kind) for c in entry["conditions"]],
+                    "offsets": [_check_count(o, "offset") for o in entry["offsets"]]})
+    for values, what in ((entry["conditions"], "conditions"), (entry["offsets"], "offsets")):
+      _distinct(list(values), f"plan chip {name!r}: {what}")
+  _distinct([entry["name"] for entry in entries], "plan chip names")
+  return {"num_shards": num_shards, "shard_index": shard_index, "chips": entries}
+
+
+def _plan_difference(plan, other, kind):
+  """How ``other`` differs from ``plan`` (shard_index aside), in words; None if it does not."""
+  if plan["num_shards"] != other["num_shards"]:
+    return f"num_shards {other['num_shards']} instead of {plan['num_shards']}"
+  names = [entry["name"] for entry in plan["chips"]]
+  other_names = [entry["name"] for entry in other["chips"]]
+  if names != other_names:
+    extra = [n for n in other_names if n not in names]
+    lacking = [n for n in names if n not in other_names]
+    return (f"{len(other_names)} chips instead of {len(names)}"
+            + (f"; chips {extra[:5]} are not in the other" if extra else "")
+            + (f"; it lacks chips {lacking[:5]}" if lacking else "")
+            + ("; the chips are in another order" if not extra and not lacking else ""))
+  labels = {"chip": "description", "conditions": f"{kind}s", "offsets": "offsets"}
+  for mine, theirs in zip(plan["chips"], other["chips"]):
+    for key, label in labels.items():
+      if mine[key] != theirs[key]:
+        return f"chip {mine['name']!r} has {label} {theirs[key]} instead of {mine[key]}"
+  return None
+
+
 def _condition_kind(chip_list):
   kinds = {"rate" if chip.conditions is None else "voltage" for chip in chip_list}
   if len(kinds) != 1:
@@ -136,7 +264,8 @@ class ConditionSummary:
   min: float
   max: float
   excess: float  # Prop. 1 excess term for n and l = num_patterns
-  bound: float  # mean + excess
+  bound: float  # min(1, mean + excess): an error rate above 100 % says nothing
+  vacuous: bool  # mean + excess >= 1: the bound holds trivially at this n and l
 
 
 class Results:
@@ -149,12 +278,13 @@ class Results:
     clean_errors: misclassified examples with all masks zero.
     condition_kind: "rate" (random chips) or "voltage" (profiled chips).
     errors: {(chip name, condition, offset): misclassified examples}.
-    chips: {chip name: description dict}.
+    chips: {chip name: description dict}; every entry's chip must be described here.
+    plan: what the whole evaluation measures (see the module docstring), or None (older files).
     metadata: free-form JSON-able dict.
   """
 
   def __init__(self, *, model, n, data_digest, clean_errors, condition_kind, errors=None,
-               chips=None, metadata=None):
+               chips=None, metadata=None, plan=None):
     if condition_kind not in CONDITION_KINDS:
       raise ValueError(f"condition_kind must be one of {CONDITION_KINDS}, got {condition_kind!r}")
     if not isinstance(model, dict) or "digest" not in model:
@@ -167,6 +297,24 @@ class Results:
       raise ValueError(f"clean_errors must be in [0, n={self.n}], got {self.clean_errors}")
     self.condition_kind = condition_kind
     self.chips = {name: dict(info) for name, info in (chips or {}).items()}
+    self.plan = None if plan is None else _check_plan(plan, condition_kind)
+    self._grid = {}  # {chip name: (conditions, offsets)} of this shard's chips in the plan
+    if self.plan is not None:
+      mine = shard(self.plan["chips"], self.plan["num_shards"], self.plan["shard_index"])
+      planned = {entry["name"]: entry for entry in mine}
+      for name, info in self.chips.items():
+        if name not in planned:
+          raise ValueError(f"chip {name!r} is not one of the chips of shard "
+                           f"{self.plan['shard_index']} of {self.plan['num_shards']} in the plan")
+        if planned[name]["chip"] != info:
+          raise ValueError(f"chip {name!r} is described as {info} but the plan describes it as "
+                           f"{planned[name]['chip']}")
+      self._grid = {name: (set(entry["conditions"]), set(entry["offsets"]))
+                    for name, entry in planned.items()}
+    for name, info in self.chips.items():
+      expected = _name_of_description(info)
+      if expected is not None and expected != name:
+        raise ValueError(f"chip {name!r} is described as {info}, which is chip {expected!r}")
     self.metadata = dict(metadata or {})
     self.errors = {}
     for (chip, condition, offset), count in (errors or {}).items():
@@ -181,6 +329,15 @@ class Results:
     errors = _check_count(errors, "errors")
     if errors > self.n:
       raise ValueError(f"errors must be in [0, n={self.n}], got {errors} for {key}")
+    if chip not in self.chips:
+      raise ValueError(f"entry {key} is for chip {chip!r}, which the results do not list "
+                       f"(chips: {sorted(self.chips, key=natural_key)[:10]})")
+    if self.plan is not None:
+      conditions, offsets = self._grid[chip]
+      if key[1] not in conditions or key[2] not in offsets:
+        raise ValueError(f"entry {key} is not in the plan: chip {chip!r} is measured at "
+                         f"{self.condition_kind}s {sorted(conditions)} and offsets "
+                         f"{sorted(offsets)}")
     if key in self.errors:
       raise ValueError(f"duplicate entry for chip {key[0]!r}, {self.condition_kind} {key[1]}, "
                        f"offset {key[2]}")
@@ -193,7 +350,30 @@ class Results:
 
   @property
   def chip_names(self):
-    return sorted({key[0] for key in self.errors} | set(self.chips), key=natural_key)
+    return sorted(self.chips, key=natural_key)
+
+  def planned(self):
+    """The (chip, condition, offset) keys this shard's plan measures, in order (None: no plan)."""
+    if self.plan is None:
+      return None
+    mine = shard(self.plan["chips"], self.plan["num_shards"], self.plan["shard_index"])
+    return [(entry["name"], condition, offset) for entry in mine
+            for condition in entry["conditions"] for offset in entry["offsets"]]
+
+  def missing(self):
+    """Planned (chip, condition, offset) keys not measured yet ([] when complete; None: no plan)."""
+    planned = self.planned()
+    return None if planned is None else [key for key in planned if key not in self.errors]
+
+  def describe_missing(self):
+    """One line saying what is missing, or None when the results are complete (or unplanned)."""
+    missing = self.missing()
+    if not missing:
+      return None
+    chips = sorted({key[0] for key in missing}, key=natural_key)
+    total = len(self.planned())
+    return (f"{len(missing)} of {total} planned counts are missing, of {len(chips)} chip(s): "
+            f"{', '.join(chips[:8])}{' ...' if len(chips) > 8 else ''}")
 
   @property
   def conditions(self):
@@ -233,7 +413,8 @@ class Results:
       rows.append(ConditionSummary(
           condition=condition, num_chips=len(values), num_patterns=patterns, mean=float(mean),
           std=math.sqrt(variance), min=float(min(values)), max=float(max(values)),
-          excess=excess, bound=float(mean) + excess))
+          excess=excess, bound=min(1.0, float(mean) + excess),
+          vacuous=float(mean) + excess >= 1))
     return rows
 
   def sorted_entries(self):
@@ -250,6 +431,7 @@ class Results:
         "chips": {name: self.chips[name] for name in self.chip_names if name in self.chips},
         "entries": [{"chip": c, "condition": v, "offset": o, "errors": e}
                     for (c, v, o), e in self.sorted_entries()],
+        "plan": self.plan,
         "metadata": self.metadata,
     }
 
@@ -260,38 +442,43 @@ class Results:
       raise ValueError(f"{source}: not a tfbet evaluation result (format {found!r}, "
                        f"expected {FORMAT!r})")
     try:
-      errors = {}
+      results = cls(model=record["model"], n=record["data"]["n"],
+                    data_digest=record["data"]["digest"], clean_errors=record["clean_errors"],
+                    condition_kind=record["condition_kind"], chips=record.get("chips", {}),
+                    metadata=record.get("metadata", {}), plan=record.get("plan"))
+      if not isinstance(record["entries"], list):
+        raise TypeError("entries must be a list")
       for entry in record["entries"]:
-        key = (entry["chip"], entry["condition"], entry["offset"])
-        if key in errors:
-          raise ValueError(f"duplicate entry {key}")
-        errors[key] = entry["errors"]
-      return cls(model=record["model"], n=record["data"]["n"],
-                 data_digest=record["data"]["digest"], clean_errors=record["clean_errors"],
-                 condition_kind=record["condition_kind"], errors=errors,
-                 chips=record.get("chips", {}), metadata=record.get("metadata", {}))
-    except (KeyError, TypeError, ValueError) as error:
-      raise ValueError(f"{source}: invalid evaluation result ({error!r})") from error
+        results.add(entry["chip"], entry["condition"], entry["offset"], entry["errors"])
+      return results
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+      raise ValueError(f"{source}: invalid evaluation result ({error})") from error
 
   def to_json(self, path):
-    """Writes the JSON file (atomically: a temporary file, then a rename)."""
-    with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    """Writes the JSON file (atomically: a reader never sees half of it)."""
+    with files.atomic_open(path) as f:
       json.dump(self.to_dict(), f, indent=1)
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
     return path
 
   @classmethod
   def from_json(cls, path):
+    """Reads a result file; ValueError naming ``path`` if it is not a valid one."""
     try:
+      size = tf.io.gfile.stat(path).length
+      if size > MAX_RESULT_BYTES:
+        raise ValueError(f"{size} bytes, more than the {MAX_RESULT_BYTES} a result file may have")
       with tf.io.gfile.GFile(path, "r") as f:
         record = json.load(f)
-    except (OSError, json.JSONDecodeError, tf.errors.OpError) as error:
+    except RecursionError as error:
+      raise ValueError(f"cannot read evaluation result {path!r}: its JSON is nested too deeply "
+                       "to be a result file") from error
+    except (OSError, ValueError, tf.errors.OpError) as error:  # JSONDecodeError, bad UTF-8
       raise ValueError(f"cannot read evaluation result {path!r}: {error}") from error
     return cls.from_dict(record, source=path)
 
   def to_csv(self, path):
-    """Writes one row per entry plus the clean row (see the module docstring)."""
-    with tf.io.gfile.GFile(path, "w") as f:
+    """Writes one row per entry plus the clean row (see the module docstring), atomically."""
+    with files.atomic_open(path) as f:
       writer = csv.writer(f, lineterminator="\n")
       writer.writerow(["chip", self.condition_kind, "offset", "errors", "n", "rerr"])
       writer.writerow(["clean", "", "", self.clean_errors, self.n, repr(self.clean_error)])
@@ -308,44 +495,71 @@ class Results:
             and self.chips == other.chips)
 
 
-def merge(results_list):
-  """Merges results of disjoint shards into one; every count is kept exactly.
+def merge(results_list, sources=None, allow_partial=False):
+  """Merges the shards of one evaluation into one Results; every count is kept exactly.
 
-  All parts must come from the same model (digest), test set (n, digest), clean count and
-  condition kind; no (chip, condition, offset) may appear twice, and a chip must be described
-  the same way in every part. Metadata keeps the keys on which all parts agree.
+  The parts must come from the same model (digest), test set (n, digest), clean count and
+  condition kind, and carry the same plan (chips with their descriptions, conditions, offsets,
+  num_shards). Each shard index must appear once, and each part must hold exactly its planned
+  counts. Otherwise a ValueError names the part (``sources[i]``, e.g. its file) and what
+  differs. With ``allow_partial`` missing shards and counts are accepted: the merged result's
+  :meth:`Results.missing` then lists them. Metadata keeps the keys on which all parts agree.
   """
   results_list = list(results_list)
   if not results_list:
     raise ValueError("results_list must hold at least one Results")
+  sources = ([f"results_list[{i}]" for i in range(len(results_list))] if sources is None
+             else [str(source) for source in sources])
+  if len(sources) != len(results_list):
+    raise ValueError(f"sources must name each of the {len(results_list)} parts")
   for item in results_list:
     if not isinstance(item, Results):
       raise TypeError(f"results_list must hold Results, got {type(item).__name__}")
   first = results_list[0]
-  for index, item in enumerate(results_list[1:], start=1):
+  for source, item in zip(sources, results_list):
+    if item.plan is None:
+      raise ValueError(f"{source} has no plan (written by an older tfbet), so nobody can tell "
+                       "whether the shards are complete; evaluate it again to merge it")
+  for source, item in zip(sources[1:], results_list[1:]):
     checks = (("model", item.model, first.model), ("n", item.n, first.n),
               ("data digest", item.data_digest, first.data_digest),
               ("clean_errors", item.clean_errors, first.clean_errors),
               ("condition_kind", item.condition_kind, first.condition_kind))
     for what, mine, theirs in checks:
       if mine != theirs:
-        raise ValueError(f"results_list[{index}] has {what} {mine!r} but results_list[0] has "
-                         f"{theirs!r}; only results of one model on one test set merge")
+        raise ValueError(f"{source} has {what} {mine!r} but {sources[0]} has {theirs!r}; only "
+                         "results of one model on one test set merge")
+    difference = _plan_difference(first.plan, item.plan, first.condition_kind)
+    if difference:
+      raise ValueError(f"{source} is not a shard of the same evaluation as {sources[0]}: it "
+                       f"plans {difference}")
+  by_index = {}
+  for source, item in zip(sources, results_list):
+    index = item.plan["shard_index"]
+    if index in by_index:
+      raise ValueError(f"{source} and {by_index[index]} are both shard {index} of "
+                       f"{first.plan['num_shards']}; give each shard once")
+    by_index[index] = source
+  problems = [f"shard(s) {missing} of {first.plan['num_shards']} are missing"
+              for missing in [sorted(set(range(first.plan["num_shards"])) - set(by_index))]
+              if missing]
+  problems += [f"{source} is incomplete: {item.describe_missing()}"
+               for source, item in zip(sources, results_list) if item.missing()]
+  if problems and not allow_partial:
+    raise ValueError("not a complete set of shards: " + "; ".join(problems)
+                     + " (a partial merge must be asked for explicitly)")
   chips = {}
   for item in results_list:
-    for name, info in item.chips.items():
-      if name in chips and chips[name] != info:
-        raise ValueError(f"chip {name!r} is described differently in two parts: "
-                         f"{chips[name]} vs {info}")
-      chips[name] = info
+    chips.update(item.chips)  # Equal descriptions: every part matches the common plan.
   metadata = {key: value for key, value in first.metadata.items()
               if all(key in r.metadata and r.metadata[key] == value for r in results_list)}
   merged = Results(model=first.model, n=first.n, data_digest=first.data_digest,
                    clean_errors=first.clean_errors, condition_kind=first.condition_kind,
-                   chips=chips, metadata=metadata)
+                   chips=chips, metadata=metadata,
+                   plan=dict(first.plan, num_shards=1, shard_index=0))
   for item in results_list:
     for (chip, condition, offset), errors in item.errors.items():
-      merged.add(chip, condition, offset, errors)  # Raises on duplicates.
+      merged.add(chip, condition, offset, errors)
   return merged
 
 
@@ -358,6 +572,7 @@ class ChipProgress:
   errors: dict  # {(condition, offset): errors}
   n: int
   elapsed: float  # seconds since the start (clean evaluation included)
+  resumed: int = 0  # chips taken over from an earlier, interrupted run (not timed here)
 
 
 def log_progress(event):
@@ -448,66 +663,77 @@ class Evaluator:
     memory.load_chip(self.layout, chip, condition, offset=offset)
     return self.errors()
 
-  def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None):
-    """Evaluates every chip at every condition and offset; returns ``Results``.
+  def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None,
+          num_shards=1, shard_index=0, resume=None, checkpoint=None):
+    """Evaluates every chip of a shard at every condition and offset; returns ``Results``.
 
     Args:
-      chips: sequence of ``tfbet.chips.Chip`` with distinct names, all random (conditions are
-        rates) or all profiled (conditions are voltages).
-      conditions: sequence of rates p (fractions in [0, 1]) or voltages, the same for every
-        chip; None = each chip's own ``conditions`` (profiled chips).
-      offsets: sequence of bit offsets (multiples of 8), or a callable chip -> sequence.
+      chips, conditions, offsets, num_shards, shard_index: the evaluation, see
+        :func:`make_plan`; only the chips of shard ``shard_index`` are measured.
       progress: callable(ChipProgress) after each chip, or None.
       metadata: JSON-able dict stored with the results.
+      resume: Results of an earlier, interrupted run of the same evaluation (same plan, model,
+        test set and clean count, else ValueError); its complete chips are taken over.
+      checkpoint: callable(Results so far) after each chip, e.g. to save them; with ``resume``
+        this makes a long evaluation resumable.
     """
-    chip_list = list(chips)
-    names = [chip.name for chip in chip_list]
-    if len(set(names)) != len(names):
-      duplicates = sorted({name for name in names if names.count(name) > 1})
-      raise ValueError(f"chips must have distinct names, got duplicates {duplicates}")
-    kind = _condition_kind(chip_list) if chip_list else "rate"
-    plans = []
-    for chip in chip_list:
-      chip_conditions = chip.conditions if conditions is None else conditions
-      if chip_conditions is None:
-        raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
-                         "(bit error rates)")
-      chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
-      chip_offsets = offsets(chip) if callable(offsets) else offsets
-      chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
-      if not chip_conditions or not chip_offsets:
-        raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
-      for values, what in ((chip_conditions, "conditions"), (chip_offsets, "offsets")):
-        if len(set(values)) != len(values):
-          raise ValueError(f"chip {chip.name!r}: {what} must be distinct, got {values}")
-      plans.append((chip, chip_conditions, chip_offsets))
-
+    plan, work = make_plan(chips, conditions, offsets, num_shards, shard_index)
+    kind = _condition_kind([chip for chip, _, _ in work])
     started = time.perf_counter()
     results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,
                       clean_errors=self.clean_errors(), condition_kind=kind,
-                      chips={chip.name: describe_chip(chip) for chip in chip_list},
-                      metadata=metadata)
+                      chips={chip.name: describe_chip(chip) for chip, _, _ in work},
+                      metadata=metadata, plan=plan)
+    done = set()
+    if resume is not None:
+      for chip, chip_conditions, chip_offsets in self._check_resume(resume, results, work):
+        for condition in chip_conditions:
+          for offset in chip_offsets:
+            results.add(chip.name, condition, offset, resume.errors[(chip.name, condition, offset)])
+        done.add(chip.name)
     try:
-      for index, (chip, chip_conditions, chip_offsets) in enumerate(plans):
+      for index, (chip, chip_conditions, chip_offsets) in enumerate(work):
+        if chip.name in done:
+          continue
         counts = {}
         for condition in chip_conditions:
           for offset in chip_offsets:
             counts[(condition, offset)] = self.chip_errors(chip, condition, offset)
-            results.add(chip.name, condition, offset, counts[(condition, offset)])
+        for (condition, offset), errors in counts.items():
+          results.add(chip.name, condition, offset, errors)
+        if checkpoint is not None:
+          checkpoint(results)
         if progress is not None:
-          progress(ChipProgress(index=index, total=len(plans), chip=chip.name, errors=counts,
-                                n=self.n, elapsed=time.perf_counter() - started))
+          progress(ChipProgress(index=index, total=len(work), chip=chip.name, errors=counts,
+                                n=self.n, elapsed=time.perf_counter() - started,
+                                resumed=len(done)))
     finally:
       memory.clear_masks(self.layout)
     return results
 
+  @staticmethod
+  def _check_resume(resume, results, work):
+    """The chips of ``work`` that ``resume`` holds completely; ValueError if it is foreign."""
+    checks = (("model", resume.model, results.model), ("n", resume.n, results.n),
+              ("data digest", resume.data_digest, results.data_digest),
+              ("clean_errors", resume.clean_errors, results.clean_errors),
+              ("condition_kind", resume.condition_kind, results.condition_kind),
+              ("plan", resume.plan, results.plan))
+    for what, theirs, mine in checks:
+      if theirs != mine:
+        raise ValueError(f"cannot resume: the earlier results have another {what} "
+                         f"({theirs!r:.200} instead of {mine!r:.200})")
+    return [item for item in work
+            if all((item[0].name, c, o) in resume.errors for c in item[1] for o in item[2])]
+
 
 def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_progress,
-             metadata=None):
+             metadata=None, num_shards=1, shard_index=0):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
   ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
   ``Evaluator.run`` for the other arguments. The model's masks are all zero afterwards.
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
-                                       metadata=metadata)
+                                       metadata=metadata, num_shards=num_shards,
+                                       shard_index=shard_index)

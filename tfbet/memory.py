@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbet import archives
+from tfbet import files
 from tfbet import ops
 from tfbet import quantization
 from tfbet import quantize_configs
@@ -157,7 +158,7 @@ def export_image(model, path):
   buffer = io.BytesIO()  # zip needs a seekable file; GFile paths may be remote
   np.savez(buffer, codes=codes, ranges=ranges, layout=json.dumps(mem.describe()),
            scheme=json.dumps(mem.scheme.to_dict()), format=IMAGE_FORMAT)
-  with tf.io.gfile.GFile(path, "wb") as f:
+  with files.atomic_open(path, "wb") as f:
     f.write(buffer.getvalue())
   return mem
 

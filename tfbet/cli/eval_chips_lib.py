@@ -52,8 +52,10 @@ def parse_voltages(values):
     except ValueError as error:
       raise ValueError(f"voltages must be numbers (normalized by V_min), got {value!r}") \
           from error
-  if any(v <= 0 for v in voltages):
-    raise ValueError(f"voltages must be > 0, got {list(values)}")
+  if any(not v > 0 or v == float("inf") for v in voltages):
+    raise ValueError(f"voltages must be finite and > 0, got {list(values)}")
+  if len(set(voltages)) != len(voltages):
+    raise ValueError(f"voltages must be distinct, got {list(values)}")
   return voltages
 
 
@@ -125,10 +127,11 @@ def voltages_table(results):
   """Text table per chip and voltage: measured rates, RErr over offsets, energy saving."""
   if results.condition_kind != "voltage":
     raise ValueError("voltages_table needs results over voltages (profiled chips)")
-  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
-           f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
-           f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
-           f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]
+  lines = eval_lib.partial_lines(results) + [
+      f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+      f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
+      f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
+      f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]
   for name in results.chip_names:
     info = results.chips.get(name, {})
     for voltage in results.conditions:
@@ -176,8 +179,7 @@ def plot_voltages(results, path):
   ax.set_title("Robustness to profiled bit errors (mean over offsets, min..max)")
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  eval_lib.save_figure(figure, path)
   return path
 
 
@@ -187,10 +189,13 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   if not 0 < flag_values.delta < 1:
     raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
+  eval_lib.check_outputs(flag_values)
   try:
     voltages = parse_voltages(flag_values.voltages) or None
     offsets = parse_offsets(flag_values.offsets)
     chip_list = load_chips(flag_values.chip_files, flag_values.seed, voltages)
+    # Checks the whole evaluation (offsets inside every chip, ...) before the model loads.
+    evaluation.make_plan(chip_list, voltages, chip_offsets(offsets))
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
         flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
@@ -208,9 +213,13 @@ def main(argv):
   print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
         flush=True)
   evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, voltages, offsets=chip_offsets(offsets),
-                          progress=_print_progress, metadata=metadata)
-  eval_lib.show(results, flag_values)
+  try:
+    results = eval_lib.run_resumable(evaluator, chip_list, voltages, flag_values.output,
+                                     offsets=chip_offsets(offsets), progress=_print_progress,
+                                     metadata=metadata)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  eval_lib.finish(results, flag_values)
 
 
 def _print_progress(event):

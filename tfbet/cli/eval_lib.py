@@ -22,6 +22,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet import files
 from tfbet.cli import gin_utils
 from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
@@ -64,7 +65,11 @@ def define_model_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string(
       "output", None,
       "Path of the JSON result file (error counts, see tfbet/evaluation.py); a CSV with the "
-      "same counts is written next to it (.csv instead of .json).", flag_values=flag_values)
+      "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
+      "the counts of the chips done so far are kept in <output>.partial.json (written after "
+      "every chip): the same command, run again after an interruption, resumes from there and "
+      "gives the same counts. Checked to be writable before any work starts.",
+      flag_values=flag_values)
   flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                       flag_values=flag_values)
   flags.DEFINE_float(
@@ -107,8 +112,15 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_bool(
       "merge", False,
       "Merge mode: bin/eval --merge a.json b.json ... --output all.json merges the result files "
-      "given as arguments (shards of one evaluation), prints the table and, with --plot, plots.",
-      flag_values=flag_values)
+      "given as arguments (shards of one evaluation), prints the table and, with --plot, plots. "
+      "The files must be every shard of one evaluation (same model, test set, chips, rates and "
+      "--num_shards), each once and complete; otherwise the merge fails naming the file and "
+      "what differs.", flag_values=flag_values)
+  flags.DEFINE_bool(
+      "allow_partial", False,
+      "With --merge: accept missing shards or incomplete shard files. The merged result then "
+      "says which counts are missing (a PARTIAL line in the table, metadata 'partial' in the "
+      "JSON); its statistics cover only the chips measured.", flag_values=flag_values)
 
 
 def parse_rates(values):
@@ -190,6 +202,58 @@ def output_paths(output):
   return output, (root if ext.lower() == ".json" else output) + ".csv"
 
 
+def partial_path(output):
+  """Where the counts of the chips done so far are kept while --output is being evaluated."""
+  root, ext = os.path.splitext(output)
+  return (root if ext.lower() == ".json" else output) + ".partial.json"
+
+
+def check_outputs(flag_values):
+  """Fails (UsageError naming the path) unless every output can be written; before any work."""
+  paths = list(output_paths(flag_values.output)) + [partial_path(flag_values.output)] \
+      if flag_values.output else []
+  paths += [flag_values.plot] if flag_values.plot else []
+  for path in paths:
+    try:
+      files.check_writable(path)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+
+
+def run_resumable(evaluator, chip_list, conditions, output, **run_args):
+  """``evaluator.run`` that keeps its counts in ``partial_path(output)`` after every chip.
+
+  An existing partial file of the same evaluation (same plan, model, test set) is resumed: its
+  chips are taken over, the others measured. A partial file of another evaluation is an error
+  naming it. Without ``output`` nothing is kept.
+  """
+  if not output:
+    return evaluator.run(chip_list, conditions, **run_args)
+  path = partial_path(output)
+  resume = None
+  if os.path.exists(path):
+    resume = evaluation.Results.from_json(path)
+    unfinished = {key[0] for key in resume.missing() or ()}
+    print(f"resuming from {path}: {len(set(resume.chips) - unfinished)} chip(s) done before",
+          flush=True)
+  try:
+    results = evaluator.run(chip_list, conditions, resume=resume,
+                            checkpoint=lambda partial: partial.to_json(path), **run_args)
+  except ValueError as error:
+    if resume is None or "cannot resume" not in str(error):
+      raise
+    raise ValueError(f"{path} holds counts of another evaluation ({error}); delete it to start "
+                     "over, or choose another --output") from error
+  return results
+
+
+def finish(results, flag_values):
+  """Prints and writes the results (show), then removes the partial file: the run is done."""
+  show(results, flag_values)
+  if flag_values.output and os.path.exists(partial_path(flag_values.output)):
+    os.remove(partial_path(flag_values.output))
+
+
 def write_results(results, output):
   json_path, csv_path = output_paths(output)
   directory = os.path.dirname(os.path.abspath(json_path))
@@ -207,7 +271,8 @@ def print_progress(event, stream=None):
     per_condition.setdefault(condition, []).append(errors / event.n)
   rerrs = " ".join(f"{_format_condition(c)}:{100 * sum(v) / len(v):.2f}%"
                    for c, v in sorted(per_condition.items()))
-  remaining = event.elapsed / (event.index + 1) * (event.total - event.index - 1)
+  measured = max(1, event.index + 1 - event.resumed)
+  remaining = event.elapsed / measured * (event.total - event.index - 1)
   print(f"[{event.index + 1}/{event.total}] {event.chip} RErr {rerrs} "
         f"({event.elapsed:.1f} s elapsed, ~{remaining:.0f} s left)", file=stream, flush=True)
 
@@ -224,18 +289,31 @@ def rates_table(results, delta=evaluation.DEFAULT_DELTA):
   """Text table: per rate p the RErr statistics over chips, the Prop. 1 bound, energy saving."""
   if results.condition_kind != "rate":
     raise ValueError("rates_table needs results over bit error rates")
-  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
-           f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
-           f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
-           f"{'Prop.1 %':>8} {'energy %':>8}"]
-  for row in results.summary(delta):
+  lines = partial_lines(results) + [
+      f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+      f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
+      f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
+      f"{'Prop.1 %':>8} {'energy %':>8}"]
+  rows = results.summary(delta)
+  for row in rows:
+    bound = f"{'100*':>8}" if row.vacuous else f"{100 * row.bound:8.2f}"
     lines.append(
         f"{100 * row.condition:8.4g} {row.num_chips:5d} {100 * row.mean:8.2f} "
         f"{100 * row.std:7.2f} {100 * row.min:7.2f} {100 * row.max:7.2f} "
-        f"{100 * row.bound:8.2f} {100 * _saving(row.condition):8.1f}")
+        f"{bound} {100 * _saving(row.condition):8.1f}")
   lines.append(f"Prop. 1 bound: with probability {1 - delta:g} the expected RErr is below it "
                "(App. C.2); energy: SRAM access energy saved at p (tfbet.energy model of Fig. 1)")
+  if any(row.vacuous for row in rows):
+    lines.append("100*: the bound is vacuous (RErr + excess >= 100 %): too few test examples or "
+                 "chips for Prop. 1 to say anything there")
   return "\n".join(lines)
+
+
+def partial_lines(results):
+  """A loud first line for results that lack planned counts (a partial merge), else []."""
+  missing = results.describe_missing()
+  return [f"PARTIAL RESULT: {missing}; the statistics cover only the chips measured"] \
+      if missing else []
 
 
 def plot_rates(results_list, path, labels=None):
@@ -272,9 +350,15 @@ def plot_rates(results_list, path, labels=None):
   ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  save_figure(figure, path)
   return path
+
+
+def save_figure(figure, path):
+  """Writes a matplotlib figure as PNG, atomically."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with files.atomic_path(path) as temporary:
+    figure.savefig(temporary, format="png", dpi=100)
 
 
 def show(results, flag_values):
@@ -304,10 +388,15 @@ def _merge_main(argv, flag_values):
   if not flag_values.output:
     raise app.UsageError("--merge needs --output (the merged JSON file)")
   try:
-    merged = evaluation.merge([evaluation.Results.from_json(path) for path in paths])
+    merged = evaluation.merge([evaluation.Results.from_json(path) for path in paths],
+                              sources=paths, allow_partial=flag_values.allow_partial)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   merged.metadata["merged_from"] = [os.path.abspath(path) for path in paths]
+  missing = merged.describe_missing()
+  if missing:
+    merged.metadata["partial"] = missing
+    print(f"WARNING: partial merge (--allow_partial): {missing}", file=sys.stderr, flush=True)
   show(merged, flag_values)
 
 
@@ -316,20 +405,28 @@ def main(argv):
   if not 0 < flag_values.delta < 1:
     raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   if flag_values.merge:
+    check_outputs(flag_values)
     return _merge_main(argv, flag_values)
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]} (result files only go with --merge)")
+  if flag_values.allow_partial:
+    raise app.UsageError("--allow_partial only goes with --merge")
   if flag_values.shard_index >= flag_values.num_shards:
     raise app.UsageError(f"--shard_index must be in [0, {flag_values.num_shards - 1}], got "
                          f"{flag_values.shard_index}")
+  if flag_values.shard_index >= flag_values.num_chips:
+    raise app.UsageError(f"--shard_index={flag_values.shard_index} selects no chips: "
+                         f"--num_chips={flag_values.num_chips} chips fill only shards 0.."
+                         f"{flag_values.num_chips - 1}; use --num_shards <= --num_chips")
   if not 0 <= flag_values.fraction_0to1 <= 1:
     raise app.UsageError(f"--fraction_0to1 must be in [0, 1], got {flag_values.fraction_0to1}")
   try:
     rates = parse_rates(flag_values.rates)
   except ValueError as error:
     raise app.UsageError(f"--rates: {error}") from error
+  check_outputs(flag_values)
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
-  shard_seeds = evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index)
+  num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
   try:
     model, data, model_path = load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
@@ -337,7 +434,7 @@ def main(argv):
         flag_values.gin_module)
   except (FileNotFoundError, ImportError, ValueError) as error:
     raise app.UsageError(str(error)) from error
-  chip_list = make_chips(flag_values.chip_kind, shard_seeds, flag_values.fraction_0to1)
+  chip_list = make_chips(flag_values.chip_kind, seeds, flag_values.fraction_0to1)
   metadata = {
       "tool": "bin/eval", "model_path": os.path.abspath(model_path),
       "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
@@ -347,11 +444,17 @@ def main(argv):
   }
   if flag_values.chip_kind == "asymmetric":
     metadata["fraction_0to1"] = flag_values.fraction_0to1
-  print(f"evaluating {len(chip_list)} chips (shard {flag_values.shard_index + 1}/"
+  print(f"evaluating {num_shard_chips} chips (shard {flag_values.shard_index + 1}/"
         f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
   evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata)
+  try:
+    results = run_resumable(evaluator, chip_list, rates, flag_values.output,
+                            progress=print_progress, metadata=metadata,
+                            num_shards=flag_values.num_shards,
+                            shard_index=flag_values.shard_index)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
-  show(results, flag_values)
+  finish(results, flag_values)

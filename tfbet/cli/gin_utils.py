@@ -16,6 +16,8 @@ import gin
 
 from tfbet.cli import run_dir
 
+from tfbet import files
+
 # The configs shipped with the repository (gin/ next to the package in a checkout) and with an
 # installed package (tfbet/gin_configs, copied there by setup.py when present).
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,8 +131,4 @@ def save_operative_config(directory, name="operative_config.gin"):
   """Writes the bindings actually used so far next to checkpoints (like ddsp)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (keeps --help fast)
   tf.io.gfile.makedirs(directory)
-  path = os.path.join(directory, name)
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(gin.operative_config_str())
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-  return path
+  return files.write_text(os.path.join(directory, name), gin.operative_config_str())

@@ -26,6 +26,7 @@ import numpy as np
 
 from tfbet import chips as chips_lib
 from tfbet import evaluation
+from tfbet import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -54,10 +55,10 @@ class Suite:
 
 
 def _mnist(name, label, method, *params, data="mnist"):
-  files = ("experiments/cpu/mnist_base.gin", f"methods/{method}.gin")
+  gin_files = ("experiments/cpu/mnist_base.gin", f"methods/{method}.gin")
   if data != "mnist":
-    files += (f"data/{data}.gin",)
-  return Run(name, label, files, tuple(params))
+    gin_files += (f"data/{data}.gin",)
+  return Run(name, label, gin_files, tuple(params))
 
 
 def _cpu_runs(prefix="", data="mnist"):
@@ -154,8 +155,20 @@ def _rates_flag(rates):
   return ",".join(f"{r:g}" for r in rates)
 
 
+def check_only(suite, only):
+  """ValueError unless every name in ``only`` is a run of ``suite`` (a typo would run nothing)."""
+  names = [run.name for run in suite.runs]
+  unknown = [name for name in only or () if name not in names]
+  if unknown:
+    raise ValueError(f"--only: {unknown} are not runs of suite {suite.name!r}; its runs are "
+                     f"{names}")
+  if only is not None and not only:
+    raise ValueError("--only must name at least one run")
+
+
 def run_suite(suite, output_dir, only=None, progress=print):
   """Trains and evaluates every run of ``suite`` that is not done yet."""
+  check_only(suite, only)
   os.makedirs(output_dir, exist_ok=True)
   chip_files = simulate_chips(suite, output_dir)
   runs = [r for r in suite.runs if only is None or r.name in only]
@@ -226,8 +239,11 @@ def load_results(suite, output_dir):
     entry = {}
     path = os.path.join(run_dir, "result.json")
     if os.path.exists(path):
-      with open(path, encoding="utf-8") as f:
-        entry["result"] = json.load(f)
+      try:
+        with open(path, encoding="utf-8") as f:
+          entry["result"] = json.load(f)
+      except (OSError, ValueError, RecursionError) as error:
+        raise ValueError(f"cannot read training result {path!r}: {error}") from error
     for key, name in (("random", "eval_random.json"), ("pattern", "eval_pattern.json")):
       path = os.path.join(run_dir, name)
       if os.path.exists(path):
@@ -427,7 +443,8 @@ def _save(fig, ax, path, ylabel):
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  with files.atomic_path(path) as temporary:
+    fig.savefig(temporary, dpi=120)
 
 
 def _curve(results):
@@ -487,8 +504,20 @@ def _weights_text(loaded):
 
 
 def write_report(suite, output_dir, report_path):
-  """Renders docs/reproduction.md (and its figures next to it) from the runs' JSON files."""
+  """Renders docs/reproduction.md (and its figures next to it) from the runs' JSON files.
+
+  Refuses (ValueError) when ``output_dir`` holds no evaluated run of the suite, so a wrong
+  directory never replaces a report with an empty one. Report and figures are written
+  atomically.
+  """
+  if not os.path.isdir(output_dir):
+    raise ValueError(f"output_dir {output_dir!r} does not exist; nothing to report, so "
+                     f"{report_path!r} is left as it is")
   loaded = load_results(suite, output_dir)
+  if not loaded:
+    raise ValueError(f"{output_dir!r} holds no evaluated run of suite {suite.name!r} (expected "
+                     f"<run>/eval_random.json for runs like {suite.runs[0].name!r}); nothing to "
+                     f"report, so {report_path!r} is left as it is")
   figure_dir = os.path.join(os.path.dirname(report_path), "figures")
   os.makedirs(figure_dir, exist_ok=True)
   fig2 = os.path.join(figure_dir, f"{suite.name}_fig2.png")
@@ -560,7 +589,6 @@ def write_report(suite, output_dir, report_path):
           "error instead, on the same chips and test images.",
           "- MNIST tolerates much higher bit error rates than CIFAR-10 (Tab. 21), so the rate "
           "grid is shifted upwards and the CIFAR-10 rates of Tab. 1-4 map to the low end.", ""]
-  with open(report_path, "w", encoding="utf-8") as f:
-    f.write("\n".join(out))
+  files.write_text(report_path, "\n".join(out))
   logging.info("report written to %s", report_path)
   return report_path

@@ -25,6 +25,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from tfbet import files
 from tfbet.compat import keras
 
 LOCK_FILE = ".lock"
@@ -142,7 +143,7 @@ def check_config(output_dir):
   if not _has_checkpoints(output_dir):
     if _is_chief():
       tf.io.gfile.makedirs(directory)
-      _write_atomically(path, config)
+      files.write_text(path, config)
     return
   if not tf.io.gfile.exists(path):
     raise ValueError(
@@ -211,12 +212,6 @@ def _checkpoints_newest_first(manager):
   return sorted(paths, key=number, reverse=True)
 
 
-def _write_atomically(path, text):
-  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
-
-
 class Progress(keras.callbacks.Callback):
   """History and training seconds of all epochs so far, saved with every checkpoint.
 
@@ -261,5 +256,5 @@ class Progress(keras.callbacks.Callback):
 
   def save(self):
     if _is_chief():
-      _write_atomically(self.path, json.dumps(
+      files.write_text(self.path, json.dumps(
           {"history": self.history, "seconds_per_epoch": self.seconds_per_epoch}))

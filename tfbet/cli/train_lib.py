@@ -27,6 +27,7 @@ import tensorflow as tf
 from tfbet import chips
 from tfbet import constraints
 from tfbet import data as data_lib
+from tfbet import files
 from tfbet import memory
 from tfbet import models
 from tfbet import quantization
@@ -228,9 +229,8 @@ def export(trainer, data, output_dir, history=None, seconds=None):
   memory.clear_masks(mem)
   memory.update_global_range(mem)
   model_path = os.path.join(output_dir, MODEL_FILE)
-  with quantize_configs.quantize_scope():
-    qmodel.save(model_path + ".tmp.h5")
-  tf.io.gfile.rename(model_path + ".tmp.h5", model_path, overwrite=True)
+  with quantize_configs.quantize_scope(), files.atomic_path(model_path) as temporary:
+    qmodel.save(temporary)
   memory.export_image(qmodel, os.path.join(output_dir, "memory.npz"))
   evaluation = trainer.evaluate(data.test_dataset(), verbose=0, return_dict=True)
   result = {
@@ -241,7 +241,7 @@ def export(trainer, data, output_dir, history=None, seconds=None):
       "history": history or {},
       "train_seconds": seconds,
   }
-  with tf.io.gfile.GFile(os.path.join(output_dir, "result.json"), "w") as f:
+  with files.atomic_open(os.path.join(output_dir, "result.json")) as f:
     json.dump(result, f, indent=2)
   logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
                mem.num_weights, output_dir)

@@ -1,0 +1,41 @@
+"""tfbet.files: atomic writes and the writability check done before long work."""
+import os
+
+import pytest
+
+from tfbet import files
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+  path = tmp_path / "out.json"
+  files.write_text(path, "old")
+  with pytest.raises(RuntimeError):
+    with files.atomic_open(path) as f:
+      f.write("half of the new")
+      raise RuntimeError("killed mid-write")
+  assert path.read_text() == "old"
+  assert sorted(os.listdir(tmp_path)) == ["out.json"]
+  files.write_text(path, "new")
+  assert path.read_text() == "new" and sorted(os.listdir(tmp_path)) == ["out.json"]
+
+
+def test_the_temporary_path_keeps_the_suffix_for_writers_that_infer_the_format(tmp_path):
+  with files.atomic_path(tmp_path / "model.h5") as temporary:
+    assert temporary.endswith(".h5") and os.path.dirname(temporary) == str(tmp_path)
+    with open(temporary, "wb") as f:
+      f.write(b"\x89HDF")
+  assert (tmp_path / "model.h5").read_bytes() == b"\x89HDF"
+
+
+def test_outputs_that_cannot_be_written_are_named(tmp_path):
+  (tmp_path / "a_file").write_text("")
+  with pytest.raises(ValueError, match="is a directory"):
+    files.check_writable(str(tmp_path))
+  with pytest.raises(ValueError, match="cannot write output .*a_file/r.json"):
+    files.check_writable(str(tmp_path / "a_file" / "r.json"))
+  # A writable path: the parent directory is created, nothing else is left behind.
+  assert files.check_writable(str(tmp_path / "new" / "r.json")).endswith("r.json")
+  assert os.listdir(tmp_path / "new") == []
+  with pytest.raises(ValueError, match="mode"):
+    with files.atomic_open(tmp_path / "x", "a"):
+      pass

@@ -1,0 +1,87 @@
+"""Atomic file writes: a reader finds the old file or the new one, never half of one.
+
+Every output of the binaries (results, tables, models, memory images, plots, reports) is
+written through :func:`atomic_path` / :func:`atomic_open`: the content goes to a temporary file
+next to the target, which is renamed onto the target only once it is complete. A process killed
+mid-write leaves the previous file intact (and at most a ``*.tmp-<pid>*`` file next to it).
+"""
+import contextlib
+import os
+
+import tensorflow as tf
+
+
+def _is_local(path):
+  return "://" not in path
+
+
+def _sync(path):
+  """Flushes a local file's content to disk, so the rename never publishes an empty file."""
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yields a temporary path next to ``path`` (same suffix, for writers that infer the format).
+
+  When the block ends without an exception the temporary file replaces ``path`` in one rename;
+  otherwise it is removed and ``path`` is left as it was.
+  """
+  path = os.fspath(path)
+  root, ext = os.path.splitext(path)
+  temporary = f"{root}.tmp-{os.getpid()}{ext}"
+  try:
+    yield temporary
+    if _is_local(temporary):
+      _sync(temporary)
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+  except BaseException:
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.remove(temporary)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w"):
+  """``open`` for writing (mode "w" or "wb") that replaces ``path`` only once the block succeeds."""
+  if mode not in ("w", "wb"):
+    raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+  with atomic_path(path) as temporary:
+    if _is_local(temporary):  # A real file: seekable, as zip writers (np.savez) need.
+      with open(temporary, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        yield f
+    else:
+      with tf.io.gfile.GFile(temporary, mode) as f:
+        yield f
+
+
+def write_text(path, text):
+  """Writes ``text`` to ``path`` atomically; returns ``path``."""
+  with atomic_open(path, "w") as f:
+    f.write(text)
+  return path
+
+
+def check_writable(path):
+  """Raises ValueError naming ``path`` unless a file can be written there (checked by writing).
+
+  Creates the parent directory. Meant to run before long work, so a bad output path fails at
+  once instead of after the work is done.
+  """
+  path = os.fspath(path)
+  if tf.io.gfile.isdir(path):
+    raise ValueError(f"output {path!r} is a directory, not a file path")
+  directory = os.path.dirname(os.path.abspath(path) if _is_local(path) else path)
+  probe = os.path.join(directory, f".{os.path.basename(path)}.write-test-{os.getpid()}")
+  try:
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(probe, "w") as f:
+      f.write("")
+    tf.io.gfile.remove(probe)
+  except (OSError, tf.errors.OpError) as error:
+    raise ValueError(f"cannot write output {path!r}: {error}") from error
+  return path
