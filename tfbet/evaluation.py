@@ -349,6 +349,36 @@ def merge(results_list):
   return merged
 
 
+def plan(chips, conditions=None, offsets=(0,)):
+  """(condition kind, [(chip, conditions, offsets)]): the validated work of ``Evaluator.run``.
+
+  Shared by the in-process and the Beam evaluation (``tfbet.beam_evaluation``), so both measure
+  exactly the same (chip, condition, offset) triples; see ``Evaluator.run`` for the arguments.
+  """
+  chip_list = list(chips)
+  names = [chip.name for chip in chip_list]
+  if len(set(names)) != len(names):
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    raise ValueError(f"chips must have distinct names, got duplicates {duplicates}")
+  kind = _condition_kind(chip_list) if chip_list else "rate"
+  plans = []
+  for chip in chip_list:
+    chip_conditions = chip.conditions if conditions is None else conditions
+    if chip_conditions is None:
+      raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
+                       "(bit error rates)")
+    chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+    chip_offsets = offsets(chip) if callable(offsets) else offsets
+    chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
+    if not chip_conditions or not chip_offsets:
+      raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
+    for values, what in ((chip_conditions, "conditions"), (chip_offsets, "offsets")):
+      if len(set(values)) != len(values):
+        raise ValueError(f"chip {chip.name!r}: {what} must be distinct, got {values}")
+    plans.append((chip, chip_conditions, chip_offsets))
+  return kind, plans
+
+
 @dataclasses.dataclass(frozen=True)
 class ChipProgress:
   """Reported after each chip: its counts and the time since the evaluation started."""
@@ -461,26 +491,7 @@ class Evaluator:
       metadata: JSON-able dict stored with the results.
     """
     chip_list = list(chips)
-    names = [chip.name for chip in chip_list]
-    if len(set(names)) != len(names):
-      duplicates = sorted({name for name in names if names.count(name) > 1})
-      raise ValueError(f"chips must have distinct names, got duplicates {duplicates}")
-    kind = _condition_kind(chip_list) if chip_list else "rate"
-    plans = []
-    for chip in chip_list:
-      chip_conditions = chip.conditions if conditions is None else conditions
-      if chip_conditions is None:
-        raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
-                         "(bit error rates)")
-      chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
-      chip_offsets = offsets(chip) if callable(offsets) else offsets
-      chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
-      if not chip_conditions or not chip_offsets:
-        raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
-      for values, what in ((chip_conditions, "conditions"), (chip_offsets, "offsets")):
-        if len(set(values)) != len(values):
-          raise ValueError(f"chip {chip.name!r}: {what} must be distinct, got {values}")
-      plans.append((chip, chip_conditions, chip_offsets))
+    kind, plans = plan(chip_list, conditions, offsets)
 
     started = time.perf_counter()
     results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,

@@ -1,0 +1,131 @@
+"""The Beam evaluation gives the in-process counts, with 2 worker processes and after a retry."""
+import functools
+import os
+
+import pytest
+
+beam = pytest.importorskip("apache_beam")
+
+from tfbet import beam_evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import chips  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.cli import train_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tests.test_eval_cli import DATA  # noqa: E402  pylint: disable=g-import-not-at-top
+from tests.test_eval_cli import run_dir  # noqa: E402,F401  pylint: disable=unused-import
+
+TEST_LIMIT = 100
+RATES = (0.001, 0.01)
+
+
+def load_tiny(model_path):
+  """Worker loader: the tiny run's model and its first TEST_LIMIT MNIST test images."""
+  data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
+  return train_lib.load_model(model_path), data.test_dataset()
+
+
+def _in_process(model_path, chip_list, conditions, offsets=(0,)):
+  model, dataset = load_tiny(model_path)
+  return evaluation.evaluate(model, dataset, chip_list, conditions, offsets=offsets,
+                             progress=None)
+
+
+def _two_processes():
+  return beam_evaluation.pipeline_options(
+      "DirectRunner", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+
+
+class FailOnceChip(chips.RandomChip):
+  """A random chip whose first attempt fails (a marker file records it), like a dying worker."""
+
+  def __init__(self, seed, marker):
+    super().__init__(seed)
+    self.marker = marker
+
+  def masks(self, num_bytes, precision, condition, offset=0):
+    with open(self.marker, "a", encoding="utf-8") as f:
+      f.write(f"{condition}\n")
+    if not os.path.exists(self.marker + ".failed"):
+      open(self.marker + ".failed", "w", encoding="utf-8").close()
+      raise RuntimeError("injected worker failure")
+    return super().masks(num_bytes, precision, condition, offset)
+
+
+def test_two_worker_processes_count_random_and_asymmetric_chips_like_in_process(run_dir):
+  model_path = str(run_dir / "model.h5")
+  chip_list = [chips.RandomChip(1000), chips.RandomChip(1001),
+               chips.AsymmetricRandomChip(1002, 0.25), chips.AsymmetricRandomChip(1003, 0.75)]
+  expected = _in_process(model_path, chip_list, RATES)
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list, RATES,
+                                     options=_two_processes(), metadata={"run": "beam"})
+  assert results.same_counts(expected)
+  assert len(results.errors) == len(chip_list) * len(RATES)
+  assert results.metadata == {"run": "beam"}
+  # The counts are not trivial: bit errors at 1 % change the error of some chip.
+  assert any(e != expected.clean_errors for e in expected.errors.values())
+
+
+def test_two_worker_processes_count_profiled_chips_at_every_offset_like_in_process(run_dir):
+  model_path = str(run_dir / "model.h5")
+  chip_list = [chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="uniform"),
+               chips.simulate_profiled_chip(32, 128, [0.80, 0.83], pattern="columns", seed=2,
+                                            name="columns")]
+  offsets = (0, 1024, 2048)
+  expected = _in_process(model_path, chip_list, None, offsets)
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list,
+                                     offsets=offsets, options=_two_processes())
+  assert results.same_counts(expected)
+  assert results.condition_kind == "voltage"
+  assert len(results.errors) == 2 * 2 * len(offsets)
+
+
+def test_a_failed_work_item_is_retried_by_the_runner_without_double_counting(run_dir, tmp_path):
+  model_path = str(run_dir / "model.h5")
+  marker = str(tmp_path / "attempts")
+  chip_list = [chips.RandomChip(1000), FailOnceChip(1001, marker), chips.RandomChip(1002)]
+  expected = _in_process(model_path, [chips.RandomChip(s) for s in (1000, 1001, 1002)], RATES)
+  # The BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) and drops the output
+  # of the failed attempt, as cluster runners do.
+  options = beam_evaluation.pipeline_options("BundleBasedDirectRunner")
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list, RATES,
+                                     options=options)
+  with open(marker, encoding="utf-8") as f:
+    attempts = f.read().split()
+  assert len(attempts) == 1 + len(RATES)  # The failed attempt, then both rates in the retry.
+  assert results.same_counts(expected)
+
+
+def test_merging_refuses_a_work_item_counted_twice():
+  part = evaluation.Results(model={"digest": "m"}, n=10, data_digest="d", clean_errors=1,
+                            condition_kind="rate", errors={("random_1", 0.01, 0): 3})
+  combine = beam_evaluation.MergeResults()
+  accumulator = combine.merge_accumulators(
+      [combine.add_input(combine.create_accumulator(), part.to_dict()),
+       combine.add_input(combine.create_accumulator(), part.to_dict())])
+  with pytest.raises(ValueError, match="duplicate entry for chip 'random_1'"):
+    combine.extract_output(accumulator)
+
+
+def test_merging_refuses_workers_that_disagree_on_the_clean_count():
+  parts = [evaluation.Results(model={"digest": "m"}, n=10, data_digest="d", clean_errors=clean,
+                              condition_kind="rate", errors={(name, 0.01, 0): 3}).to_dict()
+           for name, clean in (("random_1", 1), ("random_2", 2))]
+  combine = beam_evaluation.MergeResults()
+  accumulator = combine.create_accumulator()
+  for part in parts:
+    accumulator = combine.add_input(accumulator, part)
+  with pytest.raises(ValueError, match="clean_errors"):
+    combine.extract_output(accumulator)
+
+
+def test_unknown_pipeline_options_are_refused():
+  with pytest.raises(ValueError, match="unknown Beam pipeline options"):
+    beam_evaluation.pipeline_options("DirectRunner", ["--direct_num_wrokers=2"])
+  with pytest.raises(ValueError, match="runner once"):
+    beam_evaluation.pipeline_options("DirectRunner", ["--runner=FlinkRunner"])
+
+
+def test_a_cluster_runner_without_a_shared_temp_location_is_refused():
+  options = beam_evaluation.pipeline_options("FlinkRunner")
+  with pytest.raises(ValueError, match="temp_location"):
+    beam_evaluation.evaluate(lambda: None, [chips.RandomChip(0)], RATES, options=options)
