@@ -2,6 +2,8 @@
 import functools
 import os
 
+from absl import app
+from absl import flags
 import pytest
 
 beam = pytest.importorskip("apache_beam")
@@ -10,7 +12,9 @@ from tfbet import beam_evaluation  # noqa: E402  pylint: disable=g-import-not-at
 from tfbet import chips  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet import evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.cli import eval_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet.cli import train_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tests import test_eval_cli  # noqa: E402  pylint: disable=g-import-not-at-top
 from tests.test_eval_cli import DATA  # noqa: E402  pylint: disable=g-import-not-at-top
 from tests.test_eval_cli import run_dir  # noqa: E402,F401  pylint: disable=unused-import
 
@@ -129,3 +133,47 @@ def test_a_cluster_runner_without_a_shared_temp_location_is_refused():
   options = beam_evaluation.pipeline_options("FlinkRunner")
   with pytest.raises(ValueError, match="temp_location"):
     beam_evaluation.evaluate(lambda: None, [chips.RandomChip(0)], RATES, options=options)
+
+
+def test_bin_eval_on_the_direct_runner_writes_the_in_process_json_and_csv(run_dir, tmp_path):
+  common = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=3",
+            f"--test_limit={TEST_LIMIT}"]
+  test_eval_cli._ok(test_eval_cli._run("eval", *common, f"--output={tmp_path / 'local.json'}"))
+  output = test_eval_cli._ok(test_eval_cli._run(
+      "eval", *common, "--runner=DirectRunner", "--beam_options=--direct_num_workers=2",
+      f"--output={tmp_path / 'beam.json'}", f"--plot={tmp_path / 'beam.png'}"))
+  assert "on Beam's DirectRunner" in output and "Prop.1 %" in output
+  assert (tmp_path / "beam.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+  assert (tmp_path / "beam.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+  assert (tmp_path / "beam.png").read_bytes()[:8] == test_eval_cli.PNG_MAGIC
+
+
+def test_bin_eval_chips_on_a_beam_runner_counts_like_in_process(run_dir, tmp_path):
+  chip = chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="sim_uniform")
+  path = chip.save(str(tmp_path / "u.npz"))
+  # The in-memory runner evaluates in the bin's own process: its worker parses gin again.
+  test_eval_cli._ok(test_eval_cli._run(
+      "eval_chips", f"--run_dir={run_dir}", f"--chip_files={path}", "--offsets=2", "--seed=3",
+      f"--test_limit={TEST_LIMIT}", "--runner=BundleBasedDirectRunner",
+      f"--output={tmp_path / 'chips.json'}"))
+  results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
+  model, dataset = load_tiny(str(run_dir / "model.h5"))
+  reference = evaluation.evaluate(model, dataset, [chip.with_seed(3)], None,
+                                  offsets=[0, chip.num_cells // 2], progress=None)
+  assert results.same_counts(reference)
+
+
+def _eval_flags(*args):
+  flag_values = flags.FlagValues()
+  eval_lib.define_flags(flag_values)
+  flag_values(["eval", *args])
+  return flag_values
+
+
+def test_bin_eval_refuses_beam_options_without_a_beam_runner_and_unknown_ones():
+  with pytest.raises(app.UsageError, match="--beam_options needs a Beam --runner"):
+    eval_lib.evaluate_chips(_eval_flags("--beam_options=--direct_num_workers=2"), None, None,
+                            [chips.RandomChip(0)], RATES, (0,), None, {})
+  with pytest.raises(app.UsageError, match="unknown Beam pipeline options"):
+    eval_lib.evaluate_chips(_eval_flags("--runner=DirectRunner", "--beam_options=--typo=1"),
+                            None, None, [chips.RandomChip(0)], RATES, (0,), None, {})

@@ -14,7 +14,6 @@ from absl import flags
 
 from tfbet import chips
 from tfbet import energy
-from tfbet import evaluation
 from tfbet.cli import eval_lib
 
 DEFAULT_NUM_OFFSETS = 4
@@ -206,9 +205,8 @@ def main(argv):
            for c in chip_list]
   print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
         flush=True)
-  evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, voltages, offsets=chip_offsets(offsets),
-                          progress=_print_progress, metadata=metadata)
+  results = eval_lib.evaluate_chips(flag_values, model, data, chip_list, voltages,
+                                    chip_offsets(offsets), _print_progress, metadata)
   eval_lib.show(results, flag_values)
 
 
