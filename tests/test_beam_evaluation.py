@@ -122,11 +122,13 @@ def test_merging_refuses_workers_that_disagree_on_the_clean_count():
     combine.extract_output(accumulator)
 
 
-def test_unknown_pipeline_options_are_refused():
+def test_unknown_runners_and_pipeline_options_are_refused():
   with pytest.raises(ValueError, match="unknown Beam pipeline options"):
     beam_evaluation.pipeline_options("DirectRunner", ["--direct_num_wrokers=2"])
   with pytest.raises(ValueError, match="runner once"):
     beam_evaluation.pipeline_options("DirectRunner", ["--runner=FlinkRunner"])
+  with pytest.raises(ValueError, match="Unexpected pipeline runner: DirectRuner"):
+    beam_evaluation.pipeline_options("DirectRuner")
 
 
 def test_a_cluster_runner_without_a_shared_temp_location_is_refused():

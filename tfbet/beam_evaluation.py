@@ -30,14 +30,15 @@ import uuid
 from absl import logging
 import apache_beam as beam
 from apache_beam.options import pipeline_options as beam_options
+from apache_beam.runners import runner as beam_runner
 import tensorflow as tf
 
 from tfbet import evaluation
 from tfbet import memory
 
-# Runners that run in (or next to) this process, where a local temporary folder is shared.
-LOCAL_RUNNERS = ("DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner",
-                 "FnApiRunner")
+# Runner classes that run in (or next to) this process, where a local temporary folder is shared;
+# DirectRunner is a SwitchingDirectRunner.
+LOCAL_RUNNERS = ("SwitchingDirectRunner", "BundleBasedDirectRunner", "FnApiRunner")
 RESULT_FILE_PREFIX = "tfbet_beam_eval_"
 
 WorkItem = collections.namedtuple("WorkItem", ["chip", "conditions", "offsets", "condition_kind"])
@@ -127,6 +128,13 @@ def build_pipeline(pipeline, load, items, result_path):
           | "Write" >> beam.Map(_write_result, result_path))
 
 
+def runner_class(runner):
+  """Class name of the Beam runner called ``runner``; ValueError (naming the valid ones) if none."""
+  if not runner or not isinstance(runner, str):
+    raise ValueError(f"runner must be a Beam runner name such as DirectRunner, got {runner!r}")
+  return type(beam_runner.create_runner(runner)).__name__
+
+
 def pipeline_options(runner, args=()):
   """``PipelineOptions`` for ``runner`` plus command-line style ``args``; unknown args refused.
 
@@ -134,11 +142,10 @@ def pipeline_options(runner, args=()):
   multi_processing --direct_num_workers=0``) unless ``args`` set these.
   """
   args = list(args)
-  if not runner or not isinstance(runner, str):
-    raise ValueError(f"runner must be a Beam runner name such as DirectRunner, got {runner!r}")
+  kind = runner_class(runner)
   if any(a.startswith("--runner") for a in args):
     raise ValueError(f"give the runner once, as runner, not in the pipeline options {args}")
-  if runner == "DirectRunner":
+  if kind == "SwitchingDirectRunner":
     if not any(a.startswith("--direct_running_mode") for a in args):
       args.append("--direct_running_mode=multi_processing")
     if not any(a.startswith("--direct_num_workers") for a in args):
@@ -171,7 +178,7 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
   local_folder = None
   if temp_location:
     folder = temp_location
-  elif runner in LOCAL_RUNNERS:
+  elif runner_class(runner) in LOCAL_RUNNERS:
     folder = local_folder = tempfile.mkdtemp(prefix=RESULT_FILE_PREFIX)
   else:
     raise ValueError(f"runner {runner} needs --temp_location: a folder that the workers and "
