@@ -139,13 +139,17 @@ def pipeline_options(runner, args=()):
   """``PipelineOptions`` for ``runner`` plus command-line style ``args``; unknown args refused.
 
   The DirectRunner defaults to one worker process per CPU core (``--direct_running_mode=
-  multi_processing --direct_num_workers=0``) unless ``args`` set these.
+  multi_processing --direct_num_workers=0``) unless ``args`` set these, and runs on Beam's
+  FnApiRunner: Beam's DirectRunner would first try its Prism runner, a separate binary it
+  downloads from the internet, while the FnApiRunner runs batch pipelines in the worker
+  processes these options ask for, offline.
   """
   args = list(args)
   kind = runner_class(runner)
   if any(a.startswith("--runner") for a in args):
     raise ValueError(f"give the runner once, as runner, not in the pipeline options {args}")
   if kind == "SwitchingDirectRunner":
+    runner = "FnApiRunner"
     if not any(a.startswith("--direct_running_mode") for a in args):
       args.append("--direct_running_mode=multi_processing")
     if not any(a.startswith("--direct_num_workers") for a in args):
