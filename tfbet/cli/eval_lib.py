@@ -6,7 +6,8 @@ Rates are given in percent, like the paper's tables (``--rates=0.01,0.1,0.5,1`` 
 ``tfbet.chips.default_chip_seeds()`` (1000..1049), so results of different models are
 comparable chip for chip. ``--num_shards`` / ``--shard_index`` split the chips round robin
 (``tfbet.evaluation.shard``); ``bin/eval --merge a.json b.json --output all.json`` merges the
-shard files exactly.
+shard files exactly. ``--runner`` evaluates the chips on an Apache Beam runner instead
+(``tfbet.beam_evaluation``; worker processes on this machine, or a cluster): the same counts.
 
 The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
