@@ -1,6 +1,8 @@
 """The Beam evaluation gives the in-process counts, with 2 worker processes and after a retry."""
 import functools
 import os
+import subprocess
+import sys
 
 from absl import app
 from absl import flags
@@ -12,14 +14,44 @@ from tfbet import beam_evaluation  # noqa: E402  pylint: disable=g-import-not-at
 from tfbet import chips  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet import evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import quantize_configs  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet.cli import eval_lib  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet.cli import train_lib  # noqa: E402  pylint: disable=g-import-not-at-top
-from tests import test_eval_cli  # noqa: E402  pylint: disable=g-import-not-at-top
-from tests.test_eval_cli import DATA  # noqa: E402  pylint: disable=g-import-not-at-top
-from tests.test_eval_cli import run_dir  # noqa: E402,F401  pylint: disable=unused-import
+from tfbet.compat import keras  # noqa: E402  pylint: disable=g-import-not-at-top
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = dict(name="mnist", train_limit=64, test_limit=100, batch_size=64)
 TEST_LIMIT = 100
 RATES = (0.001, 0.01)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  """A bin/train-like directory (model.h5, operative_config.gin) of an untrained tiny model.
+
+  Equal counts need no accuracy, so the quantized model keeps its seeded initial weights.
+  """
+  directory = tmp_path_factory.mktemp("beam_run")
+  data = data_lib.load_data(**DATA)
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input(data.input_shape)
+  x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+  x = keras.layers.Flatten()(x)
+  outputs = keras.layers.Dense(data.num_classes)(x)
+  model = quantize_configs.quantize_model(keras.Model(inputs, outputs, name="tiny"), "rquant")
+  with quantize_configs.quantize_scope():
+    model.save(str(directory / "model.h5"))
+  bindings = "".join(f"load_data.{key} = {value!r}\n" for key, value in DATA.items())
+  (directory / "operative_config.gin").write_text(bindings)
+  return directory
+
+
+def _run_bin(binary, *args):
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stdout + process.stderr
+  return process.stdout
 
 
 def load_tiny(model_path):
@@ -140,24 +172,24 @@ def test_a_cluster_runner_without_a_shared_temp_location_is_refused():
 def test_bin_eval_on_the_direct_runner_writes_the_in_process_json_and_csv(run_dir, tmp_path):
   common = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=3",
             f"--test_limit={TEST_LIMIT}"]
-  test_eval_cli._ok(test_eval_cli._run("eval", *common, f"--output={tmp_path / 'local.json'}"))
-  output = test_eval_cli._ok(test_eval_cli._run(
+  _run_bin("eval", *common, f"--output={tmp_path / 'local.json'}")
+  output = _run_bin(
       "eval", *common, "--runner=DirectRunner", "--beam_options=--direct_num_workers=2",
-      f"--output={tmp_path / 'beam.json'}", f"--plot={tmp_path / 'beam.png'}"))
+      f"--output={tmp_path / 'beam.json'}", f"--plot={tmp_path / 'beam.png'}")
   assert "on Beam's DirectRunner" in output and "Prop.1 %" in output
   assert (tmp_path / "beam.json").read_bytes() == (tmp_path / "local.json").read_bytes()
   assert (tmp_path / "beam.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
-  assert (tmp_path / "beam.png").read_bytes()[:8] == test_eval_cli.PNG_MAGIC
+  assert (tmp_path / "beam.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bin_eval_chips_on_a_beam_runner_counts_like_in_process(run_dir, tmp_path):
   chip = chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="sim_uniform")
   path = chip.save(str(tmp_path / "u.npz"))
   # The in-memory runner evaluates in the bin's own process: its worker parses gin again.
-  test_eval_cli._ok(test_eval_cli._run(
+  _run_bin(
       "eval_chips", f"--run_dir={run_dir}", f"--chip_files={path}", "--offsets=2", "--seed=3",
       f"--test_limit={TEST_LIMIT}", "--runner=BundleBasedDirectRunner",
-      f"--output={tmp_path / 'chips.json'}"))
+      f"--output={tmp_path / 'chips.json'}")
   results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
   model, dataset = load_tiny(str(run_dir / "model.h5"))
   reference = evaluation.evaluate(model, dataset, [chip.with_seed(3)], None,
