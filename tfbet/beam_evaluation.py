@@ -12,8 +12,10 @@ count, as the in-process evaluation.
   (condition, offset); it emits one partial ``Results`` per item.
 * A ``CombineFn`` merges the parts with ``tfbet.evaluation.merge``, which refuses a
   (chip, condition, offset) seen twice and parts from another model, test set or clean count.
-  Runners retry a failed bundle and drop the output of the failed attempt, so a retry cannot
-  count twice; if one ever did, the merge fails instead of averaging a count twice.
+  Cluster runners (Dataflow, Flink, Spark) and the BundleBasedDirectRunner retry a failed
+  bundle and drop the output of the failed attempt, so a retry cannot count twice; if one ever
+  did, the merge fails instead of averaging a count twice. The multi-process DirectRunner (Beam's
+  FnApiRunner) does not retry: a failing item fails the run.
 * The merged counts are written as a result JSON to a path that workers and the launching process
   both reach (the runner's ``--temp_location``, or a local temporary folder for the direct
   runners), read back and checked to hold every planned (chip, condition, offset) exactly.
