@@ -81,7 +81,7 @@ def define_model_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string(
       "beam_options", "",
       "Only with a Beam --runner: its pipeline options, space-separated as on a command line, "
-      "e.g. '--direct_num_workers=2' or '--flink_master=host:8081 --environment_type=LOOPBACK "
+      "e.g. '--direct_num_workers=2' or '--flink_master=host:8081 "
       "--temp_location=/shared/tmp'. Runners other than DirectRunner need --temp_location, a "
       "folder the workers and this process share.", flag_values=flag_values)
 
@@ -223,8 +223,11 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
                                                shlex.split(flag_values.beam_options))
   except ValueError as error:
     raise app.UsageError(f"--runner / --beam_options: {error}") from error
+  def absolute(path):  # workers may start in another folder
+    return path if path is None or "://" in path else os.path.abspath(path)
   load = functools.partial(
-      load_test_model, run_dir=flag_values.run_dir, model_path=flag_values.model,
+      load_test_model, run_dir=absolute(flag_values.run_dir),
+      model_path=absolute(flag_values.model),
       gin_files=tuple(flag_values.gin_file), gin_params=tuple(flag_values.gin_param),
       test_limit=flag_values.test_limit, batch_size=flag_values.batch_size)
   print(f"running {len(chip_list)} work items (one per chip) on Beam's {flag_values.runner}",
