@@ -94,9 +94,11 @@ ops_library = Extension(
     language="c++",
 )
 
-with open("requirements.txt", encoding="utf-8") as f:
-  requirements = [line.split("#")[0].strip() for line in f
-                  if line.split("#")[0].strip()]
+
+def _requirements(path):
+  with open(path, encoding="utf-8") as f:
+    return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
 
 setup(
     name="tfbet",
@@ -105,6 +107,8 @@ setup(
     packages=find_packages(include=["tfbet", "tfbet.*"]),
     ext_modules=[ops_library],
     cmdclass={"build_ext": BuildTfOp, "build_py": BuildPyWithGinConfigs},
-    install_requires=requirements,
+    install_requires=_requirements("requirements.txt"),
+    # pip install tfbet[beam]: chip evaluation on Apache Beam runners (tfbet/beam_evaluation.py).
+    extras_require={"beam": _requirements("requirements-beam.txt")},
     python_requires=">=3.10",
 )

@@ -212,13 +212,8 @@ def main(argv):
            for c in chip_list]
   print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
         flush=True)
-  evaluator = evaluation.Evaluator(model, data.test_dataset())
-  try:
-    results = eval_lib.run_resumable(evaluator, chip_list, voltages, flag_values.output,
-                                     offsets=chip_offsets(offsets), progress=_print_progress,
-                                     metadata=metadata)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
+  results = eval_lib.evaluate_chips(flag_values, model, data, chip_list, voltages,
+                                    chip_offsets(offsets), _print_progress, metadata)
   eval_lib.finish(results, flag_values)
 
 

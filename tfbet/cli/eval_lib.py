@@ -6,13 +6,16 @@ Rates are given in percent, like the paper's tables (``--rates=0.01,0.1,0.5,1`` 
 ``tfbet.chips.default_chip_seeds()`` (1000..1049), so results of different models are
 comparable chip for chip. ``--num_shards`` / ``--shard_index`` split the chips round robin
 (``tfbet.evaluation.shard``); ``bin/eval --merge a.json b.json --output all.json`` merges the
-shard files exactly.
+shard files exactly. ``--runner`` evaluates the chips on an Apache Beam runner instead
+(``tfbet.beam_evaluation``; worker processes on this machine, or a cluster): the same counts.
 
 The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
 from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
 """
+import functools
 import os
+import shlex
 import sys
 import time
 
@@ -27,6 +30,7 @@ from tfbet.cli import gin_utils
 from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
+IN_PROCESS = "in_process"
 CHIP_KINDS = ("random", "asymmetric")
 # The columns of the paper's CIFAR10 tables (Tab. 1, 2, 4, 8, 9), in %.
 DEFAULT_RATES = ("0.01", "0.05", "0.1", "0.5", "1", "1.5")
@@ -76,6 +80,19 @@ def define_model_flags(flag_values=flags.FLAGS):
       "delta", evaluation.DEFAULT_DELTA,
       "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
       flag_values=flag_values)
+  flags.DEFINE_string(
+      "runner", IN_PROCESS,
+      f"{IN_PROCESS}: evaluate the chips one after another in this process. Any other value is "
+      "an Apache Beam runner (pip install tfbet[beam]) that spreads the chips over its workers "
+      "and gives the same counts: DirectRunner (worker processes on this machine, one per CPU "
+      "core unless --beam_options say otherwise), FlinkRunner, SparkRunner, DataflowRunner, ... "
+      "(see tfbet/beam_evaluation.py).", flag_values=flag_values)
+  flags.DEFINE_string(
+      "beam_options", "",
+      "Only with a Beam --runner: its pipeline options, space-separated as on a command line, "
+      "e.g. '--direct_num_workers=2' or '--flink_master=host:8081 "
+      "--temp_location=/shared/tmp'. Runners other than DirectRunner need --temp_location, a "
+      "folder the workers and this process share.", flag_values=flag_values)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -194,6 +211,61 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules)
   data = data_lib.load_data()
   return model, data, model_path
+
+
+def load_test_model(**kwargs):
+  """(model, test dataset) of ``load_model_and_data(**kwargs)``: what each Beam worker loads."""
+  import gin  # pylint: disable=g-import-not-at-top
+  # A worker in this very process (in-memory runners) parses the same config again.
+  with gin.unlock_config():
+    gin.clear_config()
+    model, data, _ = load_model_and_data(**kwargs)
+  return model, data.test_dataset()
+
+
+def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, progress,
+                   metadata, num_shards=1, shard_index=0):
+  """``Results`` of the chips, in this process (resumable, see run_resumable) or on the Beam
+  --runner (the same counts; Beam spreads the chips itself, so it takes no shards)."""
+  if flag_values.runner == IN_PROCESS:
+    if flag_values.beam_options:
+      raise app.UsageError(f"--beam_options needs a Beam --runner (not {IN_PROCESS})")
+    evaluator = evaluation.Evaluator(model, data.test_dataset())
+    try:
+      return run_resumable(evaluator, chip_list, conditions, flag_values.output,
+                           offsets=offsets, progress=progress, metadata=metadata,
+                           num_shards=num_shards, shard_index=shard_index)
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+  if num_shards != 1:
+    raise app.UsageError(f"--runner={flag_values.runner} evaluates all chips itself; drop "
+                         "--num_shards / --shard_index (they split in-process evaluations)")
+  try:
+    from tfbet import beam_evaluation  # pylint: disable=g-import-not-at-top
+  except ImportError as error:
+    raise app.UsageError(f"--runner={flag_values.runner} needs Apache Beam: pip install "
+                         f"tfbet[beam] ({error})") from error
+  try:
+    options = beam_evaluation.pipeline_options(flag_values.runner,
+                                               shlex.split(flag_values.beam_options))
+  except ValueError as error:
+    raise app.UsageError(f"--runner / --beam_options: {error}") from error
+  def absolute(path):  # workers may start in another folder
+    return path if path is None or "://" in path else os.path.abspath(path)
+  load = functools.partial(
+      load_test_model, run_dir=absolute(flag_values.run_dir),
+      model_path=absolute(flag_values.model),
+      gin_files=tuple(flag_values.gin_file), gin_params=tuple(flag_values.gin_param),
+      test_limit=flag_values.test_limit, batch_size=flag_values.batch_size,
+      gin_search_paths=tuple(flag_values.gin_search_path),
+      gin_modules=tuple(flag_values.gin_module))
+  print(f"running {len(chip_list)} work items (one per chip) on Beam's {flag_values.runner}",
+        flush=True)
+  try:
+    return beam_evaluation.evaluate(load, chip_list, conditions, offsets, options=options,
+                                    metadata=metadata)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
 
 
 def output_paths(output):
@@ -448,13 +520,8 @@ def main(argv):
         f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
-  evaluator = evaluation.Evaluator(model, data.test_dataset())
-  try:
-    results = run_resumable(evaluator, chip_list, rates, flag_values.output,
-                            progress=print_progress, metadata=metadata,
-                            num_shards=flag_values.num_shards,
-                            shard_index=flag_values.shard_index)
-  except ValueError as error:
-    raise app.UsageError(str(error)) from error
+  results = evaluate_chips(flag_values, model, data, chip_list, rates, (0,), print_progress,
+                           metadata, num_shards=flag_values.num_shards,
+                           shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   finish(results, flag_values)

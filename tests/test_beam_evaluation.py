@@ -1,0 +1,222 @@
+"""The Beam evaluation gives the in-process counts, with 2 worker processes and after a retry."""
+import functools
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+import pytest
+
+beam = pytest.importorskip("apache_beam")
+
+from tfbet import beam_evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import chips  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import data as data_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet import quantize_configs  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.cli import eval_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.cli import train_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.compat import keras  # noqa: E402  pylint: disable=g-import-not-at-top
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = dict(name="mnist", train_limit=64, test_limit=100, batch_size=64)
+TEST_LIMIT = 100
+RATES = (0.001, 0.01)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+  """A bin/train-like directory (model.h5, operative_config.gin) of an untrained tiny model.
+
+  Equal counts need no accuracy, so the quantized model keeps its seeded initial weights.
+  """
+  directory = tmp_path_factory.mktemp("beam_run")
+  data = data_lib.load_data(**DATA)
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input(data.input_shape)
+  x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+  x = keras.layers.Flatten()(x)
+  outputs = keras.layers.Dense(data.num_classes)(x)
+  model = quantize_configs.quantize_model(keras.Model(inputs, outputs, name="tiny"), "rquant")
+  with quantize_configs.quantize_scope():
+    model.save(str(directory / "model.h5"))
+  bindings = "".join(f"load_data.{key} = {value!r}\n" for key, value in DATA.items())
+  (directory / "operative_config.gin").write_text(bindings)
+  return directory
+
+
+def _run_bin(binary, *args):
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stdout + process.stderr
+  return process.stdout
+
+
+def load_tiny(model_path):
+  """Worker loader: the tiny run's model and its first TEST_LIMIT MNIST test images."""
+  data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
+  return train_lib.load_model(model_path), data.test_dataset()
+
+
+def _in_process(model_path, chip_list, conditions, offsets=(0,)):
+  model, dataset = load_tiny(model_path)
+  return evaluation.evaluate(model, dataset, chip_list, conditions, offsets=offsets,
+                             progress=None)
+
+
+def _two_processes():
+  return beam_evaluation.pipeline_options(
+      "DirectRunner", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+
+
+class FailOnceChip(chips.RandomChip):
+  """A random chip whose first attempt fails (a marker file records it), like a dying worker."""
+
+  def __init__(self, seed, marker):
+    super().__init__(seed)
+    self.marker = marker
+
+  def masks(self, num_bytes, precision, condition, offset=0):
+    with open(self.marker, "a", encoding="utf-8") as f:
+      f.write(f"{condition}\n")
+    if not os.path.exists(self.marker + ".failed"):
+      open(self.marker + ".failed", "w", encoding="utf-8").close()
+      raise RuntimeError("injected worker failure")
+    return super().masks(num_bytes, precision, condition, offset)
+
+
+def test_two_worker_processes_count_random_and_asymmetric_chips_like_in_process(run_dir):
+  model_path = str(run_dir / "model.h5")
+  chip_list = [chips.RandomChip(1000), chips.RandomChip(1001),
+               chips.AsymmetricRandomChip(1002, 0.25), chips.AsymmetricRandomChip(1003, 0.75)]
+  expected = _in_process(model_path, chip_list, RATES)
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list, RATES,
+                                     options=_two_processes(), metadata={"run": "beam"})
+  assert results.same_counts(expected)
+  assert len(results.errors) == len(chip_list) * len(RATES)
+  assert results.metadata == {"run": "beam"}
+  # The counts are not trivial: bit errors at 1 % change the error of some chip.
+  assert any(e != expected.clean_errors for e in expected.errors.values())
+
+
+def test_two_worker_processes_count_profiled_chips_at_every_offset_like_in_process(run_dir):
+  model_path = str(run_dir / "model.h5")
+  chip_list = [chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="uniform"),
+               chips.simulate_profiled_chip(32, 128, [0.80, 0.83], pattern="columns", seed=2,
+                                            name="columns")]
+  offsets = (0, 1024, 2048)
+  expected = _in_process(model_path, chip_list, None, offsets)
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list,
+                                     offsets=offsets, options=_two_processes())
+  assert results.same_counts(expected)
+  assert results.condition_kind == "voltage"
+  assert len(results.errors) == 2 * 2 * len(offsets)
+
+
+def test_a_failed_work_item_is_retried_by_the_runner_without_double_counting(run_dir, tmp_path):
+  model_path = str(run_dir / "model.h5")
+  marker = str(tmp_path / "attempts")
+  chip_list = [chips.RandomChip(1000), FailOnceChip(1001, marker), chips.RandomChip(1002)]
+  expected = _in_process(model_path, [chips.RandomChip(s) for s in (1000, 1001, 1002)], RATES)
+  # The BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) and drops the output
+  # of the failed attempt, as cluster runners do.
+  options = beam_evaluation.pipeline_options("BundleBasedDirectRunner")
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list, RATES,
+                                     options=options)
+  with open(marker, encoding="utf-8") as f:
+    attempts = f.read().split()
+  assert len(attempts) == 1 + len(RATES)  # The failed attempt, then both rates in the retry.
+  assert results.same_counts(expected)
+
+
+def _plan_and_part(seed, clean_errors=1):
+  chip = chips.RandomChip(seed)
+  plan, _ = evaluation.make_plan([chips.RandomChip(1), chips.RandomChip(2)], [0.01])
+  part = evaluation.Results(model={"digest": "m"}, n=10, data_digest="d",
+                            clean_errors=clean_errors, condition_kind="rate",
+                            chips={chip.name: evaluation.describe_chip(chip)})
+  part.add(chip.name, 0.01, 0, 3)
+  return plan, part
+
+
+def test_merging_refuses_a_work_item_counted_twice():
+  plan, part = _plan_and_part(1)
+  combine = beam_evaluation.MergeResults(plan)
+  accumulator = combine.merge_accumulators(
+      [combine.add_input(combine.create_accumulator(), part.to_dict()),
+       combine.add_input(combine.create_accumulator(), part.to_dict())])
+  with pytest.raises(ValueError, match="duplicate entry for chip 'random_1'"):
+    combine.extract_output(accumulator)
+
+
+def test_merging_refuses_workers_that_disagree_on_the_clean_count():
+  plan, first = _plan_and_part(1, clean_errors=1)
+  _, second = _plan_and_part(2, clean_errors=2)
+  parts = [first.to_dict(), second.to_dict()]
+  combine = beam_evaluation.MergeResults(plan)
+  accumulator = combine.create_accumulator()
+  for part in parts:
+    accumulator = combine.add_input(accumulator, part)
+  with pytest.raises(ValueError, match="clean_errors"):
+    combine.extract_output(accumulator)
+
+
+def test_unknown_runners_and_pipeline_options_are_refused():
+  with pytest.raises(ValueError, match="unknown Beam pipeline options"):
+    beam_evaluation.pipeline_options("DirectRunner", ["--direct_num_wrokers=2"])
+  with pytest.raises(ValueError, match="runner once"):
+    beam_evaluation.pipeline_options("DirectRunner", ["--runner=FlinkRunner"])
+  with pytest.raises(ValueError, match="Unexpected pipeline runner: DirectRuner"):
+    beam_evaluation.pipeline_options("DirectRuner")
+
+
+def test_a_cluster_runner_without_a_shared_temp_location_is_refused():
+  options = beam_evaluation.pipeline_options("FlinkRunner")
+  with pytest.raises(ValueError, match="temp_location"):
+    beam_evaluation.evaluate(lambda: None, [chips.RandomChip(0)], RATES, options=options)
+
+
+def test_bin_eval_on_the_direct_runner_writes_the_in_process_json_and_csv(run_dir, tmp_path):
+  common = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=3",
+            f"--test_limit={TEST_LIMIT}"]
+  _run_bin("eval", *common, f"--output={tmp_path / 'local.json'}")
+  output = _run_bin(
+      "eval", *common, "--runner=DirectRunner", "--beam_options=--direct_num_workers=2",
+      f"--output={tmp_path / 'beam.json'}", f"--plot={tmp_path / 'beam.png'}")
+  assert "on Beam's DirectRunner" in output and "Prop.1 %" in output
+  assert (tmp_path / "beam.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+  assert (tmp_path / "beam.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+  assert (tmp_path / "beam.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bin_eval_chips_on_a_beam_runner_counts_like_in_process(run_dir, tmp_path):
+  chip = chips.simulate_profiled_chip(32, 128, [0.81, 0.84], seed=1, name="sim_uniform")
+  path = chip.save(str(tmp_path / "u.npz"))
+  # The in-memory runner evaluates in the bin's own process: its worker parses gin again.
+  _run_bin(
+      "eval_chips", f"--run_dir={run_dir}", f"--chip_files={path}", "--offsets=2", "--seed=3",
+      f"--test_limit={TEST_LIMIT}", "--runner=BundleBasedDirectRunner",
+      f"--output={tmp_path / 'chips.json'}")
+  results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
+  model, dataset = load_tiny(str(run_dir / "model.h5"))
+  reference = evaluation.evaluate(model, dataset, [chip.with_seed(3)], None,
+                                  offsets=[0, chip.num_cells // 2], progress=None)
+  assert results.same_counts(reference)
+
+
+def _eval_flags(*args):
+  flag_values = flags.FlagValues()
+  eval_lib.define_flags(flag_values)
+  flag_values(["eval", *args])
+  return flag_values
+
+
+def test_bin_eval_refuses_beam_options_without_a_beam_runner_and_unknown_ones():
+  with pytest.raises(app.UsageError, match="--beam_options needs a Beam --runner"):
+    eval_lib.evaluate_chips(_eval_flags("--beam_options=--direct_num_workers=2"), None, None,
+                            [chips.RandomChip(0)], RATES, (0,), None, {})
+  with pytest.raises(app.UsageError, match="unknown Beam pipeline options"):
+    eval_lib.evaluate_chips(_eval_flags("--runner=DirectRunner", "--beam_options=--typo=1"),
+                            None, None, [chips.RandomChip(0)], RATES, (0,), None, {})
