@@ -95,15 +95,16 @@ def plot(report, path):
   positions = list(range(len(names)))[::-1]
   ax.barh(positions, [100 * s.mean for s in summaries], xerr=[100 * s.std for s in summaries],
           color="C0", capsize=2)
-  ax.set_yticks(positions, [f"{n} ({100 * s:.1f} % of weights)" for n, s in zip(names, shares)],
+  ax.set_yticks(positions, [f"{n} ({100 * s:.2g} % of weights)" for n, s in zip(names, shares)],
                 fontsize="small")
   ax.axvline(100 * report.full.clean_error, color="black", linestyle=":", label="clean Err")
   ax.axvline(100 * report.full.summary()[0].mean, color="C3", linestyle="--",
              label="whole memory faulty")
   unit = (f"p = {100 * report.condition:g} %" if report.full.condition_kind == "rate"
           else f"V/Vmin = {report.condition:g}")
-  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty ({unit}, mean \u00b1 std "
-                f"over {len(report.full.chip_names)} chips)")
+  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty")
+  ax.set_title(f"{report.full.model.get('name')}: {unit}, mean \u00b1 std over "
+               f"{len(report.full.chip_names)} chips", fontsize="medium")
   ax.legend(fontsize="small")
   ax.grid(True, axis="x", alpha=0.3)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
