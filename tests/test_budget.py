@@ -52,6 +52,19 @@ def test_worst_chip_statistic_and_an_unfailed_budget():
   assert generous.to_dict()["high"] is None
 
 
+def test_an_excess_equal_to_the_budget_keeps_it_despite_float_rounding():
+  assert 0.04 - 0.03 > 0.01  # What plain floats would decide.
+  results = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=3,
+      condition_kind="rate", errors={("a", 0.01, 0): 4, ("a", 0.02, 0): 9})
+  found = budget.rate_budget(results, 0.01)
+  assert found.low == 0.01 and found.rate == pytest.approx(0.01)
+  voltages = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=3,
+      condition_kind="voltage", errors={("c", 0.9, 0): 4})
+  assert budget.voltage_budgets(voltages, 0.01)[0].voltage == 0.9
+
+
 def test_a_rate_that_recovers_after_failing_is_not_trusted():
   results = evaluation.Results(
       model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=0,

@@ -37,6 +37,15 @@ HOW = {
     "at least": "every measured rate keeps the budget; the highest tolerated p is at least this",
     "bisection": "highest measured rate that kept the budget, found by bisection",
 }
+# RErr and Err are ratios of integer counts, so their difference can equal the budget exactly
+# (e.g. 4/100 - 3/100 and 0.01) yet exceed it in floating point; a tie keeps the budget. Distinct
+# ratios differ by at least 1/n, far more than this for any test set.
+_TIE = 1e-9
+
+
+def keeps(excess, budget):
+  """True if ``excess`` (RErr - Err) stays within ``budget``; an exact tie keeps it."""
+  return excess <= budget + _TIE
 
 
 def check_budget(budget):
@@ -104,9 +113,10 @@ def rate_budget(results, budget, statistic="mean"):
   low, low_excess = points[0][0], 0.0
   for rate, value in points[1:]:
     excess = value - err
-    if excess > budget:
-      # low_excess <= budget < excess, so the denominator is positive.
-      found = low + (budget - low_excess) * (rate - low) / (excess - low_excess)
+    if not keeps(excess, budget):
+      # low_excess <= budget < excess (up to ties), so the denominator is positive.
+      found = low + min(max((budget - low_excess) / (excess - low_excess), 0.0), 1.0) * (
+          rate - low)
       return _with_energy(rate=found, how="interpolated", low=low, high=rate, rerr=err + budget,
                           **common)
     low, low_excess = rate, excess
@@ -153,11 +163,11 @@ def bisect_rate(evaluator, chips, budget, low, high, steps=6, statistic="mean", 
     return value - results.clean_error
 
   low_excess = measure(low)
-  if low_excess > budget:
+  if not keeps(low_excess, budget):
     raise ValueError(f"at low = {low:g} the excess RErr - Err is already {low_excess:.4f} > "
                      f"budget {budget:g}; choose a lower low")
   high_excess = measure(high)
-  if high_excess <= budget:
+  if keeps(high_excess, budget):
     raise ValueError(f"at high = {high:g} the excess RErr - Err is {high_excess:.4f} <= "
                      f"budget {budget:g}; choose a higher high")
   for _ in range(steps):
@@ -165,7 +175,7 @@ def bisect_rate(evaluator, chips, budget, low, high, steps=6, statistic="mean", 
     if not low < middle < high:
       break  # The bracket is as narrow as floats allow.
     middle_excess = measure(middle)
-    if middle_excess <= budget:
+    if keeps(middle_excess, budget):
       low, low_excess = middle, middle_excess
     else:
       high = middle
@@ -231,7 +241,7 @@ def voltage_budgets(results, budget, statistic="mean"):
       per_offset = [results.errors[(chip, voltage, o)] / results.n
                     for o in results.offsets(chip, voltage)]
       value = results.rerr(chip, voltage) if statistic == "mean" else max(per_offset)
-      if value - err > budget:
+      if not keeps(value - err, budget):
         failed = voltage
         break
       best = (voltage, value)
