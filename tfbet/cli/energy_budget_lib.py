@@ -147,12 +147,12 @@ def plot(results_list, labels, found, path, statistic="mean"):
   figure = Figure(figsize=(7.2, 4.8), layout="constrained")
   FigureCanvasAgg(figure)
   ax = figure.subplots()
-  everything = []
+  everything = {}  # {chip ('' for random chips): [points of all models]}
   rates = results_list[0].condition_kind == "rate"
   for index, (results, label) in enumerate(zip(results_list, labels)):
     color = f"C{index}"
     for number, (chip, points) in enumerate(_curves(results, statistic).items()):
-      everything += points
+      everything.setdefault(chip, []).extend(points)
       name = label if not chip else f"{label}, {chip}"
       ax.plot([100 * s for s, _, _ in points], [100 * r for _, r, _ in points],
               "os^dv"[number % 5] + "-", color=color, label=name, markersize=4)
@@ -165,9 +165,12 @@ def plot(results_list, labels, found, path, statistic="mean"):
         marker = "*" if item.how != "at least" else ">"
         ax.plot(100 * item.energy_saving, 100 * item.rerr, marker, color=color, markersize=11,
                 markerfacecolor="none")
-  front = budget_lib.pareto_front(everything)
-  ax.step([100 * s for s, _, _ in front], [100 * r for _, r, _ in front], "k--", where="post",
-          linewidth=1, label="Pareto front (all models)")
+  # Different profiled chips are different hardware: one front per chip.
+  for number, (chip, points) in enumerate(everything.items()):
+    front = budget_lib.pareto_front(points)
+    ax.step([100 * s for s, _, _ in front], [100 * r for _, r, _ in front],
+            color="black", linestyle=("--", ":", "-.")[number % 3], where="post", linewidth=1,
+            label="Pareto front (all models" + (f", {chip})" if chip else ")"))
   ax.set_xlabel("SRAM access energy saved in % (tfbet.energy model of Fig. 1)")
   ax.set_ylabel(f"RErr in % ({statistic} over {'chips' if rates else 'offsets'})")
   what = ("numbers: p in %; stars: budget answers (interpolated), >: at least"
