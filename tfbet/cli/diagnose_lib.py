@@ -21,8 +21,18 @@ from tfbet.cli import eval_lib
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/diagnose on ``flag_values``."""
   eval_lib.define_model_flags(flag_values)
-  # The model flags include bin/eval's Prop. 1 --delta, which this report does not use.
-  delattr(flag_values, "delta")
+  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
+  for name in ("delta", "output", "plot"):
+    delattr(flag_values, name)
+  flags.DEFINE_string(
+      "output", None,
+      "Optional path of a JSON file with the confidence statistics, the redundancy per tensor "
+      "and the effect per bit position.",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "plot", None,
+      "Optional path of a PNG with the three panels.",
+      flag_values=flag_values)
   flags.DEFINE_float("rate", 1.0, "Bit error rate p in PERCENT of the chip of the confidence "
                      "panel, in (0, 100).", flag_values=flag_values)
   flags.DEFINE_integer("chip_seed", chips.FIRST_EVALUATION_SEED,

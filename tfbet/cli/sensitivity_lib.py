@@ -23,8 +23,19 @@ from tfbet.cli import eval_lib
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/sensitivity on ``flag_values``."""
   eval_lib.define_model_flags(flag_values)
-  # The model flags include bin/eval's Prop. 1 --delta, which this report does not use.
-  delattr(flag_values, "delta")
+  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
+  for name in ("delta", "output", "plot"):
+    delattr(flag_values, name)
+  flags.DEFINE_string(
+      "output", None,
+      "Optional path of a JSON file with the counts of every group and of the whole memory "
+      "(tfbet.sensitivity.Sensitivity.to_dict: one tfbet.evaluation result per group).",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "plot", None,
+      "Optional path of a PNG: bars of RErr per group (std over chips), clean Err and the "
+      "whole-memory RErr.",
+      flag_values=flag_values)
   flags.DEFINE_float(
       "rate", 1.0, "Bit error rate p in PERCENT of the random chips (ignored with "
       "--chip_files); in (0, 100).", flag_values=flag_values)

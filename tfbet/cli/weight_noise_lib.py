@@ -20,8 +20,18 @@ DEFAULT_MAGNITUDES = ("0.5", "1", "2.5", "5", "10")
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/weight_noise on ``flag_values``."""
   eval_lib.define_model_flags(flag_values)
-  # The model flags include bin/eval's Prop. 1 --delta, which this report does not use.
-  delattr(flag_values, "delta")
+  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
+  for name in ("delta", "output", "plot"):
+    delattr(flag_values, name)
+  flags.DEFINE_string(
+      "output", None,
+      "Optional path of a JSON file with the error counts per noise seed and magnitude "
+      "(format tfbet-weight-noise/1).",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "plot", None,
+      "Optional path of a PNG: RErr against the noise magnitude (and against p with --bit_errors).",
+      flag_values=flag_values)
   flags.DEFINE_list(
       "magnitudes", list(DEFAULT_MAGNITUDES),
       "Comma-separated relative L-infinity magnitudes in PERCENT of each tensor's range "
