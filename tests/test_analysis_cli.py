@@ -20,6 +20,7 @@ from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
 from tfbet import memory
+from tfbet import sensitivity
 from tfbet.cli import train_lib
 
 
@@ -57,7 +58,11 @@ def test_sensitivity_binary_counts_match_the_library(run_dir, tmp_path):  # noqa
   reference = _in_process(run_dir, [chips.RandomChip(1000), chips.RandomChip(1001)], [0.05])
   assert full.errors == reference.errors
   assert sum(g["num_weights"] for g in record["groups"]) == full.model["num_weights"]
-  assert [g["name"] for g in record["groups"]][-1].endswith("dense")
+  model, _ = _model_and_images(run_dir)
+  expected = sensitivity.groups(model, memory.layout(model), "layer")
+  assert [(g["name"], g["num_weights"]) for g in record["groups"]] == [
+      (g.name, g.num_weights) for g in expected]
+  assert len(expected) == 3  # Two convolutions and the classifier.
 
 
 def test_weight_noise_and_diagnose_binaries(run_dir, tmp_path):  # noqa: F811

@@ -6,7 +6,8 @@ quantized tensor ``w`` receives i.i.d. uniform noise in ``[-eps * r, eps * r]``,
 the width of the tensor's quantization range under the model's scheme (``max w - min w`` for
 asymmetric schemes, ``2 * max |w|`` for symmetric ones, see ``tfbet.quantization.tensor_range``)
 and ``eps`` is the relative magnitude (0.01 = "1 % of the weight range"). The noise is added to
-the float weights, which are then quantized as in deployment (masks all zero), and the weights
+the float weights, which are then quantized as in deployment (masks all zero; a per-tensor
+range is that of the perturbed tensor, at most ``eps * r`` wider on each side), and the weights
 are restored bit for bit afterwards. Noise of sample ``s`` on tensor ``t`` is drawn from
 ``numpy.random.default_rng([s, t])``: same seed, same perturbation.
 
