@@ -99,7 +99,7 @@ def table(results_list, labels, found, statistic):
         if item.how == "interpolated":
           how = f"interpolated {100 * item.low:g}..{100 * item.high:g} %"
         elif item.how == "at least":
-          how = f"at least (highest measured)"
+          how = "at least (highest measured)"
         else:
           how = f"bisection {100 * item.low:.4g}..{100 * item.high:.4g} %"
         lines.append(f"{label:>{width}} {100 * item.budget:6.2f} {_pct(item.clean_error):>6} "
