@@ -1,0 +1,144 @@
+"""Accuracy budget -> rate -> voltage -> energy: interpolation, bisection, profiled voltages."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfbet import budget
+from tfbet import chips
+from tfbet import energy
+from tfbet import evaluation
+from tfbet import quantize_configs
+from tfbet.cli import energy_budget_lib
+from tfbet.compat import keras
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rate_results():
+  """Err 2 %; p = 0.1 %: chips 2 %, 4 % (mean 3 %); p = 1 %: chips 6 %, 8 % (mean 7 %)."""
+  return evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=2,
+      condition_kind="rate",
+      errors={("a", 0.001, 0): 2, ("b", 0.001, 0): 4, ("a", 0.01, 0): 6, ("b", 0.01, 0): 8})
+
+
+def test_interpolation_between_measured_rates_matches_hand_computation():
+  found = budget.rate_budget(rate_results(), 0.02)
+  # Excess 1 point at p = 0.1 %, 5 points at p = 1 %: 2 points at 0.1 + 0.9 / 4 = 0.325 %.
+  assert found.how == "interpolated" and (found.low, found.high) == (0.001, 0.01)
+  assert found.rate == pytest.approx(0.00325)
+  assert found.rerr == pytest.approx(0.04)
+  assert found.voltage == energy.voltage_at_rate(found.rate)
+  assert found.energy_saving == energy.energy_saving(found.rate)
+  assert 0 < found.energy_saving < energy.energy_saving(0.01)
+
+
+def test_below_the_lowest_rate_interpolates_from_the_clean_model_at_p_zero():
+  found = budget.rate_budget(rate_results(), 0.005)
+  assert found.how == "interpolated" and found.low == 0
+  assert found.rate == pytest.approx(0.0005)  # Half of the way to 1 point excess at 0.1 %.
+
+
+def test_worst_chip_statistic_and_an_unfailed_budget():
+  worst = budget.rate_budget(rate_results(), 0.02, statistic="max")
+  assert worst.rate == pytest.approx(0.001)  # Worst chip exactly 2 points over at p = 0.1 %.
+  generous = budget.rate_budget(rate_results(), 0.1)
+  assert generous.how == "at least" and generous.rate == 0.01 and math.isnan(generous.high)
+  assert generous.to_dict()["high"] is None
+
+
+def test_an_excess_equal_to_the_budget_keeps_it_despite_float_rounding():
+  assert 0.04 - 0.03 > 0.01  # What plain floats would decide.
+  results = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=3,
+      condition_kind="rate", errors={("a", 0.01, 0): 4, ("a", 0.02, 0): 9})
+  found = budget.rate_budget(results, 0.01)
+  assert found.low == 0.01 and found.rate == pytest.approx(0.01)
+  voltages = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=3,
+      condition_kind="voltage", errors={("c", 0.9, 0): 4})
+  assert budget.voltage_budgets(voltages, 0.01)[0].voltage == 0.9
+
+
+def test_a_rate_that_recovers_after_failing_is_not_trusted():
+  results = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=0,
+      condition_kind="rate", errors={("a", 0.001, 0): 1, ("a", 0.01, 0): 10, ("a", 0.1, 0): 2})
+  found = budget.rate_budget(results, 0.05)
+  assert found.high == 0.01 and found.rate < 0.01
+
+
+def test_bad_budgets_are_refused():
+  for bad in (-0.1, 2, float("nan"), "1"):
+    with pytest.raises(ValueError, match="budget"):
+      budget.rate_budget(rate_results(), bad)
+  with pytest.raises(ValueError, match="percentage points"):
+    energy_budget_lib.parse_budgets(["200"])
+  assert energy_budget_lib.parse_budgets(["0.5", "1"]) == [0.005, 0.01]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+  points = [(0.0, 0.02), (0.1, 0.03), (0.2, 0.025), (0.3, 0.5), (0.2, 0.04)]
+  assert budget.pareto_front(points) == [(0.3, 0.5), (0.2, 0.025), (0.0, 0.02)]
+
+
+def test_voltage_budget_stops_at_the_first_failing_voltage():
+  results = evaluation.Results(
+      model={"name": "m", "digest": "m"}, n=100, data_digest="d", clean_errors=1,
+      condition_kind="voltage",
+      errors={("c", 0.9, 0): 2, ("c", 0.9, 8): 2, ("c", 0.85, 0): 9, ("c", 0.8, 0): 1,
+              ("d", 0.9, 0): 50})
+  by_chip = {item.chip: item for item in budget.voltage_budgets(results, 0.02)}
+  assert by_chip["c"].voltage == 0.9 and by_chip["c"].failed_at == 0.85
+  assert by_chip["c"].energy_saving == pytest.approx(1 - 0.81)
+  assert by_chip["d"].voltage is None and by_chip["d"].failed_at == 0.9
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+  """A random quantized MLP on random inputs labeled by its own clean predictions (Err 0)."""
+  keras.utils.set_random_seed(3)
+  inputs = keras.Input((16,))
+  hidden = keras.layers.Dense(32, activation="relu")(inputs)
+  outputs = keras.layers.Dense(4)(hidden)
+  model = quantize_configs.quantize_model(keras.Model(inputs, outputs), "rquant")
+  images = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
+  labels = np.argmax(model(images).numpy(), axis=-1)
+  return evaluation.Evaluator(model, [(images[:200], labels[:200]), (images[200:], labels[200:])])
+
+
+def test_bisection_brackets_the_budget_with_measured_rates(evaluator):
+  chip_list = [chips.RandomChip(seed) for seed in (1000, 1001)]
+  lines = []
+  found, results = budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 0.2, steps=5,
+                                      progress=lines.append)
+  assert results.clean_errors == 0 and len(lines) == 7 and len(results.conditions) == 7
+  assert found.how == "bisection" and found.low < found.high
+  assert found.high / found.low == pytest.approx((0.2 / 1e-4) ** (1 / 32))
+  stats = dict(budget.rate_statistics(results))
+  assert stats[found.low] <= 0.05 < stats[found.high] and found.rerr == stats[found.low]
+  # The same counts from an independent evaluation at the found rate.
+  again = evaluator.run(chip_list, [found.low], progress=None)
+  assert again.summary()[0].mean == stats[found.low]
+  with pytest.raises(ValueError, match="choose a higher high"):
+    budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 2e-4, steps=1)
+
+
+def test_energy_budget_binary_writes_table_json_and_plot(tmp_path):
+  path = rate_results().to_json(str(tmp_path / "m.json"))
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.run(
+      [sys.executable, os.path.join(REPO, "bin", "energy_budget"), path, "--budgets=2,10",
+       f"--output={tmp_path / 'b.json'}", f"--plot={tmp_path / 'b.png'}"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert process.returncode == 0, process.stdout + process.stderr
+  assert "interpolated 0.1..1 %" in process.stdout and "at least" in process.stdout
+  record = json.loads((tmp_path / "b.json").read_text())
+  first = record["models"]["m"]["answers"][0]
+  assert first["rate"] == pytest.approx(0.00325) and first["how"] == "interpolated"
+  assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"

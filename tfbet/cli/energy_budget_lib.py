@@ -1,0 +1,211 @@
+"""Logic of bin/energy_budget: accuracy budget -> bit error rate -> voltage -> energy saving.
+
+For every result file (bin/eval: random chips over rates; or bin/eval_chips: profiled chips over
+voltages) and every budget (tolerated RErr - Err in percentage points), prints the highest bit
+error rate that keeps the budget (``tfbet.budget.rate_budget``: interpolated linearly in p
+between measured rates and marked so, or "at least" the highest measured rate), the voltage
+and SRAM access energy saving of ``tfbet.energy``; for profiled chips the lowest profiled
+voltage per chip. ``--plot`` draws energy saving against RErr for all models with the Pareto
+front over them (Fig. 1 and Fig. 2 combined).
+"""
+import json
+import math
+import os
+
+from absl import app
+from absl import flags
+
+from tfbet import budget as budget_lib
+from tfbet import comparison
+from tfbet import energy
+from tfbet import evaluation
+
+DEFAULT_BUDGETS = ("0.5", "1")
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/energy_budget on ``flag_values``."""
+  flags.DEFINE_list(
+      "budgets", list(DEFAULT_BUDGETS),
+      "Comma-separated tolerated increases of RErr over the clean Err, in percentage POINTS "
+      "(--budgets=0.5,1: RErr may be 0.5 or 1 point above Err). Each in [0, 100].",
+      flag_values=flag_values)
+  flags.DEFINE_enum(
+      "statistic", "mean", list(budget_lib.STATISTICS),
+      "RErr statistic that must keep the budget: mean over chips (the paper's RErr) or max "
+      "(the worst chip). For profiled chips: over offsets.", flag_values=flag_values)
+  flags.DEFINE_list(
+      "labels", [],
+      "Comma-separated names of the models, one per result file (default: the stored model "
+      "names).", flag_values=flag_values)
+  flags.DEFINE_string(
+      "output", None, "Optional path of a JSON file with every answer (fractions, not %).",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "plot", None,
+      "Optional path of a PNG: SRAM energy saving against RErr per model (measured rates or "
+      "profiled voltages), the budget answers marked, and the Pareto front over all models.",
+      flag_values=flag_values)
+
+
+def parse_budgets(values):
+  """Budgets in percentage points (strings) -> fractions, validated and distinct."""
+  budgets = []
+  for value in values:
+    try:
+      points = float(value)
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"budgets must be numbers in percentage points, got {value!r}") \
+          from error
+    if not 0 <= points <= 100:
+      raise ValueError(f"budgets are in percentage points and must be in [0, 100], got "
+                       f"{value!r}")
+    budgets.append(points / 100.0)
+  if not budgets:
+    raise ValueError("budgets must not be empty")
+  if len(set(budgets)) != len(budgets):
+    raise ValueError(f"budgets must be distinct, got {list(values)}")
+  return budgets
+
+
+def answers(results_list, labels, budgets, statistic="mean"):
+  """{label: [RateBudget or VoltageBudget, ...]} for every model and budget."""
+  found = {}
+  for results, label in zip(results_list, labels):
+    found[label] = []
+    for budget in budgets:
+      if results.condition_kind == "rate":
+        found[label].append(budget_lib.rate_budget(results, budget, statistic))
+      else:
+        found[label].extend(budget_lib.voltage_budgets(results, budget, statistic))
+  return found
+
+
+def _pct(value, digits=2):
+  return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+      f"{100 * value:.{digits}f}"
+
+
+def table(results_list, labels, found, statistic):
+  """Text table of ``answers``."""
+  width = max(10, *(len(label) for label in labels))
+  over = "chips" if results_list[0].condition_kind == "rate" else "offsets"
+  lines = [f"budget: {statistic} RErr over {over} - clean Err <= budget (percentage points)"]
+  if results_list[0].condition_kind == "rate":
+    lines.append(f"{'model':>{width}} {'budget':>6} {'Err %':>6} {'p %':>8} {'how':>32} "
+                 f"{'V/Vmin':>7} {'energy %':>8} {'RErr %':>7}")
+    for label in labels:
+      for item in found[label]:
+        if item.how == "interpolated":
+          how = f"interpolated {100 * item.low:g}..{100 * item.high:g} %"
+        elif item.how == "at least":
+          how = "at least (highest measured)"
+        else:
+          how = f"bisection {100 * item.low:.4g}..{100 * item.high:.4g} %"
+        lines.append(f"{label:>{width}} {100 * item.budget:6.2f} {_pct(item.clean_error):>6} "
+                     f"{100 * item.rate:8.4f} {how:>32} {item.voltage:7.4f} "
+                     f"{100 * item.energy_saving:8.2f} {_pct(item.rerr):>7}")
+    lines.append("p: highest bit error rate that keeps the budget; energy: SRAM access energy "
+                 "saved at its voltage (tfbet.energy model of Fig. 1)")
+  else:
+    lines.append(f"{'model':>{width}} {'chip':>10} {'budget':>6} {'Err %':>6} {'V/Vmin':>7} "
+                 f"{'energy %':>8} {'RErr %':>7} {'fails at':>8}")
+    for label in labels:
+      for item in found[label]:
+        voltage = "none" if item.voltage is None else f"{item.voltage:.3f}"
+        failed = "-" if item.failed_at is None else f"{item.failed_at:.3f}"
+        lines.append(f"{label:>{width}} {item.chip:>10} {100 * item.budget:6.2f} "
+                     f"{_pct(item.clean_error):>6} {voltage:>7} {_pct(item.energy_saving):>8} "
+                     f"{_pct(item.rerr):>7} {failed:>8}")
+    lines.append("V/Vmin: lowest profiled voltage that, with every higher profiled voltage, keeps "
+                 "the budget (none: not even the highest); energy: SRAM access energy saved there")
+  return "\n".join(lines)
+
+
+def _curves(results, statistic):
+  """{curve name: [(energy saving, RErr, condition)]} of one model, p = 0 / V_min included."""
+  if results.condition_kind == "rate":
+    points = [(0.0, results.clean_error, 0.0)]
+    points += [(s, r, p) for p, s, r in budget_lib.energy_points(results, statistic)]
+    return {"": points}
+  curves = {}
+  for chip in results.chip_names:
+    points = []
+    for voltage in results.conditions:
+      cell = comparison.voltage_cell(results, chip, voltage)
+      if cell is not None:
+        value = cell.mean if statistic == "mean" else cell.max
+        points.append((1 - energy.energy_at_voltage(voltage), value, voltage))
+    curves[chip] = points
+  return curves
+
+
+def plot(results_list, labels, found, path, statistic="mean"):
+  """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  figure = Figure(figsize=(7.2, 4.8), layout="constrained")
+  FigureCanvasAgg(figure)
+  ax = figure.subplots()
+  everything = {}  # {chip ('' for random chips): [points of all models]}
+  rates = results_list[0].condition_kind == "rate"
+  for index, (results, label) in enumerate(zip(results_list, labels)):
+    color = f"C{index}"
+    for number, (chip, points) in enumerate(_curves(results, statistic).items()):
+      everything.setdefault(chip, []).extend(points)
+      name = label if not chip else f"{label}, {chip}"
+      ax.plot([100 * s for s, _, _ in points], [100 * r for _, r, _ in points],
+              "os^dv"[number % 5] + "-", color=color, label=name, markersize=4)
+      for saving, rerr, condition in points:
+        text = f"{100 * condition:g}" if rates else f"{condition:.3g}"
+        ax.annotate(text, (100 * saving, 100 * rerr), fontsize=6, color=color,
+                    textcoords="offset points", xytext=(2, 3))
+    for item in found[label]:
+      if rates:
+        marker = "*" if item.how != "at least" else ">"
+        ax.plot(100 * item.energy_saving, 100 * item.rerr, marker, color=color, markersize=11,
+                markerfacecolor="none")
+  # Different profiled chips are different hardware: one front per chip.
+  for number, (chip, points) in enumerate(everything.items()):
+    front = budget_lib.pareto_front(points)
+    ax.step([100 * s for s, _, _ in front], [100 * r for _, r, _ in front],
+            color="black", linestyle=("--", ":", "-.")[number % 3], where="post", linewidth=1,
+            label="Pareto front (all models" + (f", {chip})" if chip else ")"))
+  ax.set_xlabel("SRAM access energy saved in % (tfbet.energy model of Fig. 1)")
+  ax.set_ylabel(f"RErr in % ({statistic} over {'chips' if rates else 'offsets'})")
+  what = ("numbers: p in %; stars: budget answers (interpolated), >: at least"
+          if rates else "numbers: V/Vmin")
+  ax.set_title(f"Energy saving vs. RErr ({what})", fontsize="medium")
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize="small")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  figure.savefig(path, format="png", dpi=100)
+  return path
+
+
+def main(argv):
+  flag_values = flags.FLAGS
+  paths = argv[1:]
+  try:
+    budgets = parse_budgets(flag_values.budgets)
+    if not paths:
+      raise ValueError("give result files (bin/eval or bin/eval_chips) as arguments")
+    results_list = [evaluation.Results.from_json(path) for path in paths]
+    labels = comparison.check_comparable(results_list, flag_values.labels or None)
+    found = answers(results_list, labels, budgets, flag_values.statistic)
+  except (TypeError, ValueError) as error:
+    raise app.UsageError(str(error)) from error
+  print(table(results_list, labels, found, flag_values.statistic), flush=True)
+  if flag_values.output:
+    record = {"statistic": flag_values.statistic, "how": budget_lib.HOW,
+              "models": {label: {"file": os.path.abspath(path),
+                                 "answers": [item.to_dict() for item in found[label]]}
+                         for label, path in zip(labels, paths)}}
+    os.makedirs(os.path.dirname(os.path.abspath(flag_values.output)), exist_ok=True)
+    with open(flag_values.output + ".tmp", "w") as f:
+      json.dump(record, f, indent=1)
+    os.replace(flag_values.output + ".tmp", flag_values.output)
+    print(f"wrote {flag_values.output}")
+  if flag_values.plot:
+    plot(results_list, labels, found, flag_values.plot, flag_values.statistic)
+    print(f"wrote {flag_values.plot}")

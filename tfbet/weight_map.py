@@ -1,0 +1,118 @@
+"""The bit errors the stored weights meet on a profiled chip at a voltage and an offset.
+
+A profiled chip (``tfbet.chips.ProfiledChip``) is a rows x cols array of bit cells; bit ``b`` of
+weight ``i`` sits at address ``offset + 8 * i + b`` and uses cell ``address mod (rows * cols)``
+in row-major order. A 0-to-1 fault changes the bit only where a 0 is stored and a 1-to-0 fault
+only where a 1 is stored, so with the stored codes of a memory image (``tfbet.memory``) the
+probability that each stored bit changes is exact:
+``P(bit changes) = p0t1[cell] if bit == 0 else p1t0[cell]``.
+Averaged per tensor and bit position this is the pattern the weights meet: with byte-aligned
+offsets and ``cols`` a multiple of 8, bit b always lands in the columns c = b mod 8, so a chip's
+weak columns hit fixed bit positions (App. C.1).
+"""
+import dataclasses
+import os
+
+import numpy as np
+
+
+def cell_indices(num_bytes, precision, offset, num_cells):
+  """int64 [num_bytes, precision]: the cell of bit b of byte i, ``(offset + 8 i + b) % cells``."""
+  if num_cells < 1 or offset < 0 or not 1 <= precision <= 8:
+    raise ValueError(f"need num_cells >= 1, offset >= 0, precision in 1..8; got {num_cells}, "
+                     f"{offset}, {precision}")
+  addresses = (offset + 8 * np.arange(num_bytes, dtype=np.int64)[:, None]
+               + np.arange(precision, dtype=np.int64)[None, :])
+  return addresses % num_cells
+
+
+def change_probabilities(codes, precision, p0t1, p1t0, offset):
+  """float64 [W, precision]: probability that stored bit b of byte i changes on the chip.
+
+  Args:
+    codes: uint8 [W] stored bytes (e.g. ``memory_contents`` or a memory image's ``codes``).
+    precision: m; bits m..7 are never touched.
+    p0t1, p1t0: (rows, cols) probability maps of the chip at one voltage.
+    offset: bit address of the first weight on the array (any integer >= 0).
+  """
+  codes = np.asarray(codes, np.uint8).reshape(-1)
+  p0t1 = np.asarray(p0t1, np.float64).reshape(-1)
+  p1t0 = np.asarray(p1t0, np.float64).reshape(-1)
+  cells = cell_indices(codes.size, precision, offset, p0t1.size)
+  bits = (codes[:, None] >> np.arange(precision, dtype=np.uint8)[None, :]) & 1
+  return np.where(bits == 0, p0t1[cells], p1t0[cells])
+
+
+@dataclasses.dataclass(frozen=True)
+class MetPattern:
+  """What the weights meet: mean change probability per (tensor, bit position)."""
+  chip: str
+  voltage: float
+  offset: int
+  tensors: tuple  # "<index>: <variable name>" in memory order
+  starts: tuple  # bit address of each tensor's first bit, modulo the array
+  per_tensor: np.ndarray  # float64 [tensors, precision]
+  per_bit: np.ndarray  # float64 [precision], over all weights
+  expected_changed_bits: float  # sum over all stored bits
+
+
+def met_pattern(chip, voltage, image, offset=0):
+  """``MetPattern`` of a memory image (``tfbet.memory.read_image``) on ``chip`` at ``voltage``."""
+  p0t1, p1t0 = chip.probability_maps(voltage)
+  precision = image["scheme"].precision
+  codes = np.asarray(image["codes"], np.uint8)
+  probabilities = change_probabilities(codes, precision, p0t1, p1t0, offset)
+  names, starts, rows = [], [], []
+  for entry in image["layout"]:
+    part = probabilities[entry["offset"]:entry["offset"] + entry["size"]]
+    names.append(f"{len(names)}: {entry['name'].split(':')[0]}")
+    starts.append((offset + 8 * entry["offset"]) % chip.num_cells)
+    rows.append(part.mean(axis=0) if part.size else np.zeros(precision))
+  return MetPattern(chip=chip.name, voltage=float(voltage), offset=int(offset),
+                    tensors=tuple(names), starts=tuple(starts),
+                    per_tensor=np.array(rows).reshape(len(rows), precision),
+                    per_bit=probabilities.mean(axis=0), expected_changed_bits=float(
+                        probabilities.sum()))
+
+
+def plot(chip, pattern, path, max_rows=512):
+  """PNG: the chip's fault map at the voltage with where each tensor starts, the per-tensor x
+  bit-position change probabilities, and the per-bit-position mean."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  p0t1, p1t0 = chip.probability_maps(pattern.voltage)
+  faults = p0t1 + p1t0
+  # Max-pool rows so that isolated faulty cells stay visible on a tall array.
+  block = max(1, -(-chip.rows // max_rows))
+  padded = np.pad(faults, ((0, (-chip.rows) % block), (0, 0)))
+  pooled = padded.reshape(-1, block, chip.cols).max(axis=1)
+  figure = Figure(figsize=(15, 5.5), layout="constrained")
+  FigureCanvasAgg(figure)
+  left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.4, 1]})
+  image = left.imshow(pooled, cmap="viridis", vmin=0, vmax=1, aspect="auto",
+                      interpolation="nearest")
+  for start in pattern.starts:
+    row = (start // chip.cols) / block
+    left.axhline(row, color="white", linewidth=0.5)
+  left.set_title(f"{chip.name} at V/Vmin = {pattern.voltage:.3f}: p0t1 + p1t0\n(rows max-pooled "
+                 f"by {block}; white: where tensors start at offset {pattern.offset})",
+                 fontsize="small")
+  left.set_xlabel("column")
+  left.set_ylabel(f"row / {block}")
+  figure.colorbar(image, ax=left, shrink=0.8)
+  heat = middle.imshow(100 * pattern.per_tensor, cmap="magma", aspect="auto",
+                       interpolation="nearest")
+  middle.set_yticks(range(len(pattern.tensors)),
+                    list(pattern.tensors), fontsize=6)
+  middle.set_xticks(range(pattern.per_tensor.shape[1]))
+  middle.set_xlabel("bit position (0 = least significant)")
+  middle.set_title("probability that a stored bit changes, in %", fontsize="small")
+  figure.colorbar(heat, ax=middle, shrink=0.8)
+  right.bar(range(pattern.per_bit.size), 100 * pattern.per_bit, color="C3")
+  right.set_xticks(range(pattern.per_bit.size))
+  right.set_xlabel("bit position")
+  right.set_ylabel("changed bits in % (all weights)")
+  right.set_title(f"expected changed bits: {pattern.expected_changed_bits:.0f}", fontsize="small")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  figure.savefig(path, format="png", dpi=100)
+  return path
