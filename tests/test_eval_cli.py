@@ -105,6 +105,7 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   assert "[1/2] random_1000 RErr p=0.5%:" in shard0 and "[2/2] random_1002" in shard0
   assert "[1/2] random_1001" in shard1
   assert "Prop.1 %" in shard0 and "energy %" in shard0
+  assert "parameters (100.00 %) in faulty memory" in shard0
   merged_out = _ok(_run("eval", "--merge", tmp_path / "s0.json", tmp_path / "s1.json",
                         f"--output={tmp_path / 'all.json'}", f"--plot={tmp_path / 'all.png'}"))
 
@@ -143,6 +144,7 @@ def test_eval_chips_reports_rates_and_rerr_per_chip_and_voltage(run_dir, tmp_pat
                     f"--output={tmp_path / 'chips.json'}", f"--plot={tmp_path / 'chips.png'}"))
   results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
   assert results.condition_kind == "voltage"
+  assert results.faulty_share == 1.0 and "parameters (100.00 %) in faulty memory" in output
   assert len(results.errors) == 2 * 2 * 2  # chips x voltages x offsets
   assert results.offsets("sim_uniform", 0.81) == [0, 32 * 128 // 2]
   for chip in (uniform, columns):

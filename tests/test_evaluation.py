@@ -179,6 +179,17 @@ def test_json_and_csv_keep_every_count(tmp_path, evaluator):
   assert all(int(r["n"]) == NUM_EXAMPLES for r in rows)
 
 
+def test_results_state_the_share_of_parameters_in_faulty_memory(tmp_path, evaluator):
+  results = evaluator.run(_random_chips(1), [0.01], progress=None)
+  loaded = evaluation.Results.from_json(results.to_json(str(tmp_path / "r.json")))
+  weights = 12 * 32 + 32 + 32 * NUM_CLASSES + NUM_CLASSES
+  assert loaded.model["coverage"] == {"faulty_parameters": weights, "trainable_parameters":
+                                      weights, "parameters": weights, "faulty_share": 1.0}
+  assert loaded.faulty_share == 1.0
+  assert evaluation.describe_model(loaded.model).endswith(
+      f"{weights} of {weights} parameters (100.00 %) in faulty memory")
+
+
 def test_reading_a_file_that_is_not_a_result_names_it(tmp_path):
   path = tmp_path / "bad.json"
   path.write_text('{"format": "something else"}')

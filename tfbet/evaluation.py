@@ -16,7 +16,9 @@ Prop. 1 (App. C.2).
 Result file (JSON, ``FORMAT``)::
 
     {"format": "tfbet-eval/1",
-     "model": {"name", "digest", "num_weights", "scheme"},   # digest: sha256 of the clean memory
+     "model": {"name", "digest", "num_weights", "scheme",    # digest: sha256 of the clean memory
+               "coverage": {"faulty_parameters", "trainable_parameters", "parameters",
+                            "faulty_share"}},                # share of parameters in faulty memory
      "data": {"n", "digest"},                                # digest: sha256 of images and labels
      "clean_errors": int,
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
@@ -143,7 +145,7 @@ class Results:
   """Error counts of one model on one test set; see the module docstring for the file format.
 
   Attributes:
-    model: {"name", "digest", "num_weights", "scheme"} of the evaluated model.
+    model: {"name", "digest", "num_weights", "scheme", "coverage"} of the evaluated model.
     n: number of test examples.
     data_digest: sha256 of the test images and labels.
     clean_errors: misclassified examples with all masks zero.
@@ -252,6 +254,11 @@ class Results:
                     for (c, v, o), e in self.sorted_entries()],
         "metadata": self.metadata,
     }
+
+  @property
+  def faulty_share(self):
+    """Share of the model's parameters that sat in faulty memory; None if not recorded."""
+    return (self.model.get("coverage") or {}).get("faulty_share")
 
   @classmethod
   def from_dict(cls, record, source="<dict>"):
@@ -370,6 +377,16 @@ def log_progress(event):
                event.chip, rerrs, event.elapsed)
 
 
+def describe_model(model_info):
+  """'<name>: W of N parameters (S %) in faulty memory' from a result's ``model`` field."""
+  cov = model_info.get("coverage")
+  if not cov:
+    share = "share of its parameters in faulty memory not recorded"
+    return f"model {model_info.get('name')} ({model_info.get('num_weights')} weights, {share})"
+  return (f"model {model_info.get('name')}: {cov['faulty_parameters']} of {cov['parameters']} "
+          f"parameters ({100 * cov['faulty_share']:.2f} %) in faulty memory")
+
+
 def model_digest(mem):
   """sha256 of the clean memory (codes, ranges, scheme): identifies the evaluated weights."""
   codes, ranges = memory.memory_contents(mem)
@@ -431,7 +448,8 @@ class Evaluator:
 
   def describe_model(self):
     return {"name": self.model.name, "digest": self.digest,
-            "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict()}
+            "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict(),
+            "coverage": memory.coverage(self.layout).to_dict()}
 
   def errors(self):
     """Misclassified test examples with the masks that are loaded right now."""

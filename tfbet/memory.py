@@ -49,6 +49,7 @@ class MemoryLayout:
   def __init__(self, model):
     if not quantize_configs.is_quantized(model):
       raise ValueError(f"model {model.name!r} is not quantized; use tfbet.quantize_model first")
+    self.model = model
     self.slots = []
     offset = 0
     for variable, quantizer, qvars in quantize_configs.quantized_variables(model):
@@ -80,6 +81,49 @@ class MemoryLayout:
 def layout(model):
   """The ``MemoryLayout`` of a quantized model."""
   return MemoryLayout(model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+  """How much of a quantized model sits in faulty memory.
+
+  ``parameters`` counts every value the model stores (trainable weights and non-trainable state
+  such as BatchNormalization moving statistics), not tfbet's own masks and ranges;
+  ``faulty`` counts those in the memory layout (the ones bit errors can hit).
+  """
+  faulty: int
+  trainable: int
+  parameters: int
+
+  @property
+  def share(self):
+    """faulty / parameters, in [0, 1]."""
+    return self.faulty / self.parameters if self.parameters else 0.0
+
+  def to_dict(self):
+    return {"faulty_parameters": self.faulty, "trainable_parameters": self.trainable,
+            "parameters": self.parameters, "faulty_share": self.share}
+
+  def describe(self):
+    return (f"{self.faulty} of {self.parameters} parameters ({100 * self.share:.2f} %) in faulty "
+            "memory")
+
+
+def coverage(model_or_layout):
+  """The ``Coverage`` of a quantized model (or of the model of a ``MemoryLayout``)."""
+  mem = _as_layout(model_or_layout)
+  bookkeeping = {id(v) for slot in mem.slots for v in slot.qvars.values()}
+  for layer in mem.model.layers:
+    step = getattr(layer, "optimizer_step", None)
+    if step is not None:
+      bookkeeping.add(id(step))
+
+  def count(variables):
+    return sum(int(np.prod(v.shape, dtype=np.int64)) for v in variables
+               if id(v) not in bookkeeping)
+
+  return Coverage(faulty=mem.num_weights, trainable=count(mem.model.trainable_weights),
+                  parameters=count(mem.model.weights))
 
 
 def update_global_range(model_or_layout):

@@ -27,12 +27,16 @@ MASK_NAMES = ("flip", "set", "clear")
 class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
   """Quantizes one weight tensor with ``scheme`` and applies its bit error masks."""
 
-  def __init__(self, scheme="rquant"):
+  def __init__(self, scheme="rquant", name=None):
     if isinstance(scheme, dict):
       scheme = quantization.QuantizationScheme.from_dict(scheme)
     self.scheme = quantization.get_scheme(scheme)
+    # Names this quantizer's variables; layers with several tensors of the same name (attention
+    # projections, RNN cells) need distinct ones. None: the wrapper's name for the tensor.
+    self.name = name
 
   def build(self, tensor_shape, name, layer):
+    name = self.name or name
     def add(suffix, shape, dtype, initializer):
       # Per-replica copies: every replica writes the same values (same seeds), no sync needed.
       return layer.add_weight(
@@ -68,14 +72,15 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
         inputs, quantization.dequantize(codes, q_min, q_max, self.scheme))
 
   def get_config(self):
-    return {"scheme": self.scheme.to_dict()}
+    return {"scheme": self.scheme.to_dict(), "name": self.name}
 
   @classmethod
   def from_config(cls, config):
     return cls(**config)
 
   def __eq__(self, other):
-    return isinstance(other, BitErrorQuantizer) and self.scheme == other.scheme
+    return (isinstance(other, BitErrorQuantizer) and self.scheme == other.scheme
+            and self.name == other.name)
 
   def __ne__(self, other):
     return not self.__eq__(other)

@@ -125,7 +125,7 @@ def voltages_table(results):
   """Text table per chip and voltage: measured rates, RErr over offsets, energy saving."""
   if results.condition_kind != "voltage":
     raise ValueError("voltages_table needs results over voltages (profiled chips)")
-  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+  lines = [f"{evaluation.describe_model(results.model)}, "
            f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
            f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
            f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]

@@ -217,7 +217,7 @@ def rates_table(results, delta=evaluation.DEFAULT_DELTA):
   """Text table: per rate p the RErr statistics over chips, the Prop. 1 bound, energy saving."""
   if results.condition_kind != "rate":
     raise ValueError("rates_table needs results over bit error rates")
-  lines = [f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+  lines = [f"{evaluation.describe_model(results.model)}, "
            f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
            f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
            f"{'Prop.1 %':>8} {'energy %':>8}"]
