@@ -1,14 +1,11 @@
 """tfbet: bit error robustness for quantized Keras models (Stutz et al., MLSys 2021).
 
 The public API; see README.md. Importing tfbet sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow
-loads (tensorflow-model-optimization needs tf-keras) and loads the compiled bit error op.
+loads (tensorflow-model-optimization needs tf-keras; ``tfbet.compat`` refuses, saying how to fix
+it, if Keras 3 is already in use) and loads the compiled bit error op.
 """
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from tfbet import compat  # noqa: E402
+from tfbet import compat  # noqa: E402  (first: checks and sets TF_USE_LEGACY_KERAS)
 from tfbet import ops  # noqa: E402
 from tfbet import quantization  # noqa: E402
 from tfbet import quantizers  # noqa: E402

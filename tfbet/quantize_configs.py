@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layout_transform
 
+from tfbet import compat
 from tfbet import quantization
 from tfbet import quantizers
 from tfbet.compat import keras
@@ -213,8 +214,9 @@ def _is_graph_model(model):
 
 def _check_graph_model(model, what):
   if not isinstance(model, keras.Model):
-    raise TypeError(f"{what} must be a tf_keras Model (from tfbet.compat), got {type(model)!r}; "
-                    "Keras 3 models cannot be quantized by tensorflow-model-optimization.")
+    raise TypeError(f"{what} must be a tf_keras Model (Keras 2), got {type(model)!r}; Keras 3 "
+                    "models cannot be quantized by tensorflow-model-optimization. "
+                    + compat.KERAS_FIX)
   if not _is_graph_model(model):
     raise ValueError(
         f"{what} {model.name!r} is a subclassed Keras model; quantize_model needs Sequential or "
