@@ -21,6 +21,8 @@ import tensorflow as tf
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layout_transform
 
+from tf_keras.src.engine import functional
+
 from tfbet import compat
 from tfbet import quantization
 from tfbet import quantizers
@@ -80,6 +82,21 @@ def _resolve(layer, path):
   return owner, attribute
 
 
+def _build_sublayers(layer):
+  """Creates the variables of sub-layers that ``layer.build`` leaves to the first call.
+
+  MultiHeadAttention (rebuilt from its config, e.g. when a saved model is loaded) builds its
+  projections only when called; calling it once on zeros of the recorded shapes creates them.
+  """
+  if isinstance(layer, keras.layers.MultiHeadAttention) and layer._built_from_signature:  # pylint: disable=protected-access
+    if not layer._query_dense.built:  # pylint: disable=protected-access
+      def zeros(shape):
+        return tf.zeros([1] + tf.TensorShape(shape).as_list()[1:])
+      with tf.init_scope():
+        layer(zeros(layer._query_shape), zeros(layer._value_shape),  # pylint: disable=protected-access
+              key=zeros(layer._key_shape))  # pylint: disable=protected-access
+
+
 def quantizable_attributes(layer, non_trainable=False):
   """([paths of one variable], ...) to quantize in ``layer``, and the uncovered variables.
 
@@ -116,11 +133,17 @@ class BitErrorQuantizeConfig(_tfmot_keras.QuantizeConfig):
     self.scheme = quantization.get_scheme(scheme)
 
   def get_weights_and_quantizers(self, layer):
+    _build_sublayers(layer)
     result = []
     for paths in self.weight_attrs:
       owner, attribute = _resolve(layer, paths[0])
+      if not isinstance(getattr(owner, attribute, None), tf.Variable):
+        raise ValueError(f"layer {layer.name!r} has no variable at {paths[0]!r} after it was "
+                         "built; it creates it later, which tfbet cannot quantize")
       name = paths[0].replace(".", "_").replace("[", "_").replace("]", "")
-      result.append((getattr(owner, attribute), quantizers.BitErrorQuantizer(self.scheme, name)))
+      quantizer = quantizers.BitErrorQuantizer(self.scheme, name)
+      quantizer.variable = getattr(owner, attribute)
+      result.append((quantizer.variable, quantizer))
     return result
 
   def get_activations_and_quantizers(self, layer):
@@ -195,6 +218,7 @@ def custom_objects():
   objects.update({
       "BitErrorQuantizer": quantizers.BitErrorQuantizer,
       "BitErrorQuantizeConfig": BitErrorQuantizeConfig,
+      "QuantizedModel": QuantizedModel,
   })
   return objects
 
@@ -206,6 +230,29 @@ def quantize_scope():
 
 def is_quantized(model):
   return any(isinstance(layer, _tfmot_keras.QuantizeWrapper) for layer in model.layers)
+
+
+@keras.utils.register_keras_serializable(package="tfbet")
+class QuantizedModel(functional.Functional):
+  """The functional model ``quantize_model`` returns; only ``save`` differs.
+
+  HDF5 (``.h5``) and ``.keras`` files round-trip a quantized model bit for bit (load them inside
+  ``quantize_scope()``). A SavedModel directory works only without traced layer functions (the
+  layers read quantized tensors, which a traced function cannot capture), so ``save`` writes it
+  with ``save_traces=False`` and refuses ``save_traces=True``.
+  """
+
+  def save(self, filepath, overwrite=True, save_format=None, **kwargs):  # pylint: disable=arguments-differ
+    path = str(filepath)
+    saved_model = save_format == "tf" or (
+        save_format is None and not path.endswith((".h5", ".hdf5", ".keras")))
+    if saved_model:
+      if kwargs.setdefault("save_traces", False):
+        raise ValueError(
+            f"cannot save quantized model {self.name!r} as a SavedModel with save_traces=True "
+            "(its layers read quantized tensors that traced functions cannot capture); use "
+            "save_traces=False (the default here), or a path ending in .h5 or .keras")
+    return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
 
 
 def _is_graph_model(model):
@@ -353,6 +400,7 @@ def quantize_model(model, scheme="rquant", exclude=None):
       raise ValueError(f"model {model.name!r} has no layer with trainable parameters to quantize")
     quantized = _tfmot_keras.quantize_apply(annotated, scheme=BitErrorQuantizeScheme())
   quantized._name = model.name  # pylint: disable=protected-access
+  quantized.__class__ = QuantizedModel  # the same graph and state; see QuantizedModel.save
   return quantized
 
 

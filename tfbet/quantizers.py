@@ -37,6 +37,13 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
 
   def build(self, tensor_shape, name, layer):
     name = self.name or name
+    variable = getattr(self, "variable", None)  # set by BitErrorQuantizeConfig
+    if variable is not None:
+      # The tfmot wrapper appends the float variable to its own list right after this; when the
+      # wrapped layer was built earlier it is listed already. Listing it once, in quantizer
+      # order, keeps the wrapper's variables the same for a new and a loaded model (.keras).
+      layer._trainable_weights = [  # pylint: disable=protected-access
+          w for w in layer._trainable_weights if w is not variable]  # pylint: disable=protected-access
     def add(suffix, shape, dtype, initializer):
       # Per-replica copies: every replica writes the same values (same seeds), no sync needed.
       return layer.add_weight(
