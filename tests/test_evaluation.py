@@ -298,3 +298,10 @@ def test_natural_order_puts_numbers_in_numeric_order():
   names = ["random_1000", "random_999", "chip2", "chip10"]
   assert sorted(names, key=evaluation.natural_key) == [
       "chip2", "chip10", "random_999", "random_1000"]
+
+
+def test_a_rate_above_one_half_is_refused_unless_allowed(evaluator):
+  with pytest.raises(ValueError, match="looks like a percent"):
+    evaluator.run(_random_chips(1), [1], progress=None)
+  results = evaluator.run(_random_chips(1), [0.75], progress=None, allow_high_rate=True)
+  assert results.conditions == [0.75]

@@ -91,3 +91,21 @@ def test_truncated_memory_image_gives_a_clear_error(qmodel, tmp_path):
 def test_masks_of_the_wrong_size_are_refused(qmodel):
   with pytest.raises(ValueError, match="flat array"):
     memory.load_masks(qmodel, flip=np.zeros([3], np.uint8))
+
+
+def _flips(qmodel):
+  return np.concatenate([s.qvars["flip"].numpy().ravel() for s in memory.layout(qmodel).slots])
+
+
+@pytest.mark.parametrize("rate", [1, 0.6])
+def test_a_rate_above_one_half_is_refused_as_a_likely_percent(qmodel, rate):
+  with pytest.raises(ValueError, match="looks like a percent.*allow_high_rate=True"):
+    memory.load_chip(qmodel, chips.RandomChip(1), rate)
+  assert not np.any(_flips(qmodel))
+
+
+def test_a_high_rate_loads_when_the_caller_says_it_is_meant(qmodel):
+  mem = memory.load_chip(qmodel, chips.RandomChip(1), 0.6, allow_high_rate=True)
+  expected, _, _ = chips.RandomChip(1).masks(mem.num_weights, mem.precision, 0.6)
+  np.testing.assert_array_equal(_flips(qmodel), expected)
+  memory.clear_masks(qmodel)

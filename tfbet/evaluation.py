@@ -461,12 +461,14 @@ class Evaluator:
     memory.clear_masks(self.layout)
     return self.errors()
 
-  def chip_errors(self, chip, condition, offset=0):
+  def chip_errors(self, chip, condition, offset=0, allow_high_rate=False):
     """Loads ``chip``'s masks at ``condition`` and ``offset`` once, then counts errors."""
-    memory.load_chip(self.layout, chip, condition, offset=offset)
+    memory.load_chip(self.layout, chip, condition, offset=offset,
+                     allow_high_rate=allow_high_rate)
     return self.errors()
 
-  def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None):
+  def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None,
+          allow_high_rate=False):
     """Evaluates every chip at every condition and offset; returns ``Results``.
 
     Args:
@@ -477,6 +479,7 @@ class Evaluator:
       offsets: sequence of bit offsets (multiples of 8), or a callable chip -> sequence.
       progress: callable(ChipProgress) after each chip, or None.
       metadata: JSON-able dict stored with the results.
+      allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
     """
     chip_list = list(chips)
     names = [chip.name for chip in chip_list]
@@ -491,6 +494,9 @@ class Evaluator:
         raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
                          "(bit error rates)")
       chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+      if kind == "rate":
+        chip_conditions = [chips_lib.check_rate(c, "condition (bit error rate p)",
+                                                allow_high_rate) for c in chip_conditions]
       chip_offsets = offsets(chip) if callable(offsets) else offsets
       chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
       if not chip_conditions or not chip_offsets:
@@ -510,7 +516,8 @@ class Evaluator:
         counts = {}
         for condition in chip_conditions:
           for offset in chip_offsets:
-            counts[(condition, offset)] = self.chip_errors(chip, condition, offset)
+            counts[(condition, offset)] = self.chip_errors(chip, condition, offset,
+                                                           allow_high_rate)
             results.add(chip.name, condition, offset, counts[(condition, offset)])
         if progress is not None:
           progress(ChipProgress(index=index, total=len(plans), chip=chip.name, errors=counts,
@@ -521,11 +528,11 @@ class Evaluator:
 
 
 def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_progress,
-             metadata=None):
+             metadata=None, allow_high_rate=False):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
   ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
   ``Evaluator.run`` for the other arguments. The model's masks are all zero afterwards.
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
-                                       metadata=metadata)
+                                       metadata=metadata, allow_high_rate=allow_high_rate)

@@ -20,6 +20,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from tfbet import chips as chips_lib
 from tfbet import ops
 from tfbet import quantization
 from tfbet import quantize_configs
@@ -157,11 +158,15 @@ def clear_masks(model_or_layout):
   load_masks(model_or_layout)
 
 
-def load_chip(model_or_layout, chip, condition, offset=0):
+def load_chip(model_or_layout, chip, condition, offset=0, allow_high_rate=False):
   """Loads ``chip``'s errors at ``condition`` (rate p, or voltage for profiled chips).
 
-  ``offset`` (in bits) shifts where the weights start on a profiled chip's map (App. C.1).
+  A rate is a fraction (1 % is 0.01); one above 0.5 is refused as a likely percent unless
+  ``allow_high_rate`` (``tfbet.chips.check_rate``). ``offset`` (in bits) shifts where the
+  weights start on a profiled chip's map (App. C.1).
   """
+  if chip.conditions is None:  # random chips: the condition is a rate
+    condition = chips_lib.check_rate(condition, "condition (bit error rate p)", allow_high_rate)
   mem = _as_layout(model_or_layout)
   flip, set_mask, clear_mask = chip.masks(mem.num_weights, mem.precision, condition,
                                           offset=offset)

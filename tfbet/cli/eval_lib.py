@@ -344,6 +344,8 @@ def main(argv):
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
   evaluator = evaluation.Evaluator(model, data.test_dataset())
-  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata)
+  # --rates is in percent: a rate above 50 % is unambiguous there.
+  results = evaluator.run(chip_list, rates, progress=print_progress, metadata=metadata,
+                          allow_high_rate=True)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   show(results, flag_values)
