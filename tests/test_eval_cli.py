@@ -167,3 +167,46 @@ def test_eval_chips_rejects_a_voltage_missing_from_a_chip_file(tmp_path):
     eval_chips_lib.load_chips([path], voltages=[0.9])
   with pytest.raises(ValueError, match="distinct chip names"):
     eval_chips_lib.load_chips([path, path])
+
+
+@pytest.fixture(scope="module")
+def float_model_path(tmp_path_factory):
+  """A float (not quantized) Keras model file, as a user would bring one."""
+  keras.utils.set_random_seed(1)
+  inputs = keras.Input((28, 28, 1))
+  x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+  x = keras.layers.BatchNormalization()(x)
+  outputs = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+  path = str(tmp_path_factory.mktemp("float") / "float_model.h5")
+  keras.Model(inputs, outputs, name="users_float").save(path)
+  return path
+
+
+def test_eval_quantizes_a_float_model_after_training_like_the_python_call(float_model_path,
+                                                                          tmp_path):
+  common = [f"--model={float_model_path}", "--gin_file=data/mnist.gin", "--test_limit=100",
+            "--rates=1,5", "--num_chips=2"]
+  output = _ok(_run("eval", *common, "--scheme=rquant", "--precision=8", "--nowhiten",
+                    f"--output={tmp_path / 'ptq.json'}"))
+  results = evaluation.Results.from_json(str(tmp_path / "ptq.json"))
+  assert results.model["scheme"]["precision"] == 8 and results.model["name"] == "users_float"
+  # Conv 3*3*4+4, BN 4+4 (+8 moving statistics outside faulty memory), Dense 13*13*4*10+10.
+  assert results.model["coverage"]["faulty_parameters"] == 40 + 8 + 6770
+  assert "6818 of 6826 parameters (99.88 %) in faulty memory" in output
+  assert results.metadata["whiten"] is False
+  data = data_lib.load_data(name="mnist", test_limit=100, whiten=False)
+  reference = evaluation.evaluate_float_model(
+      float_model_path, data.test_dataset(), [chips.RandomChip(s) for s in
+                                              chips.default_chip_seeds(2)],
+      [0.01, 0.05], scheme="rquant", precision=8, progress=None)
+  assert results.same_counts(reference)
+
+
+@pytest.mark.parametrize("flags,message", [
+    ([], "is a float model: pass --scheme=rquant"),
+    (["--scheme=rquant"], "--whiten or --nowhiten"),
+])
+def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flags, message):
+  process = _run("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
+                 "--test_limit=10", *flags)
+  assert process.returncode != 0 and message in process.stderr

@@ -17,9 +17,11 @@ from tfbet import chips  # noqa: E402
 from tfbet import energy  # noqa: E402
 from tfbet import training  # noqa: E402
 from tfbet import data  # noqa: E402
+from tfbet import evaluation  # noqa: E402
 from tfbet import models  # noqa: E402
 
 from tfbet.constraints import WeightClip  # noqa: E402
+from tfbet.evaluation import evaluate_float_model  # noqa: E402
 from tfbet.layers import BatchNormalization, GroupNormalization  # noqa: E402
 from tfbet.quantization import QuantizationScheme, get_scheme  # noqa: E402
 from tfbet.quantize_configs import quantize_model, quantize_scope  # noqa: E402
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BatchNormalization", "BitErrorQuantizer", "BitErrorTrainer", "GroupNormalization",
     "QuantizationScheme", "WeightClip", "chips", "compat", "constraints", "data", "energy",
+    "evaluate_float_model", "evaluation",
     "get_scheme", "layers", "memory", "models", "ops", "quantization", "quantize_configs",
     "quantize_model", "quantize_scope", "quantizers", "training",
 ]

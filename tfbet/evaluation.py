@@ -46,6 +46,9 @@ import tensorflow as tf
 
 from tfbet import chips as chips_lib
 from tfbet import memory
+from tfbet import quantization
+from tfbet import quantize_configs
+from tfbet.compat import keras
 
 FORMAT = "tfbet-eval/1"
 CONDITION_KINDS = ("rate", "voltage")
@@ -536,3 +539,29 @@ def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
                                        metadata=metadata, allow_high_rate=allow_high_rate)
+
+
+def evaluate_float_model(model, dataset, chips, conditions=None, *, scheme="rquant",
+                         precision=8, exclude=None, offsets=(0,), progress=log_progress,
+                         metadata=None, allow_high_rate=False):
+  """Post-training quantization: quantizes a float model, then evaluates it on chips.
+
+  ``model`` is a float Keras model or the path of one (.h5, .keras, SavedModel directory);
+  ``scheme`` a preset name (or ``QuantizationScheme``) at ``precision`` bits; ``exclude`` as in
+  ``tfbet.quantize_model``. ``dataset`` yields (images, labels) batches exactly as the model
+  expects them: nothing is rescaled or whitened here. Returns ``Results`` (see ``evaluate``);
+  their ``model["coverage"]`` states the share of parameters in faulty memory.
+  """
+  if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+    with quantize_configs.quantize_scope():
+      model = keras.models.load_model(model, compile=False)
+  if quantize_configs.is_quantized(model):
+    raise ValueError(f"model {model.name!r} is already quantized; use tfbet.evaluation.evaluate")
+  if not isinstance(scheme, quantization.QuantizationScheme):
+    scheme = quantization.get_scheme(scheme, precision)
+  elif scheme.precision != precision:
+    raise ValueError(f"scheme has precision {scheme.precision}, but precision={precision}")
+  qmodel = quantize_configs.quantize_model(model, scheme, exclude=exclude)
+  metadata = dict(metadata or {}, post_training_quantization=True)
+  return evaluate(qmodel, dataset, chips, conditions, offsets=offsets, progress=progress,
+                  metadata=metadata, allow_high_rate=allow_high_rate)

@@ -193,7 +193,9 @@ def main(argv):
     chip_list = load_chips(flag_values.chip_files, flag_values.seed, voltages)
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   metadata = {
@@ -201,6 +203,7 @@ def main(argv):
       "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
       "chip_files": [os.path.abspath(p) for p in flag_values.chip_files],
       "seed": flag_values.seed, "offsets": list(flag_values.offsets),
+      "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
   }
   plans = [f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
            for c in chip_list]

@@ -22,6 +22,8 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet import quantization
+from tfbet import quantize_configs
 from tfbet.cli import train_lib
 
 CHIP_KINDS = ("random", "asymmetric")
@@ -39,9 +41,28 @@ def define_model_flags(flag_values=flags.FLAGS):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a quantized Keras model (.h5 / .keras, as written by bin/train). The test data is "
-      "then configured by --gin_file / --gin_param (e.g. --gin_file=data/mnist.gin). "
-      "Exclusive with --run_dir.", flag_values=flag_values)
+      "Path of a Keras model (.h5, .keras or a SavedModel directory): a quantized one (as "
+      "written by bin/train), or a float one with --scheme (post-training quantization). The "
+      "test data is then configured by --gin_file / --gin_param (e.g. "
+      "--gin_file=data/mnist.gin). Exclusive with --run_dir.", flag_values=flag_values)
+  flags.DEFINE_string(
+      "scheme", None,
+      "Post-training quantization: quantize the float --model with this preset ("
+      "global, normal, asymmetric, unsigned, rquant) before evaluating it. Needs --whiten or "
+      "--nowhiten.", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "precision", 8, "Bits per weight (1..8) for --scheme.", lower_bound=1, upper_bound=8,
+      flag_values=flag_values)
+  flags.DEFINE_list(
+      "exclude", [],
+      "With --scheme: names of layers left in reliable float memory (the results state the "
+      "share of parameters in faulty memory).", flag_values=flag_values)
+  flags.DEFINE_boolean(
+      "whiten", None,
+      "Whiten the test images per channel with training-set statistics (as bin/train does) "
+      "or, with --nowhiten, give the model pixels in [0, 1]. Default: the run's or gin file's "
+      "setting; required with --scheme, so a float model never gets a preprocessing it was not "
+      "trained with by accident.", flag_values=flag_values)
   flags.DEFINE_multi_string(
       "gin_file", [],
       "Gin config file(s), absolute or relative to the shipped gin/ directory, parsed after the "
@@ -145,8 +166,11 @@ def find_model_file(run_dir):
 
 
 def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=(),
-                        test_limit=None, batch_size=None):
-  """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files."""
+                        test_limit=None, batch_size=None, whiten=None):
+  """(model, DataSplits, model path) for a bin/train run or a model + gin files.
+
+  ``whiten`` (None: the configured setting) sets ``load_data.whiten``.
+  """
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
                      "model_path (a .h5 / .keras file)")
@@ -158,7 +182,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
       raise ValueError(f"run_dir {run_dir!r} lacks operative_config.gin; is it a bin/train "
                        "output directory?")
     gin_files = [config] + gin_files
-  elif not os.path.isfile(model_path):
+  elif not os.path.exists(model_path):
     raise ValueError(f"model {model_path!r} does not exist")
   elif not gin_files and not gin_params:
     raise ValueError("with a model path, configure the test data with gin files / bindings "
@@ -168,6 +192,8 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_limit = {int(test_limit)}")
   if batch_size is not None:
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
+  if whiten is not None:
+    gin_params.append(f"load_data.whiten = {bool(whiten)}")
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
@@ -175,6 +201,31 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   data = data_lib.load_data()
   model = train_lib.load_model(model_path)
   return model, data, model_path
+
+
+def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None):
+  """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
+
+  Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
+  quantized one gets --scheme.
+  """
+  quantized = quantize_configs.is_quantized(model)
+  if scheme is None:
+    if not quantized:
+      raise ValueError(f"model {model.name!r} is a float model: pass --scheme=rquant "
+                       "--precision=8 (any preset) to quantize it after training, with "
+                       "--whiten or --nowhiten")
+    if exclude:
+      raise ValueError("--exclude only goes with --scheme (post-training quantization)")
+    return model
+  if quantized:
+    raise ValueError(f"model {model.name!r} is already quantized; drop --scheme")
+  if whiten is None:
+    raise ValueError("with --scheme, say how the float model expects its inputs: --whiten "
+                     "(per-channel whitening with training-set statistics) or --nowhiten "
+                     "(pixels in [0, 1])")
+  return quantize_configs.quantize_model(
+      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None)
 
 
 def output_paths(output):
@@ -326,7 +377,9 @@ def main(argv):
   try:
     model, data, model_path = load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, flag_values.whiten)
+    model = model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                 flag_values.exclude, flag_values.whiten)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   chip_list = make_chips(flag_values.chip_kind, shard_seeds, flag_values.fraction_0to1)
@@ -336,6 +389,7 @@ def main(argv):
       "chip_kind": flag_values.chip_kind, "num_chips": flag_values.num_chips,
       "first_chip_seed": flag_values.first_chip_seed, "num_shards": flag_values.num_shards,
       "shard_index": flag_values.shard_index, "rates_percent": [100 * r for r in rates],
+      "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
   }
   if flag_values.chip_kind == "asymmetric":
     metadata["fraction_0to1"] = flag_values.fraction_0to1
