@@ -132,6 +132,7 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   assert "[1/2] random_1000 RErr p=0.5%:" in shard0 and "[2/2] random_1002" in shard0
   assert "[1/2] random_1001" in shard1
   assert "Prop.1 %" in shard0 and "energy %" in shard0
+  assert "parameters (100.00 %) in faulty memory" in shard0
   merged_out = _ok(_run("eval", "--merge", tmp_path / "s0.json", tmp_path / "s1.json",
                         f"--output={tmp_path / 'all.json'}", f"--plot={tmp_path / 'all.png'}"))
 
@@ -229,6 +230,7 @@ def test_eval_chips_reports_rates_and_rerr_per_chip_and_voltage(run_dir, tmp_pat
                     f"--output={tmp_path / 'chips.json'}", f"--plot={tmp_path / 'chips.png'}"))
   results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
   assert results.condition_kind == "voltage"
+  assert results.faulty_share == 1.0 and "parameters (100.00 %) in faulty memory" in output
   assert len(results.errors) == 2 * 2 * 2  # chips x voltages x offsets
   assert results.offsets("sim_uniform", 0.81) == [0, 32 * 128 // 2]
   for chip in (uniform, columns):
@@ -251,3 +253,46 @@ def test_eval_chips_rejects_a_voltage_missing_from_a_chip_file(tmp_path):
     eval_chips_lib.load_chips([path], voltages=[0.9])
   with pytest.raises(ValueError, match="distinct chip names"):
     eval_chips_lib.load_chips([path, path])
+
+
+@pytest.fixture(scope="module")
+def float_model_path(tmp_path_factory):
+  """A float (not quantized) Keras model file, as a user would bring one."""
+  keras.utils.set_random_seed(1)
+  inputs = keras.Input((28, 28, 1))
+  x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inputs)
+  x = keras.layers.BatchNormalization()(x)
+  outputs = keras.layers.Dense(10)(keras.layers.Flatten()(x))
+  path = str(tmp_path_factory.mktemp("float") / "float_model.h5")
+  keras.Model(inputs, outputs, name="users_float").save(path)
+  return path
+
+
+def test_eval_quantizes_a_float_model_after_training_like_the_python_call(float_model_path,
+                                                                          tmp_path):
+  common = [f"--model={float_model_path}", "--gin_file=data/mnist.gin", "--test_limit=100",
+            "--rates=1,5", "--num_chips=2"]
+  output = _ok(_run("eval", *common, "--scheme=rquant", "--precision=8", "--nowhiten",
+                    f"--output={tmp_path / 'ptq.json'}"))
+  results = evaluation.Results.from_json(str(tmp_path / "ptq.json"))
+  assert results.model["scheme"]["precision"] == 8 and results.model["name"] == "users_float"
+  # Conv 3*3*4+4, BN 4+4 (+8 moving statistics outside faulty memory), Dense 13*13*4*10+10.
+  assert results.model["coverage"]["faulty_parameters"] == 40 + 8 + 6770
+  assert "6818 of 6826 parameters (99.88 %) in faulty memory" in output
+  assert results.metadata["whiten"] is False
+  data = data_lib.load_data(name="mnist", test_limit=100, whiten=False)
+  reference = evaluation.evaluate_float_model(
+      float_model_path, data.test_dataset(), [chips.RandomChip(s) for s in
+                                              chips.default_chip_seeds(2)],
+      [0.01, 0.05], scheme="rquant", precision=8, progress=None)
+  assert results.same_counts(reference)
+
+
+@pytest.mark.parametrize("flags,message", [
+    ([], "is a float model: pass --scheme=rquant"),
+    (["--scheme=rquant"], "--whiten or --nowhiten"),
+])
+def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flags, message):
+  process = _run("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
+                 "--test_limit=10", *flags)
+  assert process.returncode != 0 and message in process.stderr

@@ -318,6 +318,17 @@ def test_json_and_csv_keep_every_count(tmp_path, evaluator):
   assert all(int(r["n"]) == NUM_EXAMPLES for r in rows)
 
 
+def test_results_state_the_share_of_parameters_in_faulty_memory(tmp_path, evaluator):
+  results = evaluator.run(_random_chips(1), [0.01], progress=None)
+  loaded = evaluation.Results.from_json(results.to_json(str(tmp_path / "r.json")))
+  weights = 12 * 32 + 32 + 32 * NUM_CLASSES + NUM_CLASSES
+  assert loaded.model["coverage"] == {"faulty_parameters": weights, "trainable_parameters":
+                                      weights, "parameters": weights, "faulty_share": 1.0}
+  assert loaded.faulty_share == 1.0
+  assert evaluation.describe_model(loaded.model).endswith(
+      f"{weights} of {weights} parameters (100.00 %) in faulty memory")
+
+
 def test_reading_a_file_that_is_not_a_result_names_it(tmp_path):
   path = tmp_path / "bad.json"
   path.write_text('{"format": "something else"}')
@@ -427,3 +438,10 @@ def test_natural_order_puts_numbers_in_numeric_order():
   names = ["random_1000", "random_999", "chip2", "chip10"]
   assert sorted(names, key=evaluation.natural_key) == [
       "chip2", "chip10", "random_999", "random_1000"]
+
+
+def test_a_rate_above_one_half_is_refused_unless_allowed(evaluator):
+  with pytest.raises(ValueError, match="looks like a percent"):
+    evaluator.run(_random_chips(1), [1], progress=None)
+  results = evaluator.run(_random_chips(1), [0.75], progress=None, allow_high_rate=True)
+  assert results.conditions == [0.75]

@@ -189,3 +189,21 @@ def test_a_memory_image_whose_header_claims_a_huge_array_is_refused_before_readi
       member.write(b"\0" * 16)
   with pytest.raises(ValueError, match=r"memory.npz.*'codes.npy' declares shape \(79456894976,\)"):
     memory.read_image(str(path))
+
+
+def _flips(qmodel):
+  return np.concatenate([s.qvars["flip"].numpy().ravel() for s in memory.layout(qmodel).slots])
+
+
+@pytest.mark.parametrize("rate", [1, 0.6])
+def test_a_rate_above_one_half_is_refused_as_a_likely_percent(qmodel, rate):
+  with pytest.raises(ValueError, match="looks like a percent.*allow_high_rate=True"):
+    memory.load_chip(qmodel, chips.RandomChip(1), rate)
+  assert not np.any(_flips(qmodel))
+
+
+def test_a_high_rate_loads_when_the_caller_says_it_is_meant(qmodel):
+  mem = memory.load_chip(qmodel, chips.RandomChip(1), 0.6, allow_high_rate=True)
+  expected, _, _ = chips.RandomChip(1).masks(mem.num_weights, mem.precision, 0.6)
+  np.testing.assert_array_equal(_flips(qmodel), expected)
+  memory.clear_masks(qmodel)

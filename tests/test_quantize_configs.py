@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfbet import chips
 from tfbet import constraints
 from tfbet import layers
 from tfbet import memory
@@ -175,3 +176,44 @@ def test_sequential_models_are_quantized_too():
   reference.set_weights([quantization.fake_quantize(w, scheme).numpy()
                          for w in model.get_weights()])
   np.testing.assert_allclose(qmodel(x).numpy(), reference(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _lstm_attention_model():
+  keras.utils.set_random_seed(2)
+  inputs = keras.Input((5, 3))
+  x = keras.layers.LSTM(4, return_sequences=True)(inputs)
+  x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)(x, x)
+  return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+
+
+def _memory_state(qmodel):
+  mem = memory.layout(qmodel)
+  codes, ranges = memory.memory_contents(mem)
+  masks = [np.concatenate([s.qvars[m].numpy().ravel() for s in mem.slots])
+           for m in quantizers.MASK_NAMES]
+  return codes, ranges, masks
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras", "_savedmodel"])
+@pytest.mark.parametrize("build", [lambda: small_cnn(normalization="batch"),
+                                   _lstm_attention_model], ids=["cnn", "lstm_attention"])
+def test_saved_and_loaded_quantized_model_is_bit_identical(tmp_path, suffix, build):
+  model = build()
+  qmodel = quantize_configs.quantize_model(model, "rquant")
+  memory.load_chip(qmodel, chips.RandomChip(7), 0.05)  # masks are part of the state
+  x = np.random.default_rng(0).normal(size=(3,) + model.input_shape[1:]).astype(np.float32)
+  path = str(tmp_path / f"q{suffix}")
+  qmodel.save(path)
+  with quantize_configs.quantize_scope():
+    loaded = keras.models.load_model(path, compile=False)
+  assert isinstance(loaded, quantize_configs.QuantizedModel)
+  np.testing.assert_array_equal(loaded(x).numpy(), qmodel(x).numpy())
+  for got, expected in zip(_memory_state(loaded), _memory_state(qmodel)):
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_savedmodel_with_traced_functions_is_refused_at_save_time_naming_what_works(tmp_path):
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  with pytest.raises(ValueError, match=r"save_traces=False.*\.h5 or \.keras"):
+    qmodel.save(str(tmp_path / "sm"), save_traces=True)
+  assert not (tmp_path / "sm").exists()

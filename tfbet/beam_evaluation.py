@@ -47,9 +47,9 @@ WorkItem = collections.namedtuple("WorkItem", ["chip", "conditions", "offsets", 
 WorkItem.__doc__ = "One chip evaluated at every condition x offset by one worker."
 
 
-def work_items(chips, conditions=None, offsets=(0,)):
+def work_items(chips, conditions=None, offsets=(0,), allow_high_rate=False):
   """(plan, the ``WorkItem`` of every chip); arguments and checks as in ``Evaluator.run``."""
-  plan, work = evaluation.make_plan(chips, conditions, offsets)
+  plan, work = evaluation.make_plan(chips, conditions, offsets, allow_high_rate=allow_high_rate)
   kind = "rate" if work[0][0].conditions is None else "voltage"
   return plan, [WorkItem(chip, tuple(conds), tuple(offs), kind) for chip, conds, offs in work]
 
@@ -79,7 +79,8 @@ class EvaluateChips(beam.DoFn):
       for condition in item.conditions:
         for offset in item.offsets:
           part.add(item.chip.name, condition, offset,
-                   evaluator.chip_errors(item.chip, condition, offset))
+                   # The plan checked the rates (work_items).
+                   evaluator.chip_errors(item.chip, condition, offset, allow_high_rate=True))
     finally:
       memory.clear_masks(evaluator.layout)
     beam.metrics.Metrics.counter("tfbet", "chips_evaluated").inc()
@@ -182,7 +183,8 @@ def pipeline_options(runner, args=()):
   return options
 
 
-def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=None):
+def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=None,
+             allow_high_rate=False):
   """The ``Results`` of ``Evaluator.run`` (same counts), computed by a Beam pipeline.
 
   Args:
@@ -194,8 +196,9 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
       Runners other than the direct ones need ``--temp_location``, a folder (any
       ``tf.io.gfile`` path, e.g. gs://...) that the workers and this process share.
     metadata: JSON-able dict stored with the results.
+    allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
   """
-  plan, items = work_items(chips, conditions, offsets)
+  plan, items = work_items(chips, conditions, offsets, allow_high_rate)
   options = options or pipeline_options("DirectRunner")
   runner = options.view_as(beam_options.StandardOptions).runner or "DirectRunner"
   temp_location = options.view_as(beam_options.GoogleCloudOptions).temp_location

@@ -87,6 +87,22 @@ def _check_real(value, name, minimum, maximum):
   return value
 
 
+def check_rate(rate, name="rate", allow_high_rate=False):
+  """A bit error rate p as a fraction in [0, 1]; above 0.5 only with ``allow_high_rate``.
+
+  The Python API takes fractions (1 % is 0.01), the command lines take percent. A fraction
+  above 0.5 (more than every other bit wrong) almost always is a percent passed by mistake, so
+  it is refused unless the caller says it is meant.
+  """
+  rate = _check_real(rate, name, 0.0, 1.0)
+  if rate > 0.5 and not allow_high_rate:
+    raise ValueError(
+        f"{name}={rate:g} is a fraction of bits (1 % is 0.01); a rate above 0.5 looks like a "
+        f"percent. Pass {rate / 100:g} for {rate:g} %, or allow_high_rate=True if you mean "
+        f"{100 * rate:g} % of all bits.")
+  return rate
+
+
 def _check_seed(seed):
   return _check_int(seed, "seed", minimum=0, maximum=2**63 - 1)
 

@@ -16,7 +16,9 @@ Prop. 1 (App. C.2).
 Result file (JSON, ``FORMAT``)::
 
     {"format": "tfbet-eval/1",
-     "model": {"name", "digest", "num_weights", "scheme"},   # digest: sha256 of the clean memory
+     "model": {"name", "digest", "num_weights", "scheme",    # digest: sha256 of the clean memory
+               "coverage": {"faulty_parameters", "trainable_parameters", "parameters",
+                            "faulty_share"}},                # share of parameters in faulty memory
      "data": {"n", "digest"},                                # digest: sha256 of images and labels
      "clean_errors": int,
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
@@ -44,6 +46,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import re
 import time
 
@@ -54,6 +57,8 @@ import tensorflow as tf
 from tfbet import chips as chips_lib
 from tfbet import files
 from tfbet import memory
+from tfbet import quantization
+from tfbet import quantize_configs
 
 FORMAT = "tfbet-eval/1"
 CONDITION_KINDS = ("rate", "voltage")
@@ -133,7 +138,8 @@ def _distinct(values, what):
   return values
 
 
-def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0):
+def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
+              allow_high_rate=False):
   """The plan of an evaluation (see the module docstring) and the part of it to measure here.
 
   Args:
@@ -144,6 +150,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0)
     offsets: bit offsets (multiples of 8 for random chips; in [0, rows * cols) for profiled
       chips, whose placements wrap around), or a callable chip -> offsets.
     num_shards, shard_index: measure only ``shard(chips, num_shards, shard_index)``.
+    allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
 
   Returns:
     (plan dict, [(chip, conditions, offsets)] of the chips of this shard).
@@ -160,6 +167,9 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0)
       raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
                        "(bit error rates)")
     chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+    if kind == "rate":
+      chip_conditions = [chips_lib.check_rate(c, "condition (bit error rate p)",
+                                              allow_high_rate) for c in chip_conditions]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
     chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
     if not chip_conditions or not chip_offsets:
@@ -272,7 +282,7 @@ class Results:
   """Error counts of one model on one test set; see the module docstring for the file format.
 
   Attributes:
-    model: {"name", "digest", "num_weights", "scheme"} of the evaluated model.
+    model: {"name", "digest", "num_weights", "scheme", "coverage"} of the evaluated model.
     n: number of test examples.
     data_digest: sha256 of the test images and labels.
     clean_errors: misclassified examples with all masks zero.
@@ -435,6 +445,11 @@ class Results:
         "metadata": self.metadata,
     }
 
+  @property
+  def faulty_share(self):
+    """Share of the model's parameters that sat in faulty memory; None if not recorded."""
+    return (self.model.get("coverage") or {}).get("faulty_share")
+
   @classmethod
   def from_dict(cls, record, source="<dict>"):
     if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -585,6 +600,16 @@ def log_progress(event):
                event.chip, rerrs, event.elapsed)
 
 
+def describe_model(model_info):
+  """'<name>: W of N parameters (S %) in faulty memory' from a result's ``model`` field."""
+  cov = model_info.get("coverage")
+  if not cov:
+    share = "share of its parameters in faulty memory not recorded"
+    return f"model {model_info.get('name')} ({model_info.get('num_weights')} weights, {share})"
+  return (f"model {model_info.get('name')}: {cov['faulty_parameters']} of {cov['parameters']} "
+          f"parameters ({100 * cov['faulty_share']:.2f} %) in faulty memory")
+
+
 def model_digest(mem):
   """sha256 of the clean memory (codes, ranges, scheme): identifies the evaluated weights."""
   codes, ranges = memory.memory_contents(mem)
@@ -646,7 +671,8 @@ class Evaluator:
 
   def describe_model(self):
     return {"name": self.model.name, "digest": self.digest,
-            "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict()}
+            "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict(),
+            "coverage": memory.coverage(self.layout).to_dict()}
 
   def errors(self):
     """Misclassified test examples with the masks that are loaded right now."""
@@ -658,13 +684,14 @@ class Evaluator:
     memory.clear_masks(self.layout)
     return self.errors()
 
-  def chip_errors(self, chip, condition, offset=0):
+  def chip_errors(self, chip, condition, offset=0, allow_high_rate=False):
     """Loads ``chip``'s masks at ``condition`` and ``offset`` once, then counts errors."""
-    memory.load_chip(self.layout, chip, condition, offset=offset)
+    memory.load_chip(self.layout, chip, condition, offset=offset,
+                     allow_high_rate=allow_high_rate)
     return self.errors()
 
   def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None,
-          num_shards=1, shard_index=0, resume=None, checkpoint=None):
+          num_shards=1, shard_index=0, resume=None, checkpoint=None, allow_high_rate=False):
     """Evaluates every chip of a shard at every condition and offset; returns ``Results``.
 
     Args:
@@ -676,8 +703,10 @@ class Evaluator:
         test set and clean count, else ValueError); its complete chips are taken over.
       checkpoint: callable(Results so far) after each chip, e.g. to save them; with ``resume``
         this makes a long evaluation resumable.
+      allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
     """
-    plan, work = make_plan(chips, conditions, offsets, num_shards, shard_index)
+    plan, work = make_plan(chips, conditions, offsets, num_shards, shard_index,
+                           allow_high_rate=allow_high_rate)
     kind = _condition_kind([chip for chip, _, _ in work])
     started = time.perf_counter()
     results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,
@@ -698,7 +727,8 @@ class Evaluator:
         counts = {}
         for condition in chip_conditions:
           for offset in chip_offsets:
-            counts[(condition, offset)] = self.chip_errors(chip, condition, offset)
+            counts[(condition, offset)] = self.chip_errors(chip, condition, offset,
+                                                           allow_high_rate)
         for (condition, offset), errors in counts.items():
           results.add(chip.name, condition, offset, errors)
         if checkpoint is not None:
@@ -728,7 +758,7 @@ class Evaluator:
 
 
 def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_progress,
-             metadata=None, num_shards=1, shard_index=0):
+             metadata=None, num_shards=1, shard_index=0, allow_high_rate=False):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
   ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
@@ -736,4 +766,31 @@ def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
                                        metadata=metadata, num_shards=num_shards,
-                                       shard_index=shard_index)
+                                       shard_index=shard_index, allow_high_rate=allow_high_rate)
+
+
+def evaluate_float_model(model, dataset, chips, conditions=None, *, scheme="rquant",
+                         precision=8, exclude=None, offsets=(0,), progress=log_progress,
+                         metadata=None, allow_high_rate=False):
+  """Post-training quantization: quantizes a float model, then evaluates it on chips.
+
+  ``model`` is a float Keras model or the path of an HDF5 file (read by ``tfbet.safe_loading``:
+  data, never code);
+  ``scheme`` a preset name (or ``QuantizationScheme``) at ``precision`` bits; ``exclude`` as in
+  ``tfbet.quantize_model``. ``dataset`` yields (images, labels) batches exactly as the model
+  expects them: nothing is rescaled or whitened here. Returns ``Results`` (see ``evaluate``);
+  their ``model["coverage"]`` states the share of parameters in faulty memory.
+  """
+  if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+    from tfbet import safe_loading  # pylint: disable=g-import-not-at-top  (loads Keras models)
+    model = safe_loading.load_model(os.fsdecode(model))
+  if quantize_configs.is_quantized(model):
+    raise ValueError(f"model {model.name!r} is already quantized; use tfbet.evaluation.evaluate")
+  if not isinstance(scheme, quantization.QuantizationScheme):
+    scheme = quantization.get_scheme(scheme, precision)
+  elif scheme.precision != precision:
+    raise ValueError(f"scheme has precision {scheme.precision}, but precision={precision}")
+  qmodel = quantize_configs.quantize_model(model, scheme, exclude=exclude)
+  metadata = dict(metadata or {}, post_training_quantization=True)
+  return evaluate(qmodel, dataset, chips, conditions, offsets=offsets, progress=progress,
+                  metadata=metadata, allow_high_rate=allow_high_rate)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbet import archives
+from tfbet import chips as chips_lib
 from tfbet import files
 from tfbet import ops
 from tfbet import quantization
@@ -50,6 +51,7 @@ class MemoryLayout:
   def __init__(self, model):
     if not quantize_configs.is_quantized(model):
       raise ValueError(f"model {model.name!r} is not quantized; use tfbet.quantize_model first")
+    self.model = model
     self.slots = []
     offset = 0
     for variable, quantizer, qvars in quantize_configs.quantized_variables(model):
@@ -83,6 +85,49 @@ def layout(model):
   return MemoryLayout(model)
 
 
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+  """How much of a quantized model sits in faulty memory.
+
+  ``parameters`` counts every value the model stores (trainable weights and non-trainable state
+  such as BatchNormalization moving statistics), not tfbet's own masks and ranges;
+  ``faulty`` counts those in the memory layout (the ones bit errors can hit).
+  """
+  faulty: int
+  trainable: int
+  parameters: int
+
+  @property
+  def share(self):
+    """faulty / parameters, in [0, 1]."""
+    return self.faulty / self.parameters if self.parameters else 0.0
+
+  def to_dict(self):
+    return {"faulty_parameters": self.faulty, "trainable_parameters": self.trainable,
+            "parameters": self.parameters, "faulty_share": self.share}
+
+  def describe(self):
+    return (f"{self.faulty} of {self.parameters} parameters ({100 * self.share:.2f} %) in faulty "
+            "memory")
+
+
+def coverage(model_or_layout):
+  """The ``Coverage`` of a quantized model (or of the model of a ``MemoryLayout``)."""
+  mem = _as_layout(model_or_layout)
+  bookkeeping = {id(v) for slot in mem.slots for v in slot.qvars.values()}
+  for layer in mem.model.layers:
+    step = getattr(layer, "optimizer_step", None)
+    if step is not None:
+      bookkeeping.add(id(step))
+
+  def count(variables):
+    return sum(int(np.prod(v.shape, dtype=np.int64)) for v in variables
+               if id(v) not in bookkeeping)
+
+  return Coverage(faulty=mem.num_weights, trainable=count(mem.model.trainable_weights),
+                  parameters=count(mem.model.weights))
+
+
 def update_global_range(model_or_layout):
   """Sets the range of every quantizer of a *global* scheme to the range of all weights.
 
@@ -114,11 +159,15 @@ def clear_masks(model_or_layout):
   load_masks(model_or_layout)
 
 
-def load_chip(model_or_layout, chip, condition, offset=0):
+def load_chip(model_or_layout, chip, condition, offset=0, allow_high_rate=False):
   """Loads ``chip``'s errors at ``condition`` (rate p, or voltage for profiled chips).
 
-  ``offset`` (in bits) shifts where the weights start on a profiled chip's map (App. C.1).
+  A rate is a fraction (1 % is 0.01); one above 0.5 is refused as a likely percent unless
+  ``allow_high_rate`` (``tfbet.chips.check_rate``). ``offset`` (in bits) shifts where the
+  weights start on a profiled chip's map (App. C.1).
   """
+  if chip.conditions is None:  # random chips: the condition is a rate
+    condition = chips_lib.check_rate(condition, "condition (bit error rate p)", allow_high_rate)
   mem = _as_layout(model_or_layout)
   flip, set_mask, clear_mask = chip.masks(mem.num_weights, mem.precision, condition,
                                           offset=offset)

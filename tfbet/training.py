@@ -150,8 +150,10 @@ class BitErrorTrainer(keras.Model):
     if method not in METHODS:
       raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     rate = float(rate)
-    if not 0.0 <= rate <= 1.0:
-      raise ValueError(f"rate must be a bit error probability in [0, 1], got {rate}")
+    if not 0.0 <= rate <= 0.5:
+      raise ValueError(f"rate must be a bit error probability in [0, 0.5] (a fraction: 1 % is "
+                       f"0.01; training at more than half of all bits wrong is meaningless), "
+                       f"got {rate}")
     if method in ("randbet", "curricular", "alternating") and rate == 0.0:
       raise ValueError(f"method {method!r} needs rate > 0")
     if not 0.0 <= label_smoothing < 1.0:

@@ -128,7 +128,7 @@ def voltages_table(results):
   if results.condition_kind != "voltage":
     raise ValueError("voltages_table needs results over voltages (profiled chips)")
   lines = eval_lib.partial_lines(results) + [
-      f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+      f"{evaluation.describe_model(results.model)}, "
       f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
       f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
       f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]
@@ -199,7 +199,9 @@ def main(argv):
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
         flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
-        flag_values.gin_module)
+        flag_values.gin_module, flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, ImportError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   metadata = {
@@ -207,6 +209,7 @@ def main(argv):
       "run_dir": os.path.abspath(flag_values.run_dir) if flag_values.run_dir else None,
       "chip_files": [os.path.abspath(p) for p in flag_values.chip_files],
       "seed": flag_values.seed, "offsets": list(flag_values.offsets),
+      "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
   }
   plans = [f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
            for c in chip_list]

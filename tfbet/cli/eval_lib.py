@@ -26,6 +26,8 @@ from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
+from tfbet import quantization
+from tfbet import quantize_configs
 from tfbet.cli import gin_utils
 from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
@@ -46,10 +48,29 @@ def define_model_flags(flag_values=flags.FLAGS):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a quantized Keras model (HDF5 .h5 as written by bin/train; read as data, never "
-      "run: Lambda layers are refused). The test data is "
-      "then configured by --gin_file / --gin_param (e.g. --gin_file=data/mnist.gin). "
-      "Exclusive with --run_dir.", flag_values=flag_values)
+      "Path of a Keras model in HDF5 (.h5; read as data, never run: Lambda layers are "
+      "refused): a quantized one (as written by bin/train), or a float one with --scheme "
+      "(post-training quantization). The "
+      "test data is then configured by --gin_file / --gin_param (e.g. "
+      "--gin_file=data/mnist.gin). Exclusive with --run_dir.", flag_values=flag_values)
+  flags.DEFINE_string(
+      "scheme", None,
+      "Post-training quantization: quantize the float --model with this preset ("
+      "global, normal, asymmetric, unsigned, rquant) before evaluating it. Needs --whiten or "
+      "--nowhiten.", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "precision", 8, "Bits per weight (1..8) for --scheme.", lower_bound=1, upper_bound=8,
+      flag_values=flag_values)
+  flags.DEFINE_list(
+      "exclude", [],
+      "With --scheme: names of layers left in reliable float memory (the results state the "
+      "share of parameters in faulty memory).", flag_values=flag_values)
+  flags.DEFINE_boolean(
+      "whiten", None,
+      "Whiten the test images per channel with training-set statistics (as bin/train does) "
+      "or, with --nowhiten, give the model pixels in [0, 1]. Default: the run's or gin file's "
+      "setting; required with --scheme, so a float model never gets a preprocessing it was not "
+      "trained with by accident.", flag_values=flag_values)
   flags.DEFINE_multi_string(
       "gin_file", [],
       "Gin config file(s), absolute or relative to a --gin_search_path or the shipped gin/ "
@@ -178,10 +199,12 @@ def find_model_file(run_dir):
 
 
 def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=(),
-                        test_limit=None, batch_size=None, gin_search_paths=(), gin_modules=()):
-  """(quantized model, DataSplits, model path) for a bin/train run or a model + gin files.
+                        test_limit=None, batch_size=None, gin_search_paths=(), gin_modules=(),
+                        whiten=None):
+  """(model, DataSplits, model path) for a bin/train run or a model + gin files.
 
-  ``gin_modules`` (user code a run's config references) are imported before parsing.
+  ``gin_modules`` (user code a run's config references) are imported before parsing;
+  ``whiten`` (None: the configured setting) sets ``load_data.whiten``.
   """
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
@@ -195,7 +218,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
                        "output directory?")
     run_dir_lib.check_gin_file(config, trusted=False)
     gin_files = [config] + gin_files
-  elif not os.path.isfile(model_path):
+  elif not os.path.exists(model_path):
     raise ValueError(f"model {model_path!r} does not exist")
   elif not gin_files and not gin_params:
     raise ValueError("with a model path, configure the test data with gin files / bindings "
@@ -205,6 +228,8 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_limit = {int(test_limit)}")
   if batch_size is not None:
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
+  if whiten is not None:
+    gin_params.append(f"load_data.whiten = {bool(whiten)}")
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   model = train_lib.load_model(model_path)  # Checked before any data is read.
@@ -213,13 +238,43 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   return model, data, model_path
 
 
-def load_test_model(**kwargs):
-  """(model, test dataset) of ``load_model_and_data(**kwargs)``: what each Beam worker loads."""
+def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None):
+  """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
+
+  Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
+  quantized one gets --scheme.
+  """
+  quantized = quantize_configs.is_quantized(model)
+  if scheme is None:
+    if not quantized:
+      raise ValueError(f"model {model.name!r} is a float model: pass --scheme=rquant "
+                       "--precision=8 (any preset) to quantize it after training, with "
+                       "--whiten or --nowhiten")
+    if exclude:
+      raise ValueError("--exclude only goes with --scheme (post-training quantization)")
+    return model
+  if quantized:
+    raise ValueError(f"model {model.name!r} is already quantized; drop --scheme")
+  if whiten is None:
+    raise ValueError("with --scheme, say how the float model expects its inputs: --whiten "
+                     "(per-channel whitening with training-set statistics) or --nowhiten "
+                     "(pixels in [0, 1])")
+  return quantize_configs.quantize_model(
+      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None)
+
+
+def load_test_model(scheme=None, precision=8, exclude=(), **kwargs):
+  """(model to evaluate, test dataset): what each Beam worker loads.
+
+  The model of ``load_model_and_data(**kwargs)``, quantized after training when ``scheme`` is
+  given (``model_for_evaluation``).
+  """
   import gin  # pylint: disable=g-import-not-at-top
   # A worker in this very process (in-memory runners) parses the same config again.
   with gin.unlock_config():
     gin.clear_config()
     model, data, _ = load_model_and_data(**kwargs)
+  model = model_for_evaluation(model, scheme, precision, exclude, kwargs.get("whiten"))
   return model, data.test_dataset()
 
 
@@ -234,7 +289,8 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
     try:
       return run_resumable(evaluator, chip_list, conditions, flag_values.output,
                            offsets=offsets, progress=progress, metadata=metadata,
-                           num_shards=num_shards, shard_index=shard_index)
+                           num_shards=num_shards, shard_index=shard_index,
+                           allow_high_rate=True)  # The binaries take rates in percent.
     except ValueError as error:
       raise app.UsageError(str(error)) from error
   if num_shards != 1:
@@ -258,12 +314,14 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
       gin_files=tuple(flag_values.gin_file), gin_params=tuple(flag_values.gin_param),
       test_limit=flag_values.test_limit, batch_size=flag_values.batch_size,
       gin_search_paths=tuple(flag_values.gin_search_path),
-      gin_modules=tuple(flag_values.gin_module))
+      gin_modules=tuple(flag_values.gin_module), whiten=flag_values.whiten,
+      scheme=flag_values.scheme, precision=flag_values.precision,
+      exclude=tuple(flag_values.exclude))
   print(f"running {len(chip_list)} work items (one per chip) on Beam's {flag_values.runner}",
         flush=True)
   try:
     return beam_evaluation.evaluate(load, chip_list, conditions, offsets, options=options,
-                                    metadata=metadata)
+                                    metadata=metadata, allow_high_rate=True)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
 
@@ -362,7 +420,7 @@ def rates_table(results, delta=evaluation.DEFAULT_DELTA):
   if results.condition_kind != "rate":
     raise ValueError("rates_table needs results over bit error rates")
   lines = partial_lines(results) + [
-      f"model {results.model.get('name')} ({results.model.get('num_weights')} weights), "
+      f"{evaluation.describe_model(results.model)}, "
       f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
       f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
       f"{'Prop.1 %':>8} {'energy %':>8}"]
@@ -503,7 +561,9 @@ def main(argv):
     model, data, model_path = load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
         flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
-        flag_values.gin_module)
+        flag_values.gin_module, flag_values.whiten)
+    model = model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                 flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, ImportError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   chip_list = make_chips(flag_values.chip_kind, seeds, flag_values.fraction_0to1)
@@ -513,6 +573,7 @@ def main(argv):
       "chip_kind": flag_values.chip_kind, "num_chips": flag_values.num_chips,
       "first_chip_seed": flag_values.first_chip_seed, "num_shards": flag_values.num_shards,
       "shard_index": flag_values.shard_index, "rates_percent": [100 * r for r in rates],
+      "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
   }
   if flag_values.chip_kind == "asymmetric":
     metadata["fraction_0to1"] = flag_values.fraction_0to1
