@@ -5,7 +5,8 @@ apply it to the uint8 codes with
   (a) the compiled op (tfbet.ops.random_flip_mask + apply_bit_errors),
   (b) numpy: one uniform per bit from np.random.Generator(Philox), compare, np.packbits, XOR,
   (c) pure TensorFlow: tf.random.stateless_uniform per bit + bitwise ops in a tf.function whose
-      seed is a runtime tensor (a constant seed lets grappler fold the mask into a constant).
+      seed is a runtime tensor (a constant seed lets grappler fold the mask into a constant),
+  (d) the op on a GPU, where one is visible and the library was built with TFBET_BUILD_CUDA=1.
 Prints the median of several runs of each and the ratios, and how far the op is from the
 memory-bandwidth floor: the time numpy takes to copy the W codes once (read W bytes, write W
 bytes), which any op that reads the codes and writes perturbed ones must at least spend. Usage:
@@ -139,6 +140,29 @@ def main():
   line("(c) pure TF   (uniform per bit)", pure_tf, pure_tf_cpu,
        f"op is {pure_tf / op:5.1f}x  {pure_tf_cpu / op_cpu:5.1f}x faster")
   print("  (CPU ms: all threads of the process; the wall time also counts waiting for the cores)")
+  bench_gpu(values, args.rate, args.precision, args.repeats, op)
+
+
+def bench_gpu(values, rate, precision, repeats, cpu_op):
+  """(d) the op on the first GPU, where one is visible and the library has the CUDA kernels."""
+  from tfbet import ops  # pylint: disable=g-import-not-at-top
+  if not tf.config.list_physical_devices("GPU"):
+    print("  (d) GPU: none visible, skipped")
+    return
+  with tf.device("/GPU:0"):
+    codes = tf.identity(values)
+    if "GPU" not in ops.random_flip_mask([8], 1, 0.5).device:
+      print("  (d) GPU: the op library has no GPU kernels (build with TFBET_BUILD_CUDA=1), skipped")
+      return
+
+    def run(index):
+      flip = ops.random_flip_mask(tf.shape(codes), tf.constant(1000 + index, tf.int64), rate,
+                                  precision=precision)
+      return ops.apply_bit_errors(codes, flip).numpy()  # .numpy() waits for the GPU
+
+    gpu = median_seconds(run, repeats)
+  print(f"  (d) tfbet op on {tf.config.list_physical_devices('GPU')[0].name} (mask + apply, "
+        f"incl. copy to host): {1e3 * gpu:8.2f} ms   {cpu_op / gpu:5.1f}x the CPU op")
 
 if __name__ == "__main__":
   main()

@@ -626,3 +626,56 @@ def test_apply_with_one_mask_checks_the_shape_at_run_time():
   np.testing.assert_array_equal(
       apply_clear(tf.constant([255, 7], tf.uint8), tf.constant([1, 2], tf.uint8)).numpy(),
       [254, 5])
+
+
+# --------------------------------------------------------------------------------------------
+# GPU kernels (bit_errors_kernels.cu.cc), where a GPU and a CUDA build are present.
+
+
+def _gpu_kernels_present():
+  """True when a GPU is visible and the library has GPU kernels (TFBET_BUILD_CUDA=1)."""
+  if not tf.config.list_physical_devices("GPU"):
+    return False
+  with tf.device("/GPU:0"):  # soft placement puts a CPU-only op on the CPU
+    mask = ops.random_flip_mask([8], 1, 0.5)
+  return "GPU" in mask.device
+
+
+requires_gpu_kernels = pytest.mark.skipif(
+    not _gpu_kernels_present(),
+    reason="no visible GPU with the tfbet CUDA kernels (build with TFBET_BUILD_CUDA=1)")
+
+
+def _on(device, function):
+  with tf.device(device):
+    result = function()
+  return [r.numpy() for r in (result if isinstance(result, (list, tuple)) else [result])]
+
+
+@requires_gpu_kernels
+@pytest.mark.parametrize("size, seed, rate, precision, offset", [
+    (1, 3, 0.5, 8, 0),
+    (1_000_003, 42, 0.01, 8, 8 * 77),
+    (300_001, -5, 1e-4, 6, 8 * (2**32 - 1000)),
+    (70_000, 2**62 + 1, 0.2, 8, 8 * 5),
+    (70_000, 9, 0.9, 7, 0),
+])
+def test_gpu_flip_masks_equal_cpu_masks_bit_for_bit(size, seed, rate, precision, offset):
+  make = lambda: ops.random_flip_mask([size], seed, rate, precision, offset)  # noqa: E731
+  gpu, cpu = _on("/GPU:0", make), _on("/CPU:0", make)
+  np.testing.assert_array_equal(gpu[0], cpu[0])
+
+
+@requires_gpu_kernels
+@pytest.mark.parametrize("rate_0to1, rate_1to0", [(0.01, 0.0), (0.05, 0.1), (0.4, 0.6)])
+def test_gpu_asymmetric_masks_and_application_equal_the_cpu_ones(rate_0to1, rate_1to0):
+  values = np.random.default_rng(0).integers(0, 256, size=200_003, dtype=np.uint8)
+
+  def make():
+    set_mask, clear_mask = ops.asymmetric_masks([values.size], 11, rate_0to1, rate_1to0,
+                                                offset=8 * 13)
+    flip = ops.random_flip_mask([values.size], 12, 0.03)
+    return set_mask, clear_mask, ops.apply_bit_errors(values, flip, set_mask, clear_mask)
+
+  for gpu, cpu in zip(_on("/GPU:0", make), _on("/CPU:0", make)):
+    np.testing.assert_array_equal(gpu, cpu)
