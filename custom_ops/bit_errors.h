@@ -11,23 +11,24 @@ faulty at rate p iff u(seed, a) <= p.  Because u does not depend on p, the fault
 are exactly a subset of those at p (the nesting of Sec. 3 of the paper), any slice of memory can
 be computed on its own (only the offset is needed), and nothing is stored per chip.
 
-Uniforms, per group of eight addresses.  The addresses 8g .. 8g+7 form group g = a / 8.  Their
-eight uniforms are iid U(0, 1], drawn from Philox4x32-10 (Salmon et al., SC 2011; TensorFlow's
-implementation) with the key (lo32(seed), hi32(seed)) of the seed's 64 bits and the 128-bit
-counter (lo32(g), hi32(g), substream, 0):
+Uniforms, per group of eight addresses.  The addresses 8g .. 8g+7 form group g = a / 8 (one
+byte-aligned element).  Their eight uniforms are iid U(0, 1], drawn from Philox4x32-10 (Salmon et
+al., SC 2011; TensorFlow's implementation) with the key (lo32(seed), hi32(seed)) of the seed's 64
+bits.  A counter (lo32(n), hi32(n), substream, 0) names block (n, substream):
 
-  * Block (g, substream 0), words w0..w3, gives the group minimum and where it is: the 53-bit
-    uniform U = (k + 1) 2^-53 in (0, 1] with k = ((w1 << 32) | w0) >> 11, and the position
-    j = w2 >> 29 in 0..7 of the minimum (uniform, independent of U; w3 is unused).  The
-    minimum of eight iid uniforms has the distribution function 1 - (1 - x)^8, so
+  * Filter bits: block (g / 8, 0) serves the eight groups 8h .. 8h+7 of h = g / 8, 16 bits each:
+    group g takes half (g mod 2) (0 = low half) of word (g / 2) mod 4, call it F in [0, 2^16).
+  * Block (g, 1), word 0 = w: the 45-bit uniform U = (k + 1) 2^-45 in (0, 1] with
+    k = F 2^29 + (w >> 3), and the position j = w mod 8 of the group minimum (uniform, independent
+    of U).  The minimum of eight iid uniforms has the distribution function 1 - (1 - x)^8, so
     M = 1 - (1 - U)^(1/8) has exactly the law of that minimum, and u_j = M.
   * Given the minimum, the other seven uniforms are iid uniform on (M, 1]:
     u_b = min(1, M + (1 - M) * V_b), with V_b = (w + 1) 2^-32 for the words w, taken in bit
-    order (skipping j), of words 0..3 of block (g, substream 1) and words 0..2 of block
-    (g, substream 2).
-  * Fast path: the group holds a bit with u <= p iff M <= p iff U <= t(p) = 1 - (1 - p)^8.  A
-    kernel computes t once per call and, for a group with U > t(p), stops after one Philox block
-    (no roots, no further blocks).  At p = 1 % that is about 92 % of all bytes.
+    order (skipping j), of words 1..3 of block (g, 1) and words 0..3 of block (g, 2).
+  * Fast path: the group holds a bit with u <= p iff M <= p iff U <= t(p) = 1 - (1 - p)^8, which
+    needs k < K(p) and so F < K(p) / 2^29 (rounded up).  A kernel computes the bound once per
+    call; a group whose 16 filter bits fail it costs an eighth of a Philox block and nothing
+    else (no roots, no further blocks).  At p = 1 % that is about 92 % of all bytes.
 
 The arithmetic is chosen to give the same u on every platform: (1 - U)^(1/8) is three correctly
 rounded square roots, M is computed as U / ((1 + s)(1 + s^2)(1 + s^4)) with s = (1 - U)^(1/8)
@@ -101,16 +102,19 @@ PHILOX_DEVICE_INLINE double SqrtRn(double a) {
 #endif
 }
 
-// 2^-53 and 2^-32, exact.
-constexpr double kTwoPowMinus53 = 1.0 / 9007199254740992.0;
+// 2^-45 and 2^-32, exact.
+constexpr double kTwoPowMinus45 = 1.0 / 35184372088832.0;
 constexpr double kTwoPowMinus32 = 1.0 / 4294967296.0;
 
-// The Philox block of group `group`, substream `substream`, under key `seed`.
-PHILOX_DEVICE_INLINE PhiloxRandom::ResultType GroupBlock(uint64_t seed, uint64_t group,
-                                                         uint32_t substream) {
+// Bits of k = F 2^29 + (w >> 3) that come from block (g, 1): U has 16 + 29 = 45 bits.
+constexpr int kLowMinimumBits = 29;
+
+// The Philox block (n, substream) under key `seed`.
+PHILOX_DEVICE_INLINE PhiloxRandom::ResultType CounterBlock(uint64_t seed, uint64_t n,
+                                                           uint32_t substream) {
   PhiloxRandom::ResultType counter;
-  counter[0] = static_cast<uint32_t>(group);
-  counter[1] = static_cast<uint32_t>(group >> 32);
+  counter[0] = static_cast<uint32_t>(n);
+  counter[1] = static_cast<uint32_t>(n >> 32);
   counter[2] = substream;
   counter[3] = 0;
   PhiloxRandom::Key key;
@@ -120,19 +124,28 @@ PHILOX_DEVICE_INLINE PhiloxRandom::ResultType GroupBlock(uint64_t seed, uint64_t
   return generator();
 }
 
-// The 53-bit integer k in [0, 2^53) behind U = (k + 1) * 2^-53 of a substream-0 block.
-PHILOX_DEVICE_INLINE uint64_t MinimumBits(const PhiloxRandom::ResultType& block) {
-  return ((static_cast<uint64_t>(block[1]) << 32) | block[0]) >> 11;
+// The 16 filter bits F of group `group` out of its filter block (group / 8, 0).
+PHILOX_DEVICE_INLINE uint32_t FilterBitsOf(const PhiloxRandom::ResultType& filter_block,
+                                           uint64_t group) {
+  const uint32_t word = filter_block[(group >> 1) & 3];
+  return (group & 1) ? (word >> 16) : (word & 0xFFFFu);
 }
 
-// Position (0..7) of the group minimum, from the top three bits of word 2.
-PHILOX_DEVICE_INLINE int MinimumPosition(const PhiloxRandom::ResultType& block) {
-  return static_cast<int>(block[2] >> 29);
+PHILOX_DEVICE_INLINE uint32_t GroupFilterBits(uint64_t seed, uint64_t group) {
+  return FilterBitsOf(CounterBlock(seed, group >> 3, 0), group);
 }
 
-// M = 1 - (1 - U)^(1/8) for U = (k + 1) * 2^-53, computed without cancellation.
+// The 45-bit integer k in [0, 2^45) behind U = (k + 1) * 2^-45.
+PHILOX_DEVICE_INLINE uint64_t MinimumBits(uint32_t filter_bits, uint32_t word) {
+  return (static_cast<uint64_t>(filter_bits) << kLowMinimumBits) | (word >> 3);
+}
+
+// Position (0..7) of the group minimum, from the low three bits of word 0 of block (g, 1).
+PHILOX_DEVICE_INLINE int MinimumPosition(uint32_t word) { return static_cast<int>(word & 7u); }
+
+// M = 1 - (1 - U)^(1/8) for U = (k + 1) * 2^-45, computed without cancellation.
 PHILOX_DEVICE_INLINE double GroupMinimum(uint64_t minimum_bits) {
-  const double u = MulRn(static_cast<double>(minimum_bits + 1), kTwoPowMinus53);  // (0, 1]
+  const double u = MulRn(static_cast<double>(minimum_bits + 1), kTwoPowMinus45);  // (0, 1]
   const double s = SqrtRn(SqrtRn(SqrtRn(SubRn(1.0, u))));  // 1 - u is exact
   const double s2 = MulRn(s, s);
   const double s4 = MulRn(s2, s2);
@@ -148,36 +161,32 @@ PHILOX_DEVICE_INLINE double AboveMinimum(double minimum, uint32_t word) {
   return u < 1.0 ? u : 1.0;
 }
 
-// The eight uniforms of a group, given the two values taken from its substream-0 block.
-PHILOX_DEVICE_INLINE void GroupUniformsFromMinimum(uint64_t seed, uint64_t group,
-                                                   uint64_t minimum_bits, int position,
-                                                   double* uniforms) {
-  const double minimum = GroupMinimum(minimum_bits);
-  const PhiloxRandom::ResultType second = GroupBlock(seed, group, 1);
-  const PhiloxRandom::ResultType third = GroupBlock(seed, group, 2);
-  int k = 0;  // index of the V among the seven non-minimum bits
+// The eight uniforms u(seed, 8 * group + b), b = 0..7, given the group's filter bits.
+PHILOX_DEVICE_INLINE void GroupUniformsFromFilter(uint64_t seed, uint64_t group,
+                                                  uint32_t filter_bits, double* uniforms) {
+  const PhiloxRandom::ResultType second = CounterBlock(seed, group, 1);
+  const PhiloxRandom::ResultType third = CounterBlock(seed, group, 2);
+  const double minimum = GroupMinimum(MinimumBits(filter_bits, second[0]));
+  const int position = MinimumPosition(second[0]);
+  const uint32_t words[7] = {second[1], second[2], second[3], third[0],
+                             third[1],  third[2],  third[3]};
   for (int b = 0; b < 8; ++b) {
-    if (b == position) {
-      uniforms[b] = minimum;
-      continue;
-    }
-    const uint32_t word = k < 4 ? second[k] : third[k - 4];
-    uniforms[b] = AboveMinimum(minimum, word);
-    ++k;
+    uniforms[b] = b == position ? minimum : AboveMinimum(minimum, words[b < position ? b : b - 1]);
   }
 }
 
 // The eight uniforms u(seed, 8 * group + b), b = 0..7.
 PHILOX_DEVICE_INLINE void GroupUniforms(uint64_t seed, uint64_t group, double* uniforms) {
-  const PhiloxRandom::ResultType first = GroupBlock(seed, group, 0);
-  GroupUniformsFromMinimum(seed, group, MinimumBits(first), MinimumPosition(first), uniforms);
+  GroupUniformsFromFilter(seed, group, GroupFilterBits(seed, group), uniforms);
 }
 
-// A rate p with its fast-path threshold on the 53-bit integer behind U.
+// A rate p with its fast-path bounds on the integer k behind U and on the filter bits F.
 struct RateThreshold {
   double rate;
-  // A group can hold a bit with u <= rate only if MinimumBits(block) < keep_below.
+  // A group can hold a bit with u <= rate only if k < keep_below, hence only if
+  // F < filter_below.
   uint64_t keep_below;
+  uint32_t filter_below;
 };
 
 // Host-side: t(p) = 1 - (1 - p)^8 widened by a margin that covers every rounding error.
@@ -192,21 +201,26 @@ inline RateThreshold MakeRateThreshold(double rate) {
   const double t = 1.0 - q4 * q4;
   const double keep = t + 2e-14 + 1e-12 * rate;
   if (keep >= 1.0) {
-    threshold.keep_below = uint64_t{1} << 53;  // every k in [0, 2^53) passes
+    threshold.keep_below = uint64_t{1} << 45;  // every k in [0, 2^45) passes
   } else {
-    // U = (k + 1) 2^-53 <= keep  <=>  k + 1 <= floor(keep 2^53)  <=>  k < floor(keep 2^53).
-    threshold.keep_below = static_cast<uint64_t>(keep * 9007199254740992.0);
+    // U = (k + 1) 2^-45 <= keep  <=>  k + 1 <= floor(keep 2^45)  <=>  k < floor(keep 2^45).
+    threshold.keep_below = static_cast<uint64_t>(keep * 35184372088832.0);
   }
+  // k < keep_below  =>  F = k >> 29 <= (keep_below - 1) >> 29.
+  threshold.filter_below =
+      threshold.keep_below == 0
+          ? 0u
+          : static_cast<uint32_t>(((threshold.keep_below - 1) >> kLowMinimumBits) + 1);
   return threshold;
 }
 
-// The flip mask byte of a group that passed the fast-path filter: bit b set iff u <= rate,
-// restricted to the low precision bits (precision_mask).
+// The flip mask byte of a group from its eight uniforms: bit b set iff u_b <= rate, restricted
+// to the low precision bits (precision_mask).
 PHILOX_DEVICE_INLINE uint8_t FlipMaskByteExact(uint64_t seed, uint64_t group,
-                                               uint64_t minimum_bits, int position, double rate,
+                                               uint32_t filter_bits, double rate,
                                                uint8_t precision_mask) {
   double uniforms[8];
-  GroupUniformsFromMinimum(seed, group, minimum_bits, position, uniforms);
+  GroupUniformsFromFilter(seed, group, filter_bits, uniforms);
   uint8_t mask = 0;
   for (int b = 0; b < 8; ++b) {
     mask |= static_cast<uint8_t>((uniforms[b] <= rate ? 1u : 0u) << b);
@@ -214,31 +228,27 @@ PHILOX_DEVICE_INLINE uint8_t FlipMaskByteExact(uint64_t seed, uint64_t group,
   return mask & precision_mask;
 }
 
-// The byte of the symmetric flip mask for group `group` (one byte-aligned element).
-PHILOX_DEVICE_INLINE uint8_t FlipMaskByte(uint64_t seed, uint64_t group,
+// The byte of the symmetric flip mask for group `group`, given its filter bits.
+PHILOX_DEVICE_INLINE uint8_t FlipMaskByte(uint64_t seed, uint64_t group, uint32_t filter_bits,
                                           const RateThreshold& threshold,
                                           uint8_t precision_mask) {
-  const PhiloxRandom::ResultType first = GroupBlock(seed, group, 0);
-  const uint64_t minimum_bits = MinimumBits(first);
-  if (minimum_bits >= threshold.keep_below) return 0;
-  return FlipMaskByteExact(seed, group, minimum_bits, MinimumPosition(first), threshold.rate,
-                           precision_mask);
+  if (filter_bits >= threshold.filter_below) return 0;
+  return FlipMaskByteExact(seed, group, filter_bits, threshold.rate, precision_mask);
 }
 
 // The set and clear bytes of the asymmetric masks for a byte-aligned group: set iff u <= rate
 // 0-to-1, clear iff u > 1 - rate 1-to-0 (clear_above); set wins where both hold, which only
 // happens when rounding lets the two rates add up to slightly more than 1.
-PHILOX_DEVICE_INLINE void AsymmetricMaskBytes(uint64_t seed, uint64_t group,
+PHILOX_DEVICE_INLINE void AsymmetricMaskBytes(uint64_t seed, uint64_t group, uint32_t filter_bits,
                                               const RateThreshold& set_threshold,
                                               bool any_clear, double clear_above,
                                               uint8_t precision_mask, uint8_t* set_byte,
                                               uint8_t* clear_byte) {
-  const PhiloxRandom::ResultType first = GroupBlock(seed, group, 0);
   *set_byte = 0;
   *clear_byte = 0;
-  if (!any_clear && MinimumBits(first) >= set_threshold.keep_below) return;
+  if (!any_clear && filter_bits >= set_threshold.filter_below) return;
   double uniforms[8];
-  GroupUniformsFromMinimum(seed, group, MinimumBits(first), MinimumPosition(first), uniforms);
+  GroupUniformsFromFilter(seed, group, filter_bits, uniforms);
   uint8_t set = 0;
   uint8_t clear = 0;
   for (int b = 0; b < 8; ++b) {

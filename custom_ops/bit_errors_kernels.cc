@@ -11,6 +11,10 @@ bit_errors.h), never on the sharding, so results are bit-identical for any threa
 #include <limits>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "bit_errors.h"
@@ -43,7 +47,7 @@ Status InvalidArgument(const Args&... args) {
 }
 
 // Rough cycles per element, for the sharding cost model only (never affects results).
-constexpr int64_t kFlipCostPerByte = 250;
+constexpr int64_t kFlipCostPerByte = 40;
 constexpr int64_t kAsymmetricCostPerByte = 800;
 constexpr int64_t kProfiledCostPerByte = 600;
 constexpr int64_t kApplyCostPerByte = 2;
@@ -235,16 +239,17 @@ void PhiloxInPlace(uint64_t seed, PhiloxLanes* lanes) {
   }
 }
 
-// Blocks (group, 0) of the kLanes groups first_group, first_group + 1, ...: the same rounds as
-// PhiloxInPlace, with the counters made in place (cheaper than filling PhiloxLanes), reduced to
-// MinimumBits and MinimumPosition of bit_errors.h.
+// Filter blocks (h, 0) of the kLanes block indices h = first_block, first_block + 1, ...: the
+// same rounds as PhiloxInPlace, with the counters made in place (cheaper than filling
+// PhiloxLanes), cut into the 16-bit filter bits of bit_errors.h FilterBitsOf:
+// filter[8 l + c] belongs to group 8 (first_block + l) + c.
 TFBET_MULTIVERSION
-void FirstBlocks(uint64_t seed, uint64_t first_group, uint64_t* minimum_bits, uint8_t* positions) {
+void FilterBlocks(uint64_t seed, uint64_t first_block, uint16_t* filter) {
   uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
   for (int l = 0; l < kLanes; ++l) {
-    const uint64_t group = first_group + static_cast<uint64_t>(l);
-    c0[l] = static_cast<uint32_t>(group);
-    c1[l] = static_cast<uint32_t>(group >> 32);
+    const uint64_t block = first_block + static_cast<uint64_t>(l);
+    c0[l] = static_cast<uint32_t>(block);
+    c1[l] = static_cast<uint32_t>(block >> 32);
     c2[l] = 0;  // substream 0
     c3[l] = 0;
   }
@@ -265,24 +270,30 @@ void FirstBlocks(uint64_t seed, uint64_t first_group, uint64_t* minimum_bits, ui
     k1 += 0xBB67AE85u;
   }
   for (int l = 0; l < kLanes; ++l) {
-    minimum_bits[l] = ((static_cast<uint64_t>(c1[l]) << 32) | c0[l]) >> 11;
-    positions[l] = static_cast<uint8_t>(c2[l] >> 29);
+    const uint32_t words[4] = {c0[l], c1[l], c2[l], c3[l]};
+    for (int w = 0; w < 4; ++w) {
+      filter[8 * l + 2 * w] = static_cast<uint16_t>(words[w] & 0xFFFFu);
+      filter[8 * l + 2 * w + 1] = static_cast<uint16_t>(words[w] >> 16);
+    }
   }
 }
 
 // Groups that passed the fast-path filter, waiting for their exact flip mask byte.
 struct PendingGroups {
-  static constexpr int kCapacity = 2 * kLanes;
+  static constexpr int kCapacity = 8 * kLanes + kLanes;  // one batch of filter bits + leftovers
   int count = 0;
   int64_t element[kCapacity];
-  uint64_t minimum_bits[kCapacity];
-  uint8_t position[kCapacity];
+  uint32_t filter_bits[kCapacity];
 };
 
 // Exact flip mask bytes of up to kLanes pending groups starting at `first`: the uniforms of
-// bit_errors.h (GroupMinimum, AboveMinimum), with both further Philox blocks drawn lane-parallel.
+// bit_errors.h (GroupMinimum, AboveMinimum), with blocks (g, 1) and (g, 2) drawn lane-parallel
+// and every loop over lanes free of branches, so that it vectorizes (IEEE +, -, *, /, sqrt give
+// the same bits in vector registers).  Each byte is XORed into out[element] (zero for a mask, the
+// codes for fused application).
+TFBET_MULTIVERSION
 void ExactFlipBytes(uint64_t seed, uint64_t first_group, const PendingGroups& pending, int first,
-                    int count, double rate, uint8_t precision_mask, uint8_t* mask) {
+                    int count, double rate, uint8_t precision_mask, uint8_t* out) {
   PhiloxLanes second;
   PhiloxLanes third;
   for (int l = 0; l < kLanes; ++l) {
@@ -293,53 +304,112 @@ void ExactFlipBytes(uint64_t seed, uint64_t first_group, const PendingGroups& pe
   }
   PhiloxInPlace(seed, &second);
   PhiloxInPlace(seed, &third);
-  double minimum[kLanes];
-  for (int l = 0; l < count; ++l) minimum[l] = GroupMinimum(pending.minimum_bits[first + l]);
-  for (int l = 0; l < count; ++l) {
-    const int position = pending.position[first + l];
-    const uint32_t words[7] = {second.word[0][l], second.word[1][l], second.word[2][l],
-                               second.word[3][l], third.word[0][l],  third.word[1][l],
-                               third.word[2][l]};
-    uint8_t byte = minimum[l] <= rate ? static_cast<uint8_t>(1u << position) : 0;
-    for (int b = 0; b < 8; ++b) {
-      if (b == position) continue;
-      const double u = AboveMinimum(minimum[l], words[b < position ? b : b - 1]);
-      byte |= static_cast<uint8_t>((u <= rate ? 1u : 0u) << b);
+  alignas(64) double minimum[kLanes];
+  alignas(64) uint32_t faulty[kLanes];  // bit k: the k-th non-minimum bit has u <= rate
+  for (int l = 0; l < kLanes; ++l) {
+    const int index = first + (l < count ? l : 0);
+    minimum[l] = GroupMinimum(MinimumBits(pending.filter_bits[index], second.word[0][l]));
+    faulty[l] = 0;
+  }
+  const uint32_t* words[7] = {second.word[1], second.word[2], second.word[3], third.word[0],
+                              third.word[1],  third.word[2],  third.word[3]};
+  for (int k = 0; k < 7; ++k) {
+    const uint32_t* word = words[k];
+    for (int l = 0; l < kLanes; ++l) {
+      faulty[l] |= (AboveMinimum(minimum[l], word[l]) <= rate ? 1u : 0u) << k;
     }
-    mask[pending.element[first + l]] = byte & precision_mask;
+  }
+  alignas(64) uint8_t bytes[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    // Spread the seven bits around the minimum's position j: bits below j stay, the others move
+    // up by one, and bit j is the minimum's own.
+    const uint32_t position = MinimumPosition(second.word[0][l]);
+    const uint32_t below = faulty[l] & ((1u << position) - 1u);
+    const uint32_t above = (faulty[l] >> position) << (position + 1);
+    const uint32_t own = (minimum[l] <= rate ? 1u : 0u) << position;
+    bytes[l] = static_cast<uint8_t>(below | above | own) & precision_mask;
+  }
+  for (int l = 0; l < count; ++l) out[pending.element[first + l]] ^= bytes[l];
+}
+
+// Appends to `pending` the elements first_element + j, j in [from, to) of 0..63, whose filter
+// value bits[j] is below filter_below.  Most are not: the comparison runs 16 lanes at a time and
+// only the survivors are visited.
+void CollectPending(const uint16_t* bits, int64_t first_element, int from, int to,
+                    uint32_t filter_below, PendingGroups* pending) {
+  uint64_t survivors = 0;
+  if (filter_below > 0xFFFFu) {  // every 16-bit value passes
+    survivors = ~uint64_t{0};
+  } else {
+#if defined(__SSE2__)
+    // Unsigned a < b as signed (a ^ 0x8000) < (b ^ 0x8000).
+    const __m128i bias = _mm_set1_epi16(static_cast<int16_t>(0x8000));
+    const __m128i bound =
+        _mm_xor_si128(_mm_set1_epi16(static_cast<int16_t>(filter_below)), bias);
+    for (int j = 0; j < 64; j += 16) {
+      const __m128i low =
+          _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(bits + j)), bias);
+      const __m128i high =
+          _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(bits + j + 8)), bias);
+      const __m128i below =
+          _mm_packs_epi16(_mm_cmplt_epi16(low, bound), _mm_cmplt_epi16(high, bound));
+      survivors |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(below)))
+                   << j;
+    }
+#else
+    for (int j = 0; j < 64; ++j) {
+      survivors |= static_cast<uint64_t>(bits[j] < filter_below ? 1u : 0u) << j;
+    }
+#endif
+  }
+  if (from > 0) survivors &= ~uint64_t{0} << from;
+  if (to < 64) survivors &= (uint64_t{1} << to) - 1;
+  while (survivors) {
+    const int j = __builtin_ctzll(survivors);
+    survivors &= survivors - 1;
+    pending->element[pending->count] = first_element + j;
+    pending->filter_bits[pending->count] = bits[j];
+    ++pending->count;
   }
 }
 
-// The flip mask of groups first_group + [begin, end) into mask[begin, end): first blocks of
-// kLanes groups at a time; the few groups whose minimum may be <= rate queue for the exact path.
+// The flip mask of groups first_group + [begin, end), XORed into out[begin, end) (which holds
+// zeros for a mask, or the codes to perturb): filter blocks for 8 kLanes groups at a time; the
+// few groups whose minimum may be <= rate queue for the exact path.
 void FlipMaskRange(uint64_t seed, uint64_t first_group, const RateThreshold& threshold,
-                   uint8_t precision_mask, int64_t begin, int64_t end, uint8_t* mask) {
+                   uint8_t precision_mask, int64_t begin, int64_t end, uint8_t* out) {
   PendingGroups pending;
-  const auto flush = [&]() {
-    for (int start = 0; start < pending.count; start += kLanes) {
+  const auto flush = [&](int keep_below_lanes) {
+    int start = 0;
+    for (; pending.count - start >= keep_below_lanes && pending.count > start; start += kLanes) {
       const int count = pending.count - start < kLanes ? pending.count - start : kLanes;
       ExactFlipBytes(seed, first_group, pending, start, count, threshold.rate, precision_mask,
-                     mask);
+                     out);
     }
-    pending.count = 0;
+    // Leftovers (fewer than a full set of lanes) move to the front and wait for the next batch.
+    for (int i = start; i < pending.count; ++i) {
+      pending.element[i - start] = pending.element[i];
+      pending.filter_bits[i - start] = pending.filter_bits[i];
+    }
+    pending.count -= start;
   };
-  uint64_t minimum_bits[kLanes];
-  uint8_t positions[kLanes];
-  for (int64_t start = begin; start < end; start += kLanes) {
-    FirstBlocks(seed, first_group + static_cast<uint64_t>(start), minimum_bits, positions);
-    const int count = static_cast<int>(end - start < kLanes ? end - start : kLanes);
-    std::memset(mask + start, 0, count);
-    for (int l = 0; l < count; ++l) {
-      if (minimum_bits[l] < threshold.keep_below) {
-        pending.element[pending.count] = start + l;
-        pending.minimum_bits[pending.count] = minimum_bits[l];
-        pending.position[pending.count] = positions[l];
-        ++pending.count;
-      }
+  alignas(64) uint16_t filter[8 * kLanes];
+  const uint64_t first = first_group + static_cast<uint64_t>(begin);
+  const uint64_t last = first_group + static_cast<uint64_t>(end);  // one past the last group
+  for (uint64_t block = first >> 3; 8 * block < last; block += kLanes) {
+    FilterBlocks(seed, block, filter);
+    for (int j = 0; j < 8 * kLanes; j += 64) {
+      const uint64_t base = 8 * block + j;  // group of filter[j]
+      if (base + 64 <= first) continue;
+      if (base >= last) break;
+      const int from = base < first ? static_cast<int>(first - base) : 0;
+      const int to = base + 64 > last ? static_cast<int>(last - base) : 64;
+      CollectPending(filter + j, static_cast<int64_t>(base - first_group), from, to,
+                     threshold.filter_below, &pending);
     }
-    if (pending.count >= kLanes) flush();
+    flush(/*keep_below_lanes=*/kLanes);
   }
-  flush();
+  flush(/*keep_below_lanes=*/1);
 }
 
 // ((v ^ flip) | set) & ~clear over a range.  `output` may be `values` itself (the kernel forwards
@@ -377,6 +447,7 @@ struct RandomFlipMaskFunctor<CPUDevice> {
       return;
     }
     ShardElements(context, size, kFlipCostPerByte, [&](int64_t begin, int64_t end) {
+      std::memset(mask + begin, 0, end - begin);
       FlipMaskRange(seed, first_group, threshold, precision_mask, begin, end, mask);
     });
   }
@@ -395,8 +466,9 @@ struct AsymmetricMasksFunctor<CPUDevice> {
     }
     ShardElements(context, size, kAsymmetricCostPerByte, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        AsymmetricMaskBytes(seed, first_group + i, set_threshold, any_clear, clear_above,
-                            precision_mask, &set_mask[i], &clear_mask[i]);
+        const uint64_t group = first_group + static_cast<uint64_t>(i);
+        AsymmetricMaskBytes(seed, group, GroupFilterBits(seed, group), set_threshold, any_clear,
+                            clear_above, precision_mask, &set_mask[i], &clear_mask[i]);
       }
     });
   }

@@ -1,4 +1,5 @@
-/* GPU functors of the tfbet bit error ops: one thread per element, the math of bit_errors.h.
+/* GPU functors of the tfbet bit error ops: the math of bit_errors.h, one thread per filter block
+(flip masks) or per element (asymmetric masks, application).
 
 Only compiled when TFBET_BUILD_CUDA=1 (setup.py) with nvcc; the CPU build never needs this file.
 The uniforms are the same bits as on the CPU: bit_errors.h uses correctly rounded square roots and
@@ -44,14 +45,26 @@ void CheckLaunch(OpKernelContext* context, const char* kernel) {
   }
 }
 
+// One thread per filter block: the eight groups 8h .. 8h+7 share block (h, 0) (bit_errors.h),
+// so it is drawn once for them.  Thread t serves h = first_group / 8 + t; groups outside
+// [first_group, first_group + size) are skipped.
 __global__ void RandomFlipMaskKernel(uint64_t seed, uint64_t first_group,
                                      RateThreshold threshold, uint8_t precision_mask,
                                      int64_t size, uint8_t* mask) {
+  const uint64_t first_block = first_group >> 3;
+  const uint64_t last = first_group + static_cast<uint64_t>(size);
+  const int64_t blocks = static_cast<int64_t>(((last - 1) >> 3) - first_block + 1);
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < size;
-       i += stride) {
-    mask[i] = FlipMaskByte(seed, first_group + static_cast<uint64_t>(i), threshold,
-                           precision_mask);
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < blocks;
+       t += stride) {
+    const uint64_t block = first_block + static_cast<uint64_t>(t);
+    const PhiloxRandom::ResultType filter = CounterBlock(seed, block, 0);
+    for (int c = 0; c < 8; ++c) {
+      const uint64_t group = 8 * block + c;
+      if (group < first_group || group >= last) continue;
+      mask[group - first_group] =
+          FlipMaskByte(seed, group, FilterBitsOf(filter, group), threshold, precision_mask);
+    }
   }
 }
 
@@ -62,7 +75,8 @@ __global__ void AsymmetricMasksKernel(uint64_t seed, uint64_t first_group,
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < size;
        i += stride) {
-    AsymmetricMaskBytes(seed, first_group + static_cast<uint64_t>(i), set_threshold, any_clear,
+    const uint64_t group = first_group + static_cast<uint64_t>(i);
+    AsymmetricMaskBytes(seed, group, GroupFilterBits(seed, group), set_threshold, any_clear,
                         clear_above, precision_mask, &set_mask[i], &clear_mask[i]);
   }
 }
@@ -89,7 +103,9 @@ void RandomFlipMaskFunctor<Device>::operator()(OpKernelContext* context, uint64_
                                                uint8_t precision_mask, int64_t size,
                                                uint8_t* mask) {
   const GPUDevice& device = context->eigen_device<GPUDevice>();
-  RandomFlipMaskKernel<<<BlocksFor(size), kThreadsPerBlock, 0, device.stream()>>>(
+  const int64_t filter_blocks =
+      static_cast<int64_t>(((first_group + size - 1) >> 3) - (first_group >> 3) + 1);
+  RandomFlipMaskKernel<<<BlocksFor(filter_blocks), kThreadsPerBlock, 0, device.stream()>>>(
       seed, first_group, threshold, precision_mask, size, mask);
   CheckLaunch(context, "RandomFlipMaskKernel");
 }

@@ -39,11 +39,13 @@ uniform u(seed, a) in (0, 1] that does not depend on the rate or the precision, 
 seed are exactly nested across rates and any slice can be computed alone from its offset.
 
 The eight uniforms of group g = a // 8 are iid U(0, 1], built from Philox4x32-10 keyed by the
-64-bit seed with counter (lo32(g), hi32(g), substream, 0): block (g, 0) gives a 53-bit uniform U
-(words 0, 1) and the position j of the group minimum (top 3 bits of word 2); the minimum is
-M = 1 - (1 - U)^(1/8) and u_j = M; the other bits are u_b = M + (1 - M) V_b with V_b iid 32-bit
-uniforms in (0, 1] from blocks (g, 1) and (g, 2), in bit order.  A group holds a bit with u <= p
-iff U <= 1 - (1 - p)^8, so at small p most bytes cost one Philox block.
+64-bit seed; block (n, s) has the counter (lo32(n), hi32(n), s, 0).  Block (g // 8, 0) gives 16
+filter bits F to each of its eight groups; block (g, 1) word 0 = w gives the 45-bit uniform
+U = (F 2^29 + (w >> 3) + 1) 2^-45 and the position j = w mod 8 of the group minimum; the minimum
+is M = 1 - (1 - U)^(1/8) and u_j = M; the other bits are u_b = M + (1 - M) V_b with V_b iid
+32-bit uniforms in (0, 1] from words 1..3 of block (g, 1) and 0..3 of block (g, 2), in bit
+order.  A group holds a bit with u <= p iff U <= 1 - (1 - p)^8, so at small p most bytes cost an
+eighth of a Philox block.
 )doc";
 
 }  // namespace

@@ -207,3 +207,32 @@ def test_a_high_rate_loads_when_the_caller_says_it_is_meant(qmodel):
   expected, _, _ = chips.RandomChip(1).masks(mem.num_weights, mem.precision, 0.6)
   np.testing.assert_array_equal(_flips(qmodel), expected)
   memory.clear_masks(qmodel)
+
+
+def test_a_chip_loaded_after_the_first_trace_changes_the_outputs_and_clearing_restores_them(
+    qmodel):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  mem = memory.layout(qmodel)
+  x = _inputs()
+  forward = tf.function(lambda inputs: qmodel(inputs, training=False))
+  clean = forward(x).numpy()  # traced here, with no masks loaded
+  assert not any(bool(s.qvars["errors"].numpy()) for s in mem.slots)
+  memory.load_chip(mem, chips.RandomChip(3), 0.05)
+  assert all(bool(s.qvars["errors"].numpy()) for s in mem.slots)
+  perturbed = forward(x).numpy()
+  assert np.abs(perturbed - clean).max() > 1e-3
+  # The same perturbed output as a model traced with the chip already loaded.
+  np.testing.assert_array_equal(perturbed, qmodel(x, training=False).numpy())
+  memory.clear_masks(mem)
+  assert not any(bool(s.qvars["errors"].numpy()) for s in mem.slots)
+  np.testing.assert_array_equal(forward(x).numpy(), clean)
+  # In-graph loading (training) raises the flags too.
+  tf.function(lambda: memory.assign_random_flips(mem, 3, 0.05))()
+  np.testing.assert_array_equal(forward(x).numpy(), perturbed)
+
+
+def test_loading_all_zero_masks_leaves_the_flags_down(qmodel):
+  mem = memory.layout(qmodel)
+  zeros = np.zeros(mem.num_weights, np.uint8)
+  memory.load_masks(mem, zeros, zeros, zeros)
+  assert not any(bool(s.qvars["errors"].numpy()) for s in mem.slots)

@@ -45,20 +45,26 @@ def reference_uniforms(seed, first_address, count):
   seed_bits = seed % 2**64
   key = (seed_bits & 0xFFFFFFFF, seed_bits >> 32)
 
-  def block(substream):
-    zeros = np.zeros_like(groups)
-    return philox4x32_10([groups & _MASK32, groups >> np.uint64(32), zeros + substream, zeros],
-                         key)
+  def block(counters, substream):
+    zeros = np.zeros_like(counters)
+    return philox4x32_10(
+        [counters & _MASK32, counters >> np.uint64(32), zeros + substream, zeros], key)
 
-  first, second, third = block(0), block(1), block(2)
-  bits53 = ((first[1].astype(np.uint64) << np.uint64(32)) | first[0]) >> np.uint64(11)
-  u_min_source = (bits53 + np.uint64(1)).astype(np.float64) * 2.0**-53
+  # 16 filter bits per group: half (g % 2) of word (g // 2) % 4 of block (g // 8, 0).
+  filter_block = block(groups >> np.uint64(3), 0)
+  word_index = ((groups >> np.uint64(1)) & np.uint64(3)).astype(np.int64)
+  filter_word = np.choose(word_index, filter_block).astype(np.uint64)
+  shift = (groups & np.uint64(1)) * np.uint64(16)
+  filter_bits = (filter_word >> shift) & np.uint64(0xFFFF)
+  second, third = block(groups, 1), block(groups, 2)
+  bits45 = (filter_bits << np.uint64(29)) | (second[0].astype(np.uint64) >> np.uint64(3))
+  u_min_source = (bits45 + np.uint64(1)).astype(np.float64) * 2.0**-45
   s = np.sqrt(np.sqrt(np.sqrt(1.0 - u_min_source)))
   s2 = s * s
   s4 = s2 * s2
   minimum = u_min_source / (((1.0 + s) * (1.0 + s2)) * (1.0 + s4))
-  position = (first[2] >> np.uint32(29)).astype(np.int64)
-  words = [second[0], second[1], second[2], second[3], third[0], third[1], third[2]]
+  position = (second[0] & np.uint32(7)).astype(np.int64)
+  words = [second[1], second[2], second[3], third[0], third[1], third[2], third[3]]
   v = np.stack([(w.astype(np.float64) + 1.0) * 2.0**-32 for w in words], axis=1)  # n x 7
   uniforms = np.empty((groups.size, 8))
   for b in range(8):
@@ -366,6 +372,8 @@ def test_apply_bit_errors_equals_the_numpy_formula():
   np.testing.assert_array_equal(ops.apply_bit_errors(values, flip=flip).numpy(), values ^ flip)
   np.testing.assert_array_equal(
       ops.apply_bit_errors(values, clear_mask=clear_mask).numpy(), values & ~clear_mask)
+  np.testing.assert_array_equal(
+      ops.apply_bit_errors(values, set_mask=set_mask).numpy(), values | set_mask)
 
 
 def test_flipping_twice_restores_the_input():
@@ -635,3 +643,79 @@ def test_wider_integer_tensors_are_range_checked_inside_tf_function():
   assert mask(tf.constant(3, tf.int64)).numpy().max() < 8
   with pytest.raises(tf.errors.InvalidArgumentError, match="precision must fit in int32"):
     mask(tf.constant(2**32 + 3, tf.int64))
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.9])
+def test_flip_mask_of_any_byte_range_equals_the_slice_of_a_larger_mask(rate):
+  # Eight groups share a filter block and the CPU kernel works on 512 groups at a time: ranges
+  # that start and end inside blocks and batches must see the same bits.
+  big = ops.random_flip_mask([5000], 71, rate, precision=8, offset=8 * 3).numpy()
+  for start, length in [(0, 1), (1, 7), (7, 9), (5, 3), (63, 130), (511, 2), (512, 600),
+                        (1000, 3000), (4999, 1)]:
+    part = ops.random_flip_mask([length], 71, rate, offset=8 * (3 + start)).numpy()
+    np.testing.assert_array_equal(part, big[start:start + length], err_msg=str((start, length)))
+
+
+def test_apply_with_one_mask_checks_the_shape_at_run_time():
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.uint8)] * 2)
+  def apply_clear(values, clear_mask):
+    return ops.apply_bit_errors(values, clear_mask=clear_mask)
+
+  with pytest.raises(tf.errors.InvalidArgumentError, match="clear_mask must have the shape"):
+    apply_clear(tf.zeros([4], tf.uint8), tf.zeros([1], tf.uint8))
+  np.testing.assert_array_equal(
+      apply_clear(tf.constant([255, 7], tf.uint8), tf.constant([1, 2], tf.uint8)).numpy(),
+      [254, 5])
+
+
+# --------------------------------------------------------------------------------------------
+# GPU kernels (bit_errors_kernels.cu.cc), where a GPU and a CUDA build are present.
+
+
+def _gpu_kernels_present():
+  """True when a GPU is visible and the library has GPU kernels (TFBET_BUILD_CUDA=1)."""
+  if not tf.config.list_physical_devices("GPU"):
+    return False
+  with tf.device("/GPU:0"):  # soft placement puts a CPU-only op on the CPU
+    mask = ops.random_flip_mask([8], 1, 0.5)
+  return "GPU" in mask.device
+
+
+requires_gpu_kernels = pytest.mark.skipif(
+    not _gpu_kernels_present(),
+    reason="no visible GPU with the tfbet CUDA kernels (build with TFBET_BUILD_CUDA=1)")
+
+
+def _on(device, function):
+  with tf.device(device):
+    result = function()
+  return [r.numpy() for r in (result if isinstance(result, (list, tuple)) else [result])]
+
+
+@requires_gpu_kernels
+@pytest.mark.parametrize("size, seed, rate, precision, offset", [
+    (1, 3, 0.5, 8, 0),
+    (1_000_003, 42, 0.01, 8, 8 * 77),
+    (300_001, -5, 1e-4, 6, 8 * (2**32 - 1000)),
+    (70_000, 2**62 + 1, 0.2, 8, 8 * 5),
+    (70_000, 9, 0.9, 7, 0),
+])
+def test_gpu_flip_masks_equal_cpu_masks_bit_for_bit(size, seed, rate, precision, offset):
+  make = lambda: ops.random_flip_mask([size], seed, rate, precision, offset)  # noqa: E731
+  gpu, cpu = _on("/GPU:0", make), _on("/CPU:0", make)
+  np.testing.assert_array_equal(gpu[0], cpu[0])
+
+
+@requires_gpu_kernels
+@pytest.mark.parametrize("rate_0to1, rate_1to0", [(0.01, 0.0), (0.05, 0.1), (0.4, 0.6)])
+def test_gpu_asymmetric_masks_and_application_equal_the_cpu_ones(rate_0to1, rate_1to0):
+  values = np.random.default_rng(0).integers(0, 256, size=200_003, dtype=np.uint8)
+
+  def make():
+    set_mask, clear_mask = ops.asymmetric_masks([values.size], 11, rate_0to1, rate_1to0,
+                                                offset=8 * 13)
+    flip = ops.random_flip_mask([values.size], 12, 0.03)
+    return set_mask, clear_mask, ops.apply_bit_errors(values, flip, set_mask, clear_mask)
+
+  for gpu, cpu in zip(_on("/GPU:0", make), _on("/CPU:0", make)):
+    np.testing.assert_array_equal(gpu, cpu)

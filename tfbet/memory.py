@@ -25,8 +25,13 @@ from tfbet import files
 from tfbet import ops
 from tfbet import quantization
 from tfbet import quantize_configs
+from tfbet import quantizers
 
 IMAGE_FORMAT = "tfbet-memory-image/1"
+
+# The mask variables of every quantizer; writing any of them must also set its ``errors`` flag
+# (see tfbet.quantizers), which load_masks, assign_random_flips and assign_masks do.
+MASK_NAMES = quantizers.MASK_NAMES
 
 
 @dataclasses.dataclass
@@ -146,12 +151,34 @@ def update_global_range(model_or_layout):
 def load_masks(model_or_layout, flip=None, set_mask=None, clear_mask=None):
   """Writes flat [W] uint8 masks for the whole memory into the quantizers (None = zeros)."""
   mem = _as_layout(model_or_layout)
-  for name, flat in zip(("flip", "set", "clear"), (flip, set_mask, clear_mask)):
+  any_error = [False] * len(mem.slots)
+  for name, flat in zip(MASK_NAMES, (flip, set_mask, clear_mask)):
     parts = (mem.split(np.asarray(flat, dtype=np.uint8)) if flat is not None
              else [None] * len(mem.slots))
-    for slot, part in zip(mem.slots, parts):
+    for index, (slot, part) in enumerate(zip(mem.slots, parts)):
       var = slot.qvars[name]
       var.assign(tf.zeros_like(var) if part is None else part)
+      any_error[index] |= part is not None and bool(np.any(part))
+  for slot, errors in zip(mem.slots, any_error):
+    slot.qvars["errors"].assign(errors)
+
+
+def assign_masks(slot, masks):
+  """Writes {mask name: uint8 tensor} into one slot (in-graph too) and raises its flag.
+
+  Masks not named keep their values; the flag says masks are loaded, so the quantizer applies
+  them (all zero masks give the clean codes, only at the cost of applying them).
+  """
+  for name, value in masks.items():
+    slot.qvars[name].assign(value)
+  slot.qvars["errors"].assign(True)
+
+
+def clear_slot(slot, names=MASK_NAMES):
+  """Zeroes the named masks of one slot (in-graph too) and lowers its flag: no mask work."""
+  for name in names:
+    slot.qvars[name].assign(tf.zeros(slot.shape, tf.uint8))
+  slot.qvars["errors"].assign(False)
 
 
 def clear_masks(model_or_layout):
@@ -185,6 +212,7 @@ def assign_random_flips(model_or_layout, seed, rate):
   for slot in mem.slots:
     slot.qvars["flip"].assign(ops.random_flip_mask(
         slot.shape, seed, rate, precision=mem.precision, offset=8 * slot.offset))
+    slot.qvars["errors"].assign(True)
 
 
 def memory_contents(model_or_layout):

@@ -5,7 +5,7 @@ global bit address ``offset + 8 * i + b``. A chip is a seed; every bit address o
 ``u(seed, address)`` in (0, 1] that does not depend on the rate, so a bit is faulty at rate p iff
 ``u <= p``: masks of one chip are exactly nested across rates, any slice of memory is computed on
 its own from its offset, and nothing is stored per chip. ``custom_ops/bit_errors.h`` documents how
-the uniforms are drawn (Philox4x32-10, one block per byte at small rates).
+the uniforms are drawn (Philox4x32-10, an eighth of a block per byte at small rates).
 
 Errors are applied as ``((v ^ flip) | set) & ~clear`` (``apply_bit_errors``).
 
@@ -336,14 +336,32 @@ def apply_bit_errors(values, flip=None, set_mask=None, clear_mask=None, name=Non
   masks = {"flip": flip, "set_mask": set_mask, "clear_mask": clear_mask}
   if all(mask is None for mask in masks.values()):
     return tf.identity(values, name=name)
-  tensors = []
+  tensors = {}
   for mask_name, mask in masks.items():
     if mask is None:
-      tensors.append(tf.zeros_like(values))
       continue
     tensor = _uint8_arg(mask, mask_name)
     if not tensor.shape.is_compatible_with(values.shape):
       raise ValueError(f"{mask_name} must have the shape of values {values.shape}, got "
                        f"{tensor.shape}.")
-    tensors.append(tensor)
-  return _ops.tfbet_apply_bit_errors(values, *tensors, name=name)
+    tensors[mask_name] = tensor
+  if len(tensors) == 1:  # one pass over two arrays, instead of the kernel reading two zero masks
+    (mask_name, tensor), = tensors.items()
+    tensor = _same_shape(tensor, values, mask_name)
+    if mask_name == "flip":
+      return tf.bitwise.bitwise_xor(values, tensor, name=name)
+    if mask_name == "set_mask":
+      return tf.bitwise.bitwise_or(values, tensor, name=name)
+    return tf.bitwise.bitwise_and(values, tf.bitwise.invert(tensor), name=name)
+  return _ops.tfbet_apply_bit_errors(
+      values, *[tensors[n] if n in tensors else tf.zeros_like(values) for n in masks], name=name)
+
+
+def _same_shape(mask, values, mask_name):
+  """`mask`, checked at run time to have the shape of `values` (bitwise ops would broadcast)."""
+  if mask.shape.is_fully_defined() and values.shape.is_fully_defined():
+    return mask  # equal: is_compatible_with above
+  with tf.control_dependencies([tf.debugging.assert_equal(
+      tf.shape(mask), tf.shape(values),
+      message=f"{mask_name} must have the shape of values")]):
+    return tf.identity(mask)

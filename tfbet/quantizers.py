@@ -4,6 +4,9 @@ Implements the tfmot ``Quantizer`` interface. For every quantized tensor it owns
 
 * ``flip``, ``set``, ``clear``: uint8 error masks, ``v' = ((v ^ flip) | set) & ~clear``
   (docs/design.md §3); all zero means the clean quantized weights, bit for bit;
+* ``errors``: true while masks are loaded (``tfbet.memory`` and the trainer set it with the masks).
+  It is a variable read inside the graph, so a model traced once follows every later load; while
+  it is false the masks are not read at all (clean training and evaluation cost no mask work);
 * ``range``: [q_min, q_max] used when the range does not come from the tensor itself
   (a global scheme, or a loaded memory image);
 * ``codes`` and ``frozen``: a memory image loaded by ``tfbet.memory.import_image``; while
@@ -21,6 +24,14 @@ from tfbet.compat import keras
 from tfbet.compat import tfmot
 
 MASK_NAMES = ("flip", "set", "clear")
+
+
+def perturbed_codes(codes, weights):
+  """``codes`` with the loaded masks applied; while ``errors`` is false, ``codes`` untouched."""
+  return tf.cond(
+      weights["errors"],
+      lambda: ops.apply_bit_errors(codes, weights["flip"], weights["set"], weights["clear"]),
+      lambda: tf.identity(codes))
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
@@ -52,6 +63,7 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     weights = {mask: add(mask, tensor_shape, tf.uint8, keras.initializers.Zeros())
                for mask in MASK_NAMES}
+    weights["errors"] = add("errors", (), tf.bool, keras.initializers.Zeros())
     weights["range"] = add("range", (2,), tf.float32, keras.initializers.Constant([-1.0, 1.0]))
     weights["codes"] = add("codes", tensor_shape, tf.uint8, keras.initializers.Zeros())
     weights["frozen"] = add("frozen", (), tf.bool, keras.initializers.Zeros())
@@ -69,15 +81,16 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
   def clean_codes(self, inputs, weights):
     """The codes written to memory before any bit error."""
     q_min, q_max = self.quantized_range(inputs, weights)
-    codes = quantization.quantize(inputs, q_min, q_max, self.scheme)
-    return tf.where(weights["frozen"], weights["codes"], codes), q_min, q_max
+    codes = tf.cond(weights["frozen"], lambda: tf.identity(weights["codes"]),
+                    lambda: quantization.quantize(inputs, q_min, q_max, self.scheme))
+    return codes, q_min, q_max
 
   # Plain TensorFlow ops without data-dependent Python control flow: autograph has nothing to
   # convert, and converting it took ~0.35 s per tensor whenever Keras built a model graph.
   @tf.autograph.experimental.do_not_convert
   def __call__(self, inputs, training, weights, **kwargs):
     codes, q_min, q_max = self.clean_codes(inputs, weights)
-    codes = ops.apply_bit_errors(codes, weights["flip"], weights["set"], weights["clear"])
+    codes = perturbed_codes(codes, weights)
     return quantization.straight_through(
         inputs, quantization.dequantize(codes, q_min, q_max, self.scheme))
 

@@ -242,18 +242,17 @@ class BitErrorTrainer(keras.Model):
 
   def _load_errors(self):
     if self._pattern is not None:
-      for name, variables in zip(("flip", "set", "clear"), self._pattern):
-        for slot, var in zip(self.layout.slots, variables):
-          slot.qvars[name].assign(var)
+      for index, slot in enumerate(self.layout.slots):
+        memory.assign_masks(slot, {name: variables[index] for name, variables in
+                                   zip(memory.MASK_NAMES, self._pattern)})
     else:
       memory.assign_random_flips(self.layout, self.step_seed(), self.current_rate())
 
   def _clear_errors(self):
     # Random chips only write the flip masks; a pattern may use all three.
-    names = ("flip", "set", "clear") if self._pattern is not None else ("flip",)
+    names = memory.MASK_NAMES if self._pattern is not None else ("flip",)
     for slot in self.layout.slots:
-      for name in names:
-        slot.qvars[name].assign(tf.zeros(slot.shape, tf.uint8))
+      memory.clear_slot(slot, names)
 
   # -- pieces of the step ---------------------------------------------------------------------
 
