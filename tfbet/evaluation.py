@@ -288,7 +288,8 @@ class Results:
     clean_errors: misclassified examples with all masks zero.
     condition_kind: "rate" (random chips) or "voltage" (profiled chips).
     errors: {(chip name, condition, offset): misclassified examples}.
-    chips: {chip name: description dict}; every entry's chip must be described here.
+    chips: {chip name: description dict}; every entry's chip must be described here. None
+      without a plan: the chips the entries name, without descriptions (hand-made results).
     plan: what the whole evaluation measures (see the module docstring), or None (older files).
     metadata: free-form JSON-able dict.
   """
@@ -306,6 +307,8 @@ class Results:
     if self.clean_errors > self.n:
       raise ValueError(f"clean_errors must be in [0, n={self.n}], got {self.clean_errors}")
     self.condition_kind = condition_kind
+    if chips is None and plan is None:  # Hand-made results: the entries name their chips.
+      chips = {key[0]: {} for key in (errors or {})}
     self.chips = {name: dict(info) for name, info in (chips or {}).items()}
     self.plan = None if plan is None else _check_plan(plan, condition_kind)
     self._grid = {}  # {chip name: (conditions, offsets)} of this shard's chips in the plan

@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import os
+import sys
 
 from absl import logging
 import gin
@@ -172,7 +173,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     weight_decay, learning_rate, momentum, nesterov: SGD of App. F.
     distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
     evaluate_every_epoch: clean test error after each epoch.
-    verbose: Keras progress output (0, 1 or 2).
+    verbose: Keras progress output (0, 1 or 2); 1 (a progress bar) becomes 2 (a line per epoch)
+      when stdout is not a terminal, so logs hold lines, not thousands of bar updates.
     model_fn: a function building a functional float Keras classifier (e.g. ``@my_model``, gin
       configurable in a module given by --gin_module), called as ``model_fn(num_classes=...,
       input_shape=...)`` plus ``kernel_constraint`` when w_max is set and ``seed`` when it
@@ -217,7 +219,7 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     trainer.fit(
         data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
-        callbacks=callbacks, verbose=verbose)
+        callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
   gin_utils.save_operative_config(output_dir)
   return export(trainer, data, output_dir, history=progress.history, seconds=progress.seconds)
 
