@@ -104,8 +104,7 @@ def load_masks(model_or_layout, flip=None, set_mask=None, clear_mask=None):
     parts = (mem.split(np.asarray(flat, dtype=np.uint8)) if flat is not None
              else [None] * len(mem.slots))
     for slot, part in zip(mem.slots, parts):
-      var = slot.qvars[name]
-      var.assign(tf.zeros_like(var) if part is None else part)
+      slot.qvars[name].assign(tf.zeros(slot.shape, tf.uint8) if part is None else part)
 
 
 def clear_masks(model_or_layout):

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tfbet import memory
 from tfbet import quantization
+from tfbet import quantizers
 from tfbet.compat import keras
 
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
@@ -41,6 +42,13 @@ def _local_variable(name, value, dtype):
   return tf.Variable(value, dtype=dtype, trainable=False, name=name,
                      synchronization=tf.VariableSynchronization.ON_READ,
                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+
+def _local_bytes(name, value):
+  """A per-replica uint8 tensor, held as a ``ByteVariable`` (collectives carry no uint8)."""
+  value = np.asarray(value, np.uint8)
+  words = _local_variable(name, quantizers.ByteVariable.pack(value, value.shape), tf.int32)
+  return quantizers.ByteVariable(words, value.shape)
 
 
 def _errors(logits, y_onehot):
@@ -91,7 +99,7 @@ class BitErrorTrainer(keras.Model):
     self._pattern = None
     if method == "pattbet":
       masks = pattern.masks(self.layout.num_weights, self.layout.precision, pattern_condition)
-      self._pattern = [[_local_variable(f"pattern_{name}_{i}", part, tf.uint8)
+      self._pattern = [[_local_bytes(f"pattern_{name}_{i}", part)
                         for i, part in enumerate(self.layout.split(mask))]
                        for name, mask in zip(("flip", "set", "clear"), masks)]
     self.trackers = {name: keras.metrics.Mean(name=name) for name in (
