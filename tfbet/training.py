@@ -104,10 +104,22 @@ class BitErrorTrainer(keras.Model):
                        for name, mask in zip(("flip", "set", "clear"), masks)]
     self.trackers = {name: keras.metrics.Mean(name=name) for name in (
         "loss", "error", "perturbed_loss", "perturbed_error", "injecting")}
+    self._evaluating = False
 
   @property
   def metrics(self):
-    return list(self.trackers.values())
+    # While evaluating, exactly the metrics test_step returns: Keras takes the final results from
+    # ``self.metrics`` (synchronized across workers) only when the names match; otherwise, under
+    # MultiWorkerMirroredStrategy, it sums the workers' local results.
+    names = ("loss", "error") if self._evaluating else tuple(self.trackers)
+    return [self.trackers[name] for name in names]
+
+  def evaluate(self, *args, **kwargs):
+    self._evaluating = True
+    try:
+      return super().evaluate(*args, **kwargs)
+    finally:
+      self._evaluating = False
 
   def call(self, inputs, training=None):
     return self.model(inputs, training=training)
@@ -177,7 +189,10 @@ class BitErrorTrainer(keras.Model):
   def _apply(self, grads):
     variables = self.model.trainable_variables
     if self.weight_decay:
-      grads = [g + self.weight_decay * v for g, v in zip(grads, variables)]
+      # The optimizer sums the replicas' gradients (each the gradient of its share of the global
+      # mean loss), so each replica adds its share of the decay.
+      decay = self.weight_decay / tf.distribute.get_replica_context().num_replicas_in_sync
+      grads = [g + decay * v for g, v in zip(grads, variables)]
     self.optimizer.apply_gradients(zip(grads, variables))
 
   def _tensor_ranges(self):

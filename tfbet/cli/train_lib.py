@@ -10,6 +10,11 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
   index, so a kill never leaves a half-written "latest" checkpoint), writes TensorBoard logs and
   the operative gin config, and exports the final model (``model.h5``) and its memory image
   (``memory.npz``) plus ``result.json`` with the clean test error.
+
+Across workers (``distribute="multi_worker"``) every worker runs all of this, because saving and
+evaluating involve collectives, but only the chief writes ``output_dir``; the others write to
+``output_dir/workertemp_<task id>`` and remove it (``worker_write_dir``). All workers resume from
+the chief's checkpoints, so ``output_dir`` must be on a file system they share.
 """
 import hashlib
 import json
@@ -48,6 +53,30 @@ def make_strategy(name):
   raise ValueError(f"distribute must be one of {STRATEGIES}, got {name!r}")
 
 
+def worker_write_dir(strategy, output_dir):
+  """Where this process writes: ``output_dir`` on the chief or without a cluster.
+
+  The other workers of a multi-worker cluster write to ``output_dir/workertemp_<task id>``, to be
+  removed once written (TensorFlow's convention, as in Keras' own callbacks).
+  """
+  if strategy.extended.should_checkpoint:
+    return output_dir
+  return os.path.join(output_dir, f"workertemp_{strategy.cluster_resolver.task_id}")
+
+
+def _check_workers_agree(strategy, start_epoch):
+  """Refuses to train when the workers of a cluster would resume from different epochs."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return
+  epochs = strategy.gather(strategy.experimental_distribute_values_from_function(
+      lambda _: tf.constant([start_epoch], tf.int64)), axis=0).numpy()
+  if len(set(epochs.tolist())) > 1:
+    raise ValueError(
+        f"the workers found checkpoints of different epochs {epochs.tolist()} (one per replica) "
+        "under --output_dir: it must be a directory all workers share (e.g. NFS or gs://), "
+        "where they read the chief's checkpoints")
+
+
 @gin.configurable
 def pattern_chip(kind="random", seed=0, path=None):
   """The fixed error pattern of PATTBET: a random chip (seed) or a chip file (path)."""
@@ -83,14 +112,17 @@ def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, la
 class _EpochCheckpoint(keras.callbacks.Callback):
   """Saves a checkpoint (and the epoch reached) at the end of every epoch."""
 
-  def __init__(self, manager, epoch_var):
+  def __init__(self, manager, epoch_var, remove=False):
     super().__init__()
     self.manager = manager
     self.epoch_var = epoch_var
+    self.remove = remove  # a non-chief worker's temporary copy
 
   def on_epoch_end(self, epoch, logs=None):
     self.epoch_var.assign(epoch + 1)
     path = self.manager.save(checkpoint_number=epoch + 1)
+    if self.remove:
+      tf.io.gfile.rmtree(self.manager.directory)
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
@@ -120,13 +152,14 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
   """
   if not isinstance(epochs, int) or epochs < 1:
     raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-  tf.io.gfile.makedirs(output_dir)
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
   data = data_lib.load_data()
   total_steps = data.steps_per_epoch * epochs
   scheme_obj = quantization.get_scheme(scheme, precision)
   strategy = make_strategy(distribute)
+  write_dir = worker_write_dir(strategy, output_dir)
+  tf.io.gfile.makedirs(write_dir)
   with strategy.scope():
     trainer = build_trainer(
         data, scheme=scheme_obj, w_max=w_max, method=method, rate=rate,
@@ -136,15 +169,17 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+  manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=2)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("resumed from %s (epoch %d)", manager.latest_checkpoint, int(epoch_var))
-  gin_utils.save_operative_config(output_dir)
+  latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))  # the chief's
+  if latest:
+    checkpoint.restore(latest).assert_existing_objects_matched()
+    logging.info("resumed from %s (epoch %d)", latest, int(epoch_var))
+  gin_utils.save_operative_config(write_dir)
   start_epoch = int(epoch_var.numpy())
+  _check_workers_agree(strategy, start_epoch)
   callbacks = [
-      _EpochCheckpoint(manager, epoch_var),
+      _EpochCheckpoint(manager, epoch_var, remove=write_dir != output_dir),
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
   ]
   started = time.time()
@@ -157,8 +192,11 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
         callbacks=callbacks, verbose=verbose)
     for key, values in result.history.items():
       history.setdefault(key, []).extend(float(v) for v in values)
-  gin_utils.save_operative_config(output_dir)
-  return export(trainer, data, output_dir, history=history, seconds=time.time() - started)
+  gin_utils.save_operative_config(write_dir)
+  result = export(trainer, data, write_dir, history=history, seconds=time.time() - started)
+  if write_dir != output_dir:
+    tf.io.gfile.rmtree(write_dir)
+  return result
 
 
 def export(trainer, data, output_dir, history=None, seconds=None):
