@@ -174,7 +174,7 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
   latest = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))  # the chief's
   if latest:
     checkpoint.restore(latest).assert_existing_objects_matched()
-    logging.info("resumed from %s (epoch %d)", latest, int(epoch_var))
+    logging.info("resumed from %s (epoch %d)", latest, int(epoch_var.numpy()))
   gin_utils.save_operative_config(write_dir)
   start_epoch = int(epoch_var.numpy())
   _check_workers_agree(strategy, start_epoch)
