@@ -209,7 +209,7 @@ def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path):
   assert evaluated.returncode == 0, evaluated.stderr[-3000:]
   with open(eval_json) as f:
     record = json.load(f)
-  assert record["clean_errors"] / record["n"] == pytest.approx(_result(multi_dir)["test_error"])
+  assert record["clean_errors"] / record["data"]["n"] == pytest.approx(_result(multi_dir)["test_error"])
 
 
 @pytest.mark.parametrize("method", ["pattbet"])
