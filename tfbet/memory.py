@@ -157,7 +157,7 @@ def load_masks(model_or_layout, flip=None, set_mask=None, clear_mask=None):
              else [None] * len(mem.slots))
     for index, (slot, part) in enumerate(zip(mem.slots, parts)):
       var = slot.qvars[name]
-      var.assign(tf.zeros_like(var) if part is None else part)
+      var.assign(tf.zeros(slot.shape, tf.uint8) if part is None else part)
       any_error[index] |= part is not None and bool(np.any(part))
   for slot, errors in zip(mem.slots, any_error):
     slot.qvars["errors"].assign(errors)

@@ -13,9 +13,14 @@ Implements the tfmot ``Quantizer`` interface. For every quantized tensor it owns
   ``frozen`` is true the stored codes replace the quantized float weights, so an exported model is
   reproduced exactly.
 
+The uint8 tensors are ``ByteVariable``s: one byte per weight, held four to an int32 variable,
+because distribution strategies broadcast and all-reduce variables with collective ops that have
+no uint8 kernel (docs/design.md, "Bit error state under distribution strategies").
+
 The forward pass uses the dequantized (perturbed) weights; the gradient passes straight through to
 the float weights (QAT, Fig. 5).
 """
+import numpy as np
 import tensorflow as tf
 
 from tfbet import ops
@@ -24,13 +29,84 @@ from tfbet.compat import keras
 from tfbet.compat import tfmot
 
 MASK_NAMES = ("flip", "set", "clear")
+BYTE_NAMES = MASK_NAMES + ("codes",)
+_BYTES_PER_WORD = 4  # uint8 bytes per int32 word of a ByteVariable
+
+
+class ByteVariable:
+  """A uint8 tensor of ``shape`` stored in an int32 ``variable`` of ceil(size / 4) words.
+
+  Reads and writes are bitcasts (plus at most 3 bytes of padding per tensor), so memory stays one
+  byte per weight, while the variable itself has a dtype that collective ops (the initial-value
+  broadcast of ``MultiWorkerMirroredStrategy``) can carry. Converts to a uint8 tensor wherever a
+  tensor is expected; ``assign`` takes uint8 values (or another ByteVariable of the same shape).
+  """
+
+  dtype = tf.uint8
+
+  def __init__(self, variable, shape):
+    self.variable = variable
+    self.shape = tuple(int(d) for d in shape)
+    self.size = int(np.prod(self.shape, dtype=np.int64))
+    if variable.dtype != tf.int32 or tuple(variable.shape) != self.words_shape(self.shape):
+      raise ValueError(f"ByteVariable {variable.name}: expected an int32 variable of shape "
+                       f"{self.words_shape(self.shape)}, got {variable.dtype.name} "
+                       f"{tuple(variable.shape)}")
+
+  @staticmethod
+  def words_shape(shape):
+    """Shape of the int32 variable holding a uint8 tensor of ``shape``."""
+    size = int(np.prod(tuple(shape), dtype=np.int64))
+    return (-(-size // _BYTES_PER_WORD),)
+
+  @staticmethod
+  def pack(value, shape):
+    """uint8 ``value`` of ``shape`` -> the int32 words that hold it."""
+    flat = tf.reshape(tf.convert_to_tensor(value, tf.uint8), [-1])
+    size = int(np.prod(tuple(shape), dtype=np.int64))
+    padding = ByteVariable.words_shape(shape)[0] * _BYTES_PER_WORD - size
+    if padding:
+      flat = tf.pad(flat, [[0, padding]])
+    return tf.bitcast(tf.reshape(flat, [-1, _BYTES_PER_WORD]), tf.int32)
+
+  def value(self):
+    """The uint8 tensor (in a replica context: this replica's copy)."""
+    flat = tf.reshape(tf.bitcast(self.variable.read_value(), tf.uint8), [-1])
+    if flat.shape[0] != self.size:
+      flat = flat[:self.size]
+    return tf.reshape(flat, self.shape)
+
+  def assign(self, value):
+    if isinstance(value, ByteVariable):
+      if value.shape != self.shape:
+        raise ValueError(f"cannot assign bytes of shape {value.shape} to {self.shape}")
+      return self.variable.assign(value.variable.read_value())
+    return self.variable.assign(self.pack(value, self.shape))
+
+  def numpy(self):
+    return self.value().numpy()
+
+  def __array__(self, dtype=None, copy=None):
+    del copy
+    return np.asarray(self.numpy(), dtype=dtype)
+
+  @property
+  def name(self):
+    return self.variable.name
+
+  def __repr__(self):
+    return f"<ByteVariable {self.variable.name} shape={self.shape} (int32 {self.variable.shape})>"
+
+
+tf.register_tensor_conversion_function(
+    ByteVariable, lambda value, dtype=None, name=None, as_ref=False: value.value())
 
 
 def perturbed_codes(codes, weights):
   """``codes`` with the loaded masks applied; while ``errors`` is false, ``codes`` untouched."""
   return tf.cond(
       weights["errors"],
-      lambda: ops.apply_bit_errors(codes, weights["flip"], weights["set"], weights["clear"]),
+      lambda: ops.apply_bit_errors(codes, *(weights[name].value() for name in MASK_NAMES)),
       lambda: tf.identity(codes))
 
 
@@ -61,11 +137,12 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
           f"{name}_{suffix}", shape=shape, dtype=dtype, initializer=initializer,
           trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    weights = {mask: add(mask, tensor_shape, tf.uint8, keras.initializers.Zeros())
-               for mask in MASK_NAMES}
+    weights = {
+        key: ByteVariable(add(key, ByteVariable.words_shape(tensor_shape), tf.int32,
+                              keras.initializers.Zeros()), tensor_shape)
+        for key in BYTE_NAMES}
     weights["errors"] = add("errors", (), tf.bool, keras.initializers.Zeros())
     weights["range"] = add("range", (2,), tf.float32, keras.initializers.Constant([-1.0, 1.0]))
-    weights["codes"] = add("codes", tensor_shape, tf.uint8, keras.initializers.Zeros())
     weights["frozen"] = add("frozen", (), tf.bool, keras.initializers.Zeros())
     return weights
 
@@ -81,7 +158,7 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
   def clean_codes(self, inputs, weights):
     """The codes written to memory before any bit error."""
     q_min, q_max = self.quantized_range(inputs, weights)
-    codes = tf.cond(weights["frozen"], lambda: tf.identity(weights["codes"]),
+    codes = tf.cond(weights["frozen"], lambda: tf.identity(weights["codes"].value()),
                     lambda: quantization.quantize(inputs, q_min, q_max, self.scheme))
     return codes, q_min, q_max
 

@@ -44,6 +44,7 @@ import tensorflow as tf
 from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
+from tfbet import quantizers
 from tfbet.compat import keras
 
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
@@ -135,6 +136,13 @@ def outputs_probabilities(model):
   return getattr(activation, "__name__", "") == "softmax"
 
 
+def _local_bytes(name, value):
+  """A per-replica uint8 tensor, held as a ``ByteVariable`` (collectives carry no uint8)."""
+  value = np.asarray(value, np.uint8)
+  words = _local_variable(name, quantizers.ByteVariable.pack(value, value.shape), tf.int32)
+  return quantizers.ByteVariable(words, value.shape)
+
+
 class BitErrorTrainer(keras.Model):
   """Trains a quantized classifier ``model`` with clipping and (random) bit error injection.
 
@@ -188,20 +196,32 @@ class BitErrorTrainer(keras.Model):
     self._pattern = None
     if method == "pattbet":
       masks = pattern.masks(self.layout.num_weights, self.layout.precision, pattern_condition)
-      self._pattern = [[_local_variable(f"pattern_{name}_{i}", part, tf.uint8)
+      self._pattern = [[_local_bytes(f"pattern_{name}_{i}", part)
                         for i, part in enumerate(self.layout.split(mask))]
                        for name, mask in zip(("flip", "set", "clear"), masks)]
     self.trackers = {name: keras.metrics.Mean(name=name) for name in (
         "loss", "error", "perturbed_loss", "perturbed_error", "injecting")}
+    self._evaluating = False
     # Built now, so summary(), save_weights() and checkpoints work before the first fit.
     self.build(model.input_shape)
 
   @property
   def metrics(self):
     # The trainer's own trackers and the compiled metrics; the compiled loss's own "loss" mean
-    # is left out because the perturbed pass evaluates the compiled loss too.
+    # is left out because the perturbed pass evaluates the compiled loss too. While evaluating,
+    # exactly the metrics test_step returns: Keras takes the final results from ``self.metrics``
+    # (synchronized across workers) only when the names match; otherwise, under
+    # MultiWorkerMirroredStrategy, it sums the workers' local results.
+    names = ("loss", "error") if self._evaluating else tuple(self.trackers)
     compiled = self.compiled_metrics.metrics if self.compiled_metrics is not None else []
-    return list(self.trackers.values()) + list(compiled)
+    return [self.trackers[name] for name in names] + list(compiled)
+
+  def evaluate(self, *args, **kwargs):
+    self._evaluating = True
+    try:
+      return super().evaluate(*args, **kwargs)
+    finally:
+      self._evaluating = False
 
   def call(self, inputs, training=None):
     return self.model(inputs, training=training)
@@ -284,7 +304,10 @@ class BitErrorTrainer(keras.Model):
   def _apply(self, grads):
     variables = self.model.trainable_variables
     if self.weight_decay:
-      grads = [g + self.weight_decay * v for g, v in zip(grads, variables)]
+      # The optimizer sums the replicas' gradients (each the gradient of its share of the global
+      # mean loss), so each replica adds its share of the decay.
+      decay = self.weight_decay / tf.distribute.get_replica_context().num_replicas_in_sync
+      grads = [g + decay * v for g, v in zip(grads, variables)]
     self.optimizer.apply_gradients(zip(grads, variables))
 
   def _tensor_ranges(self):

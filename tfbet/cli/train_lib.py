@@ -11,6 +11,11 @@ Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``
   index, so a kill never leaves a half-written "latest" checkpoint), writes TensorBoard logs and
   the operative gin config, and exports the final model (``model.h5``) and its memory image
   (``memory.npz``) plus ``result.json`` with the clean test error.
+
+Across workers (``distribute="multi_worker"``) every worker runs all of this, because saving and
+evaluating involve collectives, but only the chief writes ``output_dir``; the others write to
+``output_dir/workertemp_<task id>`` and remove it (``worker_write_dir``). All workers resume from
+the chief's checkpoints, so ``output_dir`` must be on a file system they share.
 """
 import hashlib
 import inspect
@@ -53,6 +58,30 @@ def make_strategy(name):
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
   raise ValueError(f"distribute must be one of {STRATEGIES}, got {name!r}")
+
+
+def worker_write_dir(strategy, output_dir):
+  """Where this process writes: ``output_dir`` on the chief or without a cluster.
+
+  The other workers of a multi-worker cluster write to ``output_dir/workertemp_<task id>``, to be
+  removed once written (TensorFlow's convention, as in Keras' own callbacks).
+  """
+  if strategy.extended.should_checkpoint:
+    return output_dir
+  return os.path.join(output_dir, f"workertemp_{strategy.cluster_resolver.task_id}")
+
+
+def _check_workers_agree(strategy, start_epoch):
+  """Refuses to train when the workers of a cluster would resume from different epochs."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return
+  epochs = strategy.gather(strategy.experimental_distribute_values_from_function(
+      lambda _: tf.constant([start_epoch], tf.int64)), axis=0).numpy()
+  if len(set(epochs.tolist())) > 1:
+    raise ValueError(
+        f"the workers found checkpoints of different epochs {epochs.tolist()} (one per replica) "
+        "under --output_dir: it must be a directory all workers share (e.g. NFS or gs://), "
+        "where they read the chief's checkpoints")
 
 
 @gin.configurable
@@ -109,16 +138,19 @@ def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, la
 class _EpochCheckpoint(keras.callbacks.Callback):
   """Saves the run's progress, then a checkpoint (and the epoch reached), after every epoch."""
 
-  def __init__(self, manager, epoch_var, progress):
+  def __init__(self, manager, epoch_var, progress, remove=False):
     super().__init__()
     self.manager = manager
     self.epoch_var = epoch_var
     self.progress = progress
+    self.remove = remove  # a non-chief worker's temporary copy
 
   def on_epoch_end(self, epoch, logs=None):
     self.epoch_var.assign(epoch + 1)
     self.progress.save()  # First: a checkpoint never lacks its progress record.
     path = self.manager.save(checkpoint_number=epoch + 1)
+    if self.remove:
+      tf.io.gfile.rmtree(self.manager.directory)
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
@@ -191,6 +223,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
   total_steps = data.steps_per_epoch * epochs
   scheme_obj = quantization.get_scheme(scheme, precision)
   strategy = make_strategy(distribute)
+  write_dir = worker_write_dir(strategy, output_dir)
+  tf.io.gfile.makedirs(write_dir)
   with strategy.scope():
     trainer = build_trainer(
         data, scheme=scheme_obj, w_max=w_max, method=method, rate=rate,
@@ -201,17 +235,21 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+  manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=2)
-  restored = resume.restore_newest_intact(checkpoint, manager)
+  # Every worker resumes from the chief's checkpoints (the chief's manager is its own).
+  chief_manager = manager if write_dir == output_dir else tf.train.CheckpointManager(
+      checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=2)
+  restored = resume.restore_newest_intact(checkpoint, chief_manager)
   if restored:
-    logging.info("resumed from %s (epoch %d)", restored, int(epoch_var))
-  gin_utils.save_operative_config(output_dir)
+    logging.info("resumed from %s (epoch %d)", restored, int(epoch_var.numpy()))
+  gin_utils.save_operative_config(write_dir)
   start_epoch = int(epoch_var.numpy())
-  progress = resume.Progress(output_dir, start_epoch)
+  _check_workers_agree(strategy, start_epoch)
+  progress = resume.Progress(output_dir, start_epoch)  # Saved by the chief only.
   callbacks = [
       progress,
-      _EpochCheckpoint(manager, epoch_var, progress),
+      _EpochCheckpoint(manager, epoch_var, progress, remove=write_dir != output_dir),
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
   ]
   for epoch in range(start_epoch, epochs):
@@ -220,8 +258,11 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
         data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
         callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
-  gin_utils.save_operative_config(output_dir)
-  return export(trainer, data, output_dir, history=progress.history, seconds=progress.seconds)
+  gin_utils.save_operative_config(write_dir)
+  result = export(trainer, data, write_dir, history=progress.history, seconds=progress.seconds)
+  if write_dir != output_dir:
+    tf.io.gfile.rmtree(write_dir)
+  return result
 
 
 def export(trainer, data, output_dir, history=None, seconds=None):
