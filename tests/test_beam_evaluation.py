@@ -26,7 +26,7 @@ RATES = (0.001, 0.01)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, real_mnist):  # pylint: disable=unused-argument
   """A bin/train-like directory (model.h5, operative_config.gin) of an untrained tiny model.
 
   Equal counts need no accuracy, so the quantized model keeps its seeded initial weights.

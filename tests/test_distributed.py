@@ -174,7 +174,7 @@ def _finish(process, log_path):
   assert process.returncode == 0, log_path.read_text()[-3000:]
 
 
-def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path):
+def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, real_mnist):  # pylint: disable=unused-argument
   epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.w_max = None"]
   single_dir = str(tmp_path / "single")
   single = _train(single_dir, epochs, tmp_path / "single.log")
@@ -212,9 +212,10 @@ def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path):
   assert record["clean_errors"] / record["data"]["n"] == pytest.approx(_result(multi_dir)["test_error"])
 
 
-@pytest.mark.parametrize("method", ["pattbet"])
-def test_two_workers_train_a_clipped_method_like_a_single_process(tmp_path, method):
-  # PATTBET holds its fixed pattern in per-replica byte variables of its own.
+@pytest.mark.parametrize("method", ["pattbet", "curricular"])
+def test_two_workers_train_a_clipped_method_like_a_single_process(tmp_path, method, real_mnist):  # pylint: disable=unused-argument
+  # PATTBET holds its fixed pattern in per-replica byte variables of its own; curricular raises
+  # its rate over training (a schedule every worker must follow in step).
   extra = [f"--gin_file=methods/{method}.gin", "--gin_param=train.w_max = 0.05",
            "--gin_param=train.epochs = 1", "--gin_param=load_data.train_limit = 128"]
   single = _train(str(tmp_path / "single"), extra, tmp_path / "single.log")

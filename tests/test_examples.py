@@ -23,7 +23,7 @@ def _run_example(name):
     ("robustify_keras_model.py", "408938 of 423018 parameters (96.67 %) in faulty memory"),
     ("post_training_eval.py", "100.00 %) in faulty memory"),
 ])
-def test_example_runs_tiny_and_reports_coverage_and_rerr(name, faulty):
+def test_example_runs_tiny_and_reports_coverage_and_rerr(name, faulty, real_mnist):  # pylint: disable=unused-argument
   output = _run_example(name)
   assert faulty in output
   assert re.search(r"clean Err \d+\.\d\d %", output)

@@ -21,7 +21,7 @@ def library_example():
   return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readme_library_example_trains_and_evaluates_on_chips():
+def test_the_readme_library_example_trains_and_evaluates_on_chips(real_mnist):  # pylint: disable=unused-argument
   code = library_example()
   for printed, small in SMALL_RUN:
     assert code.count(printed) == 1, printed

@@ -147,7 +147,7 @@ def readme_user_module():
 
 
 def test_a_users_gin_registered_model_is_trained_by_bin_train_and_evaluated_by_bin_eval(
-    tmp_path):
+    tmp_path, real_mnist):  # pylint: disable=unused-argument
   code, configs = tmp_path / "code", tmp_path / "configs"
   code.mkdir()
   configs.mkdir()

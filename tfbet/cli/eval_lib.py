@@ -132,7 +132,8 @@ def define_flags(flag_values=flags.FLAGS):
       "first_chip_seed", chips.FIRST_EVALUATION_SEED,
       "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
       f"{chips.FIRST_EVALUATION_SEED}, {chips.FIRST_EVALUATION_SEED + 1}, ... fixed for all "
-      "experiments, so every model meets the same bit errors.", lower_bound=0,
+      "experiments, so every model meets the same bit errors. Chip seeds are in [0, 2**63).",
+      lower_bound=0,
       flag_values=flag_values)
   flags.DEFINE_enum(
       "chip_kind", "random", list(CHIP_KINDS),
@@ -554,6 +555,11 @@ def main(argv):
     rates = parse_rates(flag_values.rates)
   except ValueError as error:
     raise app.UsageError(f"--rates: {error}") from error
+  last_seed = flag_values.first_chip_seed + flag_values.num_chips - 1
+  if last_seed > 2**63 - 1:
+    raise app.UsageError(f"--first_chip_seed + --num_chips - 1 = {last_seed} is beyond the "
+                         f"largest chip seed 2**63 - 1; use --first_chip_seed <= "
+                         f"{2**63 - flag_values.num_chips}")
   check_outputs(flag_values)
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
   num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
