@@ -119,7 +119,8 @@ class Coverage:
 def coverage(model_or_layout):
   """The ``Coverage`` of a quantized model (or of the model of a ``MemoryLayout``)."""
   mem = _as_layout(model_or_layout)
-  bookkeeping = {id(v) for slot in mem.slots for v in slot.qvars.values()}
+  # The quantizers' own state (masks, codes, ranges, flags), byte state by its int32 words.
+  bookkeeping = {id(getattr(v, "variable", v)) for slot in mem.slots for v in slot.qvars.values()}
   for layer in mem.model.layers:
     step = getattr(layer, "optimizer_step", None)
     if step is not None:

@@ -15,8 +15,7 @@ codes store r in two's complement, unsigned codes store r + L. Eq. (1) has no le
 (L = 0); there the single bit selects one end of the range (the nearer one): unsigned code 1 and
 signed code 0 mean the upper end, so the sign bit keeps its meaning.
 
-Codes are computed in float64 (they equal the float64 equations bit for bit); dequantization
-computes the per-tensor scale and offset in float64 and applies them in float32.
+Arithmetic is done in float64 and the result cast to float32 once.
 """
 import dataclasses
 
@@ -151,28 +150,19 @@ def integer_values(codes, scheme):
 def dequantize(codes, q_min, q_max, scheme):
   """uint8 codes -> float32 weights (Q^-1 of Eq. 1 / Eq. 4, then the inverse of Eq. 3).
 
-  The per-tensor scale and offset are computed in float64; per weight it is one float32
-  multiply-add of an exact small integer (|error| <= 1.5 ulp of the range ends).
+  Computed in float64 and rounded to float32 once, so the range ends come back exactly (a
+  float32 multiply-add was measured ~2 % of a training step faster but drifts by an ulp).
   """
+  r = tf.cast(integer_values(codes, scheme), tf.float64)
   q_min = tf.cast(q_min, tf.float64)
   q_max = tf.cast(q_max, tf.float64)
-  levels = max(scheme.levels, 1)
+  normalized = r / max(scheme.levels, 1)
   if scheme.asymmetric:
     width = tf.maximum(q_max - q_min, _MIN_WIDTH)
-    scale = width / (2.0 * levels)
-    offset = q_min + width / 2.0
+    w = (normalized + 1.0) / 2.0 * width + q_min
   else:
-    scale = tf.maximum(q_max, _MIN_WIDTH / 2) / levels
-    offset = tf.constant(0.0, tf.float64)
-  if scheme.unsigned and scheme.precision > 1:
-    # r = c - L, so r * scale + offset = c * scale + (offset - L * scale); for m = 8 every bit
-    # of the uint8 is a code bit and no masking is needed.
-    c = codes if scheme.precision == 8 else tf.bitwise.bitwise_and(codes, scheme.code_mask)
-    r = tf.cast(c, tf.float32)
-    offset = offset - levels * scale
-  else:
-    r = tf.cast(integer_values(codes, scheme), tf.float32)
-  return r * tf.cast(scale, tf.float32) + tf.cast(offset, tf.float32)
+    w = normalized * tf.maximum(q_max, _MIN_WIDTH / 2)
+  return tf.cast(w, tf.float32)
 
 
 @tf.custom_gradient
