@@ -14,9 +14,10 @@ and shear and rotation act about the image centre with nearest-neighbour samplin
 """
 import dataclasses
 import math
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import gin
+import numpy as np
 import tensorflow as tf
 
 # Magnitude levels 0..9 span these ranges (Cubuk et al., 2018, Table 1); symmetric operations
@@ -462,3 +463,283 @@ def augment_image(image, seed, augmentation: Augmentation, fill: Tuple[float, ..
     image = random_cutout(image, augmentation.cutout_size, seeds[_CUTOUT], fill)
   return image
 
+
+
+# ----------------------------------------------------------------------------- batched pipeline
+#
+# The training pipeline augments whole batches: the random decisions of every example are drawn
+# up front (draw_parameters, numpy Philox keyed by (seed, epoch, stage), indexed by the example),
+# and augment_batch applies them to a batch with one vectorized pass per stage and policy step.
+# Each batched operation computes exactly what its single-image namesake above computes, so a
+# batch equals the single-image operations applied example by example, bit for bit.
+
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+# Groups a policy step dispatches to: 0 = unchanged, 1 = all geometric operations (one
+# resampling), then one group per colour operation.
+_COLOUR = tuple(name for name in OP_NAMES if name not in _GEOMETRIC)
+_GROUP_OF_OP = tuple(1 if name in _GEOMETRIC else 2 + _COLOUR.index(name) for name in OP_NAMES)
+
+
+def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
+  return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch, stage])))
+
+
+def draw_parameters(augmentation: Augmentation, num_examples: int, image_shape: Sequence[int],
+                    seed: int, epoch: int, policy=CIFAR10_POLICY) -> Dict[str, np.ndarray]:
+  """Every random decision of an epoch's augmentation, one row per example.
+
+  Each stage draws from its own Philox stream keyed by (seed, epoch, stage), so switching a
+  stage on or off leaves the others' decisions unchanged. Only enabled stages have entries:
+    crop_offset: int32 [n, 2] (row, column) offsets in [0, 2 * crop_padding].
+    flip: bool [n], true with probability 1/2.
+    policy_choice: int32 [n], a uniform sub-policy index; policy_apply: bool [n, steps], each
+      step with its probability; policy_sign: float32 [n, steps], +-1 with probability 1/2.
+    cutout_center: int32 [n, 2] (row, column), uniform over the pixels.
+  """
+  height, width = int(image_shape[0]), int(image_shape[1])
+  parameters = {}
+  if augmentation.crop_padding:
+    generator = _stage_generator(seed, epoch, _CROP)
+    parameters["crop_offset"] = generator.integers(
+        0, 2 * augmentation.crop_padding + 1, (num_examples, 2)).astype(np.int32)
+  if augmentation.flip:
+    parameters["flip"] = _stage_generator(seed, epoch, _FLIP).random(num_examples) < 0.5
+  if augmentation.autoaugment:
+    _validate_policy(policy)
+    generator = _stage_generator(seed, epoch, _AUTOAUGMENT)
+    steps = len(policy[0])
+    choice = generator.integers(0, len(policy), num_examples)
+    probability = np.array([[p for _, p, _ in sub] for sub in policy], np.float64)[choice]
+    parameters["policy_choice"] = choice.astype(np.int32)
+    parameters["policy_apply"] = generator.random((num_examples, steps)) < probability
+    parameters["policy_sign"] = np.where(generator.random((num_examples, steps)) < 0.5,
+                                         -1.0, 1.0).astype(np.float32)
+  if augmentation.cutout_size:
+    generator = _stage_generator(seed, epoch, _CUTOUT)
+    parameters["cutout_center"] = np.stack(
+        [generator.integers(0, height, num_examples), generator.integers(0, width, num_examples)],
+        axis=-1).astype(np.int32)
+  return parameters
+
+
+def _batch_grid(images):
+  """Pixel coordinates y, x [1, h, w] and the centre (cy, cx), float32, as in _output_grid."""
+  shape = tf.shape(images)
+  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+  return y[tf.newaxis], x[tf.newaxis], (height - 1.0) / 2.0, (width - 1.0) / 2.0
+
+
+def _sample_nearest_batch(images, source_y, source_x, fill):
+  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
+  shape = tf.shape(images)
+  batch, height, width = shape[0], shape[1], shape[2]
+  row = tf.cast(tf.round(source_y), tf.int32)
+  col = tf.cast(tf.round(source_x), tf.int32)
+  inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+  example = tf.range(batch)[:, tf.newaxis, tf.newaxis]
+  flat = (example * height + tf.clip_by_value(row, 0, height - 1)) * width + tf.clip_by_value(
+      col, 0, width - 1)
+  sampled = tf.gather(tf.reshape(images, [-1, shape[3]]), flat)
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], sampled, fill)
+
+
+def _per_example(values):
+  """A [b] vector broadcast against [b, h, w(, c)]."""
+  return values[:, tf.newaxis, tf.newaxis]
+
+
+def _geometric_batch(images, op, level, sign, fill):
+  """Applies each example's geometric operation (OP_NAMES index `op`) with one resampling."""
+  y, x, cy, cx = _batch_grid(images)
+  shape = tf.shape(images)[:3]
+  source_y, source_x = tf.broadcast_to(y, shape), tf.broadcast_to(x, shape)
+  for name in _GEOMETRIC:
+    chosen = _per_example(tf.equal(op, OP_NAMES.index(name)))
+    argument = _per_example(level_to_argument(name, level, sign, images.shape[1:]))
+    if name == "ShearX":
+      new_y, new_x = y, x + argument * (y - cy)
+    elif name == "ShearY":
+      new_y, new_x = y + argument * (x - cx), x
+    elif name == "TranslateX":
+      new_y, new_x = y, x - argument
+    elif name == "TranslateY":
+      new_y, new_x = y - argument, x
+    else:
+      radians = argument * (math.pi / 180.0)
+      cos, sin = tf.cos(radians), tf.sin(radians)
+      new_x = cx + (x - cx) * cos - (y - cy) * sin
+      new_y = cy + (x - cx) * sin + (y - cy) * cos
+    source_y = tf.where(chosen, new_y, source_y)
+    source_x = tf.where(chosen, new_x, source_x)
+  return _sample_nearest_batch(images, source_y, source_x, fill)
+
+
+def _blend_batch(degenerate, images, factor):
+  return _blend(degenerate, images, _per_example(factor)[..., tf.newaxis])
+
+
+def _grayscale_batch(images):
+  """_grayscale for a batch: [b, h, w, 1] float32."""
+  values = _to_float(images)
+  if images.shape[-1] == 1:
+    return values
+  if images.shape[-1] != 3:
+    raise ValueError(f"images must have 1 or 3 channels, got shape {images.shape}.")
+  luma = tf.tensordot(values, tf.constant([0.299, 0.587, 0.114]), axes=[[3], [0]])
+  return tf.round(luma)[..., tf.newaxis]
+
+
+def _equalize_batch(images):
+  """equalize for a batch: one histogram per example and channel from a single bincount."""
+  shape = tf.shape(images)
+  channels = images.shape[-1]
+  values = tf.cast(images, tf.int32)
+  histogram_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
+                  + tf.range(channels)) * 256
+  bins = values + histogram_id
+  histograms = tf.reshape(
+      tf.math.bincount(tf.reshape(bins, [-1]), minlength=shape[0] * channels * 256,
+                       maxlength=shape[0] * channels * 256, dtype=tf.int32), [-1, 256])
+  last_used = tf.reduce_max(tf.where(histograms > 0, tf.range(256), -1), axis=1)
+  total = tf.reduce_sum(histograms, axis=1)
+  step = (total - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=1)) // 256
+  safe_step = tf.maximum(step, 1)[:, tf.newaxis]
+  lookup = (tf.cumsum(histograms, axis=1, exclusive=True) + safe_step // 2) // safe_step
+  lookup = tf.cast(tf.minimum(lookup, 255), tf.uint8)
+  equalized = tf.gather(tf.reshape(lookup, [-1]), bins)
+  changed = tf.reshape(step > 0, [-1, 1, 1, channels])
+  return tf.where(changed, equalized, images)
+
+
+def _sharpness_batch(images, factor):
+  values = _to_float(images)
+  channels = images.shape[-1]
+  kernel = tf.constant([[1., 1., 1.], [1., 5., 1.], [1., 1., 1.]]) / 13.0
+  kernel = tf.tile(kernel[:, :, tf.newaxis, tf.newaxis], [1, 1, channels, 1])
+  smooth = tf.round(tf.nn.depthwise_conv2d(values, kernel, [1, 1, 1, 1], "VALID"))
+  shape = tf.shape(images)
+  smooth = smooth[:, :shape[1] - 2, :shape[2] - 2]  # the kernel returns [0, h, w] on no images
+  padding = [[0, 0], [1, 1], [1, 1], [0, 0]]
+  interior = tf.pad(tf.ones_like(smooth, tf.bool), padding)
+  degenerate = tf.where(interior, tf.pad(smooth, padding), values)
+  return _blend_batch(degenerate, images, factor)
+
+
+def _colour_batch(name, images, level, sign):
+  """Colour operation `name` on a batch, with per-example level and sign [b]."""
+  argument = level_to_argument(name, level, sign, images.shape[1:])
+  if name == "Invert":
+    return invert(images)
+  if name == "Solarize":
+    return tf.where(_to_float(images) < _per_example(argument)[..., tf.newaxis], images,
+                    invert(images))
+  if name == "Posterize":
+    shift = tf.cast(8 - _per_example(argument)[..., tf.newaxis], tf.uint8)
+    shift = tf.broadcast_to(shift, tf.shape(images))
+    return tf.bitwise.left_shift(tf.bitwise.right_shift(images, shift), shift)
+  if name == "AutoContrast":
+    values = _to_float(images)
+    low = tf.reduce_min(values, axis=[1, 2], keepdims=True)
+    high = tf.reduce_max(values, axis=[1, 2], keepdims=True)
+    flat = high <= low
+    scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
+    return tf.where(flat, images, _to_uint8((values - low) * scale))
+  if name == "Equalize":
+    return _equalize_batch(images)
+  if name == "Contrast":
+    mean = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3], keepdims=True))
+    return _blend_batch(tf.broadcast_to(mean, tf.shape(images)), images, argument)
+  if name == "Color":
+    degenerate = tf.broadcast_to(_grayscale_batch(images), tf.shape(images))
+    return _blend_batch(degenerate, images, argument)
+  if name == "Brightness":
+    return _blend_batch(tf.zeros_like(images), images, argument)
+  return _sharpness_batch(images, argument)
+
+
+def _policy_step_batch(images, op, level, sign, fill):
+  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each operation sees only its own."""
+  group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
+                                        tf.maximum(op, 0)))
+  num_groups = 2 + len(_COLOUR)
+  positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, num_groups)
+  parts = tf.dynamic_partition(images, group, num_groups)
+  ops = tf.dynamic_partition(op, group, num_groups)
+  levels = tf.dynamic_partition(level, group, num_groups)
+  signs = tf.dynamic_partition(sign, group, num_groups)
+  results = [parts[0], _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill)]
+  for index, name in enumerate(_COLOUR):
+    results.append(_colour_batch(name, parts[2 + index], levels[2 + index], signs[2 + index]))
+  return tf.dynamic_stitch(positions, results)
+
+
+def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
+  """autoaugment for a batch with given decisions (see draw_parameters).
+
+  Args:
+    images: uint8 [b, height, width, channels].
+    choice: int32 [b] sub-policy index; apply: bool [b, steps]; sign: float32 [b, steps].
+    fill: [channels] colour of emptied areas (uint8 scale).
+    policy: sequence of sub-policies, each a sequence of (name, probability, level).
+  """
+  _validate_policy(policy)
+  images = tf.convert_to_tensor(images)
+  if images.dtype != tf.uint8:
+    raise TypeError(f"images must be uint8 for AutoAugment, got {images.dtype}.")
+  op_table = tf.constant([[OP_NAMES.index(n) for n, _, _ in sub] for sub in policy], tf.int32)
+  level_table = tf.constant([[lv for _, _, lv in sub] for sub in policy], tf.int32)
+  static_shape = images.shape
+  for step in range(len(policy[0])):
+    op = tf.where(apply[:, step], tf.gather(op_table[:, step], choice), -1)
+    level = tf.gather(level_table[:, step], choice)
+    images = _policy_step_batch(images, op, level, sign[:, step], fill)
+    images = tf.ensure_shape(images, static_shape)
+  return images
+
+
+def _crop_with_padding_batch(images, padding: int, offsets, fill):
+  """crop_with_padding for a batch: gathers each example's source rows, then columns."""
+  shape = tf.shape(images)
+  rows = offsets[:, :1] - padding + tf.range(shape[1])[tf.newaxis]  # [b, h] source rows
+  cols = offsets[:, 1:] - padding + tf.range(shape[2])[tf.newaxis]  # [b, w] source columns
+  cropped = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
+  cropped = tf.gather(cropped, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
+  inside = (((rows >= 0) & (rows < shape[1]))[:, :, tf.newaxis]
+            & ((cols >= 0) & (cols < shape[2]))[:, tf.newaxis, :])
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], cropped, fill)
+
+
+def augment_batch(images, parameters, augmentation: Augmentation, fill):
+  """augment_image for a batch, with the decisions of draw_parameters; float32 in [0, 1].
+
+  Args:
+    images: uint8 [b, height, width, channels].
+    parameters: the rows of draw_parameters(...) for these examples (tensors or arrays).
+    augmentation: which stages run (the one the parameters were drawn for).
+    fill: mean colour in [0, 1], [channels] (see augment_image).
+  """
+  images = tf.convert_to_tensor(images)
+  fill = tf.convert_to_tensor(fill, tf.float32)
+  fill_uint8 = _to_uint8(fill * 255.0)
+  y, x, _, _ = _batch_grid(images)
+  if augmentation.crop_padding:
+    images = _crop_with_padding_batch(images, augmentation.crop_padding,
+                                      parameters["crop_offset"], fill_uint8)
+  if augmentation.flip:
+    images = tf.where(_per_example(parameters["flip"])[..., tf.newaxis],
+                      tf.reverse(images, axis=[2]), images)
+  if augmentation.autoaugment:
+    images = autoaugment_batch(images, parameters["policy_choice"], parameters["policy_apply"],
+                               parameters["policy_sign"], fill_uint8)
+  images = _to_float(images) / 255.0
+  if augmentation.cutout_size:
+    size = augmentation.cutout_size
+    top = _per_example(parameters["cutout_center"][:, 0]) - size // 2
+    left = _per_example(parameters["cutout_center"][:, 1]) - size // 2
+    rows, cols = tf.cast(y, tf.int32), tf.cast(x, tf.int32)
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    images = tf.where(inside[..., tf.newaxis], tf.reshape(fill, [1, 1, 1, -1]), images)
+  return images
