@@ -474,10 +474,13 @@ def augment_image(image, seed, augmentation: Augmentation, fill: Tuple[float, ..
 # batch equals the single-image operations applied example by example, bit for bit.
 
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-# Groups a policy step dispatches to: 0 = unchanged, 1 = all geometric operations (one
-# resampling), then one group per colour operation.
-_COLOUR = tuple(name for name in OP_NAMES if name not in _GEOMETRIC)
-_GROUP_OF_OP = tuple(1 if name in _GEOMETRIC else 2 + _COLOUR.index(name) for name in OP_NAMES)
+# Operations that map each pixel value through a table of the example (and channel).
+_LOOKUP = ("AutoContrast", "Invert", "Equalize", "Solarize", "Posterize", "Contrast", "Brightness")
+# Groups a policy step dispatches to: unchanged, geometric (one resampling), lookup (one table
+# per example and channel), Color, Sharpness.
+_GROUPS = ("unchanged", "geometric", "lookup", "Color", "Sharpness")
+_GROUP_OF_OP = tuple(_GROUPS.index("geometric" if name in _GEOMETRIC else
+                                   "lookup" if name in _LOOKUP else name) for name in OP_NAMES)
 
 
 def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
@@ -591,26 +594,67 @@ def _grayscale_batch(images):
   return tf.round(luma)[..., tf.newaxis]
 
 
-def _equalize_batch(images):
-  """equalize for a batch: one histogram per example and channel from a single bincount."""
+def _lookup_tables(images, op, level, sign):
+  """Per example and channel, the uint8 [b, c, 256] table of its _LOOKUP operation `op`.
+
+  Entry v is what the single-image operation makes of pixel value v, computed with the same
+  float32 arithmetic; other operations get the identity.
+  """
   shape = tf.shape(images)
   channels = images.shape[-1]
   values = tf.cast(images, tf.int32)
-  histogram_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
-                  + tf.range(channels)) * 256
-  bins = values + histogram_id
-  histograms = tf.reshape(
-      tf.math.bincount(tf.reshape(bins, [-1]), minlength=shape[0] * channels * 256,
-                       maxlength=shape[0] * channels * 256, dtype=tf.int32), [-1, 256])
-  last_used = tf.reduce_max(tf.where(histograms > 0, tf.range(256), -1), axis=1)
-  total = tf.reduce_sum(histograms, axis=1)
-  step = (total - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=1)) // 256
-  safe_step = tf.maximum(step, 1)[:, tf.newaxis]
-  lookup = (tf.cumsum(histograms, axis=1, exclusive=True) + safe_step // 2) // safe_step
-  lookup = tf.cast(tf.minimum(lookup, 255), tf.uint8)
-  equalized = tf.gather(tf.reshape(lookup, [-1]), bins)
-  changed = tf.reshape(step > 0, [-1, 1, 1, channels])
-  return tf.where(changed, equalized, images)
+  table_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
+              + tf.range(channels)) * 256
+  histograms = tf.reshape(  # one bincount for every example and channel (Equalize)
+      tf.math.bincount(tf.reshape(values + table_id, [-1]), minlength=shape[0] * channels * 256,
+                       maxlength=shape[0] * channels * 256, dtype=tf.int32),
+      [-1, channels, 256])
+  level_value = tf.range(256)
+  v = tf.cast(level_value, tf.float32)  # [256]; per-example arguments become [b, 1, 1]
+
+  def argument(name):
+    return level_to_argument(name, level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
+
+  # Equalize: PIL's cumulative-histogram table, identity where it has a single step.
+  last_used = tf.reduce_max(tf.where(histograms > 0, level_value, -1), axis=-1, keepdims=True)
+  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
+          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
+  safe_step = tf.maximum(step, 1)
+  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
+                         // safe_step, 255)
+  # AutoContrast: a linear stretch per channel, identity for a flat channel.
+  used = histograms > 0
+  low = tf.cast(tf.reduce_min(tf.where(used, level_value, 256), axis=-1, keepdims=True),
+                tf.float32)
+  high = tf.cast(tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True),
+                 tf.float32)
+  flat = high <= low
+  scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
+  # Contrast: blend with the rounded mean grey level of the example.
+  grey = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3]))[:, tf.newaxis,
+                                                                            tf.newaxis]
+  shift = 8 - argument("Posterize")
+  tables = {
+      "AutoContrast": tf.where(flat, level_value, tf.cast(_to_uint8((v - low) * scale),
+                                                          tf.int32)),
+      "Invert": 255 - level_value,
+      "Equalize": tf.where(step > 0, equalized, level_value),
+      "Solarize": tf.where(v < argument("Solarize"), level_value, 255 - level_value),
+      "Posterize": tf.bitwise.left_shift(tf.bitwise.right_shift(level_value, shift), shift),
+      "Contrast": tf.cast(_to_uint8(grey + argument("Contrast") * (v - grey)), tf.int32),
+      "Brightness": tf.cast(_to_uint8(argument("Brightness") * v), tf.int32),
+  }
+  table = tf.broadcast_to(level_value, tf.shape(histograms))
+  for name, candidate in tables.items():
+    chosen = tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
+    table = tf.where(chosen, candidate, table)
+  return tf.cast(table, tf.uint8), values + table_id
+
+
+def _lookup_batch(images, op, level, sign):
+  """Applies each example's _LOOKUP operation with one gather through its tables."""
+  tables, index = _lookup_tables(images, op, level, sign)
+  return tf.gather(tf.reshape(tables, [-1]), index)
 
 
 def _sharpness_batch(images, factor):
@@ -627,51 +671,26 @@ def _sharpness_batch(images, factor):
   return _blend_batch(degenerate, images, factor)
 
 
-def _colour_batch(name, images, level, sign):
-  """Colour operation `name` on a batch, with per-example level and sign [b]."""
-  argument = level_to_argument(name, level, sign, images.shape[1:])
-  if name == "Invert":
-    return invert(images)
-  if name == "Solarize":
-    return tf.where(_to_float(images) < _per_example(argument)[..., tf.newaxis], images,
-                    invert(images))
-  if name == "Posterize":
-    shift = tf.cast(8 - _per_example(argument)[..., tf.newaxis], tf.uint8)
-    shift = tf.broadcast_to(shift, tf.shape(images))
-    return tf.bitwise.left_shift(tf.bitwise.right_shift(images, shift), shift)
-  if name == "AutoContrast":
-    values = _to_float(images)
-    low = tf.reduce_min(values, axis=[1, 2], keepdims=True)
-    high = tf.reduce_max(values, axis=[1, 2], keepdims=True)
-    flat = high <= low
-    scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
-    return tf.where(flat, images, _to_uint8((values - low) * scale))
-  if name == "Equalize":
-    return _equalize_batch(images)
-  if name == "Contrast":
-    mean = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3], keepdims=True))
-    return _blend_batch(tf.broadcast_to(mean, tf.shape(images)), images, argument)
-  if name == "Color":
-    degenerate = tf.broadcast_to(_grayscale_batch(images), tf.shape(images))
-    return _blend_batch(degenerate, images, argument)
-  if name == "Brightness":
-    return _blend_batch(tf.zeros_like(images), images, argument)
-  return _sharpness_batch(images, argument)
-
-
 def _policy_step_batch(images, op, level, sign, fill):
   """Applies OP_NAMES[op] (op < 0: nothing) to each example; each operation sees only its own."""
   group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
                                         tf.maximum(op, 0)))
-  num_groups = 2 + len(_COLOUR)
+  num_groups = len(_GROUPS)
   positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, num_groups)
   parts = tf.dynamic_partition(images, group, num_groups)
   ops = tf.dynamic_partition(op, group, num_groups)
   levels = tf.dynamic_partition(level, group, num_groups)
   signs = tf.dynamic_partition(sign, group, num_groups)
-  results = [parts[0], _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill)]
-  for index, name in enumerate(_COLOUR):
-    results.append(_colour_batch(name, parts[2 + index], levels[2 + index], signs[2 + index]))
+  arguments = [level_to_argument(name, levels[_GROUPS.index(name)], signs[_GROUPS.index(name)],
+                                 images.shape[1:]) for name in ("Color", "Sharpness")]
+  results = [
+      parts[0],
+      _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill),
+      _lookup_batch(parts[2], ops[2], levels[2], signs[2]),
+      _blend_batch(tf.broadcast_to(_grayscale_batch(parts[3]), tf.shape(parts[3])), parts[3],
+                   arguments[0]),
+      _sharpness_batch(parts[4], arguments[1]),
+  ]
   return tf.dynamic_stitch(positions, results)
 
 
