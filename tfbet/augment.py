@@ -718,17 +718,28 @@ def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
   return images
 
 
-def _crop_with_padding_batch(images, padding: int, offsets, fill):
-  """crop_with_padding for a batch: gathers each example's source rows, then columns."""
+def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
+  """crop_with_padding (offsets [b, 2], or None) then a mirror where flip [b] (or None).
+
+  Both only pick source rows and columns, so they share one gather per axis.
+  """
   shape = tf.shape(images)
-  rows = offsets[:, :1] - padding + tf.range(shape[1])[tf.newaxis]  # [b, h] source rows
-  cols = offsets[:, 1:] - padding + tf.range(shape[2])[tf.newaxis]  # [b, w] source columns
-  cropped = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
-  cropped = tf.gather(cropped, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
+  rows = tf.range(shape[1])[tf.newaxis]
+  cols = tf.range(shape[2])[tf.newaxis]
+  if offsets is not None:
+    rows = offsets[:, :1] - padding + rows  # [b, h] source rows
+    cols = offsets[:, 1:] - padding + cols  # [b, w] source columns
+  if flip is not None:
+    cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
+  rows = tf.broadcast_to(rows, [shape[0], shape[1]])
+  out = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
+  out = tf.gather(out, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
+  if offsets is None:
+    return out
   inside = (((rows >= 0) & (rows < shape[1]))[:, :, tf.newaxis]
             & ((cols >= 0) & (cols < shape[2]))[:, tf.newaxis, :])
   fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], cropped, fill)
+  return tf.where(inside[..., tf.newaxis], out, fill)
 
 
 def augment_batch(images, parameters, augmentation: Augmentation, fill):
@@ -744,12 +755,11 @@ def augment_batch(images, parameters, augmentation: Augmentation, fill):
   fill = tf.convert_to_tensor(fill, tf.float32)
   fill_uint8 = _to_uint8(fill * 255.0)
   y, x, _, _ = _batch_grid(images)
-  if augmentation.crop_padding:
-    images = _crop_with_padding_batch(images, augmentation.crop_padding,
-                                      parameters["crop_offset"], fill_uint8)
-  if augmentation.flip:
-    images = tf.where(_per_example(parameters["flip"])[..., tf.newaxis],
-                      tf.reverse(images, axis=[2]), images)
+  if augmentation.crop_padding or augmentation.flip:
+    images = _crop_and_flip_batch(
+        images, augmentation.crop_padding,
+        parameters["crop_offset"] if augmentation.crop_padding else None,
+        parameters["flip"] if augmentation.flip else None, fill_uint8)
   if augmentation.autoaugment:
     images = autoaugment_batch(images, parameters["policy_choice"], parameters["policy_apply"],
                                parameters["policy_sign"], fill_uint8)
