@@ -1,16 +1,24 @@
-"""Training augmentation for CIFAR (App. F) as stateless TensorFlow ops.
+"""Training augmentation for CIFAR (App. F) as deterministic TensorFlow ops.
 
 App. F trains on CIFAR with AutoAugment (Cubuk et al., 2018, CIFAR-10 policy), random crops
 with 4 px padding, horizontal flips and Cutout 16x16, filling every area that an augmentation
-leaves empty with the mean image colour. Every random decision is drawn from an explicit
-stateless seed, so the augmentation of an example is a pure function of its seed: a training
-run resumed at epoch e sees exactly the batches of an uninterrupted one.
+leaves empty with the mean image colour.
 
-Images are single examples ``[height, width, channels]``. The AutoAugment operations, crop and
-flip work on uint8 images (the operations are defined on 8-bit pixels: posterize, solarize,
-histograms); Cutout works on any dtype. The operations follow the semantics of their PIL
-namesakes, with two documented choices of ours: results are rounded (not truncated) to 8 bit,
-and shear and rotation act about the image centre with nearest-neighbour sampling.
+Two layers. The single-image operations (``[height, width, channels]``: shear_x ... sharpness,
+crop_with_padding, cutout, and augment_image, which draws its decisions from a stateless seed)
+are the specification, each tested against numpy. The training pipeline runs the batched pass:
+draw_parameters draws every random decision of an epoch up front, one row per example, from
+Philox streams keyed by (seed, epoch, stage), and augment_batch applies a batch's rows with one
+vectorized pass per stage and policy step; the result equals the single-image operations applied
+example by example, bit for bit, and is a pure function of (seed, epoch): a training run resumed
+at epoch e sees exactly the batches of an uninterrupted one. augment_image remains the
+per-example reference that benchmarks/bench_pipeline.py times the batched pass against.
+
+The AutoAugment operations, crop and flip work on uint8 images (the operations are defined on
+8-bit pixels: posterize, solarize, histograms); Cutout works on any dtype. The operations follow
+the semantics of their PIL namesakes, with two documented choices of ours: results are rounded
+(not truncated) to 8 bit, and shear and rotation act about the image centre with
+nearest-neighbour sampling.
 """
 import dataclasses
 import math
