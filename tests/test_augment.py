@@ -439,9 +439,11 @@ def test_drawn_decisions_are_a_pure_function_of_seed_and_epoch_per_stage():
   np.testing.assert_array_equal(crop_only["crop_offset"], first["crop_offset"])
 
 
-def test_augment_batch_with_every_stage_off_only_scales():
+def test_augment_batch_with_every_stage_off_only_scales_and_refuses_missing_decisions():
   images = np.random.default_rng(10).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
   parameters = augment.draw_parameters(augment.NO_AUGMENTATION, 3, (5, 4), 0, 0)
   assert parameters == {}
   out = augment.augment_batch(images, parameters, augment.NO_AUGMENTATION, FILL_FLOAT)
   np.testing.assert_array_equal(out.numpy(), images.astype(np.float32) / 255.0)
+  with pytest.raises(ValueError, match=r"parameters lack \['flip'\]"):
+    augment.augment_batch(images, parameters, augment.Augmentation(flip=True), FILL_FLOAT)

@@ -750,6 +750,18 @@ def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
   return tf.where(inside[..., tf.newaxis], out, fill)
 
 
+def _cutout_batch(images, size: int, centers, fill):
+  """cutout for a batch: centers int32 [b, 2] (row, column)."""
+  shape = tf.shape(images)
+  rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis]
+  cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :]
+  top = _per_example(centers[:, 0]) - size // 2
+  left = _per_example(centers[:, 1]) - size // 2
+  inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], fill, images)
+
+
 def augment_batch(images, parameters, augmentation: Augmentation, fill):
   """augment_image for a batch, with the decisions of draw_parameters; float32 in [0, 1].
 
@@ -759,10 +771,16 @@ def augment_batch(images, parameters, augmentation: Augmentation, fill):
     augmentation: which stages run (the one the parameters were drawn for).
     fill: mean colour in [0, 1], [channels] (see augment_image).
   """
+  keys = {"crop_offset": augmentation.crop_padding, "flip": augmentation.flip,
+          "policy_choice": augmentation.autoaugment, "policy_apply": augmentation.autoaugment,
+          "policy_sign": augmentation.autoaugment, "cutout_center": augmentation.cutout_size}
+  missing = sorted(key for key, enabled in keys.items() if enabled and key not in parameters)
+  if missing:
+    raise ValueError(f"parameters lack {missing} for {augmentation} (use draw_parameters with the "
+                     "same augmentation).")
   images = tf.convert_to_tensor(images)
   fill = tf.convert_to_tensor(fill, tf.float32)
   fill_uint8 = _to_uint8(fill * 255.0)
-  y, x, _, _ = _batch_grid(images)
   if augmentation.crop_padding or augmentation.flip:
     images = _crop_and_flip_batch(
         images, augmentation.crop_padding,
@@ -773,10 +791,5 @@ def augment_batch(images, parameters, augmentation: Augmentation, fill):
                                parameters["policy_sign"], fill_uint8)
   images = _to_float(images) / 255.0
   if augmentation.cutout_size:
-    size = augmentation.cutout_size
-    top = _per_example(parameters["cutout_center"][:, 0]) - size // 2
-    left = _per_example(parameters["cutout_center"][:, 1]) - size // 2
-    rows, cols = tf.cast(y, tf.int32), tf.cast(x, tf.int32)
-    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-    images = tf.where(inside[..., tf.newaxis], tf.reshape(fill, [1, 1, 1, -1]), images)
+    images = _cutout_batch(images, augmentation.cutout_size, parameters["cutout_center"], fill)
   return images
