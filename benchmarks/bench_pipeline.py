@@ -9,7 +9,7 @@ round-robin in one process:
   batched:   data.make_dataset, which applies augment.augment_batch to whole batches.
 Target: ratio batched/per-image >= 5.
 
-  python benchmarks/bench_pipeline.py [--images 2048] [--batch 128] [--repeats 3]
+  python benchmarks/bench_pipeline.py [--images 8192] [--batch 128] [--repeats 3]
 """
 import argparse
 
@@ -46,7 +46,7 @@ def batched_dataset(images, labels, batch_size, seed, epoch, augmentation, white
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__)
-  parser.add_argument("--images", type=int, default=2048, help="images per epoch")
+  parser.add_argument("--images", type=int, default=8192, help="images per epoch")
   parser.add_argument("--batch", type=int, default=128, help="batch size")
   parser.add_argument("--repeats", type=int, default=3, help="timed epochs per pipeline")
   args = parser.parse_args()
