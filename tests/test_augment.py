@@ -291,3 +291,159 @@ def test_augmentation_rejects_bad_settings():
     augment.Augmentation(flip=1)
   assert augment.CIFAR_AUGMENTATION == augment.Augmentation(4, True, True, 16)
   assert not augment.NO_AUGMENTATION.enabled
+
+
+# ----------------------------------------------------------------------------- batched pipeline
+
+FILL_FLOAT = np.array([0.25, 0.5, 0.75], np.float32)
+# Every operation at two levels, in both steps of a sub-policy, always applied.
+ALL_OPS_POLICY = tuple(
+    ((name, 1.0, (3 * i) % 10), (augment.OP_NAMES[(i + 5) % 14], 1.0, 9 - i % 10))
+    for i, name in enumerate(augment.OP_NAMES))
+
+
+def _reference_augmentation(image, row, augmentation, fill, policy=augment.CIFAR10_POLICY):
+  """One example through the single-image operations with the decisions of one parameter row."""
+  fill_uint8 = augment._to_uint8(tf.constant(fill) * 255.0)  # pylint: disable=protected-access
+  image = tf.constant(image)
+  if augmentation.crop_padding:
+    image = augment.crop_with_padding(image, augmentation.crop_padding, *row["crop_offset"],
+                                      fill_uint8)
+  if augmentation.flip and row["flip"]:
+    image = image[:, ::-1]
+  if augmentation.autoaugment:
+    for step, (name, _, level) in enumerate(policy[row["policy_choice"]]):
+      if row["policy_apply"][step]:
+        image = augment.apply_op(image, name, level, row["policy_sign"][step], fill_uint8)
+  image = tf.cast(image, tf.float32) / 255.0
+  if augmentation.cutout_size:
+    image = augment.cutout(image, augmentation.cutout_size, *row["cutout_center"], fill)
+  return image.numpy()
+
+
+def _rows(parameters, i):
+  return {key: value[i] for key, value in parameters.items()}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_batched_augmentation_equals_the_single_image_operations_example_by_example(channels):
+  images = np.random.default_rng(8).integers(0, 256, (40, 32, 32, channels), dtype=np.uint8)
+  fill = FILL_FLOAT[:channels]
+  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, 40, (32, 32), seed=5, epoch=2)
+  batch = augment.augment_batch(images, parameters, augment.CIFAR_AUGMENTATION, fill).numpy()
+  assert batch.dtype == np.float32 and batch.shape == images.shape
+  for i, image in enumerate(images):
+    np.testing.assert_array_equal(
+        batch[i], _reference_augmentation(image, _rows(parameters, i),
+                                          augment.CIFAR_AUGMENTATION, fill), err_msg=str(i))
+
+
+def test_every_batched_policy_operation_equals_its_single_image_operation():
+  images = np.random.default_rng(9).integers(0, 256, (42, 12, 10, 3), dtype=np.uint8)
+  images[0] = 77  # flat image: auto-contrast and equalize leave it unchanged
+  only_policy = augment.Augmentation(autoaugment=True)
+  parameters = augment.draw_parameters(only_policy, 42, (12, 10), seed=1, epoch=0,
+                                       policy=ALL_OPS_POLICY)
+  parameters["policy_choice"] = np.arange(42, dtype=np.int32) % 14  # every sub-policy 3 times
+  batch = augment.autoaugment_batch(images, parameters["policy_choice"],
+                                    parameters["policy_apply"], parameters["policy_sign"], FILL,
+                                    policy=ALL_OPS_POLICY).numpy()
+  for i, image in enumerate(images):
+    expected = tf.constant(image)
+    for step, (name, _, level) in enumerate(ALL_OPS_POLICY[i % 14]):
+      expected = augment.apply_op(expected, name, level, parameters["policy_sign"][i, step], FILL)
+    np.testing.assert_array_equal(batch[i], expected.numpy(), err_msg=str(ALL_OPS_POLICY[i % 14]))
+
+
+def _within_binomial(count, total, probability, sigmas=5.0):
+  spread = sigmas * np.sqrt(total * probability * (1 - probability)) + 1
+  return abs(count - total * probability) <= spread
+
+
+def test_drawn_decisions_follow_the_policy_table_within_binomial_tolerance():
+  n = 100_000
+  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, n, (32, 32), seed=3, epoch=7)
+  choice = parameters["policy_choice"]
+  policy = augment.CIFAR10_POLICY
+  for index, sub_policy in enumerate(policy):
+    chosen = choice == index
+    assert _within_binomial(chosen.sum(), n, 1 / len(policy)), index
+    for step, (_, probability, _) in enumerate(sub_policy):
+      applied = parameters["policy_apply"][chosen, step].sum()
+      assert _within_binomial(applied, chosen.sum(), probability), (index, step)
+  # Each operation runs with the share the table gives it (1/25 * sum of its probabilities).
+  applied_ops = np.array([[augment.OP_NAMES.index(name) for name, _, _ in sub] for sub in policy])
+  counts = np.bincount(applied_ops[choice][parameters["policy_apply"]], minlength=14)
+  for op, name in enumerate(augment.OP_NAMES):
+    share = sum(p for sub in policy for n_, p, _ in sub if n_ == name) / len(policy)
+    assert _within_binomial(counts[op], n, share), name
+  signs = parameters["policy_sign"]
+  assert set(np.unique(signs)) == {-1.0, 1.0} and _within_binomial((signs > 0).sum(), 2 * n, 0.5)
+  assert _within_binomial(parameters["flip"].sum(), n, 0.5)
+  for axis, size in ((0, 9), (1, 9)):
+    counts = np.bincount(parameters["crop_offset"][:, axis], minlength=size)
+    assert len(counts) == size and all(_within_binomial(c, n, 1 / size) for c in counts)
+  for axis in (0, 1):
+    counts = np.bincount(parameters["cutout_center"][:, axis], minlength=32)
+    assert len(counts) == 32 and all(_within_binomial(c, n, 1 / 32) for c in counts)
+
+
+def test_batched_crop_flip_and_cutout_shares_measured_on_the_output():
+  n, size, padding = 3000, 15, 2
+  position = (np.arange(size)[:, None] * 16 + np.arange(size)[None, :] + 1).astype(np.uint8)
+  images = np.repeat(position[None, :, :, None], n, axis=0)  # pixel value encodes (y, x)
+  setting = augment.Augmentation(crop_padding=padding, flip=True)
+  parameters = augment.draw_parameters(setting, n, (size, size), seed=11, epoch=0)
+  out = np.round(augment.augment_batch(images, parameters, setting, [0.0]).numpy()[..., 0] * 255)
+  centre = out[:, 7, 7].astype(int) - 1
+  offset_y, offset_x = centre // 16 - 7 + padding, centre % 16 - 7 + padding
+  flipped = out[:, 7, 6] > out[:, 7, 8]
+  for offsets in (offset_y, offset_x):
+    counts = np.bincount(offsets, minlength=2 * padding + 1)
+    assert len(counts) == 2 * padding + 1
+    assert all(_within_binomial(c, n, 1 / (2 * padding + 1)) for c in counts)
+  assert _within_binomial(flipped.sum(), n, 0.5)
+
+  cut = augment.Augmentation(cutout_size=4)
+  parameters = augment.draw_parameters(cut, n, (size, size), seed=12, epoch=0)
+  out = augment.augment_batch(np.full((n, size, size, 1), 255, np.uint8), parameters, cut, [0.0])
+  centres = []
+  for square in out.numpy()[..., 0] == 0:
+    rows, cols = np.nonzero(square)
+    # Clipped squares keep their far edge: the centre is 2 before the end or 2 after the start.
+    centres.append((rows.max() - 1 if rows.min() == 0 else rows.min() + 2,
+                    cols.max() - 1 if cols.min() == 0 else cols.min() + 2))
+    assert square.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1) <= 16
+  centres = np.array(centres)
+  np.testing.assert_array_equal(centres, parameters["cutout_center"])
+  for axis in (0, 1):
+    counts = np.bincount(centres[:, axis], minlength=size)
+    assert all(_within_binomial(c, n, 1 / size) for c in counts)
+
+
+def test_drawn_decisions_are_a_pure_function_of_seed_and_epoch_per_stage():
+  setting = augment.CIFAR_AUGMENTATION
+  first = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
+  again = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
+  other_epoch = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=2)
+  other_seed = augment.draw_parameters(setting, 500, (32, 32), seed=5, epoch=1)
+  assert set(first) == {"crop_offset", "flip", "policy_choice", "policy_apply", "policy_sign",
+                        "cutout_center"}
+  for key in first:
+    np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first[key], other_epoch[key]), key
+    assert not np.array_equal(first[key], other_seed[key]), key
+  # Switching a stage off leaves the decisions of the others unchanged.
+  crop_only = augment.draw_parameters(augment.Augmentation(crop_padding=4), 500, (32, 32), 4, 1)
+  assert set(crop_only) == {"crop_offset"}
+  np.testing.assert_array_equal(crop_only["crop_offset"], first["crop_offset"])
+
+
+def test_augment_batch_with_every_stage_off_only_scales_and_refuses_missing_decisions():
+  images = np.random.default_rng(10).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
+  parameters = augment.draw_parameters(augment.NO_AUGMENTATION, 3, (5, 4), 0, 0)
+  assert parameters == {}
+  out = augment.augment_batch(images, parameters, augment.NO_AUGMENTATION, FILL_FLOAT)
+  np.testing.assert_array_equal(out.numpy(), images.astype(np.float32) / 255.0)
+  with pytest.raises(ValueError, match=r"parameters lack \['flip'\]"):
+    augment.augment_batch(images, parameters, augment.Augmentation(flip=True), FILL_FLOAT)

@@ -1,22 +1,31 @@
-"""Training augmentation for CIFAR (App. F) as stateless TensorFlow ops.
+"""Training augmentation for CIFAR (App. F) as deterministic TensorFlow ops.
 
 App. F trains on CIFAR with AutoAugment (Cubuk et al., 2018, CIFAR-10 policy), random crops
 with 4 px padding, horizontal flips and Cutout 16x16, filling every area that an augmentation
-leaves empty with the mean image colour. Every random decision is drawn from an explicit
-stateless seed, so the augmentation of an example is a pure function of its seed: a training
-run resumed at epoch e sees exactly the batches of an uninterrupted one.
+leaves empty with the mean image colour.
 
-Images are single examples ``[height, width, channels]``. The AutoAugment operations, crop and
-flip work on uint8 images (the operations are defined on 8-bit pixels: posterize, solarize,
-histograms); Cutout works on any dtype. The operations follow the semantics of their PIL
-namesakes, with two documented choices of ours: results are rounded (not truncated) to 8 bit,
-and shear and rotation act about the image centre with nearest-neighbour sampling.
+Two layers. The single-image operations (``[height, width, channels]``: shear_x ... sharpness,
+crop_with_padding, cutout, and augment_image, which draws its decisions from a stateless seed)
+are the specification, each tested against numpy. The training pipeline runs the batched pass:
+draw_parameters draws every random decision of an epoch up front, one row per example, from
+Philox streams keyed by (seed, epoch, stage), and augment_batch applies a batch's rows with one
+vectorized pass per stage and policy step; the result equals the single-image operations applied
+example by example, bit for bit, and is a pure function of (seed, epoch): a training run resumed
+at epoch e sees exactly the batches of an uninterrupted one. augment_image remains the
+per-example reference that benchmarks/bench_pipeline.py times the batched pass against.
+
+The AutoAugment operations, crop and flip work on uint8 images (the operations are defined on
+8-bit pixels: posterize, solarize, histograms); Cutout works on any dtype. The operations follow
+the semantics of their PIL namesakes, with two documented choices of ours: results are rounded
+(not truncated) to 8 bit, and shear and rotation act about the image centre with
+nearest-neighbour sampling.
 """
 import dataclasses
 import math
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import gin
+import numpy as np
 import tensorflow as tf
 
 # Magnitude levels 0..9 span these ranges (Cubuk et al., 2018, Table 1); symmetric operations
@@ -462,3 +471,325 @@ def augment_image(image, seed, augmentation: Augmentation, fill: Tuple[float, ..
     image = random_cutout(image, augmentation.cutout_size, seeds[_CUTOUT], fill)
   return image
 
+
+
+# ----------------------------------------------------------------------------- batched pipeline
+#
+# The training pipeline augments whole batches: the random decisions of every example are drawn
+# up front (draw_parameters, numpy Philox keyed by (seed, epoch, stage), indexed by the example),
+# and augment_batch applies them to a batch with one vectorized pass per stage and policy step.
+# Each batched operation computes exactly what its single-image namesake above computes, so a
+# batch equals the single-image operations applied example by example, bit for bit.
+
+_GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+# Operations that map each pixel value through a table of the example (and channel).
+_LOOKUP = ("AutoContrast", "Invert", "Equalize", "Solarize", "Posterize", "Contrast", "Brightness")
+# Groups a policy step dispatches to: unchanged, geometric (one resampling), lookup (one table
+# per example and channel), Color, Sharpness.
+_GROUPS = ("unchanged", "geometric", "lookup", "Color", "Sharpness")
+_GROUP_OF_OP = tuple(_GROUPS.index("geometric" if name in _GEOMETRIC else
+                                   "lookup" if name in _LOOKUP else name) for name in OP_NAMES)
+
+
+def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
+  return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch, stage])))
+
+
+def draw_parameters(augmentation: Augmentation, num_examples: int, image_shape: Sequence[int],
+                    seed: int, epoch: int, policy=CIFAR10_POLICY) -> Dict[str, np.ndarray]:
+  """Every random decision of an epoch's augmentation, one row per example.
+
+  Each stage draws from its own Philox stream keyed by (seed, epoch, stage), so switching a
+  stage on or off leaves the others' decisions unchanged. Only enabled stages have entries:
+    crop_offset: int32 [n, 2] (row, column) offsets in [0, 2 * crop_padding].
+    flip: bool [n], true with probability 1/2.
+    policy_choice: int32 [n], a uniform sub-policy index; policy_apply: bool [n, steps], each
+      step with its probability; policy_sign: float32 [n, steps], +-1 with probability 1/2.
+    cutout_center: int32 [n, 2] (row, column), uniform over the pixels.
+  """
+  height, width = int(image_shape[0]), int(image_shape[1])
+  parameters = {}
+  if augmentation.crop_padding:
+    generator = _stage_generator(seed, epoch, _CROP)
+    parameters["crop_offset"] = generator.integers(
+        0, 2 * augmentation.crop_padding + 1, (num_examples, 2)).astype(np.int32)
+  if augmentation.flip:
+    parameters["flip"] = _stage_generator(seed, epoch, _FLIP).random(num_examples) < 0.5
+  if augmentation.autoaugment:
+    _validate_policy(policy)
+    generator = _stage_generator(seed, epoch, _AUTOAUGMENT)
+    steps = len(policy[0])
+    choice = generator.integers(0, len(policy), num_examples)
+    probability = np.array([[p for _, p, _ in sub] for sub in policy], np.float64)[choice]
+    parameters["policy_choice"] = choice.astype(np.int32)
+    parameters["policy_apply"] = generator.random((num_examples, steps)) < probability
+    parameters["policy_sign"] = np.where(generator.random((num_examples, steps)) < 0.5,
+                                         -1.0, 1.0).astype(np.float32)
+  if augmentation.cutout_size:
+    generator = _stage_generator(seed, epoch, _CUTOUT)
+    parameters["cutout_center"] = np.stack(
+        [generator.integers(0, height, num_examples), generator.integers(0, width, num_examples)],
+        axis=-1).astype(np.int32)
+  return parameters
+
+
+def _batch_grid(images):
+  """Pixel coordinates y, x [1, h, w] and the centre (cy, cx), float32, as in _output_grid."""
+  shape = tf.shape(images)
+  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+  return y[tf.newaxis], x[tf.newaxis], (height - 1.0) / 2.0, (width - 1.0) / 2.0
+
+
+def _sample_nearest_batch(images, source_y, source_x, fill):
+  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
+  shape = tf.shape(images)
+  batch, height, width = shape[0], shape[1], shape[2]
+  row = tf.cast(tf.round(source_y), tf.int32)
+  col = tf.cast(tf.round(source_x), tf.int32)
+  inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
+  example = tf.range(batch)[:, tf.newaxis, tf.newaxis]
+  flat = (example * height + tf.clip_by_value(row, 0, height - 1)) * width + tf.clip_by_value(
+      col, 0, width - 1)
+  sampled = tf.gather(tf.reshape(images, [-1, shape[3]]), flat)
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], sampled, fill)
+
+
+def _per_example(values):
+  """A [b] vector broadcast against [b, h, w(, c)]."""
+  return values[:, tf.newaxis, tf.newaxis]
+
+
+def _geometric_batch(images, op, level, sign, fill):
+  """Applies each example's geometric operation (OP_NAMES index `op`) with one resampling."""
+  y, x, cy, cx = _batch_grid(images)
+  shape = tf.shape(images)[:3]
+  source_y, source_x = tf.broadcast_to(y, shape), tf.broadcast_to(x, shape)
+  for name in _GEOMETRIC:
+    chosen = _per_example(tf.equal(op, OP_NAMES.index(name)))
+    argument = _per_example(level_to_argument(name, level, sign, images.shape[1:]))
+    if name == "ShearX":
+      new_y, new_x = y, x + argument * (y - cy)
+    elif name == "ShearY":
+      new_y, new_x = y + argument * (x - cx), x
+    elif name == "TranslateX":
+      new_y, new_x = y, x - argument
+    elif name == "TranslateY":
+      new_y, new_x = y - argument, x
+    else:
+      radians = argument * (math.pi / 180.0)
+      cos, sin = tf.cos(radians), tf.sin(radians)
+      new_x = cx + (x - cx) * cos - (y - cy) * sin
+      new_y = cy + (x - cx) * sin + (y - cy) * cos
+    source_y = tf.where(chosen, new_y, source_y)
+    source_x = tf.where(chosen, new_x, source_x)
+  return _sample_nearest_batch(images, source_y, source_x, fill)
+
+
+def _blend_batch(degenerate, images, factor):
+  return _blend(degenerate, images, _per_example(factor)[..., tf.newaxis])
+
+
+def _grayscale_batch(images):
+  """_grayscale for a batch: [b, h, w, 1] float32."""
+  values = _to_float(images)
+  if images.shape[-1] == 1:
+    return values
+  if images.shape[-1] != 3:
+    raise ValueError(f"images must have 1 or 3 channels, got shape {images.shape}.")
+  luma = tf.tensordot(values, tf.constant([0.299, 0.587, 0.114]), axes=[[3], [0]])
+  return tf.round(luma)[..., tf.newaxis]
+
+
+def _lookup_tables(images, op, level, sign):
+  """Per example and channel, the uint8 [b, c, 256] table of its _LOOKUP operation `op`.
+
+  Entry v is what the single-image operation makes of pixel value v, computed with the same
+  float32 arithmetic; other operations get the identity.
+  """
+  shape = tf.shape(images)
+  channels = images.shape[-1]
+  values = tf.cast(images, tf.int32)
+  table_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
+              + tf.range(channels)) * 256
+  histograms = tf.reshape(  # one bincount for every example and channel (Equalize)
+      tf.math.bincount(tf.reshape(values + table_id, [-1]), minlength=shape[0] * channels * 256,
+                       maxlength=shape[0] * channels * 256, dtype=tf.int32),
+      [-1, channels, 256])
+  level_value = tf.range(256)
+  v = tf.cast(level_value, tf.float32)  # [256]; per-example arguments become [b, 1, 1]
+
+  def argument(name):
+    return level_to_argument(name, level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
+
+  # Equalize: PIL's cumulative-histogram table, identity where it has a single step.
+  last_used = tf.reduce_max(tf.where(histograms > 0, level_value, -1), axis=-1, keepdims=True)
+  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
+          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
+  safe_step = tf.maximum(step, 1)
+  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
+                         // safe_step, 255)
+  # AutoContrast: a linear stretch per channel, identity for a flat channel.
+  used = histograms > 0
+  low = tf.cast(tf.reduce_min(tf.where(used, level_value, 256), axis=-1, keepdims=True),
+                tf.float32)
+  high = tf.cast(tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True),
+                 tf.float32)
+  flat = high <= low
+  scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
+  # Contrast: blend with the rounded mean grey level of the example.
+  grey = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3]))[:, tf.newaxis,
+                                                                            tf.newaxis]
+  shift = 8 - argument("Posterize")
+  tables = {
+      "AutoContrast": tf.where(flat, level_value, tf.cast(_to_uint8((v - low) * scale),
+                                                          tf.int32)),
+      "Invert": 255 - level_value,
+      "Equalize": tf.where(step > 0, equalized, level_value),
+      "Solarize": tf.where(v < argument("Solarize"), level_value, 255 - level_value),
+      "Posterize": tf.bitwise.left_shift(tf.bitwise.right_shift(level_value, shift), shift),
+      "Contrast": tf.cast(_to_uint8(grey + argument("Contrast") * (v - grey)), tf.int32),
+      "Brightness": tf.cast(_to_uint8(argument("Brightness") * v), tf.int32),
+  }
+  table = tf.broadcast_to(level_value, tf.shape(histograms))
+  for name, candidate in tables.items():
+    chosen = tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
+    table = tf.where(chosen, candidate, table)
+  return tf.cast(table, tf.uint8), values + table_id
+
+
+def _lookup_batch(images, op, level, sign):
+  """Applies each example's _LOOKUP operation with one gather through its tables."""
+  tables, index = _lookup_tables(images, op, level, sign)
+  return tf.gather(tf.reshape(tables, [-1]), index)
+
+
+def _sharpness_batch(images, factor):
+  values = _to_float(images)
+  channels = images.shape[-1]
+  kernel = tf.constant([[1., 1., 1.], [1., 5., 1.], [1., 1., 1.]]) / 13.0
+  kernel = tf.tile(kernel[:, :, tf.newaxis, tf.newaxis], [1, 1, channels, 1])
+  smooth = tf.round(tf.nn.depthwise_conv2d(values, kernel, [1, 1, 1, 1], "VALID"))
+  shape = tf.shape(images)
+  smooth = smooth[:, :shape[1] - 2, :shape[2] - 2]  # the kernel returns [0, h, w] on no images
+  padding = [[0, 0], [1, 1], [1, 1], [0, 0]]
+  interior = tf.pad(tf.ones_like(smooth, tf.bool), padding)
+  degenerate = tf.where(interior, tf.pad(smooth, padding), values)
+  return _blend_batch(degenerate, images, factor)
+
+
+def _policy_step_batch(images, op, level, sign, fill):
+  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each operation sees only its own."""
+  group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
+                                        tf.maximum(op, 0)))
+  num_groups = len(_GROUPS)
+  positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, num_groups)
+  parts = tf.dynamic_partition(images, group, num_groups)
+  ops = tf.dynamic_partition(op, group, num_groups)
+  levels = tf.dynamic_partition(level, group, num_groups)
+  signs = tf.dynamic_partition(sign, group, num_groups)
+  arguments = [level_to_argument(name, levels[_GROUPS.index(name)], signs[_GROUPS.index(name)],
+                                 images.shape[1:]) for name in ("Color", "Sharpness")]
+  results = [
+      parts[0],
+      _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill),
+      _lookup_batch(parts[2], ops[2], levels[2], signs[2]),
+      _blend_batch(tf.broadcast_to(_grayscale_batch(parts[3]), tf.shape(parts[3])), parts[3],
+                   arguments[0]),
+      _sharpness_batch(parts[4], arguments[1]),
+  ]
+  return tf.dynamic_stitch(positions, results)
+
+
+def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
+  """autoaugment for a batch with given decisions (see draw_parameters).
+
+  Args:
+    images: uint8 [b, height, width, channels].
+    choice: int32 [b] sub-policy index; apply: bool [b, steps]; sign: float32 [b, steps].
+    fill: [channels] colour of emptied areas (uint8 scale).
+    policy: sequence of sub-policies, each a sequence of (name, probability, level).
+  """
+  _validate_policy(policy)
+  images = tf.convert_to_tensor(images)
+  if images.dtype != tf.uint8:
+    raise TypeError(f"images must be uint8 for AutoAugment, got {images.dtype}.")
+  op_table = tf.constant([[OP_NAMES.index(n) for n, _, _ in sub] for sub in policy], tf.int32)
+  level_table = tf.constant([[lv for _, _, lv in sub] for sub in policy], tf.int32)
+  static_shape = images.shape
+  for step in range(len(policy[0])):
+    op = tf.where(apply[:, step], tf.gather(op_table[:, step], choice), -1)
+    level = tf.gather(level_table[:, step], choice)
+    images = _policy_step_batch(images, op, level, sign[:, step], fill)
+    images = tf.ensure_shape(images, static_shape)
+  return images
+
+
+def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
+  """crop_with_padding (offsets [b, 2], or None) then a mirror where flip [b] (or None).
+
+  Both only pick source rows and columns, so they share one gather per axis.
+  """
+  shape = tf.shape(images)
+  rows = tf.range(shape[1])[tf.newaxis]
+  cols = tf.range(shape[2])[tf.newaxis]
+  if offsets is not None:
+    rows = offsets[:, :1] - padding + rows  # [b, h] source rows
+    cols = offsets[:, 1:] - padding + cols  # [b, w] source columns
+  if flip is not None:
+    cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
+  rows = tf.broadcast_to(rows, [shape[0], shape[1]])
+  out = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
+  out = tf.gather(out, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
+  if offsets is None:
+    return out
+  inside = (((rows >= 0) & (rows < shape[1]))[:, :, tf.newaxis]
+            & ((cols >= 0) & (cols < shape[2]))[:, tf.newaxis, :])
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], out, fill)
+
+
+def _cutout_batch(images, size: int, centers, fill):
+  """cutout for a batch: centers int32 [b, 2] (row, column)."""
+  shape = tf.shape(images)
+  rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis]
+  cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :]
+  top = _per_example(centers[:, 0]) - size // 2
+  left = _per_example(centers[:, 1]) - size // 2
+  inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
+  return tf.where(inside[..., tf.newaxis], fill, images)
+
+
+def augment_batch(images, parameters, augmentation: Augmentation, fill):
+  """augment_image for a batch, with the decisions of draw_parameters; float32 in [0, 1].
+
+  Args:
+    images: uint8 [b, height, width, channels].
+    parameters: the rows of draw_parameters(...) for these examples (tensors or arrays).
+    augmentation: which stages run (the one the parameters were drawn for).
+    fill: mean colour in [0, 1], [channels] (see augment_image).
+  """
+  keys = {"crop_offset": augmentation.crop_padding, "flip": augmentation.flip,
+          "policy_choice": augmentation.autoaugment, "policy_apply": augmentation.autoaugment,
+          "policy_sign": augmentation.autoaugment, "cutout_center": augmentation.cutout_size}
+  missing = sorted(key for key, enabled in keys.items() if enabled and key not in parameters)
+  if missing:
+    raise ValueError(f"parameters lack {missing} for {augmentation} (use draw_parameters with the "
+                     "same augmentation).")
+  images = tf.convert_to_tensor(images)
+  fill = tf.convert_to_tensor(fill, tf.float32)
+  fill_uint8 = _to_uint8(fill * 255.0)
+  if augmentation.crop_padding or augmentation.flip:
+    images = _crop_and_flip_batch(
+        images, augmentation.crop_padding,
+        parameters["crop_offset"] if augmentation.crop_padding else None,
+        parameters["flip"] if augmentation.flip else None, fill_uint8)
+  if augmentation.autoaugment:
+    images = autoaugment_batch(images, parameters["policy_choice"], parameters["policy_apply"],
+                               parameters["policy_sign"], fill_uint8)
+  images = _to_float(images) / 255.0
+  if augmentation.cutout_size:
+    images = _cutout_batch(images, augmentation.cutout_size, parameters["cutout_center"], fill)
+  return images

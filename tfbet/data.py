@@ -14,9 +14,9 @@ Other tfds data sets keep tfds' own fixed order.
 The pipeline scales to [0, 1] and whitens per channel with statistics of the training set
 (App. F, also used on MNIST, docs/design.md §5). Training batches are augmented (App. F, see
 tfbet.augment) and shuffled. The training data of epoch e is a pure function of (seed, e): the
-order is a Philox permutation keyed by (seed, e) and every example's augmentation uses a
-stateless seed folded from (seed, e, index of the example), so a run resumed at epoch e sees
-exactly the batches of an uninterrupted run.
+order is a Philox permutation keyed by (seed, e) and the augmentation decisions of every example
+are drawn from Philox streams keyed by (seed, e) at the example's index, then applied batch by
+batch, so a run resumed at epoch e sees exactly the batches of an uninterrupted run.
 """
 import codecs
 import dataclasses
@@ -32,7 +32,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfbet.augment import Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, augment_image
+from tfbet.augment import (Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, augment_batch,
+                           draw_parameters)
 
 __all__ = [
     "Augmentation", "CIFAR_AUGMENTATION", "NO_AUGMENTATION", "DATASETS", "DatasetInfo",
@@ -551,9 +552,10 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
   """Batched (float32 images, int64 labels) for one pass over the data.
 
   Training (training=True): the order is epoch_permutation(n, seed, epoch) and `augment` runs
-  with per-example stateless seeds fold_in([seed, epoch], index of the example in `images`), so
-  the result depends only on (data, seed, epoch). Evaluation (training=False): data order, no
-  augmentation.
+  on whole batches (augment.augment_batch) with the decisions augment.draw_parameters draws for
+  (seed, epoch), one row per example of `images`, so the result depends only on (data, seed,
+  epoch) and an example's augmentation not on the batch it lands in. Evaluation
+  (training=False): data order, no augmentation.
 
   Args:
     images: uint8 [n, height, width, channels].
@@ -588,27 +590,25 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
   if training:
     order = epoch_permutation(len(images), seed, epoch)
     images, labels = images[order], labels[order]
-  else:
-    order = np.arange(len(images))
-  dataset = tf.data.Dataset.from_tensor_slices((images, labels, order.astype(np.int64)))
-  if augment is not None and augment.enabled:
+  augmenting = augment is not None and augment.enabled
+  if augmenting:
     if fill_color is None:
       fill_color = whitening[0] if whitening is not None else compute_whitening(images)[0]
     fill = np.asarray(fill_color, np.float32).reshape(-1)
     if fill.shape != (channels,) or not np.all((fill >= 0) & (fill <= 1)):
       raise ValueError(f"fill_color must be {channels} values in [0, 1], got {fill_color!r}.")
-    epoch_seed = tf.constant([seed, epoch], tf.int64)
-
-    def augment_example(image, label, index):
-      example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, index)
-      return augment_image(image, example_seed, augment, fill), label
-
-    dataset = dataset.map(augment_example, num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=True)
+    # Decisions are drawn per example (by its index in `images`) and follow it into its batch.
+    parameters = draw_parameters(augment, len(images), images.shape[1:], seed, epoch)
+    parameters = {key: value[order] for key, value in parameters.items()}
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels, parameters))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(
+        lambda batch, batch_labels, batch_parameters: (
+            augment_batch(batch, batch_parameters, augment, fill), batch_labels),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     scale = 1.0
   else:
-    dataset = dataset.map(lambda image, label, index: (image, label))
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     scale = 1.0 / 255.0
 
