@@ -222,4 +222,5 @@ def test_two_workers_train_a_clipped_method_like_a_single_process(tmp_path, meth
   Cluster(tmp_path, str(tmp_path / "multi"), extra).start(attempt=0).wait()
   _finish(single, tmp_path / "single.log")
   _assert_same_training(str(tmp_path / "multi"), str(tmp_path / "single"))
-  assert _result(str(tmp_path / "multi"))["history"]["injecting"] == [1.0]
+  if method == "pattbet":  # Curricular starts its rate schedule at 0: nothing injected yet.
+    assert _result(str(tmp_path / "multi"))["history"]["injecting"] == [1.0]
