@@ -13,11 +13,13 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "+ sdist"
 # egg_info in $WORK: no tfbet.egg-info (nor build/) in the checkout.
-"$PYTHON" setup.py -q egg_info --egg-base "$WORK" sdist --dist-dir "$WORK/dist" >/dev/null
+"$PYTHON" setup.py -q egg_info --egg-base "$WORK" sdist --dist-dir "$WORK/dist" \
+    > "$WORK/sdist.log" 2>&1 || { cat "$WORK/sdist.log"; exit 1; }
 SDIST=$(ls "$WORK"/dist/tfbet-*.tar.gz)
+MEMBERS=$(tar -tzf "$SDIST")
 for member in requirements.txt custom_ops/bit_errors.h gin/experiments/cpu/tiny.gin \
               docs/design.md examples/robustify_keras_model.py; do
-  tar -tzf "$SDIST" | grep -qx "tfbet-[^/]*/$member" || { echo "sdist lacks $member"; exit 1; }
+  grep -qx "tfbet-[^/]*/$member" <<< "$MEMBERS" || { echo "sdist lacks $member"; exit 1; }
 done
 
 echo "+ wheel from $(basename "$SDIST")"
@@ -38,5 +40,6 @@ unset PYTHONPATH
     --gin_param='train.epochs = 1' --output_dir="$WORK/run"
 "$WORK/venv/bin/tfbet-eval" --run_dir="$WORK/run" --rates=1 --num_chips=2 --test_limit=64
 "$WORK/venv/bin/python" -c "import tfbet.cli.gin_utils as g, tfbet.ops as o; \
-print('installed gin configs:', g.gin_dir()); print('installed op library:', o.LIBRARY_PATH)"
+print('installed gin configs:', g.gin_dir()); print('installed op library:', o.LIBRARY_PATH)" \
+    2>&1 | grep -v "^[IW][0-9]\{4\} \|^WARNING: All log messages before absl\|^To enable the"
 echo "check_wheel: OK"

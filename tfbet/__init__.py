@@ -29,10 +29,13 @@ __all__ = sorted(_MODULES + tuple(_NAMES))
 
 def __getattr__(name):
   if name in _MODULES:
-    return importlib.import_module(f"tfbet.{name}")
-  if name in _NAMES:
-    return getattr(importlib.import_module(f"tfbet.{_NAMES[name]}"), name)
-  raise AttributeError(f"module 'tfbet' has no attribute {name!r}")
+    value = importlib.import_module(f"tfbet.{name}")
+  elif name in _NAMES:
+    value = getattr(importlib.import_module(f"tfbet.{_NAMES[name]}"), name)
+  else:
+    raise AttributeError(f"module 'tfbet' has no attribute {name!r}")
+  globals()[name] = value  # found directly from now on
+  return value
 
 
 def __dir__():
