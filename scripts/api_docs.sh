@@ -30,8 +30,8 @@ modules = ["tfbet"] + [m.name for m in pkgutil.walk_packages(tfbet.__path__, "tf
 pdoc.render.configure(docformat="google", show_source=False)
 pdoc.pdoc(*modules, output_directory=pdoc.Path(sys.argv[1]))
 PYTHON
-if [ "$STATUS" -ne 0 ] || grep -v "^WARNING: All log messages before absl\|^[IW][0-9]\{4\} \|^To enable the following" "$LOG" \
-    | grep -qi "warn\|error\|traceback"; then
+NOISE="^WARNING: All log messages before absl\|^[IW][0-9]\{4\} \|^To enable the following"
+if [ "$STATUS" -ne 0 ] || grep -v "$NOISE" "$LOG" | grep -qi "warn\|error\|traceback"; then
   cat "$LOG"; echo "api_docs: pdoc warned (above)"; exit 1
 fi
 echo "api_docs: $(find "$OUTPUT" -name '*.html' | wc -l) pages in $OUTPUT/"

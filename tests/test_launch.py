@@ -28,14 +28,18 @@ def _help(*flags):
                         env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+def _noise(stderr):
+  pattern = launch._LOAD_NOISE  # pylint: disable=protected-access
+  return [line for line in stderr.splitlines() if pattern.match(line)]
+
+
 def test_a_binary_hides_tensorflows_load_notices_and_verbosity_1_shows_them():
   loud = _help("--verbosity=1")
-  noisy = [line for line in loud.stderr.splitlines() if launch._LOAD_NOISE.match(line)]  # pylint: disable=protected-access
-  if not noisy:
+  if not _noise(loud.stderr):
     pytest.skip("TensorFlow printed no notices while loading on this machine")
   quiet = _help()
   assert "Several models' result files" in quiet.stdout  # the module's own usage text
-  assert not [line for line in quiet.stderr.splitlines() if launch._LOAD_NOISE.match(line)]  # pylint: disable=protected-access
+  assert not _noise(quiet.stderr)
 
 
 def test_import_tfbet_loads_tensorflow_only_when_a_module_is_used():

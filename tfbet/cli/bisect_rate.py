@@ -9,7 +9,7 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-bisect-rate; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import bisect_rate_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   bisect_rate_lib.define_flags()
@@ -17,7 +17,7 @@ def define_flags():
 
 
 def run():
-  """Entry point of tfbet-bisect-rate (console script, ``python -m tfbet.cli.bisect_rate``, bin/bisect_rate)."""
+  """Runs tfbet-bisect-rate (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -9,14 +9,14 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-chip-map; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import chip_map_lib  # pylint: disable=g-import-not-at-top
   chip_map_lib.define_flags()
   return chip_map_lib.main, (chip_map_lib,)
 
 
 def run():
-  """Entry point of tfbet-chip-map (console script, ``python -m tfbet.cli.chip_map``, bin/chip_map)."""
+  """Runs tfbet-chip-map (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -11,14 +11,14 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-compare; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import compare_lib  # pylint: disable=g-import-not-at-top
   compare_lib.define_flags()
   return compare_lib.main, (compare_lib,)
 
 
 def run():
-  """Entry point of tfbet-compare (console script, ``python -m tfbet.cli.compare``, bin/compare)."""
+  """Runs tfbet-compare (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -9,7 +9,7 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-diagnose; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import diagnose_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   diagnose_lib.define_flags()
@@ -17,7 +17,7 @@ def define_flags():
 
 
 def run():
-  """Entry point of tfbet-diagnose (console script, ``python -m tfbet.cli.diagnose``, bin/diagnose)."""
+  """Runs tfbet-diagnose (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

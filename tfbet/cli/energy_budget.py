@@ -10,14 +10,14 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-energy-budget; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import energy_budget_lib  # pylint: disable=g-import-not-at-top
   energy_budget_lib.define_flags()
   return energy_budget_lib.main, (energy_budget_lib,)
 
 
 def run():
-  """Entry point of tfbet-energy-budget (console script, ``python -m tfbet.cli.energy_budget``, bin/energy_budget)."""
+  """Runs tfbet-energy-budget (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

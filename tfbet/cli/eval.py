@@ -16,7 +16,7 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-eval; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   eval_lib.define_flags()
@@ -24,7 +24,7 @@ def define_flags():
 
 
 def run():
-  """Entry point of tfbet-eval (console script, ``python -m tfbet.cli.eval``, bin/eval)."""
+  """Runs tfbet-eval (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -10,7 +10,7 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-eval-chips; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   eval_chips_lib.define_flags()
@@ -18,7 +18,7 @@ def define_flags():
 
 
 def run():
-  """Entry point of tfbet-eval-chips (console script, ``python -m tfbet.cli.eval_chips``, bin/eval_chips)."""
+  """Runs tfbet-eval-chips (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -1,21 +1,19 @@
-"""Starts a binary: quiet TensorFlow logs by default, flags defined, ``app.run(main)``.
+"""Starts a binary: quiet TensorFlow by default, flags defined, then ``app.run(main)``.
 
-TensorFlow prints C++ INFO and WARNING lines (oneDNN, CPU features, CUDA probing) while it
-loads, and tf-keras warns that ``model.h5`` is a legacy format, which our binaries write on
-purpose. None of it is actionable for a user, so the binaries hide it:
+While TensorFlow loads it prints C++ notices (oneDNN, CPU features, the CUDA probe of a machine
+without a GPU driver), gin logs every file lookup, and tf-keras calls the ``model.h5`` we write
+on purpose a legacy format. A user can act on none of it, so by default the binaries
 
-* ``TF_CPP_MIN_LOG_LEVEL=2`` (unless the variable is set) hides INFO and WARNING lines once
-  TensorFlow runs; the lines it prints while it loads come from absl's C++ logging before
-  anything initializes it, which ignores that variable, so TensorFlow is imported here with
-  the process's stderr captured, and what it wrote is passed on without those lines (and
-  without the failed CUDA probe of a machine without a GPU driver). Everything else, errors
-  included, is passed on.
-* The HDF5 'legacy' notice of tf-keras is filtered.
+* set ``TF_CPP_MIN_LOG_LEVEL=2`` (unless it is set), which hides TensorFlow's C++ INFO and
+  WARNING lines once it runs;
+* import TensorFlow with the process's stderr captured and pass on what it wrote without the
+  notices of loading (``_LOAD_NOISE``): they come from absl's C++ logging before anything
+  initializes it, which ignores that variable. Everything else, errors included, passes;
+* filter gin's lookups and a few TensorFlow notices from Python logging (``_Notices``).
 
-The same goes for gin's resource reader lines and a few TensorFlow notices (``_Notices``).
-absl's ``--verbosity=1`` (``-v 1``, DEBUG; absl's default is 0, INFO) or higher brings every
-line back (``TF_CPP_MIN_LOG_LEVEL=0``, nothing filtered). This module imports neither TensorFlow nor
-tfbet's other modules before that (``import tfbet`` is lazy).
+absl's ``--verbosity=1`` (``-v 1``, DEBUG; absl's default is 0, INFO) or higher shows it all
+(``TF_CPP_MIN_LOG_LEVEL=0``, nothing filtered). This module loads neither TensorFlow nor tfbet's
+other modules before that (``import tfbet`` is lazy).
 """
 import logging
 import os
@@ -74,7 +72,6 @@ class _Notices(logging.Filter):
 
   PATTERNS = (
       "system_path_file_exists:",  # gin's resource reader, once per included file
-      "Path not found:",  # gin, for every search path before the one holding a file
       "considered legacy",  # tf-keras on saving model.h5, which we write on purpose
       "Sharding callback duration",  # TensorFlow's checkpoint writer
       "Compiled the loaded model, but the compiled metrics have yet to be built",  # on export
@@ -113,9 +110,9 @@ def import_tensorflow_quietly():
 def run(define_flags, doc=None):
   """``define_flags()`` defines the flags and returns ``main``; then ``app.run(main)``.
 
-  The flags are defined here, after the log level is set, because defining them imports the
-  binary's library and with it TensorFlow. The flags of ``define_flags``'s module and of the modules it
-  returns are listed under ``--help``.
+  The flags are defined only now, after the log level is set: defining them imports the
+  binary's library, and with it TensorFlow. ``--help`` lists the flags of ``define_flags``'s
+  module and of the modules it returns with ``main``.
   """
   quiet_tensorflow(sys.argv)
   if verbosity(sys.argv) < 1:

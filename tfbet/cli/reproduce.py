@@ -14,7 +14,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  """Defines the flags of tfbet-reproduce; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   flags.DEFINE_enum("suite", "cpu", ["cpu", "quick", "tiny"], "Which suite of runs: 'cpu' (all "
                     "tables, about 45 minutes on 2 cores), 'quick' (NORMAL, RQUANT, CLIPPING, "
                     "PATTBET, RANDBET; about 10 minutes) or 'tiny' (a smoke test).")
@@ -48,7 +48,7 @@ def main(argv):
 
 
 def run():
-  """Entry point of tfbet-reproduce (console script, ``python -m tfbet.cli.reproduce``, bin/reproduce)."""
+  """Runs tfbet-reproduce (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -7,14 +7,14 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-simulate-chips; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import simulate_chips_lib  # pylint: disable=g-import-not-at-top
   simulate_chips_lib.define_flags()
   return simulate_chips_lib.main, (simulate_chips_lib,)
 
 
 def run():
-  """Entry point of tfbet-simulate-chips (console script, ``python -m tfbet.cli.simulate_chips``, bin/simulate_chips)."""
+  """Runs tfbet-simulate-chips (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  """Defines the flags of tfbet-train; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   flags.DEFINE_multi_string("gin_file", [], "Gin config file(s), absolute or relative to a "
                             "--gin_search_path or the shipped gin/ directory (e.g. "
@@ -55,7 +55,7 @@ def main(argv):
 
 
 def run():
-  """Entry point of tfbet-train (console script, ``python -m tfbet.cli.train``, bin/train)."""
+  """Runs tfbet-train (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 

@@ -9,7 +9,7 @@ from tfbet.cli import launch
 
 
 def define_flags():
-  """Defines the flags of tfbet-weight-noise; returns ``main`` and the modules listed under --help."""
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   from tfbet.cli import weight_noise_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   weight_noise_lib.define_flags()
@@ -17,7 +17,7 @@ def define_flags():
 
 
 def run():
-  """Entry point of tfbet-weight-noise (console script, ``python -m tfbet.cli.weight_noise``, bin/weight_noise)."""
+  """Runs tfbet-weight-noise (called by the console script, ``python -m`` and bin/)."""
   launch.run(define_flags, __doc__)
 
 
