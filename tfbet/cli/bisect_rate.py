@@ -1,4 +1,4 @@
-"""Highest bit error rate that keeps an accuracy budget, measured by bisection on p.
+r"""Highest bit error rate that keeps an accuracy budget, measured by bisection on p.
 
 Examples:
   tfbet-bisect-rate --run_dir=runs/mnist_randbet --budget=1 --low=0.1 --high=10 --steps=6 \

@@ -1,4 +1,4 @@
-"""A profiled chip's fault map at a voltage and the bit errors the stored weights meet there.
+r"""A profiled chip's fault map at a voltage and the bit errors the stored weights meet there.
 
 Examples:
   tfbet-chip-map --chip_file=runs/chips/chip2.npz --voltage=0.798 --run_dir=runs/mnist_rquant \

@@ -1,4 +1,4 @@
-"""Several models' result files (tfbet-eval or tfbet-eval-chips) in one table and one plot.
+r"""Several models' result files (tfbet-eval or tfbet-eval-chips) in one table and one plot.
 
 Examples:
   tfbet-compare runs/eval/rquant.json runs/eval/randbet.json --labels=RQUANT,RANDBET \

@@ -1,4 +1,4 @@
-"""Why a model survives bit errors: confidence, weight redundancy, effect per bit position.
+r"""Why a model survives bit errors: confidence, weight redundancy, effect per bit position.
 
 Examples:
   tfbet-diagnose --run_dir=runs/mnist_randbet --rate=2.5 --plot=runs/eval/diagnose.png \

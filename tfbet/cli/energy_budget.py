@@ -1,4 +1,4 @@
-"""Accuracy budget -> highest tolerated bit error rate -> voltage -> SRAM energy saving.
+r"""Accuracy budget -> highest tolerated bit error rate -> voltage -> SRAM energy saving.
 
 Examples:
   tfbet-energy-budget runs/eval/rquant.json runs/eval/randbet.json --budgets=0.5,1 \

@@ -1,4 +1,4 @@
-"""RErr of a trained model on random chips at several bit error rates (Sec. 5, Fig. 2, App. F).
+r"""RErr of a trained model on random chips at several bit error rates (Sec. 5, Fig. 2, App. F).
 
 Examples:
   tfbet-eval --run_dir=runs/mnist_randbet --rates=0.01,0.1,0.5,1 --output=runs/eval/randbet.json \

@@ -1,4 +1,4 @@
-"""RErr of a trained model on profiled chip files at their voltages (App. C.1, Tab. 5, App. G.5).
+r"""RErr of a trained model on profiled chip files at their voltages (App. C.1, Tab. 5, App. G.5).
 
 Example:
   tfbet-simulate-chips --preset=chip1 --output=runs/chips/chip1.npz

@@ -1,4 +1,4 @@
-"""RErr when only one layer's (or tensor's) memory is faulty: which parts need protection.
+r"""RErr when only one layer's (or tensor's) memory is faulty: which parts need protection.
 
 Examples:
   tfbet-sensitivity --run_dir=runs/mnist_rquant --rate=1 --num_chips=10 \

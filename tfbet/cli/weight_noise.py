@@ -1,4 +1,4 @@
-"""RErr under random L-infinity weight noise relative to each tensor's range (Fig. 9).
+r"""RErr under random L-infinity weight noise relative to each tensor's range (Fig. 9).
 
 Examples:
   tfbet-weight-noise --run_dir=runs/mnist_clipping --magnitudes=1,2.5,5,10 --num_samples=10 \
