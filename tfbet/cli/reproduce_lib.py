@@ -28,9 +28,12 @@ from tfbet import chips as chips_lib
 from tfbet import evaluation
 from tfbet import files
 
-# The directory holding this tfbet package: the binaries run as `python -m tfbet.cli.NAME` with it
-# first on sys.path, so they run this very tfbet (a checkout's or an installed one).
+# The binaries run as `python -m tfbet.cli.NAME`. From a checkout (the directory above the
+# package holds setup.py) that checkout goes first on PYTHONPATH, so they run this very tfbet
+# even where another one is installed; an installed tfbet is found as it is.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CHECKOUT = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
+             else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +149,7 @@ def _call(command, log_path):
   with open(log_path, "a", encoding="utf-8") as log:
     log.write(f"\n$ {' '.join(command)}\n")
     log.flush()
-    path = os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [_CHECKOUT, os.environ.get("PYTHONPATH")]))
     result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False,
                             env=dict(os.environ, PYTHONPATH=path))
   if result.returncode != 0:
