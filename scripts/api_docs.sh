@@ -20,6 +20,7 @@ STATUS=0
 TF_CPP_MIN_LOG_LEVEL=2 "$PYTHON" - "$OUTPUT" "${EXCLUDE[@]}" 2> "$LOG" <<'PYTHON' || STATUS=$?
 import pkgutil
 import sys
+import warnings
 import pdoc
 import tfbet
 for name in tfbet.__all__:
@@ -27,6 +28,8 @@ for name in tfbet.__all__:
 # Every public module, not only those in tfbet.__all__ (tfbet.cli, tfbet.files, ...).
 modules = ["tfbet"] + [m.name for m in pkgutil.walk_packages(tfbet.__path__, "tfbet.")
                        if "!" + m.name not in sys.argv[2:] and "._" not in m.name]
+# pdoc adds a package's submodules itself; naming them too is fine (one page each).
+warnings.filterwarnings("ignore", message=r"The module specification .* has already been added")
 pdoc.render.configure(docformat="google", show_source=False)
 pdoc.pdoc(*modules, output_directory=pdoc.Path(sys.argv[1]))
 PYTHON
