@@ -95,6 +95,11 @@ ops_library = Extension(
 )
 
 
+# The binaries: tfbet-train = tfbet.cli.train:run, ... (bin/NAME are thin wrappers of the same).
+_BINARIES = ("train", "eval", "eval_chips", "simulate_chips", "reproduce", "compare",
+             "energy_budget", "bisect_rate", "sensitivity", "weight_noise", "diagnose", "chip_map")
+
+
 def _requirements(path):
   with open(path, encoding="utf-8") as f:
     return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
@@ -110,5 +115,7 @@ setup(
     install_requires=_requirements("requirements.txt"),
     # pip install tfbet[beam]: chip evaluation on Apache Beam runners (tfbet/beam_evaluation.py).
     extras_require={"beam": _requirements("requirements-beam.txt")},
+    entry_points={"console_scripts": [
+        f"tfbet-{name.replace('_', '-')} = tfbet.cli.{name}:run" for name in _BINARIES]},
     python_requires=">=3.10",
 )

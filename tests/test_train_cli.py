@@ -173,7 +173,8 @@ def test_a_users_gin_registered_model_is_trained_by_bin_train_and_evaluated_by_b
        "--gin_module=my_models", "--num_chips=1", "--rates=1", "--test_limit=64",
        f"--output={output}"],
       capture_output=True, text=True, timeout=600, check=False,
-      env={**os.environ, "PYTHONPATH": str(code)})
+      env={**os.environ, "PYTHONPATH": os.pathsep.join(
+          filter(None, [str(code), os.environ.get("PYTHONPATH")]))})
   assert result.returncode == 0, result.stderr[-3000:]
   assert os.path.exists(output)
 

@@ -69,9 +69,18 @@ def test_no_perturbed_pass_while_the_clean_loss_is_above_the_threshold():
 def test_injection_stays_on_once_the_loss_was_below_the_threshold():
   trainer = _trainer(threshold=1e9)
   x, y = _batch()
-  trainer.train_on_batch(x, y)
-  trainer.loss_threshold = -1.0  # a retrace would see this; the flag is sticky anyway
-  assert bool(trainer.injecting.numpy())
+  assert trainer.train_on_batch(x, y, return_dict=True)["injecting"] == 1.0
+  # A threshold no loss is below, seen by a retraced step: only the sticky flag injects now.
+  trainer.loss_threshold = -1.0
+  trainer.make_train_function(force=True)
+  before = [v.numpy() for v in trainer.model.trainable_variables]
+  clean = _gradients(trainer.model, x, y)
+  logs = trainer.train_on_batch(x, y, return_dict=True)
+  assert logs["injecting"] == 1.0 and logs["perturbed_loss"] > 0
+  # ... and the update had a perturbed part: it is not the clean gradient step alone.
+  moved = [v.numpy() - (w0 - 0.1 * g.numpy())
+           for v, w0, g in zip(trainer.model.trainable_variables, before, clean)]
+  assert max(float(np.max(np.abs(d))) for d in moved) > 1e-4
 
 
 def test_randbet_draws_a_fresh_chip_every_step_and_pattbet_the_same_pattern():
@@ -102,10 +111,22 @@ def test_curricular_rate_rises_linearly_from_p_over_20_to_p_in_the_first_half():
 
 def test_alternating_randbet_keeps_weights_inside_the_ranges_after_the_clean_update():
   trainer = _trainer(method="alternating", lr=0.5)
-  x, y = _batch()
+  qmodel, x, y = trainer.model, *_batch()
+  slots = memory.layout(qmodel).slots
+  # The reference: the ranges [-max|w|, max|w|] (rquant) after the clean SGD step alone.
+  clean = dict(zip([v.name for v in qmodel.trainable_variables], _gradients(qmodel, x, y)))
+  bounds = [float(np.max(np.abs(s.variable.numpy() - 0.5 * clean[s.variable.name].numpy())))
+            for s in slots]
   logs = trainer.train_on_batch(x, y, return_dict=True)
   assert logs["injecting"] == 1.0 and np.isfinite(logs["perturbed_loss"])
   assert int(trainer.optimizer.iterations.numpy()) == 2  # a clean and a perturbed update
+  reached = []
+  for slot, bound in zip(slots, bounds):
+    w = np.abs(slot.variable.numpy())
+    assert np.max(w) <= bound * (1 + 1e-6), slot.name
+    reached.append(np.isclose(np.max(w), bound, rtol=1e-6))
+  # The perturbed update pushed weights past the clean ranges, and they were clipped back.
+  assert any(reached)
 
 
 def test_paper_learning_rate_steps_at_two_three_and_four_fifths():

@@ -1,39 +1,42 @@
 """tfbet: bit error robustness for quantized Keras models (Stutz et al., MLSys 2021).
 
-The public API; see README.md. Importing tfbet sets ``TF_USE_LEGACY_KERAS=1`` before TensorFlow
-loads (tensorflow-model-optimization needs tf-keras; ``tfbet.compat`` refuses, saying how to fix
-it, if Keras 3 is already in use) and loads the compiled bit error op.
+The public API; see README.md. Importing tfbet sets ``TF_USE_LEGACY_KERAS=1`` (or fails saying
+how to fix a Keras 3 setting; see ``tfbet.compat``) and nothing else: its modules, and with them
+TensorFlow and the compiled bit error op, load on first use (``tfbet.ops``,
+``tfbet.BitErrorTrainer``, ``from tfbet import chips``). So the binaries can set TensorFlow's
+log level before TensorFlow loads, and ``--help`` stays fast.
 """
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from tfbet import compat  # noqa: E402  (first: checks and sets TF_USE_LEGACY_KERAS)
-from tfbet import ops  # noqa: E402
-from tfbet import quantization  # noqa: E402
-from tfbet import quantizers  # noqa: E402
-from tfbet import quantize_configs  # noqa: E402
-from tfbet import constraints  # noqa: E402
-from tfbet import layers  # noqa: E402
-from tfbet import memory  # noqa: E402
-from tfbet import chips  # noqa: E402
-from tfbet import energy  # noqa: E402
-from tfbet import training  # noqa: E402
-from tfbet import data  # noqa: E402
-from tfbet import evaluation  # noqa: E402
-from tfbet import models  # noqa: E402
+import importlib
 
-from tfbet.constraints import WeightClip  # noqa: E402
-from tfbet.evaluation import evaluate_float_model  # noqa: E402
-from tfbet.layers import BatchNormalization, GroupNormalization  # noqa: E402
-from tfbet.quantization import QuantizationScheme, get_scheme  # noqa: E402
-from tfbet.quantize_configs import quantize_model, quantize_scope  # noqa: E402
-from tfbet.quantizers import BitErrorQuantizer  # noqa: E402
-from tfbet.training import BitErrorTrainer  # noqa: E402
+from tfbet import _environment
+
+_environment.check()  # first: before any tfbet module imports TensorFlow
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BatchNormalization", "BitErrorQuantizer", "BitErrorTrainer", "GroupNormalization",
-    "QuantizationScheme", "WeightClip", "chips", "compat", "constraints", "data", "energy",
-    "evaluate_float_model", "evaluation",
-    "get_scheme", "layers", "memory", "models", "ops", "quantization", "quantize_configs",
-    "quantize_model", "quantize_scope", "quantizers", "training",
-]
+_MODULES = ("chips", "compat", "constraints", "data", "energy", "evaluation", "layers", "memory",
+            "models", "ops", "quantization", "quantize_configs", "quantizers", "training")
+_NAMES = {  # name -> the module that defines it
+    "BatchNormalization": "layers", "BitErrorQuantizer": "quantizers",
+    "BitErrorTrainer": "training", "GroupNormalization": "layers",
+    "QuantizationScheme": "quantization", "WeightClip": "constraints",
+    "evaluate_float_model": "evaluation", "get_scheme": "quantization",
+    "quantize_model": "quantize_configs", "quantize_scope": "quantize_configs",
+}
+
+__all__ = sorted(_MODULES + tuple(_NAMES))
+
+
+def __getattr__(name):
+  if name in _MODULES:
+    value = importlib.import_module(f"tfbet.{name}")
+  elif name in _NAMES:
+    value = getattr(importlib.import_module(f"tfbet.{_NAMES[name]}"), name)
+  else:
+    raise AttributeError(f"module 'tfbet' has no attribute {name!r}")
+  globals()[name] = value  # found directly from now on
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(__all__))

@@ -18,13 +18,15 @@ from tfbet.cli import run_dir
 
 from tfbet import files
 
-# The configs shipped with the repository (gin/ next to the package in a checkout) and with an
-# installed package (tfbet/gin_configs, copied there by setup.py when present).
+# The configs shipped with an installed package (tfbet/gin_configs, copied there by setup.py's
+# build_py) and with a checkout (gin/ next to the package, in the directory holding setup.py).
+# Only a checkout's gin/ is used: next to an installed package lies site-packages/gin, which is
+# the gin-config library itself.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_SEARCH_PATHS = (
-    os.path.join(os.path.dirname(_PACKAGE_DIR), "gin"),
-    os.path.join(_PACKAGE_DIR, "gin_configs"),
-)
+_CHECKOUT_DIR = os.path.dirname(_PACKAGE_DIR)
+GIN_SEARCH_PATHS = (os.path.join(_PACKAGE_DIR, "gin_configs"),) + (
+    (os.path.join(_CHECKOUT_DIR, "gin"),)
+    if os.path.isfile(os.path.join(_CHECKOUT_DIR, "setup.py")) else ())
 
 
 def gin_dir():

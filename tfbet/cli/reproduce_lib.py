@@ -28,7 +28,12 @@ from tfbet import chips as chips_lib
 from tfbet import evaluation
 from tfbet import files
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The binaries run as `python -m tfbet.cli.NAME`. From a checkout (the directory above the
+# package holds setup.py) that checkout goes first on PYTHONPATH, so they run this very tfbet
+# even where another one is installed; an installed tfbet is found as it is.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CHECKOUT = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
+             else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +141,7 @@ SUITES = {
 
 
 def _binary(name):
-  return [sys.executable, os.path.join(ROOT, "bin", name)]
+  return [sys.executable, "-m", f"tfbet.cli.{name}"]  # works installed, too
 
 
 def _call(command, log_path):
@@ -144,7 +149,9 @@ def _call(command, log_path):
   with open(log_path, "a", encoding="utf-8") as log:
     log.write(f"\n$ {' '.join(command)}\n")
     log.flush()
-    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+    path = os.pathsep.join(filter(None, [_CHECKOUT, os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False,
+                            env=dict(os.environ, PYTHONPATH=path))
   if result.returncode != 0:
     with open(log_path, encoding="utf-8") as log:
       tail = log.read()[-3000:]

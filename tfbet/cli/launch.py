@@ -1,0 +1,129 @@
+"""Starts a binary: quiet TensorFlow by default, flags defined, then ``app.run(main)``.
+
+While TensorFlow loads it prints C++ notices (oneDNN, CPU features, the CUDA probe of a machine
+without a GPU driver), gin logs every file lookup, and tf-keras calls the ``model.h5`` we write
+on purpose a legacy format. A user can act on none of it, so by default the binaries
+
+* set ``TF_CPP_MIN_LOG_LEVEL=2`` (unless it is set), which hides TensorFlow's C++ INFO and
+  WARNING lines once it runs;
+* import TensorFlow with the process's stderr captured and pass on what it wrote without the
+  notices of loading (``_LOAD_NOISE``): they come from absl's C++ logging before anything
+  initializes it, which ignores that variable. Everything else, errors included, passes;
+* filter gin's lookups and a few TensorFlow notices from Python logging (``_Notices``).
+
+absl's ``--verbosity=1`` (``-v 1``, DEBUG; absl's default is 0, INFO) or higher shows it all
+(``TF_CPP_MIN_LOG_LEVEL=0``, nothing filtered). This module loads neither TensorFlow nor tfbet's
+other modules before that (``import tfbet`` is lazy).
+"""
+import logging
+import os
+import re
+import sys
+import tempfile
+import warnings
+
+# A C++ INFO/WARNING line of absl logging ("I0000 00:00:17.. 5332 port.cc:153] ..."), its
+# notice before initialization, the second line of the CPU feature notice, and the failed CUDA
+# probe of a CUDA build of TensorFlow on a machine without a GPU driver.
+_LOAD_NOISE = re.compile(r"^([IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
+                         r"|WARNING: All log messages before absl::InitializeLog\(\) "
+                         r"|To enable the following instructions: "
+                         r"|E\d{4} .*failed call to cuInit)")
+
+# absl's --verbosity: -1 warnings, 0 (the default once flags are parsed) adds INFO, 1 DEBUG.
+_VERBOSITY_FLAGS = ("--verbosity", "-v")
+
+
+def verbosity(argv):
+  """absl's ``--verbosity``/``-v`` as given in ``argv`` (the last one wins), else -1."""
+  level = -1
+  for i, arg in enumerate(argv[1:], start=1):
+    if arg == "--":
+      break
+    for name in _VERBOSITY_FLAGS:
+      if arg == name and i + 1 < len(argv):
+        value = argv[i + 1]
+      elif arg.startswith(name + "="):
+        value = arg[len(name) + 1:]
+      else:
+        continue
+      try:
+        level = int(value)
+      except ValueError:
+        pass  # absl refuses it with its own message
+  return level
+
+
+def quiet_tensorflow(argv):
+  """Sets TF_CPP_MIN_LOG_LEVEL (if unset) from ``argv``'s verbosity; filters notices."""
+  loud = verbosity(argv) >= 1
+  if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if loud else "2"
+  if loud:
+    return
+  # We save model.h5 on purpose (tfbet.safe_loading reads it without running code).
+  warnings.filterwarnings("ignore", message=r"You are saving your model as an HDF5 file")
+  for name in ("", "absl", "tensorflow"):  # gin logs to the root logger
+    logging.getLogger(name).addFilter(_NOTICES)
+
+
+class _Notices(logging.Filter):
+  """Log records a user cannot act on: gin's search path probes, TensorFlow's notices."""
+
+  PATTERNS = (
+      "system_path_file_exists:",  # gin's resource reader, once per included file
+      "considered legacy",  # tf-keras on saving model.h5, which we write on purpose
+      "Sharding callback duration",  # TensorFlow's checkpoint writer
+      "Compiled the loaded model, but the compiled metrics have yet to be built",  # on export
+  )
+
+  def filter(self, record):
+    message = str(record.getMessage())
+    return not any(pattern in message for pattern in self.PATTERNS)
+
+
+_NOTICES = _Notices()
+
+
+def import_tensorflow_quietly():
+  """Imports TensorFlow (and probes its devices) with the noise of loading filtered out."""
+  if "tensorflow" in sys.modules:
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode="w+b") as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      tf.config.list_physical_devices()  # the CUDA probe logs now, not at the first op
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      text = captured.read().decode("utf-8", errors="replace")
+  kept = [line for line in text.splitlines(keepends=True) if not _LOAD_NOISE.match(line)]
+  sys.stderr.write("".join(kept))
+  sys.stderr.flush()
+
+
+def run(define_flags, doc=None):
+  """``define_flags()`` defines the flags and returns ``main``; then ``app.run(main)``.
+
+  The flags are defined only now, after the log level is set: defining them imports the
+  binary's library, and with it TensorFlow. ``--help`` lists the flags of ``define_flags``'s
+  module and of the modules it returns with ``main``.
+  """
+  quiet_tensorflow(sys.argv)
+  if verbosity(sys.argv) < 1:
+    import_tensorflow_quietly()
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  main, key_modules = define_flags()
+  main_module = sys.modules["__main__"]
+  if doc and not getattr(main_module, "__doc__", None):
+    main_module.__doc__ = doc  # absl prints it as the usage text of --help
+  for module in (sys.modules[define_flags.__module__],) + tuple(key_modules):
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

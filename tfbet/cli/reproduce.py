@@ -1,0 +1,56 @@
+"""Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
+
+  tfbet-reproduce --suite=cpu --output_dir=runs/reproduce        # about 45 minutes on 2 cores
+  tfbet-reproduce --suite=quick --output_dir=runs/quick          # about 10 minutes
+Re-running skips finished steps (and resumes a killed training run), so it can run in the
+background and be restarted: nohup tfbet-reproduce ... > reproduce.log 2>&1 &
+"""
+from absl import app
+from absl import flags
+
+from tfbet.cli import launch
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
+  flags.DEFINE_enum("suite", "cpu", ["cpu", "quick", "tiny"], "Which suite of runs: 'cpu' (all "
+                    "tables, about 45 minutes on 2 cores), 'quick' (NORMAL, RQUANT, CLIPPING, "
+                    "PATTBET, RANDBET; about 10 minutes) or 'tiny' (a smoke test).")
+  flags.DEFINE_string("output_dir", None, "Directory of the runs (one sub-directory per run).")
+  flags.DEFINE_string("report", "docs/reproduction.md", "Markdown report to write; figures go "
+                      "to a figures/ directory next to it.")
+  flags.DEFINE_list("only", None, "Run only these run names (default: all of the suite).")
+  flags.DEFINE_bool("report_only", False, "Do not train or evaluate; only render the report "
+                    "(refused when --output_dir holds no evaluated run: the report is never "
+                    "replaced by an empty one).")
+  flags.mark_flag_as_required("output_dir")
+  return main, ()
+
+
+def main(argv):
+  del argv
+  from tfbet.cli import reproduce_lib  # pylint: disable=g-import-not-at-top
+  suite = reproduce_lib.SUITES[FLAGS.suite]
+  try:
+    reproduce_lib.check_only(suite, FLAGS.only)
+    if FLAGS.report_only and FLAGS.only is not None:
+      raise ValueError("--only selects runs to train and evaluate; it has no effect with "
+                       "--report_only (the report covers every finished run)")
+    if not FLAGS.report_only:
+      reproduce_lib.run_suite(suite, FLAGS.output_dir, only=FLAGS.only,
+                              progress=lambda line: print(line, flush=True))
+    path = reproduce_lib.write_report(suite, FLAGS.output_dir, FLAGS.report)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  print(f"report: {path}")
+
+
+def run():
+  """Runs tfbet-reproduce (called by the console script, ``python -m`` and bin/)."""
+  launch.run(define_flags, __doc__)
+
+
+if __name__ == "__main__":
+  run()
