@@ -708,7 +708,4 @@ def draw_error_map(chip, voltage, path, region=(64, 128), origin=(0, 0)):
                   f"p_0t1 = {100 * rates['p_0t1']:.3f} %, p_1t0 = {100 * rates['p_1t0']:.3f} %, "
                   f"p_sa = {100 * rates['p_sa']:.3f} % (cells {top}..{top + region_rows - 1} x "
                   f"{left}..{left + region_cols - 1})")
-  path = os.fspath(path)
-  with files.atomic_path(path) as temporary:
-    figure.savefig(temporary, format="png", dpi=100)
-  return path
+  return files.save_figure(figure, path)

@@ -66,6 +66,15 @@ def write_text(path, text):
   return path
 
 
+def save_figure(figure, path):
+  """Writes a matplotlib figure as PNG (100 dpi) to ``path`` atomically; returns ``path``."""
+  path = os.fspath(path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with atomic_path(path) as temporary:
+    figure.savefig(temporary, format="png", dpi=100)
+  return path
+
+
 def check_writable(path):
   """Raises ValueError naming ``path`` unless a file can be written there (checked by writing).
 

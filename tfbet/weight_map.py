@@ -11,9 +11,10 @@ offsets and ``cols`` a multiple of 8, bit b always lands in the columns c = b mo
 weak columns hit fixed bit positions (App. C.1).
 """
 import dataclasses
-import os
 
 import numpy as np
+
+from tfbet import files
 
 
 def cell_indices(num_bytes, precision, offset, num_cells):
@@ -113,6 +114,5 @@ def plot(chip, pattern, path, max_rows=512):
   right.set_xlabel("bit position")
   right.set_ylabel("changed bits in % (all weights)")
   right.set_title(f"expected changed bits: {pattern.expected_changed_bits:.0f}", fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path

@@ -14,6 +14,7 @@ from absl import flags
 
 from tfbet import comparison
 from tfbet import evaluation
+from tfbet import files
 from tfbet.cli import eval_lib
 
 
@@ -137,8 +138,7 @@ def plot_voltages(results_list, labels, path):
     ax.set_ylabel("RErr in % (mean over offsets, min..max)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path
 
 

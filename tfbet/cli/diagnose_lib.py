@@ -15,15 +15,13 @@ import numpy as np
 
 from tfbet import chips
 from tfbet import diagnostics
+from tfbet import files
 from tfbet.cli import eval_lib
 
 
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/diagnose on ``flag_values``."""
-  eval_lib.define_model_flags(flag_values)
-  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
-  for name in ("delta", "output", "plot"):
-    delattr(flag_values, name)
+  eval_lib.define_model_flags(flag_values, result_flags=False)
   flags.DEFINE_string(
       "output", None,
       "Optional path of a JSON file with the confidence statistics, the redundancy per tensor "
@@ -100,8 +98,7 @@ def plot(name, confidence, redundancy, effects, path):
   right.set_ylabel("relative change of the logits in %")
   right.set_title(f"bit flipped in {effects[0].num_flipped} weights")
   figure.suptitle(name)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path
 
 

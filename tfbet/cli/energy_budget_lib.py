@@ -19,6 +19,7 @@ from tfbet import budget as budget_lib
 from tfbet import comparison
 from tfbet import energy
 from tfbet import evaluation
+from tfbet import files
 
 DEFAULT_BUDGETS = ("0.5", "1")
 
@@ -178,8 +179,7 @@ def plot(results_list, labels, found, path, statistic="mean"):
   ax.set_title(f"Energy saving vs. RErr ({what})", fontsize="medium")
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize="small")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path
 
 

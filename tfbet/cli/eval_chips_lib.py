@@ -15,6 +15,7 @@ from absl import flags
 from tfbet import chips
 from tfbet import energy
 from tfbet import evaluation
+from tfbet import files
 from tfbet.cli import eval_lib
 
 DEFAULT_NUM_OFFSETS = 4
@@ -179,7 +180,7 @@ def plot_voltages(results, path):
   ax.set_title("Robustness to profiled bit errors (mean over offsets, min..max)")
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize="small")
-  eval_lib.save_figure(figure, path)
+  files.save_figure(figure, path)
   return path
 
 

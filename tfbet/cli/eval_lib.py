@@ -38,8 +38,12 @@ CHIP_KINDS = ("random", "asymmetric")
 DEFAULT_RATES = ("0.01", "0.05", "0.1", "0.5", "1", "1.5")
 
 
-def define_model_flags(flag_values=flags.FLAGS):
-  """Flags shared by bin/eval and bin/eval_chips: model, data, outputs."""
+def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
+  """Flags shared by bin/eval and bin/eval_chips: model, data, outputs.
+
+  ``result_flags=False`` leaves out --output, --plot and --delta (the analysis binaries define
+  outputs of their own and do not use Prop. 1).
+  """
   flags.DEFINE_string(
       "run_dir", None,
       "Output directory of bin/train: its model (model.h5) is evaluated on the "
@@ -87,20 +91,21 @@ def define_model_flags(flag_values=flags.FLAGS):
       "batch_size", None,
       "Test batch size (>= 1; default: the run's load_data.test_batch_size / batch_size).",
       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_string(
-      "output", None,
-      "Path of the JSON result file (error counts, see tfbet/evaluation.py); a CSV with the "
-      "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
-      "the counts of the chips done so far are kept in <output>.partial.json (written after "
-      "every chip): the same command, run again after an interruption, resumes from there and "
-      "gives the same counts. Checked to be writable before any work starts.",
-      flag_values=flag_values)
-  flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
-                      flag_values=flag_values)
-  flags.DEFINE_float(
-      "delta", evaluation.DEFAULT_DELTA,
-      "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
-      flag_values=flag_values)
+  if result_flags:
+    flags.DEFINE_string(
+        "output", None,
+        "Path of the JSON result file (error counts, see tfbet/evaluation.py); a CSV with the "
+        "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
+        "the counts of the chips done so far are kept in <output>.partial.json (written after "
+        "every chip): the same command, run again after an interruption, resumes from there and "
+        "gives the same counts. Checked to be writable before any work starts.",
+        flag_values=flag_values)
+    flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
+                        flag_values=flag_values)
+    flags.DEFINE_float(
+        "delta", evaluation.DEFAULT_DELTA,
+        "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
+        flag_values=flag_values)
   flags.DEFINE_string(
       "runner", IN_PROCESS,
       f"{IN_PROCESS}: evaluate the chips one after another in this process. Any other value is "
@@ -481,15 +486,8 @@ def plot_rates(results_list, path, labels=None):
   ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize="small")
-  save_figure(figure, path)
+  files.save_figure(figure, path)
   return path
-
-
-def save_figure(figure, path):
-  """Writes a matplotlib figure as PNG, atomically."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with files.atomic_path(path) as temporary:
-    figure.savefig(temporary, format="png", dpi=100)
 
 
 def show(results, flag_values):

@@ -15,6 +15,7 @@ from absl import flags
 
 from tfbet import chips
 from tfbet import evaluation
+from tfbet import files
 from tfbet import sensitivity as sensitivity_lib
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
@@ -22,10 +23,7 @@ from tfbet.cli import eval_lib
 
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/sensitivity on ``flag_values``."""
-  eval_lib.define_model_flags(flag_values)
-  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
-  for name in ("delta", "output", "plot"):
-    delattr(flag_values, name)
+  eval_lib.define_model_flags(flag_values, result_flags=False)
   flags.DEFINE_string(
       "output", None,
       "Optional path of a JSON file with the counts of every group and of the whole memory "
@@ -118,8 +116,7 @@ def plot(report, path):
                f"{len(report.full.chip_names)} chips", fontsize="medium")
   ax.legend(fontsize="small")
   ax.grid(True, axis="x", alpha=0.3)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path
 
 

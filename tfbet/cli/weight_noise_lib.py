@@ -11,6 +11,7 @@ from absl import app
 from absl import flags
 
 from tfbet import evaluation
+from tfbet import files
 from tfbet import weight_noise as noise_lib
 from tfbet.cli import eval_lib
 
@@ -19,10 +20,7 @@ DEFAULT_MAGNITUDES = ("0.5", "1", "2.5", "5", "10")
 
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/weight_noise on ``flag_values``."""
-  eval_lib.define_model_flags(flag_values)
-  # bin/eval's --delta (Prop. 1) is not used here, and --output / --plot mean other files.
-  for name in ("delta", "output", "plot"):
-    delattr(flag_values, name)
+  eval_lib.define_model_flags(flag_values, result_flags=False)
   flags.DEFINE_string(
       "output", None,
       "Optional path of a JSON file with the error counts per noise seed and magnitude "
@@ -114,8 +112,7 @@ def plot(results, path, bit_errors=None):
   axes[0].set_ylabel("RErr in % (mean \u00b1 std)")
   figure.suptitle(f"{results.model.get('name')}: weight noise"
                   + (" vs. bit errors" if bit_errors is not None else ""), fontsize="medium")
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  figure.savefig(path, format="png", dpi=100)
+  files.save_figure(figure, path)
   return path
 
 
