@@ -114,7 +114,9 @@ def _tensorflow_configure_impl(rctx):
             if rctx.path(cuda_root + "/" + lib + "/libcudart.so").exists:
                 cuda_lib_dir = cuda_root + "/" + lib
                 break
-    nvcc_flags = copts + rctx.os.environ.get(_NVCC_FLAGS_ENV, "").split()
+    # Bazel 4's Starlark split() needs a separator (no whitespace splitting): drop the empties.
+    extra_nvcc_flags = rctx.os.environ.get(_NVCC_FLAGS_ENV, "").split(" ")
+    nvcc_flags = copts + [flag for flag in extra_nvcc_flags if flag]
     rctx.file("build_defs.bzl", _BUILD_DEFS.format(
         copts = repr(other),
         build_cuda = repr(build_cuda),
