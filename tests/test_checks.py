@@ -1,0 +1,71 @@
+"""The argument rules of tfbet.checks: one per kind of input, the same everywhere."""
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+from tfbet import checks
+
+
+@pytest.mark.parametrize("value", [0, 7, np.int64(2**63 - 1), np.uint8(3)])
+def test_seed_accepts_every_non_negative_int64_and_returns_a_python_int(value):
+  result = checks.seed(value)
+  assert result == int(value) and type(result) is int
+
+
+@pytest.mark.parametrize("value, error", [
+    (-1, ValueError), (2**63, ValueError), (True, TypeError), (1.0, TypeError), ("3", TypeError),
+])
+def test_seed_refuses_negatives_overflow_bools_and_non_integers_naming_the_argument(value, error):
+  with pytest.raises(error, match="chip_seed"):
+    checks.seed(value, "chip_seed")
+
+
+def test_count_is_an_integer_at_least_its_minimum():
+  assert checks.count(0, "n") == 0
+  assert checks.count(np.int32(5), "n", minimum=5) == 5
+  with pytest.raises(ValueError, match=r"n must be in \[1, inf\], got 0"):
+    checks.count(0, "n", minimum=1)
+  with pytest.raises(TypeError, match="n must be an integer"):
+    checks.count(2.0, "n")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -0.01, 1.01])
+def test_probability_refuses_non_finite_and_out_of_range_values(value):
+  with pytest.raises(ValueError, match=r"share must be a finite number in \[0.0, 1.0\]"):
+    checks.probability(value, "share")
+
+
+def test_positive_refuses_zero_and_accepts_numpy_floats():
+  assert checks.positive(np.float32(0.5), "w_max") == 0.5
+  with pytest.raises(ValueError, match="w_max must be a finite number > 0, got 0.0"):
+    checks.positive(0, "w_max")
+
+
+def test_rate_above_one_half_needs_allow_high_rate_and_suggests_the_fraction():
+  assert checks.rate(0.01) == 0.01
+  assert checks.rate(0.75, allow_high_rate=True) == 0.75
+  with pytest.raises(ValueError, match="Pass 0.0075 for 0.75 %"):
+    checks.rate(0.75)
+  with pytest.raises(ValueError, match=r"p must be a finite number in \[0.0, 1.0\], got 1.5"):
+    checks.rate(1.5, "p", allow_high_rate=True)
+
+
+def test_choice_lists_the_choices():
+  assert checks.choice("max", "statistic", ("mean", "max")) == "max"
+  with pytest.raises(ValueError, match=r"statistic must be one of \('mean', 'max'\), got 'min'"):
+    checks.choice("min", "statistic", ("mean", "max"))
+
+
+def test_path_accepts_path_like_and_can_require_an_existing_file(tmp_path):
+  existing = tmp_path / "chip.npz"
+  existing.write_bytes(b"")
+  assert checks.path(existing, "chip file", must_exist=True) == str(existing)
+  assert checks.path("not/there.npz", "output") == "not/there.npz"
+  with pytest.raises(FileNotFoundError, match="chip file .*absent.npz"):
+    checks.path(pathlib.Path(tmp_path / "absent.npz"), "chip file", must_exist=True)
+  with pytest.raises(ValueError, match="output must be a non-empty path"):
+    checks.path("", "output")
+  with pytest.raises(TypeError, match="output must be a path"):
+    checks.path(3, "output")
