@@ -136,7 +136,7 @@ def _plan_and_part(seed, clean_errors=1):
   plan, _ = evaluation.make_plan([chips.RandomChip(1), chips.RandomChip(2)], [0.01])
   part = evaluation.Results(model={"digest": "m"}, n=10, data_digest="d",
                             clean_errors=clean_errors, condition_kind="rate",
-                            chips={chip.name: evaluation.describe_chip(chip)})
+                            chips={chip.name: chip.describe()})
   part.add(chip.name, 0.01, 0, 3)
   return plan, part
 

@@ -268,6 +268,26 @@ def test_chip_constructors_validate_seed_and_fraction():
   assert chips.RandomChip(3).conditions is None
 
 
+def test_every_chip_describes_its_kind_and_parameters():
+  assert chips.RandomChip(7).describe() == {"kind": "random", "seed": 7}
+  assert chips.AsymmetricRandomChip(7, 0.25).describe() == {
+      "kind": "asymmetric", "seed": 7, "fraction_0to1": 0.25}
+  described = _small_chip(seed=3).describe()
+  # Cell (0, 1) always sets, (2, 3) always clears, (3, 7) sets w.p. 0.25, (1, 0) clears w.p. 0.5.
+  assert described["rates"][0] == {"voltage": 0.8, "p": 2.75 / 32, "p_0t1": 1.25 / 32,
+                                   "p_1t0": 1.5 / 32, "p_sa": 2 / 32}
+  assert {k: described[k] for k in ("kind", "seed", "rows", "cols", "pattern")} == {
+      "kind": "profiled", "seed": 3, "rows": 4, "cols": 8, "pattern": "uniform"}
+
+  class MyChip(chips.Chip):
+    name = "mine"
+
+    def masks(self, num_bytes, precision, condition, offset=0):
+      raise NotImplementedError
+
+  assert MyChip().describe() == {"kind": "MyChip"}
+
+
 def test_default_chip_seeds_are_fixed_and_distinct():
   seeds = chips.default_chip_seeds()
   assert seeds == tuple(range(1000, 1050))
@@ -535,17 +555,7 @@ def test_unknown_preset_is_rejected():
     chips.simulate_preset("chip4")
 
 
-# Plots and the command line.
-
-
-def test_error_map_is_written_as_png(tmp_path):
-  chip = chips.simulate_profiled_chip(128, 64, [0.8, 0.85], seed=0)
-  path = chips.draw_error_map(chip, 0.8, tmp_path / "map.png", region=(64, 64))
-  assert pathlib.Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  with pytest.raises(ValueError, match="region"):
-    chips.draw_error_map(chip, 0.8, tmp_path / "big.png", region=(256, 64))
-  with pytest.raises(ValueError, match="not profiled"):
-    chips.draw_error_map(chip, 0.9, tmp_path / "none.png", region=(64, 64))
+# The command line.
 
 
 def _parse(*argv):

@@ -377,7 +377,7 @@ def test_merging_any_set_of_shards_is_complete_or_a_clear_error(shards):
       continue
     part = evaluation.Results(model={"digest": "d"}, n=10, data_digest="x", clean_errors=0,
                               condition_kind="rate", plan=plan,
-                              chips={c.name: evaluation.describe_chip(c) for c, _, _ in work})
+                              chips={c.name: c.describe() for c, _, _ in work})
     for key in part.planned():
       part.add(*key, 1)
     parts.append(part)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tfbet import chips
+from tfbet import plots
 from tfbet import quantization
 from tfbet import weight_map
 
@@ -45,5 +46,5 @@ def test_met_pattern_averages_per_tensor_and_bit(tmp_path):
   assert pattern.expected_changed_bits == pytest.approx(full.sum())
   assert pattern.starts == (8, 48)
   assert pattern.tensors == ("0: a/kernel", "1: a/bias")
-  path = weight_map.plot(chip, pattern, str(tmp_path / "map.png"))
+  path = plots.draw_met_pattern(chip, pattern, str(tmp_path / "map.png"))
   assert open(path, "rb").read(4) == b"\x89PNG"

@@ -74,7 +74,7 @@ class EvaluateChips(beam.DoFn):
     part = evaluation.Results(
         model=evaluator.describe_model(), n=evaluator.n, data_digest=evaluator.data_digest,
         clean_errors=self._clean_errors, condition_kind=item.condition_kind,
-        chips={item.chip.name: evaluation.describe_chip(item.chip)})
+        chips={item.chip.name: item.chip.describe()})
     try:
       for condition in item.conditions:
         for offset in item.offsets:

@@ -54,7 +54,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tfbet import chips as chips_lib
+from tfbet import checks
+from tfbet import chip_models
 from tfbet import files
 from tfbet import memory
 from tfbet import quantization
@@ -109,25 +110,12 @@ def shard(items, num_shards, shard_index):
   return list(items)[shard_index::num_shards]
 
 
-def describe_chip(chip):
-  """JSON-able description of a chip, stored with the results (checked when merging)."""
-  if isinstance(chip, chips_lib.AsymmetricRandomChip):
-    return {"kind": "asymmetric", "seed": chip.seed, "fraction_0to1": chip.fraction_0to1}
-  if isinstance(chip, chips_lib.RandomChip):
-    return {"kind": "random", "seed": chip.seed}
-  if isinstance(chip, chips_lib.ProfiledChip):
-    return {"kind": "profiled", "seed": chip.seed, "rows": chip.rows, "cols": chip.cols,
-            "pattern": chip.pattern,
-            "rates": [dict(voltage=v, **chip.rates(v)) for v in chip.conditions]}
-  return {"kind": type(chip).__name__}
-
-
 def _name_of_description(info):
   """The name a random chip with this description has (None for kinds named freely)."""
   if info.get("kind") == "random":
-    return chips_lib.RandomChip(info["seed"]).name
+    return chip_models.RandomChip(info["seed"]).name
   if info.get("kind") == "asymmetric":
-    return chips_lib.AsymmetricRandomChip(info["seed"], info["fraction_0to1"]).name
+    return chip_models.AsymmetricRandomChip(info["seed"], info["fraction_0to1"]).name
   return None
 
 
@@ -168,8 +156,8 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
                        "(bit error rates)")
     chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
     if kind == "rate":
-      chip_conditions = [chips_lib.check_rate(c, "condition (bit error rate p)",
-                                              allow_high_rate) for c in chip_conditions]
+      chip_conditions = [checks.rate(c, "condition (bit error rate p)", allow_high_rate)
+                         for c in chip_conditions]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
     chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
     if not chip_conditions or not chip_offsets:
@@ -182,7 +170,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
           f"chip {chip.name!r}: offset {max(chip_offsets)} is outside its {num_cells} bit cells; "
           f"offsets wrap around, so offset o is the placement o mod {num_cells}: give offsets "
           f"in [0, {num_cells})")
-    entries.append({"name": chip.name, "chip": describe_chip(chip),
+    entries.append({"name": chip.name, "chip": chip.describe(),
                     "conditions": chip_conditions, "offsets": chip_offsets})
     work.append((chip, chip_conditions, chip_offsets))
   plan = {"num_shards": _check_count(num_shards, "num_shards", minimum=1),
@@ -714,7 +702,7 @@ class Evaluator:
     started = time.perf_counter()
     results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,
                       clean_errors=self.clean_errors(), condition_kind=kind,
-                      chips={chip.name: describe_chip(chip) for chip, _, _ in work},
+                      chips={chip.name: chip.describe() for chip, _, _ in work},
                       metadata=metadata, plan=plan)
     done = set()
     if resume is not None:

@@ -114,7 +114,7 @@ def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=
   group_list = groups(evaluator.model, layout, by)
   model = evaluator.describe_model()
   clean = evaluator.clean_errors()
-  described = {chip.name: evaluation.describe_chip(chip) for chip in chip_list}
+  described = {chip.name: chip.describe() for chip in chip_list}
 
   def new_results(metadata):
     return evaluation.Results(model=model, n=evaluator.n, data_digest=evaluator.data_digest,

@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 
-from tfbet import files
 
 
 def cell_indices(num_bytes, precision, offset, num_cells):
@@ -74,45 +73,3 @@ def met_pattern(chip, voltage, image, offset=0):
                     per_tensor=np.array(rows).reshape(len(rows), precision),
                     per_bit=probabilities.mean(axis=0), expected_changed_bits=float(
                         probabilities.sum()))
-
-
-def plot(chip, pattern, path, max_rows=512):
-  """PNG: the chip's fault map at the voltage with where each tensor starts, the per-tensor x
-  bit-position change probabilities, and the per-bit-position mean."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  p0t1, p1t0 = chip.probability_maps(pattern.voltage)
-  faults = p0t1 + p1t0
-  # Max-pool rows so that isolated faulty cells stay visible on a tall array.
-  block = max(1, -(-chip.rows // max_rows))
-  padded = np.pad(faults, ((0, (-chip.rows) % block), (0, 0)))
-  pooled = padded.reshape(-1, block, chip.cols).max(axis=1)
-  figure = Figure(figsize=(15, 5.5), layout="constrained")
-  FigureCanvasAgg(figure)
-  left, middle, right = figure.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.4, 1]})
-  image = left.imshow(pooled, cmap="viridis", vmin=0, vmax=1, aspect="auto",
-                      interpolation="nearest")
-  for start in pattern.starts:
-    row = (start // chip.cols) / block
-    left.axhline(row, color="white", linewidth=0.5)
-  left.set_title(f"{chip.name} at V/Vmin = {pattern.voltage:.3f}: p0t1 + p1t0\n(rows max-pooled "
-                 f"by {block}; white: where tensors start at offset {pattern.offset})",
-                 fontsize="small")
-  left.set_xlabel("column")
-  left.set_ylabel(f"row / {block}")
-  figure.colorbar(image, ax=left, shrink=0.8)
-  heat = middle.imshow(100 * pattern.per_tensor, cmap="magma", aspect="auto",
-                       interpolation="nearest")
-  middle.set_yticks(range(len(pattern.tensors)),
-                    list(pattern.tensors), fontsize=6)
-  middle.set_xticks(range(pattern.per_tensor.shape[1]))
-  middle.set_xlabel("bit position (0 = least significant)")
-  middle.set_title("probability that a stored bit changes, in %", fontsize="small")
-  figure.colorbar(heat, ax=middle, shrink=0.8)
-  right.bar(range(pattern.per_bit.size), 100 * pattern.per_bit, color="C3")
-  right.set_xticks(range(pattern.per_bit.size))
-  right.set_xlabel("bit position")
-  right.set_ylabel("changed bits in % (all weights)")
-  right.set_title(f"expected changed bits: {pattern.expected_changed_bits:.0f}", fontsize="small")
-  files.save_figure(figure, path)
-  return path

@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 
 from tfbet import budget as budget_lib
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import evaluation
 from tfbet.cli import eval_lib
 
@@ -32,9 +32,9 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_enum("statistic", "mean", list(budget_lib.STATISTICS),
                     "RErr over chips that must keep the budget: mean or max (worst chip).",
                     flag_values=flag_values)
-  flags.DEFINE_integer("num_chips", chips.DEFAULT_NUM_CHIPS, "Number of random chips.",
+  flags.DEFINE_integer("num_chips", chip_models.DEFAULT_NUM_CHIPS, "Number of random chips.",
                        lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer("first_chip_seed", chips.FIRST_EVALUATION_SEED,
+  flags.DEFINE_integer("first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
                        "Seed of the first chip (default: bin/eval's).", lower_bound=0,
                        flag_values=flag_values)
 
@@ -64,7 +64,7 @@ def main(argv):
         flag_values.test_limit, flag_values.batch_size)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
-  chip_list = [chips.RandomChip(flag_values.first_chip_seed + i)
+  chip_list = [chip_models.RandomChip(flag_values.first_chip_seed + i)
                for i in range(flag_values.num_chips)]
   evaluator = evaluation.Evaluator(model, data.test_dataset())
   try:

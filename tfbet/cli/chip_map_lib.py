@@ -12,8 +12,9 @@ import os
 from absl import app
 from absl import flags
 
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import memory
+from tfbet import plots
 from tfbet import weight_map
 
 MEMORY_IMAGE = "memory.npz"
@@ -61,7 +62,7 @@ def main(argv):
     raise app.UsageError("give exactly one of --run_dir and --memory_image")
   path = flag_values.memory_image or os.path.join(flag_values.run_dir, MEMORY_IMAGE)
   try:
-    chip = chips.ProfiledChip.load(flag_values.chip_file)
+    chip = chip_models.ProfiledChip.load(flag_values.chip_file)
     voltage = chip.conditions[0] if flag_values.voltage is None else flag_values.voltage
     chip.voltage_index(voltage)
     image = memory.read_image(path)
@@ -81,4 +82,4 @@ def main(argv):
     os.replace(flag_values.output + ".tmp", flag_values.output)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
-    print(f"wrote {weight_map.plot(chip, pattern, flag_values.plot)}")
+    print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot)}")

@@ -13,7 +13,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import diagnostics
 from tfbet import files
 from tfbet.cli import eval_lib
@@ -33,7 +33,7 @@ def define_flags(flag_values=flags.FLAGS):
       flag_values=flag_values)
   flags.DEFINE_float("rate", 1.0, "Bit error rate p in PERCENT of the chip of the confidence "
                      "panel, in (0, 100).", flag_values=flag_values)
-  flags.DEFINE_integer("chip_seed", chips.FIRST_EVALUATION_SEED,
+  flags.DEFINE_integer("chip_seed", chip_models.FIRST_EVALUATION_SEED,
                        "Seed of that random chip (default: bin/eval's first chip).",
                        lower_bound=0, flag_values=flag_values)
   flags.DEFINE_float("threshold", 0.9, "A weight is 'near the maximum' if |w| >= threshold * "
@@ -120,7 +120,7 @@ def main(argv):
     raise app.UsageError(str(error)) from error
   images, labels = diagnostics.dataset_arrays(data.test_dataset())
   confidence = diagnostics.confidence_report(model, images, labels,
-                                             chips.RandomChip(flag_values.chip_seed),
+                                             chip_models.RandomChip(flag_values.chip_seed),
                                              flag_values.rate / 100)
   redundancy = diagnostics.weight_redundancy(model, flag_values.threshold)
   effects = diagnostics.bit_position_effects(model, images, flag_values.flip_share / 100,

@@ -12,7 +12,7 @@ import os
 from absl import app
 from absl import flags
 
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
@@ -105,7 +105,7 @@ def load_chips(paths, seed=0, voltages=None):
     raise ValueError("give at least one chip file (--chip_files)")
   chip_list = []
   for path in paths:
-    chip = chips.ProfiledChip.load(path, seed=seed)
+    chip = chip_models.ProfiledChip.load(path, seed=seed)
     for voltage in voltages or ():
       chip.voltage_index(voltage)  # ValueError naming the chip and its voltages.
     chip_list.append(chip)

@@ -22,7 +22,7 @@ import time
 from absl import app
 from absl import flags
 
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
@@ -130,13 +130,13 @@ def define_flags(flag_values=flags.FLAGS):
       "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100).",
       flag_values=flag_values)
   flags.DEFINE_integer(
-      "num_chips", chips.DEFAULT_NUM_CHIPS,
+      "num_chips", chip_models.DEFAULT_NUM_CHIPS,
       "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1.",
       lower_bound=1, flag_values=flag_values)
   flags.DEFINE_integer(
-      "first_chip_seed", chips.FIRST_EVALUATION_SEED,
+      "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
-      f"{chips.FIRST_EVALUATION_SEED}, {chips.FIRST_EVALUATION_SEED + 1}, ... fixed for all "
+      f"{chip_models.FIRST_EVALUATION_SEED}, {chip_models.FIRST_EVALUATION_SEED + 1}, ... fixed for all "
       "experiments, so every model meets the same bit errors. Chip seeds are in [0, 2**63).",
       lower_bound=0,
       flag_values=flag_values)
@@ -189,9 +189,9 @@ def parse_rates(values):
 def make_chips(kind, seeds, fraction_0to1=0.5):
   """The chips with the given seeds."""
   if kind == "random":
-    return [chips.RandomChip(seed) for seed in seeds]
+    return [chip_models.RandomChip(seed) for seed in seeds]
   if kind == "asymmetric":
-    return [chips.AsymmetricRandomChip(seed, fraction_0to1) for seed in seeds]
+    return [chip_models.AsymmetricRandomChip(seed, fraction_0to1) for seed in seeds]
   raise ValueError(f"chip kind must be one of {CHIP_KINDS}, got {kind!r}")
 
 

@@ -13,7 +13,7 @@ import os
 from absl import app
 from absl import flags
 
-from tfbet import chips
+from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
 from tfbet import sensitivity as sensitivity_lib
@@ -41,7 +41,7 @@ def define_flags(flag_values=flags.FLAGS):
       "num_chips", 10, "Number of random chips, seeds first_chip_seed + 0 .. num_chips - 1.",
       lower_bound=1, flag_values=flag_values)
   flags.DEFINE_integer(
-      "first_chip_seed", chips.FIRST_EVALUATION_SEED,
+      "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first random chip (default: the first seed of bin/eval, so the chips are "
       "bin/eval's).", lower_bound=0, flag_values=flag_values)
   flags.DEFINE_list(
@@ -131,7 +131,7 @@ def _chips_and_condition(flag_values):
   if not 0 < flag_values.rate < 100:
     raise ValueError(f"--rate is in percent and must be in (0, 100), got {flag_values.rate}")
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
-  return [chips.RandomChip(seed) for seed in seeds], flag_values.rate / 100
+  return [chip_models.RandomChip(seed) for seed in seeds], flag_values.rate / 100
 
 
 def main(argv):

@@ -9,8 +9,9 @@ import os
 from absl import app
 from absl import flags
 
-from tfbet import chips
+from tfbet import chip_simulation
 from tfbet import energy
+from tfbet import plots
 
 # Flags that describe a chip explicitly; they cannot be combined with --preset.
 _EXPLICIT_FLAGS = ("rows", "cols", "voltages", "pattern", "fraction_0to1", "persistent_fraction",
@@ -20,7 +21,7 @@ _EXPLICIT_FLAGS = ("rows", "cols", "voltages", "pattern", "fraction_0to1", "pers
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/simulate_chips on ``flag_values``."""
   flags.DEFINE_enum(
-      "preset", None, list(chips.PRESETS),
+      "preset", None, list(chip_simulation.PRESETS),
       "Simulate a chip with the statistics of App. C.1: chip1 (2048x128 bits, uniform faults, "
       "2 voltages), chip2 or chip3 (8192x128 bits, column-aligned, mostly 0-to-1 faults, 3 resp. "
       "2 voltages). Only --seed, --name, --output, --plot and --plot_region may be combined "
@@ -35,7 +36,7 @@ def define_flags(flag_values=flags.FLAGS):
       "The expected bit error rate at each is tfbet.energy.rate_at_voltage (e.g. 0.837 gives "
       "p = 1 %).", flag_values=flag_values)
   flags.DEFINE_enum(
-      "pattern", "uniform", list(chips.PATTERNS),
+      "pattern", "uniform", list(chip_simulation.PATTERNS),
       "Spatial distribution of faulty cells (explicit chip): 'uniform' = at random like chip 1, "
       "'columns' = mostly in a few weak columns like chips 2 and 3.", flag_values=flag_values)
   flags.DEFINE_list(
@@ -50,11 +51,11 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_float(
       "column_concentration", None,
       "Only with --pattern=columns: share of the faulty cells in the weak columns, in [0, 1] "
-      f"(default {chips.DEFAULT_COLUMN_CONCENTRATION}).", flag_values=flag_values)
+      f"(default {chip_simulation.DEFAULT_COLUMN_CONCENTRATION}).", flag_values=flag_values)
   flags.DEFINE_float(
       "weak_column_fraction", None,
       "Only with --pattern=columns: fraction of the columns that are weak, in (0, 1) "
-      f"(default {chips.DEFAULT_WEAK_COLUMN_FRACTION}).", flag_values=flag_values)
+      f"(default {chip_simulation.DEFAULT_WEAK_COLUMN_FRACTION}).", flag_values=flag_values)
   flags.DEFINE_integer(
       "seed", None,
       "Seed (>= 0) of the simulation and of the chip's transient faults; same seed, same file. "
@@ -92,7 +93,7 @@ def chip_from_flags(flag_values=flags.FLAGS):
     if given:
       raise app.UsageError(f"--preset={flag_values.preset} fixes the chip; drop "
                            f"{', '.join('--' + name for name in given)}")
-    arguments = chips.preset_arguments(flag_values.preset)
+    arguments = chip_simulation.preset_arguments(flag_values.preset)
     if flag_values.seed is not None:
       arguments["seed"] = flag_values.seed
   else:
@@ -107,7 +108,7 @@ def chip_from_flags(flag_values=flags.FLAGS):
         seed=0 if flag_values.seed is None else flag_values.seed)
   if flag_values.name is not None:
     arguments["name"] = flag_values.name
-  return chips.simulate_profiled_chip(**arguments)
+  return chip_simulation.simulate_profiled_chip(**arguments)
 
 
 def rates_table(chip):
@@ -126,9 +127,9 @@ def rates_table(chip):
 def plot_chip(chip, directory, region):
   """Writes one error map PNG per voltage into ``directory``; returns their paths."""
   os.makedirs(directory, exist_ok=True)
-  return [chips.draw_error_map(chip, voltage,
-                               os.path.join(directory, f"{chip.name}_v{voltage:.3f}.png"),
-                               region=region)
+  return [plots.draw_error_map(chip, voltage,
+                              os.path.join(directory, f"{chip.name}_v{voltage:.3f}.png"),
+                              region=region)
           for voltage in chip.conditions]
 
 
