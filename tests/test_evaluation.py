@@ -445,3 +445,14 @@ def test_a_rate_above_one_half_is_refused_unless_allowed(evaluator):
     evaluator.run(_random_chips(1), [1], progress=None)
   results = evaluator.run(_random_chips(1), [0.75], progress=None, allow_high_rate=True)
   assert results.conditions == [0.75]
+
+
+def test_progress_line_shows_mean_rerr_over_offsets_per_condition_and_the_time_left():
+  rates = evaluation.ChipProgress(index=1, total=5, chip="random_1001", n=200, elapsed=6.0,
+                                  errors={(0.01, 0): 20, (0.001, 0): 4})
+  assert rates.line() == ("[2/5] random_1001 RErr p=0.1%:2.00% p=1%:10.00% "
+                          "(6.0 s elapsed, ~9 s left)")  # 3 s per chip, 3 chips to go.
+  voltages = evaluation.ChipProgress(index=0, total=1, chip="chip1", n=100, elapsed=1.0,
+                                     errors={(0.8, 0): 30, (0.8, 64): 10},
+                                     condition_kind="voltage")
+  assert voltages.line() == "[1/1] chip1 RErr V=0.8:20.00% (1.0 s elapsed, ~0 s left)"

@@ -579,16 +579,25 @@ class ChipProgress:
   n: int
   elapsed: float  # seconds since the start (clean evaluation included)
   resumed: int = 0  # chips taken over from an earlier, interrupted run (not timed here)
+  condition_kind: str = "rate"  # "rate" (p, a fraction) or "voltage"
+
+  def line(self):
+    """One line: chip index, name, RErr per condition (mean over offsets), time, time left."""
+    by_condition = collections.defaultdict(list)
+    for (condition, _), errors in sorted(self.errors.items()):
+      by_condition[condition].append(errors / self.n)
+    label = ((lambda c: f"p={100 * c:g}%") if self.condition_kind == "rate"
+             else (lambda c: f"V={c:g}"))
+    rerrs = " ".join(f"{label(c)}:{100 * sum(v) / len(v):.2f}%" for c, v in by_condition.items())
+    measured = max(1, self.index + 1 - self.resumed)
+    remaining = self.elapsed / measured * (self.total - self.index - 1)
+    return (f"[{self.index + 1}/{self.total}] {self.chip} RErr {rerrs} "
+            f"({self.elapsed:.1f} s elapsed, ~{remaining:.0f} s left)")
 
 
 def log_progress(event):
-  """Default progress report: one absl INFO line per chip with RErr and elapsed time."""
-  by_condition = collections.defaultdict(list)
-  for (condition, _), errors in sorted(event.errors.items()):
-    by_condition[condition].append(errors / event.n)
-  rerrs = " ".join(f"{c:g}:{100 * np.mean(v):.2f}%" for c, v in by_condition.items())
-  logging.info("chip %d/%d %s: RErr %s (%.1f s elapsed)", event.index + 1, event.total,
-               event.chip, rerrs, event.elapsed)
+  """Default progress report: ``event.line()`` as one absl INFO line per chip."""
+  logging.info("%s", event.line())
 
 
 def describe_model(model_info):
@@ -727,7 +736,7 @@ class Evaluator:
         if progress is not None:
           progress(ChipProgress(index=index, total=len(work), chip=chip.name, errors=counts,
                                 n=self.n, elapsed=time.perf_counter() - started,
-                                resumed=len(done)))
+                                resumed=len(done), condition_kind=kind))
     finally:
       memory.clear_masks(self.layout)
     return results

@@ -15,7 +15,8 @@ from absl import flags
 from tfbet import comparison
 from tfbet import evaluation
 from tfbet import files
-from tfbet.cli import eval_lib
+from tfbet import plots
+from tfbet.cli import reporting
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -114,12 +115,9 @@ def voltages_table(results_list, labels, paths=None):
 
 def plot_voltages(results_list, labels, path):
   """PNG: one panel per profiled chip, RErr against voltage per model (min..max over offsets)."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   rows = comparison.voltage_rows(results_list)
   chips = list(dict.fromkeys(chip for chip, _, _ in rows))
-  figure = Figure(figsize=(4.8 * len(chips), 4.2), layout="constrained")
-  FigureCanvasAgg(figure)
+  figure = plots.new_figure(figsize=(4.8 * len(chips), 4.2))
   axes = figure.subplots(1, len(chips), squeeze=False)[0]
   for ax, chip in zip(axes, chips):
     for index, (results, label) in enumerate(zip(results_list, labels)):
@@ -147,7 +145,7 @@ def report(results_list, labels, delta=evaluation.DEFAULT_DELTA, plot=None, path
   if results_list[0].condition_kind == "rate":
     text = rates_table(results_list, labels, delta, paths)
     if plot:
-      eval_lib.plot_rates(results_list, plot, labels)
+      reporting.plot_rates(results_list, plot, labels)
   else:
     text = voltages_table(results_list, labels, paths)
     if plot:

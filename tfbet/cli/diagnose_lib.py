@@ -16,6 +16,7 @@ import numpy as np
 from tfbet import chip_models
 from tfbet import diagnostics
 from tfbet import files
+from tfbet import plots
 from tfbet.cli import eval_lib
 
 
@@ -67,10 +68,7 @@ def table(confidence, redundancy, effects):
 
 
 def plot(name, confidence, redundancy, effects, path):
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  figure = Figure(figsize=(14, 4), layout="constrained")
-  FigureCanvasAgg(figure)
+  figure = plots.new_figure(figsize=(14, 4))
   left, middle, right = figure.subplots(1, 3)
   bins = np.linspace(0, 1, 41)
   for label, values, color in (("clean", confidence.clean_logits, "C0"),

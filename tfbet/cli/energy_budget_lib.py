@@ -20,6 +20,7 @@ from tfbet import comparison
 from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
+from tfbet import plots
 
 DEFAULT_BUDGETS = ("0.5", "1")
 
@@ -143,10 +144,7 @@ def _curves(results, statistic):
 
 def plot(results_list, labels, found, path, statistic="mean"):
   """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  figure = Figure(figsize=(7.2, 4.8), layout="constrained")
-  FigureCanvasAgg(figure)
+  figure = plots.new_figure(figsize=(7.2, 4.8))
   ax = figure.subplots()
   everything = {}  # {chip ('' for random chips): [points of all models]}
   rates = results_list[0].condition_kind == "rate"

@@ -13,12 +13,14 @@ from absl import app
 from absl import flags
 
 from tfbet import chip_models
-from tfbet import energy
 from tfbet import evaluation
-from tfbet import files
 from tfbet.cli import eval_lib
+from tfbet.cli import reporting
 
 DEFAULT_NUM_OFFSETS = 4
+
+# The table now lives in tfbet.cli.reporting; this name stays for tfbet/cli/reproduce_lib.py.
+voltages_table = reporting.voltages_table
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -117,73 +119,6 @@ def load_chips(paths, seed=0, voltages=None):
   return chip_list
 
 
-def _rates_at(info, voltage):
-  for record in info.get("rates", []):
-    if abs(record["voltage"] - voltage) <= 1e-6:
-      return record
-  return None
-
-
-def voltages_table(results):
-  """Text table per chip and voltage: measured rates, RErr over offsets, energy saving."""
-  if results.condition_kind != "voltage":
-    raise ValueError("voltages_table needs results over voltages (profiled chips)")
-  lines = eval_lib.partial_lines(results) + [
-      f"{evaluation.describe_model(results.model)}, "
-      f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
-      f"{'chip':>12} {'V/Vmin':>7} {'p %':>7} {'p_0t1 %':>7} {'p_1t0 %':>7} "
-      f"{'offsets':>7} {'RErr %':>7} {'min %':>7} {'max %':>7} {'energy %':>8}"]
-  for name in results.chip_names:
-    info = results.chips.get(name, {})
-    for voltage in results.conditions:
-      offsets = results.offsets(name, voltage)
-      if not offsets:
-        continue
-      per_offset = [results.errors[(name, voltage, o)] / results.n for o in offsets]
-      rates = _rates_at(info, voltage) or {}
-      rate_cells = " ".join(f"{100 * rates[key]:7.3f}" if key in rates else f"{'?':>7}"
-                            for key in ("p", "p_0t1", "p_1t0"))
-      lines.append(
-          f"{name:>12} {voltage:7.3f} {rate_cells} {len(offsets):7d} "
-          f"{100 * results.rerr(name, voltage):7.2f} {100 * min(per_offset):7.2f} "
-          f"{100 * max(per_offset):7.2f} {100 * (1 - energy.energy_at_voltage(voltage)):8.1f}")
-  lines.append("RErr: mean over offsets (min, max over offsets); energy: SRAM access energy "
-               "saved at that voltage (tfbet.energy model of Fig. 1)")
-  return "\n".join(lines)
-
-
-def plot_voltages(results, path):
-  """PNG: RErr (mean over offsets, bars = min..max) against voltage, one curve per chip."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  figure = Figure(figsize=(6.4, 4.4), layout="constrained")
-  FigureCanvasAgg(figure)
-  ax = figure.subplots()
-  for index, name in enumerate(results.chip_names):
-    voltages = [v for v in results.conditions if results.offsets(name, v)]
-    if not voltages:
-      continue
-    mean, low, high = [], [], []
-    for voltage in voltages:
-      per_offset = [results.errors[(name, voltage, o)] / results.n
-                    for o in results.offsets(name, voltage)]
-      m = 100 * sum(per_offset) / len(per_offset)
-      mean.append(m)
-      low.append(m - 100 * min(per_offset))
-      high.append(100 * max(per_offset) - m)
-    ax.errorbar(voltages, mean, yerr=[low, high], fmt="o-", color=f"C{index}", capsize=3,
-                label=name)
-  ax.axhline(100 * results.clean_error, color="black", linestyle=":", linewidth=1,
-             label="clean Err")
-  ax.set_xlabel("supply voltage / V_min")
-  ax.set_ylabel("RErr in %")
-  ax.set_title("Robustness to profiled bit errors (mean over offsets, min..max)")
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize="small")
-  files.save_figure(figure, path)
-  return path
-
-
 def main(argv):
   flag_values = flags.FLAGS
   if len(argv) > 1:
@@ -217,14 +152,6 @@ def main(argv):
   print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
         flush=True)
   results = eval_lib.evaluate_chips(flag_values, model, data, chip_list, voltages,
-                                    chip_offsets(offsets), _print_progress, metadata)
+                                    chip_offsets(offsets), reporting.print_progress,
+                                    metadata)
   eval_lib.finish(results, flag_values)
-
-
-def _print_progress(event):
-  per_voltage = {}
-  for (voltage, _), errors in event.errors.items():
-    per_voltage.setdefault(voltage, []).append(errors / event.n)
-  rerrs = " ".join(f"V={v:g}:{100 * sum(r) / len(r):.2f}%" for v, r in sorted(per_voltage.items()))
-  print(f"[{event.index + 1}/{event.total}] {event.chip} RErr (mean over offsets) {rerrs} "
-        f"({event.elapsed:.1f} s elapsed)", flush=True)

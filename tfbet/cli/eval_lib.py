@@ -23,12 +23,12 @@ from absl import app
 from absl import flags
 
 from tfbet import chip_models
-from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
 from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.cli import gin_utils
+from tfbet.cli import reporting
 from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
@@ -399,113 +399,20 @@ def write_results(results, output):
   return json_path, csv_path
 
 
-def print_progress(event, stream=None):
-  """One line per chip: index, name, RErr per rate, elapsed time and an estimate of the rest."""
-  stream = stream or sys.stdout
-  per_condition = {}
-  for (condition, _), errors in event.errors.items():
-    per_condition.setdefault(condition, []).append(errors / event.n)
-  rerrs = " ".join(f"{_format_condition(c)}:{100 * sum(v) / len(v):.2f}%"
-                   for c, v in sorted(per_condition.items()))
-  measured = max(1, event.index + 1 - event.resumed)
-  remaining = event.elapsed / measured * (event.total - event.index - 1)
-  print(f"[{event.index + 1}/{event.total}] {event.chip} RErr {rerrs} "
-        f"({event.elapsed:.1f} s elapsed, ~{remaining:.0f} s left)", file=stream, flush=True)
-
-
-def _format_condition(condition):
-  return f"p={100 * condition:g}%"
-
-
-def _saving(rate):
-  return energy.energy_saving(rate) if rate < 1 else float("nan")
-
-
-def rates_table(results, delta=evaluation.DEFAULT_DELTA):
-  """Text table: per rate p the RErr statistics over chips, the Prop. 1 bound, energy saving."""
-  if results.condition_kind != "rate":
-    raise ValueError("rates_table needs results over bit error rates")
-  lines = partial_lines(results) + [
-      f"{evaluation.describe_model(results.model)}, "
-      f"n = {results.n} test examples, clean Err = {100 * results.clean_error:.2f} %",
-      f"{'p %':>8} {'chips':>5} {'RErr %':>8} {'std %':>7} {'min %':>7} {'max %':>7} "
-      f"{'Prop.1 %':>8} {'energy %':>8}"]
-  rows = results.summary(delta)
-  for row in rows:
-    bound = f"{'100*':>8}" if row.vacuous else f"{100 * row.bound:8.2f}"
-    lines.append(
-        f"{100 * row.condition:8.4g} {row.num_chips:5d} {100 * row.mean:8.2f} "
-        f"{100 * row.std:7.2f} {100 * row.min:7.2f} {100 * row.max:7.2f} "
-        f"{bound} {100 * _saving(row.condition):8.1f}")
-  lines.append(f"Prop. 1 bound: with probability {1 - delta:g} the expected RErr is below it "
-               "(App. C.2); energy: SRAM access energy saved at p (tfbet.energy model of Fig. 1)")
-  if any(row.vacuous for row in rows):
-    lines.append("100*: the bound is vacuous (RErr + excess >= 100 %): too few test examples or "
-                 "chips for Prop. 1 to say anything there")
-  return "\n".join(lines)
-
-
-def partial_lines(results):
-  """A loud first line for results that lack planned counts (a partial merge), else []."""
-  missing = results.describe_missing()
-  return [f"PARTIAL RESULT: {missing}; the statistics cover only the chips measured"] \
-      if missing else []
-
-
-def plot_rates(results_list, path, labels=None):
-  """PNG like Fig. 2: mean RErr with a +-std band against p (log x axis), one curve per result.
-
-  p = 0 has no place on a log axis; the clean error of each result is drawn as a dotted line.
-  """
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  labels = labels or [r.model.get("name", f"model {i}") for i, r in enumerate(results_list)]
-  figure = Figure(figsize=(6.4, 4.4), layout="constrained")
-  FigureCanvasAgg(figure)
-  ax = figure.subplots()
-  for index, (results, label) in enumerate(zip(results_list, labels)):
-    color = f"C{index}"
-    rows = [row for row in results.summary() if row.condition > 0]
-    if rows:
-      p = [100 * row.condition for row in rows]
-      mean = [100 * row.mean for row in rows]
-      std = [100 * row.std for row in rows]
-      ax.plot(p, mean, "o-", color=color, label=f"{label} (RErr, {rows[0].num_chips} chips)")
-      ax.fill_between(p, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                      color=color, alpha=0.25, linewidth=0)
-    ax.axhline(100 * results.clean_error, color=color, linestyle=":", linewidth=1,
-               label=f"{label} (clean Err)")
-  ax.set_xscale("log")
-  rates = sorted({100 * row.condition for results in results_list for row in results.summary()
-                  if row.condition > 0})
-  if rates:
-    ax.set_xticks(rates, [f"{p:g}" for p in rates])
-    ax.set_xticks([], minor=True)
-  ax.set_xlabel("bit error rate p in %")
-  ax.set_ylabel("RErr in %")
-  ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
-  ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize="small")
-  files.save_figure(figure, path)
-  return path
-
-
 def show(results, flag_values):
   """Prints the table of ``results`` and writes --output / --plot."""
   if results.condition_kind == "rate":
-    print(rates_table(results, flag_values.delta), flush=True)
+    print(reporting.rates_table(results, flag_values.delta), flush=True)
   else:
-    from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
-    print(eval_chips_lib.voltages_table(results), flush=True)
+    print(reporting.voltages_table(results), flush=True)
   if flag_values.output:
     for path in write_results(results, flag_values.output):
       print(f"wrote {path}")
   if flag_values.plot:
     if results.condition_kind == "rate":
-      plot_rates([results], flag_values.plot)
+      reporting.plot_rates([results], flag_values.plot)
     else:
-      from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
-      eval_chips_lib.plot_voltages(results, flag_values.plot)
+      reporting.plot_voltages(results, flag_values.plot)
     print(f"wrote {flag_values.plot}")
 
 
@@ -585,7 +492,7 @@ def main(argv):
         f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
-  results = evaluate_chips(flag_values, model, data, chip_list, rates, (0,), print_progress,
+  results = evaluate_chips(flag_values, model, data, chip_list, rates, (0,), reporting.print_progress,
                            metadata, num_shards=flag_values.num_shards,
                            shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)

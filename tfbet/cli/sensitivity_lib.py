@@ -16,6 +16,7 @@ from absl import flags
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
+from tfbet import plots
 from tfbet import sensitivity as sensitivity_lib
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
@@ -93,13 +94,10 @@ def table(report):
 
 def plot(report, path):
   """PNG: horizontal bars of RErr per group (std as error bars), clean Err and whole memory."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   names = [g.name for g in report.groups]
   summaries = [report.results[name].summary()[0] for name in names]
   shares = [g.num_weights / report.full.model["num_weights"] for g in report.groups]
-  figure = Figure(figsize=(7.2, 1.2 + 0.32 * len(names)), layout="constrained")
-  FigureCanvasAgg(figure)
+  figure = plots.new_figure(figsize=(7.2, 1.2 + 0.32 * len(names)))
   ax = figure.subplots()
   positions = list(range(len(names)))[::-1]
   ax.barh(positions, [100 * s.mean for s in summaries], xerr=[100 * s.std for s in summaries],

@@ -12,6 +12,7 @@ from absl import flags
 
 from tfbet import evaluation
 from tfbet import files
+from tfbet import plots
 from tfbet import weight_noise as noise_lib
 from tfbet.cli import eval_lib
 
@@ -83,11 +84,8 @@ def check_same_model(evaluator, bit_errors):
 
 def plot(results, path, bit_errors=None):
   """PNG: RErr against the noise magnitude (and against p, if ``bit_errors``), log x axes."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   panels = 1 if bit_errors is None else 2
-  figure = Figure(figsize=(5.2 * panels, 4.2), layout="constrained")
-  FigureCanvasAgg(figure)
+  figure = plots.new_figure(figsize=(5.2 * panels, 4.2))
   axes = figure.subplots(1, panels, squeeze=False, sharey=True)[0]
   curves = [(axes[0], [(r.magnitude, r.mean, r.std) for r in results.summary()],
              "L\u221e noise, % of each tensor's range")]
