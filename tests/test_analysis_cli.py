@@ -1,4 +1,4 @@
-"""The analysis binaries end to end on the tiny MNIST run of test_eval_cli, checked in-process.
+"""The analysis binaries end to end on the tiny MNIST run (conftest.run_dir), checked in-process.
 
 One run of each binary with few chips and test examples; the numbers they print are compared
 with the library functions called directly.
@@ -8,13 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_eval_cli import _in_process
-from tests.test_eval_cli import _ok
-from tests.test_eval_cli import _run
-from tests.test_eval_cli import DATA
-from tests.test_eval_cli import PNG_MAGIC
-from tests.test_eval_cli import run_dir  # noqa: F401  pylint: disable=unused-import
-from tests.test_eval_cli import TEST_LIMIT
+from tests.helpers import DATA
+from tests.helpers import evaluate_in_process
+from tests.helpers import ok
+from tests.helpers import PNG_MAGIC
+from tests.helpers import run_binary
+from tests.helpers import TEST_LIMIT
 from tfbet import budget
 from tfbet import chips
 from tfbet import data as data_lib
@@ -32,14 +31,14 @@ def _model_and_images(run_dir):  # pylint: disable=redefined-outer-name
 
 def test_bisect_rate_writes_the_measured_rates_in_eval_format(run_dir, tmp_path):  # noqa: F811
   output = tmp_path / "bisect.json"
-  text = _ok(_run("bisect_rate", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+  text = ok(run_binary("bisect_rate", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
                   "--budget=5", "--low=0.1", "--high=40", "--steps=2", "--num_chips=2",
                   f"--output={output}"))
   assert "highest measured p keeping mean RErr - Err <= 5 points" in text
   results = evaluation.Results.from_json(str(output))
   answer = results.metadata["bisection"]
   assert len(results.conditions) == 4 and answer["low"] in results.conditions
-  reference = _in_process(run_dir, [chips.RandomChip(1000), chips.RandomChip(1001)],
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(1000), chips.RandomChip(1001)],
                           [answer["low"], answer["high"]])
   stats = dict(budget.rate_statistics(reference))
   assert stats[answer["low"]] - reference.clean_error <= 0.05 + 1e-9
@@ -50,12 +49,12 @@ def test_bisect_rate_writes_the_measured_rates_in_eval_format(run_dir, tmp_path)
 
 def test_sensitivity_binary_counts_match_the_library(run_dir, tmp_path):  # noqa: F811
   output = tmp_path / "s.json"
-  _ok(_run("sensitivity", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--rate=5",
+  ok(run_binary("sensitivity", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--rate=5",
            "--num_chips=2", f"--output={output}", f"--plot={tmp_path / 's.png'}"))
   record = json.loads(output.read_text())
   assert (tmp_path / "s.png").read_bytes()[:8] == PNG_MAGIC
   full = evaluation.Results.from_dict(record["full"])
-  reference = _in_process(run_dir, [chips.RandomChip(1000), chips.RandomChip(1001)], [0.05])
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(1000), chips.RandomChip(1001)], [0.05])
   assert full.errors == reference.errors
   assert sum(g["num_weights"] for g in record["groups"]) == full.model["num_weights"]
   model, _ = _model_and_images(run_dir)
@@ -67,9 +66,9 @@ def test_sensitivity_binary_counts_match_the_library(run_dir, tmp_path):  # noqa
 
 def test_weight_noise_and_diagnose_binaries(run_dir, tmp_path):  # noqa: F811
   bit_errors = tmp_path / "eval.json"
-  _in_process(run_dir, [chips.RandomChip(1000)], [0.01, 0.05]).to_json(str(bit_errors))
+  evaluate_in_process(run_dir, [chips.RandomChip(1000)], [0.01, 0.05]).to_json(str(bit_errors))
   output = tmp_path / "noise.json"
-  _ok(_run("weight_noise", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+  ok(run_binary("weight_noise", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
            "--magnitudes=0,5", "--num_samples=2", f"--bit_errors={bit_errors}",
            f"--output={output}", f"--plot={tmp_path / 'noise.png'}"))
   record = json.loads(output.read_text())
@@ -77,10 +76,10 @@ def test_weight_noise_and_diagnose_binaries(run_dir, tmp_path):  # noqa: F811
   assert zero == [record["clean_errors"]] * 2
   assert (tmp_path / "noise.png").read_bytes()[:8] == PNG_MAGIC
   output = tmp_path / "diagnose.json"
-  _ok(_run("diagnose", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--rate=5",
+  ok(run_binary("diagnose", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--rate=5",
            f"--output={output}", f"--plot={tmp_path / 'diagnose.png'}"))
   record = json.loads(output.read_text())
-  reference = _in_process(run_dir, [chips.RandomChip(1000)], [0.05])
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(1000)], [0.05])
   assert record["confidence"]["perturbed"]["error"] == pytest.approx(
       reference.rerr("random_1000", 0.05))
   assert record["confidence"]["clean"]["error"] == pytest.approx(reference.clean_error)
@@ -95,12 +94,12 @@ def test_chip_map_binary_reads_a_memory_image(run_dir, tmp_path):  # noqa: F811
   chip = chips.simulate_profiled_chip(64, 128, [0.85, 0.9], pattern="columns", seed=1)
   chip_path = chip.save(str(tmp_path / "chip.npz"))
   output = tmp_path / "map.json"
-  _ok(_run("chip_map", f"--chip_file={chip_path}", "--voltage=0.85", "--offset=64",
+  ok(run_binary("chip_map", f"--chip_file={chip_path}", "--voltage=0.85", "--offset=64",
            f"--memory_image={image_path}", f"--output={output}",
            f"--plot={tmp_path / 'map.png'}"))
   record = json.loads(output.read_text())
   assert np.asarray(record["per_tensor"]).shape == (len(memory.layout(model).slots), 8)
   assert (tmp_path / "map.png").read_bytes()[:8] == PNG_MAGIC
-  missing = _run("chip_map", f"--chip_file={chip_path}", "--voltage=0.5",
+  missing = run_binary("chip_map", f"--chip_file={chip_path}", "--voltage=0.5",
                  f"--memory_image={image_path}")
   assert missing.returncode != 0 and "not profiled" in missing.stderr

@@ -7,66 +7,19 @@ import sys
 
 import pytest
 
+from tests.helpers import evaluate_in_process
+from tests.helpers import ok
+from tests.helpers import PNG_MAGIC
+from tests.helpers import REPO
+from tests.helpers import run_binary
+from tests.helpers import TEST_LIMIT
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
-from tfbet import quantize_configs
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
-from tfbet.cli import train_lib
+from tfbet.cli import reporting
 from tfbet.compat import keras
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The data of the tiny run; the run's operative config repeats these bindings.
-DATA = dict(name="mnist", train_limit=1024, test_limit=150, batch_size=64)
-TEST_LIMIT = 120  # bin/eval --test_limit overrides the run's 150.
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="session")
-def run_dir(tmp_path_factory, real_mnist):  # pylint: disable=unused-argument
-  """A bin/train-like output directory: model.h5 and operative_config.gin.
-
-  The model (two strided convolutions, one dense layer, RQUANT 8 bit) is trained in-process for
-  three quick epochs on 1024 MNIST images, which is far faster than bin/train.
-  """
-  directory = tmp_path_factory.mktemp("tiny_run")
-  data = data_lib.load_data(**DATA)
-  keras.utils.set_random_seed(0)
-  inputs = keras.Input(data.input_shape)
-  x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
-  x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-  x = keras.layers.Flatten()(x)
-  outputs = keras.layers.Dense(data.num_classes)(x)
-  model = quantize_configs.quantize_model(keras.Model(inputs, outputs, name="tiny"), "rquant")
-  model.compile(keras.optimizers.Adam(3e-3),
-                keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  for epoch in range(3):
-    model.fit(data.train_dataset(epoch), verbose=0)
-  with quantize_configs.quantize_scope():
-    model.save(str(directory / "model.h5"))
-  bindings = "".join(f"load_data.{key} = {value!r}\n" for key, value in DATA.items())
-  (directory / "operative_config.gin").write_text(bindings)
-  return directory
-
-
-def _run(binary, *args):
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
-                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-
-
-def _ok(process):
-  assert process.returncode == 0, process.stdout + process.stderr
-  return process.stdout
-
-
-def _in_process(run_dir, chip_list, conditions, offsets=(0,)):
-  """The same evaluation without the binaries (data rebuilt as in training)."""
-  data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
-  model = train_lib.load_model(str(run_dir / "model.h5"))
-  return evaluation.evaluate(model, data.test_dataset(), chip_list, conditions,
-                             offsets=offsets, progress=None)
 
 
 def test_rates_are_read_in_percent():
@@ -108,7 +61,7 @@ def test_the_prop1_column_caps_a_vacuous_bound_and_says_so():
       errors={("random_1000", 0.01, 0): 2})
   row = results.summary()[0]
   assert row.vacuous and row.bound == 1.0 and row.mean + row.excess > 1
-  table = eval_lib.rates_table(results)
+  table = reporting.rates_table(results)
   assert table.splitlines()[2].split()[6] == "100*" and "the bound is vacuous" in table
 
 
@@ -122,10 +75,10 @@ def test_run_dir_without_a_model_is_rejected(tmp_path):
 
 def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   common = ["--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", "--num_shards=2"]
-  shard0 = _ok(_run("eval", f"--run_dir={run_dir}", *common, "--shard_index=0",
+  shard0 = ok(run_binary("eval", f"--run_dir={run_dir}", *common, "--shard_index=0",
                     f"--output={tmp_path / 's0.json'}", f"--plot={tmp_path / 's0.png'}"))
   # The second shard names the model and the data explicitly instead of the run directory.
-  shard1 = _ok(_run("eval", f"--model={run_dir / 'model.h5'}", "--gin_file=data/mnist.gin",
+  shard1 = ok(run_binary("eval", f"--model={run_dir / 'model.h5'}", "--gin_file=data/mnist.gin",
                     "--gin_param=load_data.train_limit = 1024",
                     "--gin_param=load_data.batch_size = 64", *common, "--shard_index=1",
                     f"--output={tmp_path / 's1.json'}"))
@@ -133,12 +86,12 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   assert "[1/2] random_1001" in shard1
   assert "Prop.1 %" in shard0 and "energy %" in shard0
   assert "parameters (100.00 %) in faulty memory" in shard0
-  merged_out = _ok(_run("eval", "--merge", tmp_path / "s0.json", tmp_path / "s1.json",
+  merged_out = ok(run_binary("eval", "--merge", tmp_path / "s0.json", tmp_path / "s1.json",
                         f"--output={tmp_path / 'all.json'}", f"--plot={tmp_path / 'all.png'}"))
 
   merged = evaluation.Results.from_json(str(tmp_path / "all.json"))
   assert merged.chip_names == [f"random_{s}" for s in chips.default_chip_seeds(4)]
-  reference = _in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
                           [0.005, 0.05])
   assert merged.same_counts(reference)
   assert merged.n == TEST_LIMIT
@@ -155,10 +108,10 @@ def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   assert json.loads((tmp_path / "s0.json").read_text())["metadata"]["shard_index"] == 0
 
   # One shard alone is not the evaluation: refused, unless a partial merge is asked for.
-  alone = _run("eval", "--merge", tmp_path / "s0.json", f"--output={tmp_path / 'half.json'}")
+  alone = run_binary("eval", "--merge", tmp_path / "s0.json", f"--output={tmp_path / 'half.json'}")
   assert alone.returncode != 0 and "shard(s) [1] of 2 are missing" in alone.stderr
   assert not (tmp_path / "half.json").exists()
-  half = _run("eval", "--merge", tmp_path / "s0.json", "--allow_partial",
+  half = run_binary("eval", "--merge", tmp_path / "s0.json", "--allow_partial",
               f"--output={tmp_path / 'half.json'}")
   assert half.returncode == 0, half.stderr
   assert half.stdout.startswith("PARTIAL RESULT: 4 of 8 planned counts are missing")
@@ -186,11 +139,11 @@ def test_a_killed_eval_resumes_with_the_same_command_to_identical_counts(run_dir
   done = set(partial.chips) - {key[0] for key in partial.missing()}
   assert {"random_1000", "random_1001"} <= done and len(done) < 4
 
-  again = _run("eval", *command[2:])
+  again = run_binary("eval", *command[2:])
   assert again.returncode == 0, again.stderr
   assert f"resuming from {tmp_path / 'eval.partial.json'}: {len(done)} chip(s) done" in again.stdout
   assert "[1/4]" not in again.stdout and "[4/4] random_1003" in again.stdout
-  reference = _in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(s) for s in chips.default_chip_seeds(4)],
                           [0.005, 0.05])
   assert evaluation.Results.from_json(str(output)).same_counts(reference)
   assert not (tmp_path / "eval.partial.json").exists()  # Done: nothing left to resume.
@@ -199,7 +152,7 @@ def test_a_killed_eval_resumes_with_the_same_command_to_identical_counts(run_dir
 def test_an_unwritable_output_fails_before_any_work(run_dir, tmp_path):
   (tmp_path / "a_file").write_text("")
   for flag in (f"--output={tmp_path / 'a_file' / 'r.json'}", f"--plot={tmp_path}"):
-    process = _run("eval", f"--run_dir={run_dir}", "--num_chips=2", flag)
+    process = run_binary("eval", f"--run_dir={run_dir}", "--num_chips=2", flag)
     assert process.returncode != 0
     assert "cannot write output" in process.stderr or "is a directory" in process.stderr
     assert "evaluating" not in process.stdout
@@ -207,7 +160,7 @@ def test_an_unwritable_output_fails_before_any_work(run_dir, tmp_path):
 
 def test_a_shard_index_that_selects_no_chips_is_a_usage_error(tmp_path):
   # Refused before the run directory is even read.
-  process = _run("eval", f"--run_dir={tmp_path}", "--num_chips=2", "--num_shards=3",
+  process = run_binary("eval", f"--run_dir={tmp_path}", "--num_chips=2", "--num_shards=3",
                  "--shard_index=2", f"--output={tmp_path / 'empty.json'}")
   assert process.returncode != 0
   assert "--shard_index=2 selects no chips" in process.stderr
@@ -215,7 +168,7 @@ def test_a_shard_index_that_selects_no_chips_is_a_usage_error(tmp_path):
 
 
 def test_eval_rejects_rates_out_of_range(run_dir):
-  process = _run("eval", f"--run_dir={run_dir}", "--rates=0.1,150")
+  process = run_binary("eval", f"--run_dir={run_dir}", "--rates=0.1,150")
   assert process.returncode != 0
   assert "[0, 100)" in process.stderr
 
@@ -225,7 +178,7 @@ def test_eval_chips_reports_rates_and_rerr_per_chip_and_voltage(run_dir, tmp_pat
   columns = chips.simulate_profiled_chip(32, 128, [0.80, 0.83], pattern="columns",
                                          fraction_0to1=0.8, seed=2, name="sim_columns")
   paths = [uniform.save(str(tmp_path / "u.npz")), columns.save(str(tmp_path / "c.npz"))]
-  output = _ok(_run("eval_chips", f"--run_dir={run_dir}", f"--chip_files={','.join(paths)}",
+  output = ok(run_binary("eval_chips", f"--run_dir={run_dir}", f"--chip_files={','.join(paths)}",
                     "--offsets=2", "--seed=3", f"--test_limit={TEST_LIMIT}",
                     f"--output={tmp_path / 'chips.json'}", f"--plot={tmp_path / 'chips.png'}"))
   results = evaluation.Results.from_json(str(tmp_path / "chips.json"))
@@ -239,7 +192,7 @@ def test_eval_chips_reports_rates_and_rerr_per_chip_and_voltage(run_dir, tmp_pat
       assert (f"{chip.name:>12} {voltage:7.3f} {100 * rates['p']:7.3f} "
               f"{100 * rates['p_0t1']:7.3f} {100 * rates['p_1t0']:7.3f}") in output
       assert f"{100 * results.rerr(chip.name, voltage):7.2f}" in output
-  reference = _in_process(run_dir, [uniform.with_seed(3), columns.with_seed(3)], None,
+  reference = evaluate_in_process(run_dir, [uniform.with_seed(3), columns.with_seed(3)], None,
                           offsets=lambda chip: [0, chip.num_cells // 2])
   assert results.same_counts(reference)
   assert (tmp_path / "chips.png").read_bytes()[:8] == PNG_MAGIC
@@ -272,7 +225,7 @@ def test_eval_quantizes_a_float_model_after_training_like_the_python_call(float_
                                                                           tmp_path):
   common = [f"--model={float_model_path}", "--gin_file=data/mnist.gin", "--test_limit=100",
             "--rates=1,5", "--num_chips=2"]
-  output = _ok(_run("eval", *common, "--scheme=rquant", "--precision=8", "--nowhiten",
+  output = ok(run_binary("eval", *common, "--scheme=rquant", "--precision=8", "--nowhiten",
                     f"--output={tmp_path / 'ptq.json'}"))
   results = evaluation.Results.from_json(str(tmp_path / "ptq.json"))
   assert results.model["scheme"]["precision"] == 8 and results.model["name"] == "users_float"
@@ -293,6 +246,6 @@ def test_eval_quantizes_a_float_model_after_training_like_the_python_call(float_
     (["--scheme=rquant"], "--whiten or --nowhiten"),
 ])
 def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flags, message):
-  process = _run("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
+  process = run_binary("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
                  "--test_limit=10", *flags)
   assert process.returncode != 0 and message in process.stderr

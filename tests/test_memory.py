@@ -11,8 +11,8 @@ from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.compat import keras
 
-from tests.test_quantize_configs import _inputs
-from tests.test_quantize_configs import small_cnn
+from tests.helpers import cnn_inputs
+from tests.helpers import small_cnn
 
 
 @pytest.fixture(name="qmodel")
@@ -57,7 +57,7 @@ def test_global_range_is_the_range_of_all_quantized_weights():
 def test_memory_image_round_trip_reproduces_the_model_bit_exactly(qmodel, tmp_path):
   path = str(tmp_path / "memory.npz")
   memory.export_image(qmodel, path)
-  x = _inputs()
+  x = cnn_inputs()
   expected = qmodel(x).numpy()
   codes, ranges = memory.memory_contents(qmodel)
   fresh = quantize_configs.quantize_model(small_cnn(seed=7), quantization.get_scheme("normal", 6))
@@ -213,7 +213,7 @@ def test_a_chip_loaded_after_the_first_trace_changes_the_outputs_and_clearing_re
     qmodel):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   mem = memory.layout(qmodel)
-  x = _inputs()
+  x = cnn_inputs()
   forward = tf.function(lambda inputs: qmodel(inputs, training=False))
   clean = forward(x).numpy()  # traced here, with no masks loaded
   assert not any(bool(s.qvars["errors"].numpy()) for s in mem.slots)

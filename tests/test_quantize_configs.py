@@ -3,37 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import cnn_inputs
+from tests.helpers import small_cnn
 from tfbet import chips
 from tfbet import constraints
-from tfbet import layers
 from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet import quantizers
 from tfbet.compat import keras
-
-
-def small_cnn(kernel_constraint=None, normalization="group", seed=1):
-  keras.utils.set_random_seed(seed)
-  inputs = keras.Input((8, 8, 1))
-  x = keras.layers.Conv2D(4, 3, padding="same", kernel_constraint=kernel_constraint,
-                          bias_constraint=kernel_constraint, name="conv")(inputs)
-  if normalization == "group":
-    x = layers.GroupNormalization(groups=2, gamma_constraint=kernel_constraint,
-                                  beta_constraint=kernel_constraint, name="norm")(x)
-  else:
-    x = layers.BatchNormalization(gamma_constraint=kernel_constraint,
-                                  beta_constraint=kernel_constraint, name="norm")(x)
-  x = keras.layers.ReLU()(x)
-  x = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(x)
-  x = keras.layers.GlobalAveragePooling2D()(x)
-  outputs = keras.layers.Dense(3, kernel_constraint=kernel_constraint,
-                               bias_constraint=kernel_constraint, name="dense")(x)
-  return keras.Model(inputs, outputs)
-
-
-def _inputs(seed=0, n=4):
-  return np.random.default_rng(seed).normal(size=(n, 8, 8, 1)).astype(np.float32)
 
 
 def test_quantize_model_quantizes_every_trainable_parameter_separately():
@@ -51,7 +29,7 @@ def test_quantize_model_quantizes_every_trainable_parameter_separately():
 def test_clean_quantized_model_equals_numpy_fake_quantization_of_its_weights():
   model = small_cnn()
   qmodel = quantize_configs.quantize_model(model, "rquant")
-  x = _inputs()
+  x = cnn_inputs()
   scheme = quantization.get_scheme("rquant")
   reference = keras.models.clone_model(model)
   reference.set_weights([quantization.fake_quantize(w, scheme).numpy()
@@ -95,7 +73,7 @@ def test_flipping_bit_m_minus_1_everywhere_moves_each_weight_as_the_equations_sa
     np.testing.assert_allclose(perturbed - clean, sign * 2 ** (precision - 1) * step,
                                rtol=1e-4, atol=1e-6)
   memory.clear_masks(mem)
-  x = _inputs()
+  x = cnn_inputs()
   assert np.all(np.isfinite(qmodel(x).numpy()))
 
 
@@ -122,7 +100,7 @@ def test_quantizer_and_config_serialize_round_trip():
 
 def test_saved_and_loaded_quantized_model_gives_identical_outputs(tmp_path):
   qmodel = quantize_configs.quantize_model(small_cnn(normalization="batch"), "rquant")
-  x = _inputs()
+  x = cnn_inputs()
   path = str(tmp_path / "model.h5")
   with quantize_configs.quantize_scope():
     qmodel.save(path)
@@ -135,7 +113,7 @@ def test_clipping_holds_after_training_steps():
   qmodel = quantize_configs.quantize_model(small_cnn(kernel_constraint=clip), "rquant")
   qmodel.compile(optimizer=keras.optimizers.SGD(1.0),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-  x, y = _inputs(n=16), np.arange(16) % 3
+  x, y = cnn_inputs(n=16), np.arange(16) % 3
   qmodel.fit(x, y, epochs=2, batch_size=8, verbose=0)
   mem = memory.layout(qmodel)
   clipped = [s for s in mem.slots if s.variable.constraint is not None]

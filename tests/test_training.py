@@ -12,7 +12,7 @@ from tfbet import quantize_configs
 from tfbet import training
 from tfbet.compat import keras
 
-from tests.test_quantize_configs import small_cnn
+from tests.helpers import small_cnn
 
 
 def _batch(n=8, seed=0):
