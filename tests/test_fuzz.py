@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 from tests import test_ops  # noqa: E402  (the independent numpy reference of the ops)
 from tfbet import chips  # noqa: E402
-from tfbet import data as data_lib  # noqa: E402
 from tfbet import evaluation  # noqa: E402
+from tfbet import formats  # noqa: E402
 from tfbet import memory  # noqa: E402
 from tfbet import ops  # noqa: E402
 from tfbet import quantize_configs  # noqa: E402
@@ -407,7 +407,7 @@ def _idx(array, type_code=0x08):
     st.binary(min_size=2, max_size=2), st.binary(max_size=40)))
 def test_idx_bytes_parse_to_their_declared_shape_or_are_a_clear_error(content):
   try:
-    array = data_lib.parse_idx(content, source="fuzzed.idx")
+    array = formats.parse_idx(content, source="fuzzed.idx")
   except ValueError as error:
     assert "fuzzed.idx" in str(error)
     return
@@ -424,7 +424,7 @@ def test_a_damaged_idx_file_is_a_clear_error_or_has_the_declared_shape(edits, cu
   if cut is not None:
     content = content[:int(cut * len(content))]
   try:
-    array = data_lib.parse_idx(content, source="fuzzed.idx")
+    array = formats.parse_idx(content, source="fuzzed.idx")
   except ValueError as error:
     assert "fuzzed.idx" in str(error)
     return
@@ -437,7 +437,7 @@ def test_a_cifar_binary_batch_of_arbitrary_bytes_reads_or_is_a_clear_error(tmp_p
                                                                             dataset):
   (tmp_path / "batch.bin").write_bytes(content)
   try:
-    images, labels = data_lib.read_cifar_binary(str(tmp_path / "batch.bin"), dataset)
+    images, labels = formats.read_cifar_binary(str(tmp_path / "batch.bin"), dataset)
   except ValueError as error:
     assert "batch.bin" in str(error)
     return
@@ -463,7 +463,7 @@ def test_a_cifar_python_batch_holding_anything_reads_or_is_a_clear_error(tmp_pat
     content = content[:int(cut * len(content))]
   (tmp_path / "data_batch_1").write_bytes(content)
   try:
-    images, labels = data_lib.read_cifar_pickle(str(tmp_path / "data_batch_1"))
+    images, labels = formats.read_cifar_pickle(str(tmp_path / "data_batch_1"))
   except ValueError as error:
     assert "data_batch_1" in str(error)
     return
