@@ -74,9 +74,11 @@ def test_a_rate_that_recovers_after_failing_is_not_trusted():
 
 
 def test_bad_budgets_are_refused():
-  for bad in (-0.1, 2, float("nan"), "1"):
+  for bad in (-0.1, 2, float("nan")):
     with pytest.raises(ValueError, match="budget"):
       budget.rate_budget(rate_results(), bad)
+  with pytest.raises(TypeError, match="budget"):
+    budget.rate_budget(rate_results(), "1")
   with pytest.raises(ValueError, match="percentage points"):
     energy_budget_lib.parse_budgets(["200"])
   assert energy_budget_lib.parse_budgets(["0.5", "1"]) == [0.005, 0.01]

@@ -28,6 +28,7 @@ The statistic over chips is the mean (the paper's RErr) or the maximum (the wors
 import dataclasses
 import math
 
+from tfbet import checks
 from tfbet import energy
 from tfbet import evaluation
 
@@ -49,17 +50,12 @@ def keeps(excess, budget):
 
 
 def check_budget(budget):
-  if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not math.isfinite(
-      budget) or not 0 <= budget <= 1:
-    raise ValueError(f"budget (tolerated RErr - Err, a fraction: 0.01 = 1 point) must be in "
-                     f"[0, 1], got {budget!r}")
-  return float(budget)
+  """The tolerated RErr - Err as a fraction in [0, 1] (0.01 = 1 percentage point)."""
+  return checks.probability(budget, "budget (tolerated RErr - Err, a fraction: 0.01 = 1 point)")
 
 
 def _check_statistic(statistic):
-  if statistic not in STATISTICS:
-    raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-  return statistic
+  return checks.choice(statistic, "statistic", STATISTICS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,7 +53,8 @@ def real(value, name, minimum=-math.inf, maximum=math.inf):
     raise TypeError(f"{name} must be a real number, got {value!r}")
   value = float(value)
   if not math.isfinite(value) or not minimum <= value <= maximum:
-    raise ValueError(f"{name} must be a finite number in [{minimum}, {maximum}], got {value}")
+    bounds = "" if (minimum, maximum) == (-math.inf, math.inf) else f" in [{minimum}, {maximum}]"
+    raise ValueError(f"{name} must be a finite number{bounds}, got {value}")
   return value
 
 

@@ -5,23 +5,15 @@ bit errors in the quantized weights; it also bounds every quantization range by 
 applies a variable's constraint after each optimizer update, which is line 6 of Alg. 1 moved to
 the end of the previous step (weights are not clipped at initialization).
 """
-import math
-import numbers
-
 import tensorflow as tf
 
+from tfbet import checks
 from tfbet.compat import keras
 
 
 def check_positive_float(name, value):
-  """Returns ``value`` as a float, or raises naming ``name`` if it is not a finite number > 0."""
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise TypeError(f"{name} must be a finite float > 0, got {value!r} of type "
-                    f"{type(value).__name__}.")
-  value = float(value)
-  if not math.isfinite(value) or value <= 0.0:
-    raise ValueError(f"{name} must be a finite float > 0, got {value!r}.")
-  return value
+  """``tfbet.checks.positive(value, name)``, kept under this name for ``tfbet.layers``."""
+  return checks.positive(value, name)
 
 
 @keras.utils.register_keras_serializable(package="tfbet")

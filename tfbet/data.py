@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from tfbet.augment import (Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, augment_batch,
                            draw_parameters)
+from tfbet import checks
 from tfbet import formats
 
 __all__ = [
@@ -246,14 +247,6 @@ def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_di
   return images, labels
 
 
-def _check_positive_int(value, name, allow_none=False):
-  if value is None and allow_none:
-    return
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-    raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, "
-                     f"got {value!r}.")
-
-
 def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, source: str = "auto",
                 limit: Optional[int] = None, tfds_data_dir: Optional[str] = None):
   """Images uint8 [n, h, w, c] and labels int64 [n] of one split.
@@ -271,11 +264,10 @@ def load_arrays(name: str, split: str, *, data_dir: Optional[str] = None, source
     tfds_data_dir: data_dir passed to tfds.load (None: tfds' default).
   """
   info = dataset_info(name, tfds_data_dir)
-  if split not in SPLITS:
-    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-  if source not in SOURCES:
-    raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
-  _check_positive_int(limit, "limit", allow_none=True)
+  checks.choice(split, "split", SPLITS)
+  checks.choice(source, "source", SOURCES)
+  if limit is not None:
+    checks.count(limit, "limit", minimum=1)
   data_dir = default_data_dir() if data_dir is None else data_dir
   has_readers = name in DATASETS  # other names exist only in tensorflow-datasets
   location = _local_location(data_dir, info) if source != "tfds" and has_readers else None
@@ -338,16 +330,10 @@ def compute_whitening(images: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   return np.asarray(means, np.float32), np.asarray(stds, np.float32)
 
 
-def _check_seed(value, name):
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
-      0 <= value < 2**63):
-    raise ValueError(f"{name} must be an int in [0, 2**63), got {value!r}.")
-
-
 def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
   """The order of the training examples in epoch `epoch`: a Philox permutation of (seed, epoch)."""
-  _check_seed(seed, "seed")
-  _check_seed(epoch, "epoch")
+  checks.seed(seed)
+  checks.count(epoch, "epoch")
   generator = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch])))
   return generator.permutation(num_examples)
 
@@ -386,7 +372,8 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     labels: integer [n].
     batch_size: examples per batch.
     training: shuffle and augment (True) or not (False).
-    seed, epoch: ints in [0, 2**63); required when training, must be None otherwise.
+    seed, epoch: seed in [0, 2**63), epoch >= 0 (``tfbet.checks``); required when training,
+      must be None otherwise.
     augment: Augmentation to run when training (None: none); must be None when not training.
     whitening: (mean, std) per channel on the [0, 1] scale, or None to only scale to [0, 1].
     fill_color: [0, 1] colour of areas emptied by augmentation (App. F: the mean colour).
@@ -394,15 +381,15 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     drop_remainder: drop a last, smaller batch. Default: `training`.
   """
   labels = _check_images(images, labels)
-  _check_positive_int(batch_size, "batch_size")
+  checks.count(batch_size, "batch_size", minimum=1)
   if augment is not None and not isinstance(augment, Augmentation):
     raise TypeError(f"augment must be an Augmentation or None, got {augment!r}.")
   channels = images.shape[-1]
   whitening = _check_whitening(whitening, channels)
   drop_remainder = training if drop_remainder is None else bool(drop_remainder)
   if training:
-    _check_seed(seed, "seed")
-    _check_seed(epoch, "epoch")
+    checks.seed(seed)
+    checks.count(epoch, "epoch")
     if drop_remainder and len(images) < batch_size:
       raise ValueError(f"batch_size must be <= {len(images)} examples when dropping the "
                        f"remainder, got {batch_size}.")
@@ -469,9 +456,10 @@ class DataSplits:
       if images.shape[1:] != info.input_shape:
         raise ValueError(f"images must have shape [n, {info.input_shape}] for {info.name}, "
                          f"got {images.shape}.")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(test_batch_size, "test_batch_size", allow_none=True)
-    _check_seed(seed, "seed")
+    checks.count(batch_size, "batch_size", minimum=1)
+    if test_batch_size is not None:
+      checks.count(test_batch_size, "test_batch_size", minimum=1)
+    checks.seed(seed)
     self.batch_size = batch_size
     self.test_batch_size = batch_size if test_batch_size is None else test_batch_size
     self.seed = seed

@@ -79,20 +79,12 @@ def prop1_excess(n, l, delta=DEFAULT_DELTA):
   The paper's figures (App. C.2, G.6): n = 1e4, l = 1e6 gives 4.1 %; n = 1e5 gives 1.7 %. (The
   text says "delta = 0.99", meaning a probability of 0.99; the figures need delta = 0.01.)
   """
-  n = _check_count(n, "n", minimum=1)
-  l = _check_count(l, "l", minimum=1)
+  n = checks.count(n, "n", minimum=1)
+  l = checks.count(l, "l", minimum=1)
   if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < 1:
     raise ValueError(f"delta must be a probability in (0, 1), got {delta!r}")
   return (math.sqrt(math.log((n + 1) / delta) / n)
           * (math.sqrt(l) + math.sqrt(n)) / math.sqrt(l))
-
-
-def _check_count(value, name, minimum=0):
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"{name} must be an integer, got {value!r}")
-  if value < minimum:
-    raise ValueError(f"{name} must be >= {minimum}, got {value}")
-  return int(value)
 
 
 def natural_key(text):
@@ -103,8 +95,8 @@ def natural_key(text):
 
 def shard(items, num_shards, shard_index):
   """The ``shard_index``-th of ``num_shards`` disjoint, deterministic parts (round robin)."""
-  num_shards = _check_count(num_shards, "num_shards", minimum=1)
-  shard_index = _check_count(shard_index, "shard_index")
+  num_shards = checks.count(num_shards, "num_shards", minimum=1)
+  shard_index = checks.count(shard_index, "shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"shard_index must be in [0, {num_shards - 1}], got {shard_index}")
   return list(items)[shard_index::num_shards]
@@ -159,7 +151,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
       chip_conditions = [checks.rate(c, "condition (bit error rate p)", allow_high_rate)
                          for c in chip_conditions]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
-    chip_offsets = [_check_count(o, "offset") for o in chip_offsets]
+    chip_offsets = [checks.count(o, "offset") for o in chip_offsets]
     if not chip_conditions or not chip_offsets:
       raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
     _distinct(chip_conditions, f"chip {chip.name!r}: conditions")
@@ -173,8 +165,8 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
     entries.append({"name": chip.name, "chip": chip.describe(),
                     "conditions": chip_conditions, "offsets": chip_offsets})
     work.append((chip, chip_conditions, chip_offsets))
-  plan = {"num_shards": _check_count(num_shards, "num_shards", minimum=1),
-          "shard_index": _check_count(shard_index, "shard_index"), "chips": entries}
+  plan = {"num_shards": checks.count(num_shards, "num_shards", minimum=1),
+          "shard_index": checks.count(shard_index, "shard_index"), "chips": entries}
   return _check_plan(plan, kind), shard(work, num_shards, shard_index)
 
 
@@ -182,8 +174,8 @@ def _check_plan(plan, kind):
   """Validates a plan (e.g. read from a file); returns it with normalized values."""
   if not isinstance(plan, dict):
     raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
-  num_shards = _check_count(plan["num_shards"], "plan num_shards", minimum=1)
-  shard_index = _check_count(plan["shard_index"], "plan shard_index")
+  num_shards = checks.count(plan["num_shards"], "plan num_shards", minimum=1)
+  shard_index = checks.count(plan["shard_index"], "plan shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"plan shard_index must be in [0, {num_shards - 1}], got {shard_index}")
   if not isinstance(plan["chips"], list):
@@ -203,7 +195,7 @@ def _check_plan(plan, kind):
       raise TypeError(f"plan chip {name!r}: conditions and offsets must be lists")
     entries.append({"name": name, "chip": dict(info),
                     "conditions": [_check_condition(c, kind) for c in entry["conditions"]],
-                    "offsets": [_check_count(o, "offset") for o in entry["offsets"]]})
+                    "offsets": [checks.count(o, "offset") for o in entry["offsets"]]})
     for values, what in ((entry["conditions"], "conditions"), (entry["offsets"], "offsets")):
       _distinct(list(values), f"plan chip {name!r}: {what}")
   _distinct([entry["name"] for entry in entries], "plan chip names")
@@ -289,9 +281,9 @@ class Results:
     if not isinstance(model, dict) or "digest" not in model:
       raise TypeError(f"model must be a dict with a 'digest', got {model!r}")
     self.model = dict(model)
-    self.n = _check_count(n, "n", minimum=1)
+    self.n = checks.count(n, "n", minimum=1)
     self.data_digest = str(data_digest)
-    self.clean_errors = _check_count(clean_errors, "clean_errors")
+    self.clean_errors = checks.count(clean_errors, "clean_errors")
     if self.clean_errors > self.n:
       raise ValueError(f"clean_errors must be in [0, n={self.n}], got {self.clean_errors}")
     self.condition_kind = condition_kind
@@ -326,8 +318,8 @@ class Results:
     if not isinstance(chip, str) or not chip:
       raise TypeError(f"chip must be a non-empty name, got {chip!r}")
     key = (chip, _check_condition(condition, self.condition_kind),
-           _check_count(offset, "offset"))
-    errors = _check_count(errors, "errors")
+           checks.count(offset, "offset"))
+    errors = checks.count(errors, "errors")
     if errors > self.n:
       raise ValueError(f"errors must be in [0, n={self.n}], got {errors} for {key}")
     if chip not in self.chips:

@@ -17,12 +17,12 @@ format (``FORMAT``) so that they can never be mistaken for bit error rates.
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import time
 
 import numpy as np
 
+from tfbet import checks
 from tfbet import memory
 from tfbet import quantization
 
@@ -30,11 +30,8 @@ FORMAT = "tfbet-weight-noise/1"
 
 
 def _check_magnitude(magnitude):
-  if isinstance(magnitude, bool) or not isinstance(magnitude, (int, float)) or not (
-      math.isfinite(magnitude) and magnitude >= 0):
-    raise ValueError(f"magnitude (relative to each tensor's range; 0.01 = 1 %) must be a finite "
-                     f"number >= 0, got {magnitude!r}")
-  return float(magnitude)
+  return checks.real(magnitude, "magnitude (relative to each tensor's range; 0.01 = 1 %)",
+                     minimum=0.0)
 
 
 def tensor_widths(layout):

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from tfbet import constraints
+from tfbet import checks
 from tfbet import layers as tfbet_layers
 from tfbet.compat import keras
 
@@ -20,25 +20,21 @@ NORMALIZATIONS = ("group", "batch")
 
 
 def check_positive_int(name, value):
-  """Returns value as an int, or raises if it is not an int >= 1."""
-  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"{name} must be an int >= 1, got {value!r}.")
-  if value < 1:
-    raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
-  return int(value)
+  """Returns value as an int, or raises if it is not an int >= 1 (``tfbet.checks.count``)."""
+  return checks.count(value, name, minimum=1)
 
 
 def check_width(width):
   """Returns the channel width multiplier as a float, or raises if it is not finite and > 0."""
-  return constraints.check_positive_float("width", width)
+  return checks.positive(width, "width")
 
 
 def check_rate(name, rate):
-  if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-    raise TypeError(f"{name} must be a float in [0, 1), got {rate!r}.")
-  if not 0.0 <= float(rate) < 1.0:
-    raise ValueError(f"{name} must be a float in [0, 1), got {rate!r}.")
-  return float(rate)
+  """A dropout rate: a probability below 1 (1 would drop everything)."""
+  rate = checks.probability(rate, name)
+  if rate == 1.0:
+    raise ValueError(f"{name} must be in [0, 1), got {rate!r}.")
+  return rate
 
 
 def check_normalization(normalization):
@@ -95,10 +91,7 @@ class LayerFactory:
     self.channels_per_group = (None if channels_per_group is None else
                                check_positive_int("channels_per_group", channels_per_group))
     self.constraint = keras.constraints.get(kernel_constraint)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-      raise ValueError(f"seed must be None or an int >= 0, got {seed!r}.")
-    self.seed = seed
+    self.seed = None if seed is None else checks.seed(seed)
     self._created = 0
 
   def next_seed(self):
