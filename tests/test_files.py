@@ -1,4 +1,5 @@
 """tfbet.files: atomic writes and the writability check done before long work."""
+import json
 import os
 
 import pytest
@@ -39,3 +40,13 @@ def test_outputs_that_cannot_be_written_are_named(tmp_path):
   with pytest.raises(ValueError, match="mode"):
     with files.atomic_open(tmp_path / "x", "a"):
       pass
+
+
+def test_json_is_written_into_a_new_folder_and_reads_back_equal(tmp_path):
+  record = {"chip": "random_1000", "errors": [3, 0, 12], "rate": 0.015}
+  path = files.write_json(tmp_path / "new" / "deeper" / "record.json", record)
+  assert path == str(tmp_path / "new" / "deeper" / "record.json")
+  with open(path) as f:
+    assert json.load(f) == record
+  assert os.listdir(tmp_path / "new" / "deeper") == ["record.json"]
+

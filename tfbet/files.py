@@ -6,6 +6,7 @@ next to the target, which is renamed onto the target only once it is complete. A
 mid-write leaves the previous file intact (and at most a ``*.tmp-<pid>*`` file next to it).
 """
 import contextlib
+import json
 import os
 
 import tensorflow as tf
@@ -64,6 +65,14 @@ def write_text(path, text):
   with atomic_open(path, "w") as f:
     f.write(text)
   return path
+
+
+def write_json(path, value):
+  """Writes ``value`` as indented JSON to ``path`` atomically, creating its folder; returns it."""
+  path = os.fspath(path)
+  if _is_local(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  return write_text(path, json.dumps(value, indent=1))
 
 
 def save_figure(figure, path):

@@ -50,8 +50,6 @@ def main(argv):
   flag_values = flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  if not 0 < flag_values.delta < 1:
-    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   if not 0 <= flag_values.budget <= 100:
     raise app.UsageError(f"--budget is in percentage points, in [0, 100]; got "
                          f"{flag_values.budget}")

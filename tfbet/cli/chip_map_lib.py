@@ -6,13 +6,13 @@ layout), and draws the chip's fault map with where each tensor starts at ``--off
 probability that a stored bit changes per tensor and bit position, and per bit position
 (``tfbet.weight_map``). Nothing is evaluated: this is the exact expectation for the stored codes.
 """
-import json
 import os
 
 from absl import app
 from absl import flags
 
 from tfbet import chip_models
+from tfbet import files
 from tfbet import memory
 from tfbet import plots
 from tfbet import weight_map
@@ -76,10 +76,7 @@ def main(argv):
               "per_bit": pattern.per_bit.tolist(),
               "expected_changed_bits": pattern.expected_changed_bits,
               "memory_image": os.path.abspath(path)}
-    os.makedirs(os.path.dirname(os.path.abspath(flag_values.output)), exist_ok=True)
-    with open(flag_values.output + ".tmp", "w") as f:
-      json.dump(record, f, indent=1)
-    os.replace(flag_values.output + ".tmp", flag_values.output)
+    files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
     print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot)}")

@@ -33,10 +33,7 @@ def define_flags(flag_values=flags.FLAGS):
       "Optional path of a PNG: RErr against p (log axis, mean +- std over chips, clean Err "
       "dotted) or, for profiled chips, RErr against voltage, one panel per chip.",
       flag_values=flag_values)
-  flags.DEFINE_float(
-      "delta", evaluation.DEFAULT_DELTA,
-      "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1). Used for the "
-      "bound column.", flag_values=flag_values)
+  reporting.define_delta_flag(flag_values, " Used for the bound column.")
 
 
 def load(paths):
@@ -155,8 +152,6 @@ def report(results_list, labels, delta=evaluation.DEFAULT_DELTA, plot=None, path
 
 def main(argv):
   flag_values = flags.FLAGS
-  if not 0 < flag_values.delta < 1:
-    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   paths = argv[1:]
   try:
     results_list = load(paths)

@@ -6,7 +6,6 @@ tensor's largest, with the share near it (``--threshold``, Fig. 6); and, per bit
 relative change of the logits when that bit flips in ``--flip_share`` percent of the weights.
 """
 import dataclasses
-import json
 import os
 
 from absl import app
@@ -130,10 +129,7 @@ def main(argv):
               "redundancy": {"threshold": redundancy.threshold, "overall": redundancy.overall,
                              "per_tensor": [list(t) for t in redundancy.per_tensor]},
               "bit_positions": [dataclasses.asdict(e) for e in effects]}
-    os.makedirs(os.path.dirname(os.path.abspath(flag_values.output)), exist_ok=True)
-    with open(flag_values.output + ".tmp", "w") as f:
-      json.dump(record, f, indent=1)
-    os.replace(flag_values.output + ".tmp", flag_values.output)
+    files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
     name = model.name if not flag_values.run_dir else os.path.basename(

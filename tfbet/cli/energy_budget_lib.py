@@ -8,7 +8,6 @@ and SRAM access energy saving of ``tfbet.energy``; for profiled chips the lowest
 voltage per chip. ``--plot`` draws energy saving against RErr for all models with the Pareto
 front over them (Fig. 1 and Fig. 2 combined).
 """
-import json
 import math
 import os
 
@@ -199,10 +198,7 @@ def main(argv):
               "models": {label: {"file": os.path.abspath(path),
                                  "answers": [item.to_dict() for item in found[label]]}
                          for label, path in zip(labels, paths)}}
-    os.makedirs(os.path.dirname(os.path.abspath(flag_values.output)), exist_ok=True)
-    with open(flag_values.output + ".tmp", "w") as f:
-      json.dump(record, f, indent=1)
-    os.replace(flag_values.output + ".tmp", flag_values.output)
+    files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
     plot(results_list, labels, found, flag_values.plot, flag_values.statistic)

@@ -123,8 +123,6 @@ def main(argv):
   flag_values = flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  if not 0 < flag_values.delta < 1:
-    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   eval_lib.check_outputs(flag_values)
   try:
     voltages = parse_voltages(flag_values.voltages) or None

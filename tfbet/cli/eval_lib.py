@@ -102,10 +102,7 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
         flag_values=flag_values)
     flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                         flag_values=flag_values)
-    flags.DEFINE_float(
-        "delta", evaluation.DEFAULT_DELTA,
-        "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
-        flag_values=flag_values)
+    reporting.define_delta_flag(flag_values)
   flags.DEFINE_string(
       "runner", IN_PROCESS,
       f"{IN_PROCESS}: evaluate the chips one after another in this process. Any other value is "
@@ -438,8 +435,6 @@ def _merge_main(argv, flag_values):
 
 def main(argv):
   flag_values = flags.FLAGS
-  if not 0 < flag_values.delta < 1:
-    raise app.UsageError(f"--delta must be in (0, 1), got {flag_values.delta}")
   if flag_values.merge:
     check_outputs(flag_values)
     return _merge_main(argv, flag_values)

@@ -4,10 +4,22 @@ bin/eval, bin/eval_chips, bin/compare and bin/reproduce report results through t
 table or a curve looks the same whichever binary made it. Rates are shown in percent, like the
 paper's tables; the functions take ``tfbet.evaluation.Results``.
 """
+from absl import flags
+
 from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
 from tfbet import plots
+
+
+def define_delta_flag(flag_values, help_suffix=""):
+  """--delta of Prop. 1 (App. C.2), refused at parsing unless it is in (0, 1)."""
+  flags.DEFINE_float(
+      "delta", evaluation.DEFAULT_DELTA,
+      "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1)." + help_suffix,
+      flag_values=flag_values)
+  flags.register_validator("delta", lambda value: 0 < value < 1,
+                           message="--delta must be in (0, 1)", flag_values=flag_values)
 
 
 def print_progress(event):

@@ -7,7 +7,6 @@ groups meet the same errors as in bin/eval. Prints per group its size, its share
 weights and RErr (mean +- std over chips), next to the clean Err and the whole-memory RErr;
 ``--plot`` draws the same as bars.
 """
-import json
 import os
 
 from absl import app
@@ -154,10 +153,7 @@ def main(argv):
   if flag_values.output:
     record = report.to_dict()
     record["metadata"] = {"tool": "bin/sensitivity", "model_path": os.path.abspath(model_path)}
-    os.makedirs(os.path.dirname(os.path.abspath(flag_values.output)), exist_ok=True)
-    with open(flag_values.output + ".tmp", "w") as f:
-      json.dump(record, f, indent=1)
-    os.replace(flag_values.output + ".tmp", flag_values.output)
+    files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
     print(f"wrote {plot(report, flag_values.plot)}")
