@@ -106,6 +106,11 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
         "delta", evaluation.DEFAULT_DELTA,
         "Prop. 1 (App. C.2) holds with probability 1 - delta; delta in (0, 1).",
         flag_values=flag_values)
+    flags.DEFINE_bool(
+        "per_example", False,
+        "Also record which test examples each chip misclassifies (in the JSON, about n/8 bytes per "
+        "chip and rate): comparisons of two models (tfbet.paired, bin/reproduce) then measure "
+        "their test-set noise. In-process evaluation only.", flag_values=flag_values)
   flags.DEFINE_string(
       "runner", IN_PROCESS,
       f"{IN_PROCESS}: evaluate the chips one after another in this process. Any other value is "
@@ -296,9 +301,13 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
       return run_resumable(evaluator, chip_list, conditions, flag_values.output,
                            offsets=offsets, progress=progress, metadata=metadata,
                            num_shards=num_shards, shard_index=shard_index,
-                           allow_high_rate=True)  # The binaries take rates in percent.
+                           allow_high_rate=True,  # The binaries take rates in percent.
+                           per_example=flag_values.per_example)
     except ValueError as error:
       raise app.UsageError(str(error)) from error
+  if flag_values.per_example:
+    raise app.UsageError(f"--per_example is recorded by in-process evaluation only; drop it or "
+                         f"use --runner={IN_PROCESS}")
   if num_shards != 1:
     raise app.UsageError(f"--runner={flag_values.runner} evaluates all chips itself; drop "
                          "--num_shards / --shard_index (they split in-process evaluations)")
