@@ -81,7 +81,7 @@ def test_a_module_outside_keras_tfmot_and_tfbet_is_refused(tmp_path):
 
   def foreign_module(config):
     wrapped = [layer for layer in config["config"]["layers"]
-               if layer["class_name"] == "QuantizeWrapperV2"][0]
+               if "QuantizeWrapper" in layer["class_name"]][0]
     wrapped["config"]["layer"]["module"] = "os"
   _edit_config(path, foreign_module)
   with pytest.raises(safe_loading.UnsafeModelError, match="module 'os'"):
