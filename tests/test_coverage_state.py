@@ -232,3 +232,38 @@ def test_a_model_file_written_with_tfmots_wrapper_still_loads_bit_identically(tm
     memory.load_chip(qm, chips.RandomChip(5), P)
   np.testing.assert_array_equal(loaded(x, training=False).numpy(),
                                 qmodel(x, training=False).numpy())
+
+
+def test_bin_eval_faulty_state_measures_the_statistics_like_the_python_call(tmp_path, real_mnist):
+  del real_mnist
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(1)
+  inputs = keras.Input((28, 28, 1))
+  x = L.BatchNormalization()(L.Conv2D(4, 3, strides=2, activation="relu")(inputs))
+  model = keras.Model(inputs, L.Dense(10)(L.Flatten()(x)), name="users_float")
+  model.layers[2].moving_variance.assign([0.5, 2.0, 1.0, 3.0])
+  path = str(tmp_path / "float_model.h5")
+  model.save(path)
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  output = str(tmp_path / "state.json")
+  process = subprocess.run(
+      [sys.executable, os.path.join(repo, "bin", "eval"), f"--model={path}",
+       "--gin_file=data/mnist.gin", "--test_limit=100", "--rates=5", "--num_chips=2",
+       "--scheme=rquant", "--nowhiten", "--faulty_state", f"--output={output}"],
+      cwd=repo, env=dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2"),
+      capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stdout + process.stderr
+  # Conv 40, BN gamma+beta 8 and moving statistics 8, Dense 6770: all in faulty memory.
+  assert "6826 of 6826 parameters (100.00 %) in faulty memory" in process.stdout
+  results = evaluation.Results.from_json(output)
+  assert results.model["coverage"]["faulty_parameters"] == 6826
+  assert results.metadata["faulty_state"] is True
+  data = data_lib.load_data(name="mnist", test_limit=100, whiten=False)
+  qmodel = quantize_configs.quantize_model(model, "rquant", faulty_state=True)
+  reference = evaluation.Evaluator(qmodel, data.test_dataset()).run(
+      [chips.RandomChip(s) for s in chips.default_chip_seeds(2)], [0.05], progress=None,
+      allow_high_rate=True)
+  assert results.same_counts(reference)
