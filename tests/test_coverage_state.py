@@ -253,7 +253,8 @@ def test_bin_eval_faulty_state_measures_the_statistics_like_the_python_call(tmp_
       [sys.executable, os.path.join(repo, "bin", "eval"), f"--model={path}",
        "--gin_file=data/mnist.gin", "--test_limit=100", "--rates=5", "--num_chips=2",
        "--scheme=rquant", "--nowhiten", "--faulty_state", f"--output={output}"],
-      cwd=repo, env=dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2"),
+      cwd=repo, env=dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+                         PYTHONPATH=repo),
       capture_output=True, text=True, timeout=600)
   assert process.returncode == 0, process.stdout + process.stderr
   # Conv 40, BN gamma+beta 8 and moving statistics 8, Dense 6770: all in faulty memory.

@@ -121,3 +121,30 @@ def test_a_weights_only_file_and_a_directory_are_refused(tmp_path):
     safe_loading.load_model(weights)
   with pytest.raises(safe_loading.UnsafeModelError, match="directory"):
     safe_loading.load_model(str(tmp_path))
+
+
+def _quantize_config_of(config, layer_name):
+  layer = next(l for l in config["config"]["layers"] if l["name"] == layer_name)
+  return layer["config"]["quantize_config"]["config"]
+
+
+def test_a_quantize_config_lacking_a_field_is_refused_as_written_by_an_older_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  # Without the check, the scheme's missing field would silently take its default.
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense")["scheme"].pop("rounding"))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"model\.h5' was written by an older tfbet: the quantize config of "
+                           r"layer 'quant_dense' lacks \['scheme\.rounding'\].*Retrain the model "
+                           r"with this tfbet \(bin/train\), or re-export it"):
+    safe_loading.load_model(path)
+
+
+def test_quantizer_state_of_another_shape_is_refused_as_probably_an_older_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  # An older version that quantized the kernel only: fewer variables than the file holds.
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense").update(
+      weight_attrs=[["kernel"]]))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"was probably written by an older tfbet: its stored weights do not "
+                           r"match.*quant_dense.*Retrain the model"):
+    safe_loading.load_model(path)
