@@ -136,8 +136,7 @@ def test_a_quantize_config_lacking_a_field_is_refused_as_written_by_an_older_tfb
   with pytest.raises(safe_loading.UnsafeModelError,
                      match=r"model\.h5' was written by an older tfbet: the quantize config of "
                            r"layer 'quant_dense(_\d+)?' lacks \['scheme\.rounding'\].*Retrain "
-                           r"the model 
-                           r"with this tfbet \(bin/train\), or re-export it"):
+                           r"the model with this tfbet \(bin/train\), or re-export it"):
     safe_loading.load_model(path)
 
 
