@@ -3,10 +3,15 @@
 Off by default (the paper keeps the statistics reliable, App. G.1); with ``faulty_state=True``
 they are quantized per tensor with their own masks, so a chip perturbs them at inference.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from tfbet import chips
+from tfbet import data as data_lib
 from tfbet import evaluation
 from tfbet import memory
 from tfbet import quantization
@@ -235,11 +240,7 @@ def test_a_model_file_written_with_tfmots_wrapper_still_loads_bit_identically(tm
 
 
 def test_bin_eval_faulty_state_measures_the_statistics_like_the_python_call(tmp_path, real_mnist):
-  del real_mnist
-  import os  # pylint: disable=g-import-not-at-top
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
+  del real_mnist  # skips without real MNIST
   keras.utils.set_random_seed(1)
   inputs = keras.Input((28, 28, 1))
   x = L.BatchNormalization()(L.Conv2D(4, 3, strides=2, activation="relu")(inputs))
