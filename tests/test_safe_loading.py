@@ -149,3 +149,13 @@ def test_quantizer_state_of_another_shape_is_refused_as_probably_an_older_tfbet(
                      match=r"was probably written by an older tfbet: its stored weights do not "
                            r"match.*quant_dense.*Retrain the model"):
     safe_loading.load_model(path)
+
+
+def test_a_scheme_field_unknown_to_this_version_is_refused_as_written_by_a_newer_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense")["scheme"].update(
+      future_field=1))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"written by a newer tfbet: the quantization scheme of layer "
+                           r"'quant_dense(_\d+)?' has fields \['future_field'\]"):
+    safe_loading.load_model(path)

@@ -38,7 +38,9 @@ _TFMOT_CLASSES = frozenset({"QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLay
 _MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 ALLOWED_MODULE_PREFIXES = ("keras.", "tf_keras.", "tfbet.", "tensorflow_model_optimization.")
 _QUANTIZE_CONFIG_CLASSES = frozenset({"BitErrorQuantizeConfig", "tfbet>BitErrorQuantizeConfig"})
-_SCHEME_FIELDS = frozenset(f.name for f in dataclasses.fields(quantization.QuantizationScheme))
+# Scheme fields every tfbet version wrote; fields added later have defaults that reproduce
+# what the versions before them did, so files without them load.
+_FIRST_SCHEME_FIELDS = ("precision", "per_tensor", "asymmetric", "unsigned", "rounding")
 OLDER_TFBET_FIX = (
     "Retrain the model with this tfbet (bin/train), or re-export it: with the tfbet version "
     "that wrote it, save the float model (the quantized layers' float weights) and quantize it "
@@ -101,7 +103,25 @@ def older_tfbet_error(path, what, probably=False):
 
 
 def check_tfbet_fields(config, path):
-  """Raises ``UnsafeModelError`` if a tfbet quantize config lacks a field this version reads."""
+  """Raises ``UnsafeModelError`` if a tfbet quantize config lacks a field this version needs,
+  or has one it does not know (a newer tfbet wrote it)."""
+  known = {f.name for f in dataclasses.fields(quantization.QuantizationScheme)}
+
+  def check(fields, layer):
+    missing = sorted({"weight_attrs", "scheme"} - set(fields))
+    scheme = fields.get("scheme")
+    if isinstance(scheme, dict):
+      missing += [f"scheme.{name}" for name in _FIRST_SCHEME_FIELDS if name not in scheme]
+      unknown = sorted(set(scheme) - known)
+      if unknown:
+        raise UnsafeModelError(
+            f"model file {path!r} was written by a newer tfbet: the quantization scheme of "
+            f"layer {layer!r} has fields {unknown} this version does not know; load it with "
+            "the tfbet version that wrote it (or a newer one)")
+    if missing:
+      raise older_tfbet_error(
+          path, f"the quantize config of layer {layer!r} lacks {missing}, which this version "
+          "needs (a default could quantize differently than the model was trained)")
 
   def walk(node, layer):
     if isinstance(node, dict):
@@ -109,15 +129,7 @@ def check_tfbet_fields(config, path):
       if isinstance(inner, dict) and isinstance(inner.get("name"), str):
         layer = inner["name"]
       if node.get("class_name") in _QUANTIZE_CONFIG_CLASSES:
-        fields = inner if isinstance(inner, dict) else {}
-        missing = sorted({"weight_attrs", "scheme"} - set(fields))
-        scheme = fields.get("scheme")
-        if isinstance(scheme, dict):
-          missing += [f"scheme.{name}" for name in sorted(_SCHEME_FIELDS - set(scheme))]
-        if missing:
-          raise older_tfbet_error(
-              path, f"the quantize config of layer {layer!r} lacks {missing}, which this "
-              "version needs (a default would quantize differently than the model was trained)")
+        check(inner if isinstance(inner, dict) else {}, layer)
       for value in node.values():
         walk(value, layer)
     elif isinstance(node, list):
