@@ -21,6 +21,7 @@ the semantics of their PIL namesakes, with two documented choices of ours: resul
 nearest-neighbour sampling.
 """
 import dataclasses
+import functools
 import math
 from typing import Dict, Sequence, Tuple
 
@@ -208,8 +209,11 @@ def rotate(image, degrees, fill):
   y, x, cy, cx = _output_grid(image)
   radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
   cos, sin = tf.cos(radians), tf.sin(radians)
+  # Each coordinate as (centre + own offset * cos) - other offset * (+-sin): the batched pass
+  # rounds every geometric operation in this order (and graph optimizers regroup chains of
+  # additions, never subtractions).
   source_x = cx + (x - cx) * cos - (y - cy) * sin
-  source_y = cy + (x - cx) * sin + (y - cy) * cos
+  source_y = cy + (y - cy) * cos - (x - cx) * -sin
   return _sample_nearest(image, source_y, source_x, fill)
 
 
@@ -482,14 +486,18 @@ def augment_image(image, seed, augmentation: Augmentation, fill: Tuple[float, ..
 # batch equals the single-image operations applied example by example, bit for bit.
 
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-# Operations that map each pixel value through a table of the example (and channel).
-_LOOKUP = ("AutoContrast", "Invert", "Equalize", "Solarize", "Posterize", "Contrast", "Brightness")
-# Groups a policy step dispatches to: unchanged, geometric (one resampling), lookup (one table
-# per example and channel), Color, Sharpness.
-_GROUPS = ("unchanged", "geometric", "lookup", "Color", "Sharpness")
+# Pixel-wise operations whose 256-entry table depends only on (operation, level, sign): constants.
+_FIXED_TABLE = ("Invert", "Solarize", "Posterize", "Brightness")
+# Pixel-wise operations whose table depends on the image (histogram, range, mean grey).
+_IMAGE_TABLE = ("AutoContrast", "Equalize", "Contrast")
+# Groups a policy step dispatches to, each with one pass over its examples: unchanged,
+# geometric (one resampling), fixed table, image table (one table per example and channel),
+# Color, Sharpness.
+_GROUPS = ("unchanged", "geometric", "fixed table", "image table", "Color", "Sharpness")
 _GROUP_OF_OP = tuple(_GROUPS.index("geometric" if name in _GEOMETRIC else
-                                   "lookup" if name in _LOOKUP else name) for name in OP_NAMES)
-
+                                   "fixed table" if name in _FIXED_TABLE else
+                                   "image table" if name in _IMAGE_TABLE else name)
+                     for name in OP_NAMES)
 
 def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
   return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch, stage])))
@@ -533,57 +541,66 @@ def draw_parameters(augmentation: Augmentation, num_examples: int, image_shape: 
   return parameters
 
 
-def _batch_grid(images):
-  """Pixel coordinates y, x [1, h, w] and the centre (cy, cx), float32, as in _output_grid."""
-  shape = tf.shape(images)
-  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-  return y[tf.newaxis], x[tf.newaxis], (height - 1.0) / 2.0, (width - 1.0) / 2.0
-
-
-def _sample_nearest_batch(images, source_y, source_x, fill):
-  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
-  shape = tf.shape(images)
-  batch, height, width = shape[0], shape[1], shape[2]
-  row = tf.cast(tf.round(source_y), tf.int32)
-  col = tf.cast(tf.round(source_x), tf.int32)
-  inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-  example = tf.range(batch)[:, tf.newaxis, tf.newaxis]
-  flat = (example * height + tf.clip_by_value(row, 0, height - 1)) * width + tf.clip_by_value(
-      col, 0, width - 1)
-  sampled = tf.gather(tf.reshape(images, [-1, shape[3]]), flat)
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], sampled, fill)
-
-
 def _per_example(values):
   """A [b] vector broadcast against [b, h, w(, c)]."""
   return values[:, tf.newaxis, tf.newaxis]
 
 
+def _geometric_coefficients(op, level, sign, image_shape):
+  """Per example, the affine map of its geometric operation as six [b] float32 vectors.
+
+  (a, nb, e, nd, tx, ty) with source x = (cx + a (x - cx)) - nb (y - cy) - tx and
+  source y = (cy + e (y - cy)) - nd (x - cx) - ty. Every single-image operation rounds in this
+  order with the terms it does not have being exact (1, 0), so one formula reproduces all five.
+  """
+  argument = {name: level_to_argument(name, level, sign, image_shape) for name in _GEOMETRIC}
+  zero = tf.zeros_like(argument["ShearX"])
+  one = tf.ones_like(zero)
+  radians = argument["Rotate"] * (math.pi / 180.0)
+  cos, sin = tf.cos(radians), tf.sin(radians)
+  rows = {
+      "ShearX": (one, -argument["ShearX"], one, zero, zero, zero),
+      "ShearY": (one, zero, one, -argument["ShearY"], zero, zero),
+      "TranslateX": (one, zero, one, zero, argument["TranslateX"], zero),
+      "TranslateY": (one, zero, one, zero, zero, argument["TranslateY"]),
+      "Rotate": (cos, sin, cos, -sin, zero, zero),
+  }
+  candidates = tf.stack([tf.stack(rows[name], axis=-1) for name in _GEOMETRIC], axis=1)
+  position = tf.gather(tf.constant([_GEOMETRIC.index(n) if n in _GEOMETRIC else 0
+                                    for n in OP_NAMES], tf.int32), op)
+  return tf.unstack(tf.gather(candidates, position, batch_dims=1), num=6, axis=-1)
+
+
+def _sample_nearest_batch(images, source_y, source_x, fill):
+  """_sample_nearest for a batch (source coordinates [b, h, w]) as one gather of whole pixels.
+
+  Pixels outside the image read a fill pixel appended after the last one, so no select over
+  the channels is needed.
+  """
+  shape = tf.shape(images)
+  batch, height, width = shape[0], shape[1], shape[2]
+  row = tf.cast(tf.round(source_y), tf.int32)
+  col = tf.cast(tf.round(source_x), tf.int32)
+  clipped_row = tf.clip_by_value(row, 0, height - 1)
+  clipped_col = tf.clip_by_value(col, 0, width - 1)
+  inside = tf.equal(clipped_row, row) & tf.equal(clipped_col, col)
+  pixel = (_per_example(tf.range(batch)) * height + clipped_row) * width + clipped_col
+  pixels = tf.concat([tf.reshape(images, [-1, images.shape[-1]]),
+                      _fill_like(images, fill)[tf.newaxis]], axis=0)
+  return tf.gather(pixels, tf.where(inside, pixel, batch * height * width))
+
+
 def _geometric_batch(images, op, level, sign, fill):
   """Applies each example's geometric operation (OP_NAMES index `op`) with one resampling."""
-  y, x, cy, cx = _batch_grid(images)
-  shape = tf.shape(images)[:3]
-  source_y, source_x = tf.broadcast_to(y, shape), tf.broadcast_to(x, shape)
-  for name in _GEOMETRIC:
-    chosen = _per_example(tf.equal(op, OP_NAMES.index(name)))
-    argument = _per_example(level_to_argument(name, level, sign, images.shape[1:]))
-    if name == "ShearX":
-      new_y, new_x = y, x + argument * (y - cy)
-    elif name == "ShearY":
-      new_y, new_x = y + argument * (x - cx), x
-    elif name == "TranslateX":
-      new_y, new_x = y, x - argument
-    elif name == "TranslateY":
-      new_y, new_x = y - argument, x
-    else:
-      radians = argument * (math.pi / 180.0)
-      cos, sin = tf.cos(radians), tf.sin(radians)
-      new_x = cx + (x - cx) * cos - (y - cy) * sin
-      new_y = cy + (x - cx) * sin + (y - cy) * cos
-    source_y = tf.where(chosen, new_y, source_y)
-    source_x = tf.where(chosen, new_x, source_x)
+  shape = tf.shape(images)
+  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+  cy, cx = (height - 1.0) / 2.0, (width - 1.0) / 2.0
+  dy, dx = (y - cy)[tf.newaxis], (x - cx)[tf.newaxis]
+  a, nb, e, nd, tx, ty = (_per_example(c) for c in
+                          _geometric_coefficients(op, level, sign, images.shape[1:]))
+  source_x = (cx + dx * a) - dy * nb - tx
+  source_y = (cy + dy * e) - dx * nd - ty
   return _sample_nearest_batch(images, source_y, source_x, fill)
 
 
@@ -602,35 +619,57 @@ def _grayscale_batch(images):
   return tf.round(luma)[..., tf.newaxis]
 
 
-def _lookup_tables(images, op, level, sign):
-  """Per example and channel, the uint8 [b, c, 256] table of its _LOOKUP operation `op`.
+def _table_key(op, level, sign):
+  """Row of _fixed_tables() for (OP_NAMES index, level, sign +-1)."""
+  return (op * NUM_LEVELS + level) * 2 + tf.cast(sign > 0, tf.int32)
 
-  Entry v is what the single-image operation makes of pixel value v, computed with the same
-  float32 arithmetic; other operations get the identity.
+
+@functools.lru_cache(maxsize=None)
+def _fixed_tables() -> np.ndarray:
+  """uint8 [len(OP_NAMES) * NUM_LEVELS * 2, 256]: row _table_key(op, level, sign) holds what
+  apply_op makes of each pixel value 0..255 (the identity for operations not in _FIXED_TABLE).
+
+  Computed once by the single-image operations themselves, on an image of all 256 values.
+  """
+  values = np.arange(256, dtype=np.uint8)
+  rows = []
+  with tf.init_scope():  # eagerly, also when first called while tracing a function
+    for name in OP_NAMES:
+      for level in range(NUM_LEVELS):
+        for sign in (-1.0, 1.0):
+          rows.append(apply_op(values.reshape(1, 256, 1), name, level, sign).numpy().reshape(256)
+                      if name in _FIXED_TABLE else values)
+  return np.stack(rows)
+
+
+def _fixed_table_batch(images, op, level, sign):
+  """Applies each example's _FIXED_TABLE operation with one gather through a constant table."""
+  key = tf.reshape(_table_key(op, level, sign), [-1, 1, 1, 1])
+  return tf.gather(tf.constant(_fixed_tables().reshape(-1)), key * 256 + tf.cast(images, tf.int32))
+
+
+def _image_tables(images, op, level, sign):
+  """Per example and channel, the uint8 [b, c, 256] table of its _IMAGE_TABLE operation.
+
+  Entry v is what the single-image operation makes of pixel value v, with the same float32
+  arithmetic. AutoContrast and Contrast are both round(offset + factor * (v - centre)) (the
+  single-image operations round in this order), Equalize is PIL's cumulative-histogram table.
   """
   shape = tf.shape(images)
   channels = images.shape[-1]
-  values = tf.cast(images, tf.int32)
-  table_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
-              + tf.range(channels)) * 256
-  histograms = tf.reshape(  # one bincount for every example and channel (Equalize)
-      tf.math.bincount(tf.reshape(values + table_id, [-1]), minlength=shape[0] * channels * 256,
+  # Index of each value in the flattened tables, on rows of height * width * channels values
+  # (offsets that repeat along the innermost axis only would be slow to add).
+  channel_offset = tf.tile(tf.range(channels) * 256, [shape[1] * shape[2]])
+  index = (tf.reshape(tf.cast(images, tf.int32), [shape[0], -1]) + channel_offset
+           + tf.range(shape[0])[:, tf.newaxis] * (channels * 256))
+  histograms = tf.reshape(  # one bincount for every example and channel
+      tf.math.bincount(tf.reshape(index, [-1]), minlength=shape[0] * channels * 256,
                        maxlength=shape[0] * channels * 256, dtype=tf.int32),
       [-1, channels, 256])
   level_value = tf.range(256)
-  v = tf.cast(level_value, tf.float32)  # [256]; per-example arguments become [b, 1, 1]
-
-  def argument(name):
-    return level_to_argument(name, level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
-
-  # Equalize: PIL's cumulative-histogram table, identity where it has a single step.
-  last_used = tf.reduce_max(tf.where(histograms > 0, level_value, -1), axis=-1, keepdims=True)
-  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
-          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
-  safe_step = tf.maximum(step, 1)
-  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
-                         // safe_step, 255)
-  # AutoContrast: a linear stretch per channel, identity for a flat channel.
+  is_op = {name: tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
+           for name in ("Equalize", "Contrast")}
+  # AutoContrast: a linear stretch per channel (offset 0), the identity for a flat channel.
   used = histograms > 0
   low = tf.cast(tf.reduce_min(tf.where(used, level_value, 256), axis=-1, keepdims=True),
                 tf.float32)
@@ -641,28 +680,26 @@ def _lookup_tables(images, op, level, sign):
   # Contrast: blend with the rounded mean grey level of the example.
   grey = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3]))[:, tf.newaxis,
                                                                             tf.newaxis]
-  shift = 8 - argument("Posterize")
-  tables = {
-      "AutoContrast": tf.where(flat, level_value, tf.cast(_to_uint8((v - low) * scale),
-                                                          tf.int32)),
-      "Invert": 255 - level_value,
-      "Equalize": tf.where(step > 0, equalized, level_value),
-      "Solarize": tf.where(v < argument("Solarize"), level_value, 255 - level_value),
-      "Posterize": tf.bitwise.left_shift(tf.bitwise.right_shift(level_value, shift), shift),
-      "Contrast": tf.cast(_to_uint8(grey + argument("Contrast") * (v - grey)), tf.int32),
-      "Brightness": tf.cast(_to_uint8(argument("Brightness") * v), tf.int32),
-  }
-  table = tf.broadcast_to(level_value, tf.shape(histograms))
-  for name, candidate in tables.items():
-    chosen = tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
-    table = tf.where(chosen, candidate, table)
-  return tf.cast(table, tf.uint8), values + table_id
+  factor = level_to_argument("Contrast", level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
+  offset = tf.where(is_op["Contrast"], grey, 0.0)
+  slope = tf.where(is_op["Contrast"], factor, scale)
+  centre = tf.where(is_op["Contrast"], grey, tf.where(flat, 0.0, low))
+  linear = _to_uint8(offset + slope * (tf.cast(level_value, tf.float32) - centre))
+  # Equalize: PIL's cumulative-histogram table, the identity where it has a single step.
+  last_used = tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True)
+  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
+          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
+  safe_step = tf.maximum(step, 1)
+  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
+                         // safe_step, 255)
+  equalized = tf.cast(tf.where(step > 0, equalized, level_value), tf.uint8)
+  return tf.where(is_op["Equalize"], equalized, linear), index
 
 
-def _lookup_batch(images, op, level, sign):
-  """Applies each example's _LOOKUP operation with one gather through its tables."""
-  tables, index = _lookup_tables(images, op, level, sign)
-  return tf.gather(tf.reshape(tables, [-1]), index)
+def _image_table_batch(images, op, level, sign):
+  """Applies each example's _IMAGE_TABLE operation with one gather through its tables."""
+  tables, index = _image_tables(images, op, level, sign)
+  return tf.reshape(tf.gather(tf.reshape(tables, [-1]), index), tf.shape(images))
 
 
 def _sharpness_batch(images, factor):
@@ -680,7 +717,7 @@ def _sharpness_batch(images, factor):
 
 
 def _policy_step_batch(images, op, level, sign, fill):
-  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each operation sees only its own."""
+  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each group sees only its own."""
   group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
                                         tf.maximum(op, 0)))
   num_groups = len(_GROUPS)
@@ -689,17 +726,26 @@ def _policy_step_batch(images, op, level, sign, fill):
   ops = tf.dynamic_partition(op, group, num_groups)
   levels = tf.dynamic_partition(level, group, num_groups)
   signs = tf.dynamic_partition(sign, group, num_groups)
-  arguments = [level_to_argument(name, levels[_GROUPS.index(name)], signs[_GROUPS.index(name)],
-                                 images.shape[1:]) for name in ("Color", "Sharpness")]
-  results = [
-      parts[0],
-      _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill),
-      _lookup_batch(parts[2], ops[2], levels[2], signs[2]),
-      _blend_batch(tf.broadcast_to(_grayscale_batch(parts[3]), tf.shape(parts[3])), parts[3],
-                   arguments[0]),
-      _sharpness_batch(parts[4], arguments[1]),
-  ]
-  return tf.dynamic_stitch(positions, results)
+
+  def inputs(group_name):
+    i = _GROUPS.index(group_name)
+    return parts[i], ops[i], levels[i], signs[i]
+
+  def factor(name):
+    _, _, group_level, group_sign = inputs(name)
+    return level_to_argument(name, group_level, group_sign, images.shape[1:])
+
+  color = inputs("Color")[0]
+  results = {
+      "unchanged": inputs("unchanged")[0],
+      "geometric": _geometric_batch(*inputs("geometric"), fill),
+      "fixed table": _fixed_table_batch(*inputs("fixed table")),
+      "image table": _image_table_batch(*inputs("image table")),
+      "Color": _blend_batch(tf.broadcast_to(_grayscale_batch(color), tf.shape(color)), color,
+                            factor("Color")),
+      "Sharpness": _sharpness_batch(inputs("Sharpness")[0], factor("Sharpness")),
+  }
+  return tf.dynamic_stitch(positions, [results[name] for name in _GROUPS])
 
 
 def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
@@ -729,37 +775,46 @@ def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
 def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
   """crop_with_padding (offsets [b, 2], or None) then a mirror where flip [b] (or None).
 
-  Both only pick source rows and columns, so they share one gather per axis.
+  Both only pick source rows and columns, so they share one gather per axis; rows and columns
+  outside the image read a fill row and column appended after the last ones.
   """
   shape = tf.shape(images)
-  rows = tf.range(shape[1])[tf.newaxis]
-  cols = tf.range(shape[2])[tf.newaxis]
+  batch, height, width = shape[0], shape[1], shape[2]
+  rows = tf.range(height)[tf.newaxis]
+  cols = tf.range(width)[tf.newaxis]
   if offsets is not None:
     rows = offsets[:, :1] - padding + rows  # [b, h] source rows
     cols = offsets[:, 1:] - padding + cols  # [b, w] source columns
+    rows = tf.where((rows >= 0) & (rows < height), rows, height)
+    cols = tf.where((cols >= 0) & (cols < width), cols, width)
+    fill = _fill_like(images, fill)
+    images = tf.concat([images, tf.broadcast_to(fill, [batch, 1, width, images.shape[-1]])], 1)
+    images = tf.concat([images, tf.broadcast_to(fill, [batch, height + 1, 1, images.shape[-1]])],
+                       2)
   if flip is not None:
     cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
-  rows = tf.broadcast_to(rows, [shape[0], shape[1]])
-  out = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
-  out = tf.gather(out, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
-  if offsets is None:
-    return out
-  inside = (((rows >= 0) & (rows < shape[1]))[:, :, tf.newaxis]
-            & ((cols >= 0) & (cols < shape[2]))[:, tf.newaxis, :])
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], out, fill)
+  rows = tf.broadcast_to(rows, [batch, height])
+  cols = tf.broadcast_to(cols, [batch, width])
+  images = tf.gather(images, rows, axis=1, batch_dims=1)
+  return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
 def _cutout_batch(images, size: int, centers, fill):
-  """cutout for a batch: centers int32 [b, 2] (row, column)."""
+  """cutout for a batch: centers int32 [b, 2] (row, column).
+
+  Works on rows of width * channels values, so the mask and the fill colour repeat only along
+  outer axes (a select that repeats a value along the innermost axis is several times slower).
+  """
   shape = tf.shape(images)
-  rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis]
-  cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :]
-  top = _per_example(centers[:, 0]) - size // 2
-  left = _per_example(centers[:, 1]) - size // 2
-  inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], fill, images)
+  batch, height, width = shape[0], shape[1], shape[2]
+  top = centers[:, :1] - size // 2
+  left = centers[:, 1:] - size // 2
+  rows = tf.range(height)[tf.newaxis]
+  cols = tf.repeat(tf.range(width), images.shape[-1])[tf.newaxis]  # the column of each value
+  inside = (((rows >= top) & (rows < top + size))[:, :, tf.newaxis]
+            & ((cols >= left) & (cols < left + size))[:, tf.newaxis, :])
+  fill = tf.tile(_fill_like(images, fill), [width])
+  return tf.reshape(tf.where(inside, fill, tf.reshape(images, [batch, height, -1])), shape)
 
 
 def augment_batch(images, parameters, augmentation: Augmentation, fill):
