@@ -833,8 +833,23 @@ def augment_batch(images, parameters, augmentation: Augmentation, fill):
   if missing:
     raise ValueError(f"parameters lack {missing} for {augmentation} (use draw_parameters with the "
                      "same augmentation).")
+  parameters = {key: parameters[key] for key, enabled in keys.items() if enabled}
   images = tf.convert_to_tensor(images)
   fill = tf.convert_to_tensor(fill, tf.float32)
+  if tf.inside_function():  # e.g. the tf.data pipeline, rebuilt every epoch
+    return _traced_augment_batch(augmentation)(images, parameters, fill)
+  return _augment_batch(images, parameters, augmentation, fill)
+
+
+@functools.lru_cache(maxsize=None)
+def _traced_augment_batch(augmentation: Augmentation):
+  """_augment_batch for one setting as a tf.function: traced once per setting and batch shape
+  instead of once per epoch (the graph has over a thousand operations)."""
+  return tf.function(lambda images, parameters, fill: _augment_batch(
+      images, parameters, augmentation, fill), reduce_retracing=True)
+
+
+def _augment_batch(images, parameters, augmentation: Augmentation, fill):
   fill_uint8 = _to_uint8(fill * 255.0)
   if augmentation.crop_padding or augmentation.flip:
     images = _crop_and_flip_batch(
