@@ -546,29 +546,55 @@ def _per_example(values):
   return values[:, tf.newaxis, tf.newaxis]
 
 
-def _geometric_coefficients(op, level, sign, image_shape):
-  """Per example, the affine map of its geometric operation as six [b] float32 vectors.
+def _table_key(op, level, sign):
+  """Row of _constants() for (OP_NAMES index, level, sign +-1)."""
+  return (op * NUM_LEVELS + level) * 2 + tf.cast(sign > 0, tf.int32)
 
-  (a, nb, e, nd, tx, ty) with source x = (cx + a (x - cx)) - nb (y - cy) - tx and
-  source y = (cy + e (y - cy)) - nd (x - cx) - ty. Every single-image operation rounds in this
-  order with the terms it does not have being exact (1, 0), so one formula reproduces all five.
+
+@functools.lru_cache(maxsize=None)
+def _constants(height: int, width: int) -> Dict[str, np.ndarray]:
+  """What each (operation, level, sign) means, row _table_key(op, level, sign) of:
+
+    argument: float32, level_to_argument (0 where the operation has none).
+    affine: float32 [6], the map (a, nb, e, nd, tx, ty) of a geometric operation, with
+      source x = (cx + a (x - cx)) - nb (y - cy) - tx and
+      source y = (cy + e (y - cy)) - nd (x - cx) - ty
+      (the identity for other operations). Every single-image geometric operation rounds in
+      this order with the terms it lacks being exact (factor 1, term 0), so one formula
+      reproduces all five bit for bit.
+    pixel_table: uint8 [256], what a _FIXED_TABLE operation makes of each pixel value (the
+      identity for other operations).
+
+  Computed once, eagerly, by the single-image code itself on scalars and on an image of all 256
+  values, so the batched pass uses exactly the single-image numbers.
   """
-  argument = {name: level_to_argument(name, level, sign, image_shape) for name in _GEOMETRIC}
-  zero = tf.zeros_like(argument["ShearX"])
-  one = tf.ones_like(zero)
-  radians = argument["Rotate"] * (math.pi / 180.0)
-  cos, sin = tf.cos(radians), tf.sin(radians)
-  rows = {
-      "ShearX": (one, -argument["ShearX"], one, zero, zero, zero),
-      "ShearY": (one, zero, one, -argument["ShearY"], zero, zero),
-      "TranslateX": (one, zero, one, zero, argument["TranslateX"], zero),
-      "TranslateY": (one, zero, one, zero, zero, argument["TranslateY"]),
-      "Rotate": (cos, sin, cos, -sin, zero, zero),
-  }
-  candidates = tf.stack([tf.stack(rows[name], axis=-1) for name in _GEOMETRIC], axis=1)
-  position = tf.gather(tf.constant([_GEOMETRIC.index(n) if n in _GEOMETRIC else 0
-                                    for n in OP_NAMES], tf.int32), op)
-  return tf.unstack(tf.gather(candidates, position, batch_dims=1), num=6, axis=-1)
+  values = np.arange(256, dtype=np.uint8)
+  rows = {"argument": [], "affine": [], "pixel_table": []}
+  with tf.init_scope():  # eagerly, also when first called while tracing a function
+    for name in OP_NAMES:
+      for level in range(NUM_LEVELS):
+        for sign in (-1.0, 1.0):
+          argument = level_to_argument(name, level, sign, (height, width))
+          argument = 0.0 if argument is None else tf.cast(argument, tf.float32)
+          affine = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+          if name == "ShearX":
+            affine[1] = -argument
+          elif name == "ShearY":
+            affine[3] = -argument
+          elif name == "TranslateX":
+            affine[4] = argument
+          elif name == "TranslateY":
+            affine[5] = argument
+          elif name == "Rotate":
+            radians = argument * (math.pi / 180.0)  # as rotate() computes them
+            cos, sin = tf.cos(radians), tf.sin(radians)
+            affine = [cos, sin, cos, -sin, 0.0, 0.0]
+          rows["argument"].append(np.float32(argument))
+          rows["affine"].append([np.float32(v) for v in affine])
+          rows["pixel_table"].append(
+              apply_op(values.reshape(1, 256, 1), name, level, sign).numpy().reshape(256)
+              if name in _FIXED_TABLE else values)
+  return {key: np.array(value) for key, value in rows.items()}
 
 
 def _sample_nearest_batch(images, source_y, source_x, fill):
@@ -577,28 +603,26 @@ def _sample_nearest_batch(images, source_y, source_x, fill):
   Pixels outside the image read a fill pixel appended after the last one, so no select over
   the channels is needed.
   """
-  shape = tf.shape(images)
-  batch, height, width = shape[0], shape[1], shape[2]
+  height, width, channels = images.shape[1:]
   row = tf.cast(tf.round(source_y), tf.int32)
   col = tf.cast(tf.round(source_x), tf.int32)
   clipped_row = tf.clip_by_value(row, 0, height - 1)
   clipped_col = tf.clip_by_value(col, 0, width - 1)
   inside = tf.equal(clipped_row, row) & tf.equal(clipped_col, col)
-  pixel = (_per_example(tf.range(batch)) * height + clipped_row) * width + clipped_col
-  pixels = tf.concat([tf.reshape(images, [-1, images.shape[-1]]),
-                      _fill_like(images, fill)[tf.newaxis]], axis=0)
-  return tf.gather(pixels, tf.where(inside, pixel, batch * height * width))
+  pixel = (_per_example(tf.range(tf.shape(images)[0])) * height + clipped_row) * width + clipped_col
+  pixels = tf.concat([tf.reshape(images, [-1, channels]), _fill_like(images, fill)[tf.newaxis]],
+                     axis=0)
+  return tf.gather(pixels, tf.where(inside, pixel, tf.size(pixel)))
 
 
-def _geometric_batch(images, op, level, sign, fill):
-  """Applies each example's geometric operation (OP_NAMES index `op`) with one resampling."""
-  shape = tf.shape(images)
-  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-  cy, cx = (height - 1.0) / 2.0, (width - 1.0) / 2.0
-  dy, dx = (y - cy)[tf.newaxis], (x - cx)[tf.newaxis]
-  a, nb, e, nd, tx, ty = (_per_example(c) for c in
-                          _geometric_coefficients(op, level, sign, images.shape[1:]))
+def _geometric_batch(images, key, fill):
+  """Applies each example's geometric operation (_table_key `key`) with one resampling."""
+  height, width = images.shape[1:3]
+  cy, cx = (height - 1) / 2, (width - 1) / 2
+  dy = (np.arange(height, dtype=np.float32) - np.float32(cy))[tf.newaxis, :, tf.newaxis]
+  dx = (np.arange(width, dtype=np.float32) - np.float32(cx))[tf.newaxis, tf.newaxis, :]
+  affine = tf.gather(_constants(height, width)["affine"], key)
+  a, nb, e, nd, tx, ty = (_per_example(c) for c in tf.unstack(affine, num=6, axis=-1))
   source_x = (cx + dx * a) - dy * nb - tx
   source_y = (cy + dy * e) - dx * nd - ty
   return _sample_nearest_batch(images, source_y, source_x, fill)
@@ -619,46 +643,24 @@ def _grayscale_batch(images):
   return tf.round(luma)[..., tf.newaxis]
 
 
-def _table_key(op, level, sign):
-  """Row of _fixed_tables() for (OP_NAMES index, level, sign +-1)."""
-  return (op * NUM_LEVELS + level) * 2 + tf.cast(sign > 0, tf.int32)
-
-
-@functools.lru_cache(maxsize=None)
-def _fixed_tables() -> np.ndarray:
-  """uint8 [len(OP_NAMES) * NUM_LEVELS * 2, 256]: row _table_key(op, level, sign) holds what
-  apply_op makes of each pixel value 0..255 (the identity for operations not in _FIXED_TABLE).
-
-  Computed once by the single-image operations themselves, on an image of all 256 values.
-  """
-  values = np.arange(256, dtype=np.uint8)
-  rows = []
-  with tf.init_scope():  # eagerly, also when first called while tracing a function
-    for name in OP_NAMES:
-      for level in range(NUM_LEVELS):
-        for sign in (-1.0, 1.0):
-          rows.append(apply_op(values.reshape(1, 256, 1), name, level, sign).numpy().reshape(256)
-                      if name in _FIXED_TABLE else values)
-  return np.stack(rows)
-
-
-def _fixed_table_batch(images, op, level, sign):
+def _fixed_table_batch(images, key):
   """Applies each example's _FIXED_TABLE operation with one gather through a constant table."""
-  key = tf.reshape(_table_key(op, level, sign), [-1, 1, 1, 1])
-  return tf.gather(tf.constant(_fixed_tables().reshape(-1)), key * 256 + tf.cast(images, tf.int32))
+  tables = _constants(*images.shape[1:3])["pixel_table"].reshape(-1)
+  return tf.gather(tables, tf.reshape(key, [-1, 1, 1, 1]) * 256 + tf.cast(images, tf.int32))
 
 
-def _image_tables(images, op, level, sign):
-  """Per example and channel, the uint8 [b, c, 256] table of its _IMAGE_TABLE operation.
+def _image_tables(images, op, key):
+  """Per example and channel, the uint8 [b, c, 256] table of its _IMAGE_TABLE operation, and
+  the index of each pixel value in these tables flattened.
 
   Entry v is what the single-image operation makes of pixel value v, with the same float32
   arithmetic. AutoContrast and Contrast are both round(offset + factor * (v - centre)) (the
   single-image operations round in this order), Equalize is PIL's cumulative-histogram table.
   """
+  height, width, channels = images.shape[1:]
   shape = tf.shape(images)
-  channels = images.shape[-1]
-  # Index of each value in the flattened tables, on rows of height * width * channels values
-  # (offsets that repeat along the innermost axis only would be slow to add).
+  # Offsets on rows of height * width * channels values (an offset that repeats along the
+  # innermost axis only would be slow to add).
   channel_offset = tf.tile(tf.range(channels) * 256, [shape[1] * shape[2]])
   index = (tf.reshape(tf.cast(images, tf.int32), [shape[0], -1]) + channel_offset
            + tf.range(shape[0])[:, tf.newaxis] * (channels * 256))
@@ -666,39 +668,38 @@ def _image_tables(images, op, level, sign):
       tf.math.bincount(tf.reshape(index, [-1]), minlength=shape[0] * channels * 256,
                        maxlength=shape[0] * channels * 256, dtype=tf.int32),
       [-1, channels, 256])
-  level_value = tf.range(256)
-  is_op = {name: tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
-           for name in ("Equalize", "Contrast")}
+  level_value = np.arange(256, dtype=np.int32)
+  is_contrast = tf.equal(op, OP_NAMES.index("Contrast"))[:, tf.newaxis, tf.newaxis]
   # AutoContrast: a linear stretch per channel (offset 0), the identity for a flat channel.
   used = histograms > 0
   low = tf.cast(tf.reduce_min(tf.where(used, level_value, 256), axis=-1, keepdims=True),
                 tf.float32)
-  high = tf.cast(tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True),
-                 tf.float32)
+  last_used = tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True)
+  high = tf.cast(last_used, tf.float32)
   flat = high <= low
   scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
   # Contrast: blend with the rounded mean grey level of the example.
   grey = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3]))[:, tf.newaxis,
                                                                             tf.newaxis]
-  factor = level_to_argument("Contrast", level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
-  offset = tf.where(is_op["Contrast"], grey, 0.0)
-  slope = tf.where(is_op["Contrast"], factor, scale)
-  centre = tf.where(is_op["Contrast"], grey, tf.where(flat, 0.0, low))
-  linear = _to_uint8(offset + slope * (tf.cast(level_value, tf.float32) - centre))
+  factor = tf.gather(_constants(height, width)["argument"], key)[:, tf.newaxis, tf.newaxis]
+  offset = tf.where(is_contrast, grey, 0.0)
+  slope = tf.where(is_contrast, factor, scale)
+  centre = tf.where(is_contrast, grey, tf.where(flat, 0.0, low))
+  linear = _to_uint8(offset + slope * (level_value.astype(np.float32) - centre))
   # Equalize: PIL's cumulative-histogram table, the identity where it has a single step.
-  last_used = tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True)
   step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
           - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
   safe_step = tf.maximum(step, 1)
   equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
                          // safe_step, 255)
   equalized = tf.cast(tf.where(step > 0, equalized, level_value), tf.uint8)
-  return tf.where(is_op["Equalize"], equalized, linear), index
+  is_equalize = tf.equal(op, OP_NAMES.index("Equalize"))[:, tf.newaxis, tf.newaxis]
+  return tf.where(is_equalize, equalized, linear), index
 
 
-def _image_table_batch(images, op, level, sign):
+def _image_table_batch(images, op, key):
   """Applies each example's _IMAGE_TABLE operation with one gather through its tables."""
-  tables, index = _image_tables(images, op, level, sign)
+  tables, index = _image_tables(images, op, key)
   return tf.reshape(tf.gather(tf.reshape(tables, [-1]), index), tf.shape(images))
 
 
@@ -720,30 +721,23 @@ def _policy_step_batch(images, op, level, sign, fill):
   """Applies OP_NAMES[op] (op < 0: nothing) to each example; each group sees only its own."""
   group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
                                         tf.maximum(op, 0)))
+  key = _table_key(tf.maximum(op, 0), level, sign)
   num_groups = len(_GROUPS)
   positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, num_groups)
-  parts = tf.dynamic_partition(images, group, num_groups)
-  ops = tf.dynamic_partition(op, group, num_groups)
-  levels = tf.dynamic_partition(level, group, num_groups)
-  signs = tf.dynamic_partition(sign, group, num_groups)
-
-  def inputs(group_name):
-    i = _GROUPS.index(group_name)
-    return parts[i], ops[i], levels[i], signs[i]
-
-  def factor(name):
-    _, _, group_level, group_sign = inputs(name)
-    return level_to_argument(name, group_level, group_sign, images.shape[1:])
-
-  color = inputs("Color")[0]
+  parts = dict(zip(_GROUPS, tf.dynamic_partition(images, group, num_groups)))
+  ops = dict(zip(_GROUPS, tf.dynamic_partition(op, group, num_groups)))
+  keys = dict(zip(_GROUPS, tf.dynamic_partition(key, group, num_groups)))
+  arguments = _constants(*images.shape[1:3])["argument"]
+  color = parts["Color"]
   results = {
-      "unchanged": inputs("unchanged")[0],
-      "geometric": _geometric_batch(*inputs("geometric"), fill),
-      "fixed table": _fixed_table_batch(*inputs("fixed table")),
-      "image table": _image_table_batch(*inputs("image table")),
+      "unchanged": parts["unchanged"],
+      "geometric": _geometric_batch(parts["geometric"], keys["geometric"], fill),
+      "fixed table": _fixed_table_batch(parts["fixed table"], keys["fixed table"]),
+      "image table": _image_table_batch(parts["image table"], ops["image table"],
+                                        keys["image table"]),
       "Color": _blend_batch(tf.broadcast_to(_grayscale_batch(color), tf.shape(color)), color,
-                            factor("Color")),
-      "Sharpness": _sharpness_batch(inputs("Sharpness")[0], factor("Sharpness")),
+                            tf.gather(arguments, keys["Color"])),
+      "Sharpness": _sharpness_batch(parts["Sharpness"], tf.gather(arguments, keys["Sharpness"])),
   }
   return tf.dynamic_stitch(positions, [results[name] for name in _GROUPS])
 
