@@ -758,11 +758,17 @@ def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
   op_table = tf.constant([[OP_NAMES.index(n) for n, _, _ in sub] for sub in policy], tf.int32)
   level_table = tf.constant([[lv for _, _, lv in sub] for sub in policy], tf.int32)
   static_shape = images.shape
-  for step in range(len(policy[0])):
-    op = tf.where(apply[:, step], tf.gather(op_table[:, step], choice), -1)
-    level = tf.gather(level_table[:, step], choice)
-    images = _policy_step_batch(images, op, level, sign[:, step], fill)
-    images = tf.ensure_shape(images, static_shape)
+  op = tf.where(apply, tf.gather(op_table, choice), -1)  # [b, steps], -1: not applied
+  level = tf.gather(level_table, choice)
+  sign = tf.convert_to_tensor(sign, tf.float32)
+
+  def step(i, images):
+    images = _policy_step_batch(images, op[:, i], level[:, i], sign[:, i], fill)
+    return i + 1, tf.ensure_shape(images, static_shape)
+
+  # One loop body for all steps: in a graph, the operations (and the cost of setting them up,
+  # paid by the pipeline every epoch) do not grow with the number of steps.
+  _, images = tf.while_loop(lambda i, _: i < len(policy[0]), step, (tf.constant(0), images))
   return images
 
 
