@@ -89,8 +89,8 @@ def main():
   def ratio(seconds):
     return seconds["per-image"] / seconds["batched"]
 
-  print(f"  ratio batched/per-image, images/s:       {ratio(times):5.2f} wall   {ratio(cpu):5.2f} CPU"
-        "   (target >= 5)")
+  print(f"  ratio batched/per-image, images/s:       {ratio(times):5.2f} wall   "
+        f"{ratio(cpu):5.2f} CPU   (target >= 5)")
   with_build = {name: times[name] + build_times[name] for name in makers}
   with_build_cpu = {name: cpu[name] + build_cpu[name] for name in makers}
   print(f"  the same with the build of every epoch:  {ratio(with_build):5.2f} wall   "

@@ -33,8 +33,8 @@ def main():
         f"batch {args.batch}, median of {args.repeats} steps; wall (CPU time of all threads)")
   print(f"  float step      {times['float'] * 1e3:9.1f} ms  ({cpu['float'] * 1e3:9.1f} ms)")
   print(f"  QAT RQUANT m=8  {times['qat'] * 1e3:9.1f} ms  ({cpu['qat'] * 1e3:9.1f} ms)")
-  print(f"  ratio QAT/float {times['qat'] / times['float']:9.2f}     ({cpu['qat'] / cpu['float']:9.2f})"
-        "      (target <= 1.1)")
+  print(f"  ratio QAT/float {times['qat'] / times['float']:9.2f}     "
+        f"({cpu['qat'] / cpu['float']:9.2f})      (target <= 1.1)")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ def main():
   }, repeats=args.repeats, cpu=True)
   print(f"SimpleNet-MNIST width {args.width} ({weights:,} quantized weights), batch {args.batch}, "
         f"p = {args.rate}, median of {args.repeats} steps; wall (CPU time of all threads)")
-  print(f"  CLIPPING step        {times['clipping'] * 1e3:9.1f} ms  ({cpu['clipping'] * 1e3:9.1f} ms)")
-  print(f"  RANDBET step         {times['randbet'] * 1e3:9.1f} ms  ({cpu['randbet'] * 1e3:9.1f} ms)")
+  for name, label in (("clipping", "CLIPPING"), ("randbet", "RANDBET")):
+    print(f"  {label + ' step':<20} {times[name] * 1e3:9.1f} ms  ({cpu[name] * 1e3:9.1f} ms)")
   print(f"  ratio RANDBET/CLIP   {times['randbet'] / times['clipping']:9.2f}     "
         f"({cpu['randbet'] / cpu['clipping']:9.2f})      (target <= 1.9)")
 

@@ -499,6 +499,7 @@ _GROUP_OF_OP = tuple(_GROUPS.index("geometric" if name in _GEOMETRIC else
                                    "image table" if name in _IMAGE_TABLE else name)
                      for name in OP_NAMES)
 
+
 def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
   return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, epoch, stage])))
 
@@ -609,7 +610,8 @@ def _sample_nearest_batch(images, source_y, source_x, fill):
   clipped_row = tf.clip_by_value(row, 0, height - 1)
   clipped_col = tf.clip_by_value(col, 0, width - 1)
   inside = tf.equal(clipped_row, row) & tf.equal(clipped_col, col)
-  pixel = (_per_example(tf.range(tf.shape(images)[0])) * height + clipped_row) * width + clipped_col
+  example = _per_example(tf.range(tf.shape(images)[0]))
+  pixel = (example * height + clipped_row) * width + clipped_col
   pixels = tf.concat([tf.reshape(images, [-1, channels]), _fill_like(images, fill)[tf.newaxis]],
                      axis=0)
   return tf.gather(pixels, tf.where(inside, pixel, tf.size(pixel)))
