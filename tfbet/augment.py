@@ -598,15 +598,14 @@ def _constants(height: int, width: int) -> Dict[str, np.ndarray]:
   return {key: np.array(value) for key, value in rows.items()}
 
 
-def _sample_nearest_batch(images, source_y, source_x, fill):
-  """_sample_nearest for a batch (source coordinates [b, h, w]) as one gather of whole pixels.
+def _gather_pixels(images, row, col, fill):
+  """out[i, y, x] = images[i, row, col], or `fill` outside the image; row and col are int32
+  broadcastable to [b, h, w].
 
-  Pixels outside the image read a fill pixel appended after the last one, so no select over
-  the channels is needed.
+  One gather of whole pixels: pixels outside the image read a fill pixel appended after the
+  last one, so no select over the channels is needed.
   """
   height, width, channels = images.shape[1:]
-  row = tf.cast(tf.round(source_y), tf.int32)
-  col = tf.cast(tf.round(source_x), tf.int32)
   clipped_row = tf.clip_by_value(row, 0, height - 1)
   clipped_col = tf.clip_by_value(col, 0, width - 1)
   inside = tf.equal(clipped_row, row) & tf.equal(clipped_col, col)
@@ -615,6 +614,12 @@ def _sample_nearest_batch(images, source_y, source_x, fill):
   pixels = tf.concat([tf.reshape(images, [-1, channels]), _fill_like(images, fill)[tf.newaxis]],
                      axis=0)
   return tf.gather(pixels, tf.where(inside, pixel, tf.size(pixel)))
+
+
+def _sample_nearest_batch(images, source_y, source_x, fill):
+  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
+  return _gather_pixels(images, tf.cast(tf.round(source_y), tf.int32),
+                        tf.cast(tf.round(source_x), tf.int32), fill)
 
 
 def _geometric_batch(images, key, fill):
@@ -777,28 +782,17 @@ def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
 def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
   """crop_with_padding (offsets [b, 2], or None) then a mirror where flip [b] (or None).
 
-  Both only pick source rows and columns, so they share one gather per axis; rows and columns
-  outside the image read a fill row and column appended after the last ones.
+  Both only pick a source row and column for each pixel, so they share one gather.
   """
-  shape = tf.shape(images)
-  batch, height, width = shape[0], shape[1], shape[2]
-  rows = tf.range(height)[tf.newaxis]
-  cols = tf.range(width)[tf.newaxis]
+  height, width = images.shape[1:3]
+  rows = np.arange(height, dtype=np.int32)[tf.newaxis]
+  cols = np.arange(width, dtype=np.int32)[tf.newaxis]
   if offsets is not None:
     rows = offsets[:, :1] - padding + rows  # [b, h] source rows
     cols = offsets[:, 1:] - padding + cols  # [b, w] source columns
-    rows = tf.where((rows >= 0) & (rows < height), rows, height)
-    cols = tf.where((cols >= 0) & (cols < width), cols, width)
-    fill = _fill_like(images, fill)
-    images = tf.concat([images, tf.broadcast_to(fill, [batch, 1, width, images.shape[-1]])], 1)
-    images = tf.concat([images, tf.broadcast_to(fill, [batch, height + 1, 1, images.shape[-1]])],
-                       2)
   if flip is not None:
     cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
-  rows = tf.broadcast_to(rows, [batch, height])
-  cols = tf.broadcast_to(cols, [batch, width])
-  images = tf.gather(images, rows, axis=1, batch_dims=1)
-  return tf.gather(images, cols, axis=2, batch_dims=1)
+  return _gather_pixels(images, rows[:, :, tf.newaxis], cols[:, tf.newaxis, :], fill)
 
 
 def _cutout_batch(images, size: int, centers, fill):
