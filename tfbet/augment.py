@@ -11,7 +11,9 @@ draw_parameters draws every random decision of an epoch up front, one row per ex
 Philox streams keyed by (seed, epoch, stage), and augment_batch applies a batch's rows with one
 vectorized pass per stage and policy step; the result equals the single-image operations applied
 example by example, bit for bit, and is a pure function of (seed, epoch): a training run resumed
-at epoch e sees exactly the batches of an uninterrupted one. augment_image remains the
+at epoch e sees exactly the batches of an uninterrupted one. In a graph (the tf.data pipeline)
+augment_batch runs as one tf.function traced once per setting; TensorFlow's graph optimizer turns
+its final division by 255 into a product, which moves values by at most one ulp, never a pixel. augment_image remains the
 per-example reference that benchmarks/bench_pipeline.py times the batched pass against.
 
 The AutoAugment operations, crop and flip work on uint8 images (the operations are defined on
