@@ -19,18 +19,27 @@ def median_seconds(fn, repeats, warmup=2):
   return statistics.median(times)
 
 
-def interleaved_medians(fns, repeats, warmup=2):
-  """Median times of several callables measured round-robin, so load changes hit all alike."""
+def interleaved_medians(fns, repeats, warmup=2, cpu=False):
+  """Median times of several callables measured round-robin, so load changes hit all alike.
+
+  With cpu=True returns (wall, cpu): the median process CPU time (all threads) too, which other
+  programs' load on a shared machine disturbs far less than the wall time.
+  """
   for fn in fns.values():
     for _ in range(warmup):
       fn()
   times = {name: [] for name in fns}
+  cpu_times = {name: [] for name in fns}
   for _ in range(repeats):
     for name, fn in fns.items():
-      start = time.perf_counter()
+      start, start_cpu = time.perf_counter(), time.process_time()
       fn()
       times[name].append(time.perf_counter() - start)
-  return {name: statistics.median(t) for name, t in times.items()}
+      cpu_times[name].append(time.process_time() - start_cpu)
+  wall = {name: statistics.median(t) for name, t in times.items()}
+  if cpu:
+    return wall, {name: statistics.median(t) for name, t in cpu_times.items()}
+  return wall
 
 
 def random_mnist_batch(batch, seed=0):

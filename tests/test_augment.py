@@ -447,3 +447,26 @@ def test_augment_batch_with_every_stage_off_only_scales_and_refuses_missing_deci
   np.testing.assert_array_equal(out.numpy(), images.astype(np.float32) / 255.0)
   with pytest.raises(ValueError, match=r"parameters lack \['flip'\]"):
     augment.augment_batch(images, parameters, augment.Augmentation(flip=True), FILL_FLOAT)
+
+
+
+def test_batched_augmentation_in_a_graph_equals_the_eager_one():
+  """The pipeline runs augment_batch in a graph (a cached tf.function), where graph optimizers
+  regroup arithmetic: no pixel may change (they only turn the final division by 255 into a
+  product, within one ulp). Every geometric operation at every level and sign, then App. F."""
+  policy = tuple(((name, 1.0, level), (name, 0.0, level))
+                 for name in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+                 for level in range(augment.NUM_LEVELS))
+  images = np.random.default_rng(13).integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
+  choice = np.arange(100, dtype=np.int32) % 50
+  apply = np.ones((100, 2), bool)
+  sign = np.repeat([[1.0], [-1.0]], 50, axis=0).astype(np.float32) * np.ones((1, 2), np.float32)
+  run = lambda x: augment.autoaugment_batch(x, choice, apply, sign, FILL, policy=policy)
+  np.testing.assert_array_equal(tf.function(run)(images).numpy(), run(images).numpy())
+
+  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, 64, (32, 32), seed=6, epoch=0)
+  eager = augment.augment_batch(images[:64], parameters, augment.CIFAR_AUGMENTATION, FILL_FLOAT)
+  graph = tf.function(lambda x: augment.augment_batch(x, parameters, augment.CIFAR_AUGMENTATION,
+                                                      FILL_FLOAT))(images[:64])
+  np.testing.assert_array_max_ulp(graph.numpy(), eager.numpy(), maxulp=1)
+  np.testing.assert_array_equal(np.round(graph.numpy() * 255), np.round(eager.numpy() * 255))

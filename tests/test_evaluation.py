@@ -447,6 +447,79 @@ def test_a_rate_above_one_half_is_refused_unless_allowed(evaluator):
   assert results.conditions == [0.75]
 
 
+def test_per_example_errors_name_the_examples_a_numpy_reference_misclassifies(toy, evaluator,
+                                                                              tmp_path):
+  model, images, labels, _ = toy
+  chip_list = _random_chips(3)
+  results = evaluator.run(chip_list, [0.02, 0.1], progress=None, per_example=True)
+  assert results.per_example
+  np.testing.assert_array_equal(results.clean_wrong, _predictions(model, images) != labels)
+  for chip in chip_list:
+    for rate in (0.02, 0.1):
+      memory.load_chip(model, chip, rate)
+      expected = _predictions(model, images) != labels
+      np.testing.assert_array_equal(results.wrong[(chip.name, rate, 0)], expected)
+      assert results.errors[(chip.name, rate, 0)] == int(expected.sum())
+  memory.clear_masks(model)
+  assert results.wrong_matrix(0.1).shape == (3, 1, NUM_EXAMPLES)
+  # The counts are the same as without per-example recording, and the file keeps the examples.
+  plain = evaluator.run(chip_list, [0.02, 0.1], progress=None)
+  assert plain.errors == results.errors and not plain.per_example
+  path = str(tmp_path / "r.json")
+  results.to_json(path)
+  again = evaluation.Results.from_json(path)
+  assert again.same_counts(results) and again.per_example
+  assert not again.same_counts(plain)
+
+
+def test_per_example_errors_merge_and_resume_with_their_counts(evaluator):
+  chip_list, rates = _random_chips(4), [0.05]
+  whole = evaluator.run(chip_list, rates, progress=None, per_example=True)
+  shards = [evaluator.run(chip_list, rates, progress=None, per_example=True, num_shards=2,
+                          shard_index=i) for i in range(2)]
+  assert evaluation.merge(shards).same_counts(whole)
+  saved = []
+
+  def interrupt(partial):
+    saved.append(partial.to_dict())
+    if len(saved) == 2:
+      raise _Interrupt()
+
+  with pytest.raises(_Interrupt):
+    evaluator.run(chip_list, rates, progress=None, per_example=True, checkpoint=interrupt)
+  partial = evaluation.Results.from_dict(saved[-1])
+  resumed = evaluator.run(chip_list, rates, progress=None, per_example=True, resume=partial)
+  assert resumed.same_counts(whole)
+  # A partial file without per-example errors is not taken over by a per-example run.
+  with pytest.raises(ValueError, match="per-example recording"):
+    evaluator.run(chip_list, rates, progress=None, per_example=True,
+                  resume=evaluator.run(chip_list, rates, progress=None))
+  plain = evaluator.run(chip_list, rates, progress=None, num_shards=2, shard_index=1)
+  with pytest.raises(ValueError, match="per-example clean errors"):
+    evaluation.merge([shards[0], plain])
+
+
+def test_per_example_errors_that_disagree_with_their_counts_are_refused(evaluator):
+  results = evaluator.run(_random_chips(1), [0.05], progress=None, per_example=True)
+  record = results.to_dict()
+  broken = copy.deepcopy(record)
+  broken["entries"][0]["errors"] += 1
+  with pytest.raises(ValueError, match="marks .* misclassified examples but the count is"):
+    evaluation.Results.from_dict(broken)
+  broken = copy.deepcopy(record)
+  broken["entries"][0]["wrong"] = "not base64!"
+  with pytest.raises(ValueError, match="not valid base64"):
+    evaluation.Results.from_dict(broken)
+  broken = copy.deepcopy(record)
+  broken["entries"][0]["wrong"] = record["clean_wrong"][:8]
+  with pytest.raises(ValueError, match="bytes, 38 expected"):
+    evaluation.Results.from_dict(broken)
+  broken = copy.deepcopy(record)
+  del broken["entries"][0]["wrong"]
+  with pytest.raises(ValueError, match="every entry exactly when clean_wrong is given"):
+    evaluation.Results.from_dict(broken)
+
+
 def test_progress_line_shows_mean_rerr_over_offsets_per_condition_and_the_time_left():
   rates = evaluation.ChipProgress(index=1, total=5, chip="random_1001", n=200, elapsed=6.0,
                                   errors={(0.01, 0): 20, (0.001, 0): 4})

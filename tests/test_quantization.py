@@ -1,13 +1,17 @@
 """Quantization against a numpy implementation of Eq. (1), (3), (4) written here."""
 import itertools
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfbet import quantization as q
+from tfbet import quantize_configs
+from tfbet import quantizers
 
 PRESETS = sorted(q.PRESETS)
+NOT_ROUNDING = sorted(name for name, fields in q.PRESETS.items() if not fields["rounding"])
 
 
 def numpy_codes(w, scheme):
@@ -20,7 +24,10 @@ def numpy_codes(w, scheme):
   else:
     delta = np.abs(w).max() / levels
     s = w / delta
-  r = np.sign(s) * np.floor(np.abs(s) + 0.5) if scheme.rounding else np.trunc(s)
+  if scheme.rounding:
+    r = np.sign(s) * np.floor(np.abs(s) + 0.5)
+  else:
+    r = np.floor(s) if scheme.int_conversion == "floor" else np.trunc(s)
   r = r.astype(np.int64)
   if scheme.unsigned:
     return (r + levels).astype(np.uint8)
@@ -75,6 +82,65 @@ def test_round_trip_error_is_at_most_half_a_step_with_rounding_and_below_a_step_
   # The range ends are represented exactly by every asymmetric scheme.
   if scheme.asymmetric:
     assert np.isclose(deq.min(), w.min()) and np.isclose(deq.max(), w.max(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("preset,int_conversion,precision", itertools.product(
+    NOT_ROUNDING, q.INT_CONVERSIONS, (4, 8)))
+def test_codes_of_either_int_conversion_equal_the_numpy_equations(preset, int_conversion,
+                                                                  precision):
+  scheme = q.get_scheme(preset, precision, int_conversion)
+  assert scheme.int_conversion == int_conversion
+  w = _random_weights(7 + precision)
+  codes, q_min, q_max = _quantize(w, scheme)
+  np.testing.assert_array_equal(codes, numpy_codes(w, scheme))
+  deq = q.dequantize(codes, q_min, q_max, scheme).numpy()
+  assert np.max(np.abs(deq.astype(np.float64) - w)) < q.step_size(q_min, q_max, scheme)
+
+
+@pytest.mark.parametrize("unsigned", [False, True])
+def test_hand_computed_4_bit_codes_truncate_toward_zero_or_floor(unsigned):
+  # L = 7, Delta = 1/7: s = 7 w = [-7, -3.5, -0.7, 0, 0.7, 3.5, 7].
+  w = np.float32([-1.0, -0.5, -0.1, 0.0, 0.1, 0.5, 1.0])
+  r = {"truncate": np.array([-7, -3, 0, 0, 0, 3, 7]), "floor": np.array([-7, -4, -1, 0, 0, 3, 7])}
+  for int_conversion, integers in r.items():
+    scheme = q.QuantizationScheme(precision=4, asymmetric=False, unsigned=unsigned,
+                                  rounding=False, int_conversion=int_conversion)
+    codes = q.quantize(w, -1.0, 1.0, scheme).numpy()
+    expected = integers + 7 if unsigned else integers % 16  # offset (Eq. 4) or two's complement
+    np.testing.assert_array_equal(codes, expected.astype(np.uint8), err_msg=int_conversion)
+    np.testing.assert_array_equal(q.integer_values(codes, scheme).numpy(), integers)
+
+
+def test_int_conversion_survives_to_dict_and_a_config_without_it_loads_as_truncate():
+  scheme = q.get_scheme("unsigned", 4, "floor")
+  assert scheme.to_dict()["int_conversion"] == "floor"
+  assert q.QuantizationScheme.from_dict(scheme.to_dict()) == scheme
+  old = {k: v for k, v in q.get_scheme("unsigned", 4).to_dict().items() if k != "int_conversion"}
+  assert q.QuantizationScheme.from_dict(old).int_conversion == "truncate"
+  assert q.describe(scheme) == "unsigned-floor/4bit"
+  assert q.describe(q.get_scheme("unsigned", 4)) == "unsigned/4bit"
+  # The quantizer and the quantize config (what a saved model holds) keep it too.
+  quantizer = quantizers.BitErrorQuantizer(scheme)
+  assert quantizers.BitErrorQuantizer.from_config(quantizer.get_config()).scheme == scheme
+  config = quantize_configs.BitErrorQuantizeConfig([["kernel"]], scheme)
+  assert quantize_configs.BitErrorQuantizeConfig.from_config(config.get_config()).scheme == scheme
+
+
+def test_get_scheme_takes_int_conversion_from_gin():
+  gin.clear_config()
+  try:
+    gin.bind_parameter("get_scheme.int_conversion", "floor")
+    assert q.get_scheme("normal", 4).int_conversion == "floor"
+  finally:
+    gin.clear_config()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(rounding=False, int_conversion="round"), "int_conversion must be one of"),
+    (dict(rounding=True, int_conversion="floor"), "without rounding only")])
+def test_bad_int_conversion_is_refused(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    q.QuantizationScheme(**kwargs)
 
 
 def test_hand_computed_codes_of_symmetric_signed_8_bit():

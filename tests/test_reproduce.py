@@ -1,12 +1,15 @@
 """bin/reproduce on the tiny suite: trains, evaluates, skips finished work, writes the report."""
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfbet import evaluation
 from tfbet.cli import reproduce_lib
+from tfbet.cli import reproduction_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,37 +25,77 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   output_dir, report = tmp_path / "runs", tmp_path / "docs" / "reproduction.md"
   result = _reproduce(output_dir, report)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  suite = reproduce_lib.SUITES["tiny"]
+  suite = reproduce_lib.load_suite("tiny")
   for run in suite.runs:
-    results = evaluation.Results.from_json(str(output_dir / run.name / "eval_random.json"))
-    assert len(results.chip_names) == suite.num_chips
-    assert sorted(round(100 * c, 6) for c in results.conditions) == sorted(suite.rates)
-  assert (output_dir / "pattbet" / "eval_pattern.json").exists()
-  assert (output_dir / "q_rquant" / "eval_chips.json").exists()
+    for seed in run.seeds:
+      results = evaluation.Results.from_json(
+          os.path.join(run.directory(str(output_dir), seed), "eval_random.json"))
+      assert len(results.chip_names) == suite.num_chips and results.per_example
+      assert sorted(round(100 * c, 6) for c in results.conditions) == sorted(suite.rates)
+  assert (output_dir / "pattbet" / "seed0" / "eval_pattern.json").exists()
+  assert (output_dir / "q_rquant" / "seed0" / "eval_chips.json").exists()
+  # Two seeds of one run: other weights, the same chips and test examples.
+  seeds = [evaluation.Results.from_json(str(output_dir / "q_rquant" / f"seed{s}" /
+                                            "eval_random.json")) for s in (0, 1)]
+  assert seeds[0].model["digest"] != seeds[1].model["digest"]
+  assert seeds[0].data_digest == seeds[1].data_digest
   text = report.read_text()
-  assert "## Tab. 1 / Tab. 8" in text and "## Tab. 3" in text and "Tab. 5" in text
-  assert "Paper findings checked" in text and "Runs done: 3 of 3" in text
+  assert "## Tab. 3 / Tab. 4" in text and "## Summary" in text and "Tab. 5" in text
+  assert "RANDBET is more robust than RQUANT" in text and "Recipe quality bar" in text
+  assert "Trained and evaluated: 4 of 4" in text
   assert (report.parent / "figures" / "tiny_fig2.png").stat().st_size > 1000
-  # The numbers in the table are the measured ones.
-  rquant = evaluation.Results.from_json(str(output_dir / "q_rquant" / "eval_random.json"))
-  assert f"| {100 * rquant.clean_error:.2f} |" in text
+  # The numbers in the table are the measured ones: RQUANT's Err is the mean over its seeds.
+  clean = [s.clean_error for s in seeds]
+  assert f"| RQUANT | 2 | {100 * np.mean(clean):.2f} ± {100 * np.std(clean, ddof=1):.2f} |" in text
 
   # A second call finds everything done and only re-renders the report.
   again = _reproduce(output_dir, report)
   assert again.returncode == 0
-  assert again.stdout.count("done already") == len(suite.runs)
+  assert again.stdout.count("done already") == 2 * 4, again.stdout
+
+  # A run directory trained with other settings is never reused for this suite.
+  record = output_dir / "pattbet" / "seed0" / reproduce_lib.RUN_RECORD
+  record.write_text(record.read_text().replace("train.pattern_condition = 0.1",
+                                               "train.pattern_condition = 0.2"))
+  refused = _reproduce(output_dir, report, "--stage=train")
+  assert refused.returncode != 0 and "was trained with other settings" in refused.stderr
+
+
+def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tmp_path):
+  for name in reproduce_lib.suite_names():
+    suite = reproduce_lib.load_suite(name)
+    assert suite.runs and suite.tables
+  full = reproduce_lib.load_suite("full")
+  assert full.test_limit is None and full.num_chips >= 10
+  assert all(len(run.seeds) >= 3 for run in full.runs if run.name in ("q_rquant", "clip_0.1"))
+  with open(os.path.join(reproduce_lib.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  for edit, message in (
+      (lambda r: r.update(num_chip=2), r"unknown field\(s\) \['num_chip'\]"),
+      (lambda r: r["runs"][0].update(seeds=[0, 0]), "seeds must be distinct"),
+      (lambda r: r.update(rates=[1, 75]), r"rates must be percentages in \(0, 50\]"),
+      (lambda r: r["tables"][0]["findings"][0].update(better="nope"), "'nope' is named"),
+      (lambda r: r.update(num_chips="2"), "'num_chips' has the wrong type")):
+    broken = json.loads(json.dumps(record))
+    edit(broken)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=message):
+      reproduce_lib.load_suite(str(path))
+  with pytest.raises(ValueError, match="no file"):
+    reproduce_lib.load_suite("nosuchsuite")
 
 
 def test_nothing_to_report_never_replaces_the_report(tmp_path):
   report = tmp_path / "docs" / "reproduction.md"
   report.parent.mkdir()
   report.write_text("the committed report")
-  suite = reproduce_lib.SUITES["tiny"]
+  suite = reproduce_lib.load_suite("tiny")
   (tmp_path / "empty").mkdir()
   for output_dir, message in ((tmp_path / "empty", "holds no evaluated run"),
                               (tmp_path / "missing", "does not exist")):
     with pytest.raises(ValueError, match=message):
-      reproduce_lib.write_report(suite, str(output_dir), str(report))
+      reproduction_report.write_report(suite, str(output_dir), str(report))
   with pytest.raises(ValueError, match=r"\['q_rquantt'\] are not runs of suite 'tiny'"):
     reproduce_lib.check_only(suite, ["q_rquantt"])
   # The binary refuses the same way, before any work.

@@ -131,6 +131,7 @@ _GOOD = dict(epochs=2, precision=8, w_max=None, rate=0.01, loss_threshold=1.75, 
     ("momentum", 1.0), ("rate", 1.5), ("label_smoothing", 1.0), ("w_max", 0.0),
     ("w_max", float("inf")), ("epochs", 0), ("epochs", 2.5), ("precision", 9),
     ("seed", -1), ("seed", 2 ** 22), ("seed", True), ("learning_rate", "0.1"),
+    ("gradient_combination", "mean"), ("int_conversion", "round"),
 ])
 def test_bad_training_values_are_refused_naming_the_parameter(name, value):
   train_lib.check_arguments(**_GOOD)

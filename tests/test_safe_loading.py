@@ -81,7 +81,7 @@ def test_a_module_outside_keras_tfmot_and_tfbet_is_refused(tmp_path):
 
   def foreign_module(config):
     wrapped = [layer for layer in config["config"]["layers"]
-               if layer["class_name"] == "QuantizeWrapperV2"][0]
+               if "QuantizeWrapper" in layer["class_name"]][0]
     wrapped["config"]["layer"]["module"] = "os"
   _edit_config(path, foreign_module)
   with pytest.raises(safe_loading.UnsafeModelError, match="module 'os'"):
@@ -121,3 +121,41 @@ def test_a_weights_only_file_and_a_directory_are_refused(tmp_path):
     safe_loading.load_model(weights)
   with pytest.raises(safe_loading.UnsafeModelError, match="directory"):
     safe_loading.load_model(str(tmp_path))
+
+
+def _quantize_config_of(config, layer_name):
+  """The quantize config of the layer named ``layer_name`` (Keras may have added a "_N")."""
+  layer = next(l for l in config["config"]["layers"] if l["name"].startswith(layer_name))
+  return layer["config"]["quantize_config"]["config"]
+
+
+def test_a_quantize_config_lacking_a_field_is_refused_as_written_by_an_older_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  # Without the check, the scheme's missing field would silently take its default.
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense")["scheme"].pop("rounding"))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"model\.h5' was written by an older tfbet: the quantize config of "
+                           r"layer 'quant_dense(_\d+)?' lacks \['scheme\.rounding'\].*Retrain "
+                           r"the model with this tfbet \(bin/train\), or re-export it"):
+    safe_loading.load_model(path)
+
+
+def test_quantizer_state_of_another_shape_is_refused_as_probably_an_older_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  # An older version that quantized the kernel only: fewer variables than the file holds.
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense").update(
+      weight_attrs=[["kernel"]]))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"was probably written by an older tfbet: its stored weights do not "
+                           r"match.*quant_dense.*Retrain the model"):
+    safe_loading.load_model(path)
+
+
+def test_a_scheme_field_unknown_to_this_version_is_refused_as_written_by_a_newer_tfbet(tmp_path):
+  path = _save(_quantized_model(), tmp_path / "model.h5")
+  _edit_config(path, lambda c: _quantize_config_of(c, "quant_dense")["scheme"].update(
+      future_field=1))
+  with pytest.raises(safe_loading.UnsafeModelError,
+                     match=r"written by a newer tfbet: the quantization scheme of layer "
+                           r"'quant_dense(_\d+)?' has fields \['future_field'\]"):
+    safe_loading.load_model(path)

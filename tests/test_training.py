@@ -55,6 +55,51 @@ def test_one_randbet_step_adds_clean_and_perturbed_gradients():
   assert all(not np.any(s.qvars["flip"].numpy()) for s in mem.slots)
 
 
+def _clean_and_perturbed_gradients(trainer, x, y):
+  """The reference gradients of step 0: clean, and under the chip of step 0 (seed 3)."""
+  qmodel, mem = trainer.model, trainer.layout
+  clean = _gradients(qmodel, x, y)
+  memory.load_chip(mem, chips.RandomChip((3 + 1) * 2 ** 40), 0.05)
+  perturbed = _gradients(qmodel, x, y)
+  memory.clear_masks(mem)
+  return clean, perturbed
+
+
+def test_averaged_gradients_make_half_the_summed_update_of_plain_sgd():
+  trainer = _trainer(gradient_combination="average")
+  qmodel, x, y = trainer.model, *_batch()
+  before = [v.numpy() for v in qmodel.trainable_variables]
+  clean, perturbed = _clean_and_perturbed_gradients(trainer, x, y)
+  assert trainer.train_on_batch(x, y, return_dict=True)["injecting"] == 1.0
+  for var, w0, g, gp in zip(qmodel.trainable_variables, before, clean, perturbed):
+    summed = 0.1 * (g.numpy() + gp.numpy())
+    np.testing.assert_allclose(w0 - var.numpy(), summed / 2, rtol=1e-5, atol=1e-7)
+
+
+def test_averaging_keeps_the_clean_gradient_unscaled_while_not_injecting():
+  trainer = _trainer(threshold=0.0, gradient_combination="average")
+  qmodel, x, y = trainer.model, *_batch()
+  before = [v.numpy() for v in qmodel.trainable_variables]
+  clean = _gradients(qmodel, x, y)
+  assert trainer.train_on_batch(x, y, return_dict=True)["injecting"] == 0.0
+  for var, w0, g in zip(qmodel.trainable_variables, before, clean):
+    np.testing.assert_allclose(var.numpy(), w0 - 0.1 * g.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_weight_decay_is_added_once_per_optimizer_update_not_once_per_gradient():
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method="randbet", rate=0.05, loss_threshold=1e9,
+                                     seed=3, weight_decay=0.01)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+  x, y = _batch()
+  before = [v.numpy() for v in qmodel.trainable_variables]
+  clean, perturbed = _clean_and_perturbed_gradients(trainer, x, y)
+  trainer.train_on_batch(x, y)
+  for var, w0, g, gp in zip(qmodel.trainable_variables, before, clean, perturbed):
+    np.testing.assert_allclose(var.numpy(), w0 - 0.1 * (g.numpy() + gp.numpy() + 0.01 * w0),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_no_perturbed_pass_while_the_clean_loss_is_above_the_threshold():
   trainer = _trainer(threshold=0.0)
   qmodel, x, y = trainer.model, *_batch()
@@ -119,7 +164,7 @@ def test_alternating_randbet_keeps_weights_inside_the_ranges_after_the_clean_upd
             for s in slots]
   logs = trainer.train_on_batch(x, y, return_dict=True)
   assert logs["injecting"] == 1.0 and np.isfinite(logs["perturbed_loss"])
-  assert int(trainer.optimizer.iterations.numpy()) == 2  # a clean and a perturbed update
+  assert int(trainer.optimizer.iterations.numpy()) == 1  # two updates, one step
   reached = []
   for slot, bound in zip(slots, bounds):
     w = np.abs(slot.variable.numpy())
@@ -131,19 +176,92 @@ def test_alternating_randbet_keeps_weights_inside_the_ranges_after_the_clean_upd
 
 def test_paper_learning_rate_steps_at_two_three_and_four_fifths():
   schedule = training.paper_learning_rate(100)
-  got = [float(schedule(step)) for step in (0, 40, 41, 60, 61, 80, 81, 99)]
+  # Called with the number of steps done: step 40 (0-based) is the first after 2/5 of 100.
+  got = [float(schedule(step)) for step in (0, 39, 40, 59, 60, 79, 80, 99)]
   np.testing.assert_allclose(got, [0.05, 0.05, 0.005, 0.005, 5e-4, 5e-4, 5e-5, 5e-5],
                              rtol=1e-6)
+  assert float(training.paper_learning_rate(1)(0)) == pytest.approx(0.05)
+
+
+class _RecordLearningRate(keras.callbacks.Callback):
+  def __init__(self):
+    super().__init__()
+    self.rates = []
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.rates.append(float(self.model.optimizer.learning_rate))
+
+
+@pytest.mark.parametrize("method,threshold", [
+    ("randbet", 1e9), ("alternating", 1e9), ("alternating", -1.0)])
+def test_learning_rate_drops_after_two_three_and_four_fifths_of_the_steps(method, threshold):
+  # Alternating with threshold 1e9 makes two updates in every step, with -1 one; the schedule
+  # must not care.
+  trainer = _trainer(method=method, threshold=threshold)
+  trainer.compile(optimizer=training.paper_optimizer(10, momentum=0.0))
+  x, y = _batch(n=80)
+  record = _RecordLearningRate()
+  logs = trainer.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[record])
+  assert logs.history["injecting"][0] == (1.0 if threshold > 0 else 0.0)
+  np.testing.assert_allclose(record.rates, [0.05] * 4 + [0.005] * 2 + [5e-4] * 2 + [5e-5] * 2,
+                             rtol=1e-6)
+  assert int(trainer.optimizer.iterations.numpy()) == 10
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(method="sgd"), "method"), (dict(rate=1.5), "rate"),
     (dict(method="curricular"), "curriculum_steps"), (dict(method="pattbet"), "pattern"),
-    (dict(label_smoothing=1.0), "label_smoothing")])
+    (dict(label_smoothing=1.0), "label_smoothing"),
+    (dict(rate=0.6), "rate=0.6 .*looks like a percent.*allow_high_rate=True"),
+    (dict(rate=1.5, allow_high_rate=True), "rate"),
+    (dict(gradient_combination="mean"), "gradient_combination"),
+    (dict(method="alternating", gradient_combination="average"), "gradient_combination")])
 def test_bad_trainer_arguments_raise_clear_errors(kwargs, match):
   qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
   with pytest.raises(ValueError, match=match):
     training.BitErrorTrainer(qmodel, **kwargs)
+
+
+def test_a_rate_above_one_half_is_accepted_when_allow_high_rate_says_it_is_meant():
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  assert training.BitErrorTrainer(qmodel, rate=0.75, allow_high_rate=True).rate == 0.75
+
+
+def _paper_cross_entropy(logits, labels, smoothing):
+  """numpy: the paper's smoothed targets (1 - s true, s / (K - 1) others) against softmax."""
+  k = logits.shape[-1]
+  targets = np.full(logits.shape, smoothing / (k - 1))
+  targets[np.arange(len(labels)), labels] = 1.0 - smoothing
+  log_softmax = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
+  return -np.sum(targets * log_softmax, -1)
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_label_smoothing_targets_are_the_papers_0_9_and_0_1_over_k_minus_1(one_hot, from_logits):
+  rng = np.random.default_rng(4)
+  logits = rng.normal(size=(6, 10)).astype(np.float64)
+  labels = np.array([0, 3, 9, 3, 5, 1])
+  expected = np.mean(_paper_cross_entropy(logits, labels, 0.1))
+  y = np.eye(10, dtype=np.float32)[labels] if one_hot else labels
+  y_pred = logits if from_logits else tf.nn.softmax(logits).numpy()
+  loss = training.CrossEntropy(from_logits=from_logits, label_smoothing=0.1)
+  assert float(loss(y, tf.constant(y_pred, tf.float32))) == pytest.approx(expected, rel=1e-5)
+  # Keras' targets (0.91 / 0.01) give another loss: the reference can tell them apart.
+  keras_targets = np.eye(10)[labels] * 0.9 + 0.01
+  log_softmax = logits - np.log(np.sum(np.exp(logits), -1, keepdims=True))
+  assert np.mean(-np.sum(keras_targets * log_softmax, -1)) != pytest.approx(expected, rel=1e-4)
+
+
+def test_the_trainers_label_smoothing_is_the_papers():
+  qmodel = quantize_configs.quantize_model(_dense(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method="clean", label_smoothing=0.2,
+                                     weight_decay=0.0)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+  x, y = _dense_data()
+  logits = trainer.predict(x, verbose=0).astype(np.float64)
+  loss = trainer.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)["loss"]
+  assert loss == pytest.approx(np.mean(_paper_cross_entropy(logits, y, 0.2)), rel=1e-5)
 
 
 # -- the Keras contract: compile, fit, callbacks, evaluate, predict, save ----------------------

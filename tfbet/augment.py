@@ -11,7 +11,9 @@ draw_parameters draws every random decision of an epoch up front, one row per ex
 Philox streams keyed by (seed, epoch, stage), and augment_batch applies a batch's rows with one
 vectorized pass per stage and policy step; the result equals the single-image operations applied
 example by example, bit for bit, and is a pure function of (seed, epoch): a training run resumed
-at epoch e sees exactly the batches of an uninterrupted one. augment_image remains the
+at epoch e sees exactly the batches of an uninterrupted one. In a graph (the tf.data pipeline)
+augment_batch runs as one tf.function traced once per setting; TensorFlow's graph optimizer turns
+its final division by 255 into a product, which moves values by at most one ulp, never a pixel. augment_image remains the
 per-example reference that benchmarks/bench_pipeline.py times the batched pass against.
 
 The AutoAugment operations, crop and flip work on uint8 images (the operations are defined on
@@ -21,6 +23,7 @@ the semantics of their PIL namesakes, with two documented choices of ours: resul
 nearest-neighbour sampling.
 """
 import dataclasses
+import functools
 import math
 from typing import Dict, Sequence, Tuple
 
@@ -208,8 +211,11 @@ def rotate(image, degrees, fill):
   y, x, cy, cx = _output_grid(image)
   radians = tf.cast(degrees, tf.float32) * (math.pi / 180.0)
   cos, sin = tf.cos(radians), tf.sin(radians)
+  # Each coordinate as (centre + own offset * cos) - other offset * (+-sin): the batched pass
+  # rounds every geometric operation in this order (and graph optimizers regroup chains of
+  # additions, never subtractions).
   source_x = cx + (x - cx) * cos - (y - cy) * sin
-  source_y = cy + (x - cx) * sin + (y - cy) * cos
+  source_y = cy + (y - cy) * cos - (x - cx) * -sin
   return _sample_nearest(image, source_y, source_x, fill)
 
 
@@ -482,13 +488,18 @@ def augment_image(image, seed, augmentation: Augmentation, fill: Tuple[float, ..
 # batch equals the single-image operations applied example by example, bit for bit.
 
 _GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-# Operations that map each pixel value through a table of the example (and channel).
-_LOOKUP = ("AutoContrast", "Invert", "Equalize", "Solarize", "Posterize", "Contrast", "Brightness")
-# Groups a policy step dispatches to: unchanged, geometric (one resampling), lookup (one table
-# per example and channel), Color, Sharpness.
-_GROUPS = ("unchanged", "geometric", "lookup", "Color", "Sharpness")
+# Pixel-wise operations whose 256-entry table depends only on (operation, level, sign): constants.
+_FIXED_TABLE = ("Invert", "Solarize", "Posterize", "Brightness")
+# Pixel-wise operations whose table depends on the image (histogram, range, mean grey).
+_IMAGE_TABLE = ("AutoContrast", "Equalize", "Contrast")
+# Groups a policy step dispatches to, each with one pass over its examples: unchanged,
+# geometric (one resampling), fixed table, image table (one table per example and channel),
+# Color, Sharpness.
+_GROUPS = ("unchanged", "geometric", "fixed table", "image table", "Color", "Sharpness")
 _GROUP_OF_OP = tuple(_GROUPS.index("geometric" if name in _GEOMETRIC else
-                                   "lookup" if name in _LOOKUP else name) for name in OP_NAMES)
+                                   "fixed table" if name in _FIXED_TABLE else
+                                   "image table" if name in _IMAGE_TABLE else name)
+                     for name in OP_NAMES)
 
 
 def _stage_generator(seed: int, epoch: int, stage: int) -> np.random.Generator:
@@ -533,57 +544,96 @@ def draw_parameters(augmentation: Augmentation, num_examples: int, image_shape: 
   return parameters
 
 
-def _batch_grid(images):
-  """Pixel coordinates y, x [1, h, w] and the centre (cy, cx), float32, as in _output_grid."""
-  shape = tf.shape(images)
-  height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-  y, x = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-  return y[tf.newaxis], x[tf.newaxis], (height - 1.0) / 2.0, (width - 1.0) / 2.0
-
-
-def _sample_nearest_batch(images, source_y, source_x, fill):
-  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
-  shape = tf.shape(images)
-  batch, height, width = shape[0], shape[1], shape[2]
-  row = tf.cast(tf.round(source_y), tf.int32)
-  col = tf.cast(tf.round(source_x), tf.int32)
-  inside = (row >= 0) & (row < height) & (col >= 0) & (col < width)
-  example = tf.range(batch)[:, tf.newaxis, tf.newaxis]
-  flat = (example * height + tf.clip_by_value(row, 0, height - 1)) * width + tf.clip_by_value(
-      col, 0, width - 1)
-  sampled = tf.gather(tf.reshape(images, [-1, shape[3]]), flat)
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], sampled, fill)
-
-
 def _per_example(values):
   """A [b] vector broadcast against [b, h, w(, c)]."""
   return values[:, tf.newaxis, tf.newaxis]
 
 
-def _geometric_batch(images, op, level, sign, fill):
-  """Applies each example's geometric operation (OP_NAMES index `op`) with one resampling."""
-  y, x, cy, cx = _batch_grid(images)
-  shape = tf.shape(images)[:3]
-  source_y, source_x = tf.broadcast_to(y, shape), tf.broadcast_to(x, shape)
-  for name in _GEOMETRIC:
-    chosen = _per_example(tf.equal(op, OP_NAMES.index(name)))
-    argument = _per_example(level_to_argument(name, level, sign, images.shape[1:]))
-    if name == "ShearX":
-      new_y, new_x = y, x + argument * (y - cy)
-    elif name == "ShearY":
-      new_y, new_x = y + argument * (x - cx), x
-    elif name == "TranslateX":
-      new_y, new_x = y, x - argument
-    elif name == "TranslateY":
-      new_y, new_x = y - argument, x
-    else:
-      radians = argument * (math.pi / 180.0)
-      cos, sin = tf.cos(radians), tf.sin(radians)
-      new_x = cx + (x - cx) * cos - (y - cy) * sin
-      new_y = cy + (x - cx) * sin + (y - cy) * cos
-    source_y = tf.where(chosen, new_y, source_y)
-    source_x = tf.where(chosen, new_x, source_x)
+def _table_key(op, level, sign):
+  """Row of _constants() for (OP_NAMES index, level, sign +-1)."""
+  return (op * NUM_LEVELS + level) * 2 + tf.cast(sign > 0, tf.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def _constants(height: int, width: int) -> Dict[str, np.ndarray]:
+  """What each (operation, level, sign) means, row _table_key(op, level, sign) of:
+
+    argument: float32, level_to_argument (0 where the operation has none).
+    affine: float32 [6], the map (a, nb, e, nd, tx, ty) of a geometric operation, with
+      source x = (cx + a (x - cx)) - nb (y - cy) - tx and
+      source y = (cy + e (y - cy)) - nd (x - cx) - ty
+      (the identity for other operations). Every single-image geometric operation rounds in
+      this order with the terms it lacks being exact (factor 1, term 0), so one formula
+      reproduces all five bit for bit.
+    pixel_table: uint8 [256], what a _FIXED_TABLE operation makes of each pixel value (the
+      identity for other operations).
+
+  Computed once, eagerly, by the single-image code itself on scalars and on an image of all 256
+  values, so the batched pass uses exactly the single-image numbers.
+  """
+  values = np.arange(256, dtype=np.uint8)
+  rows = {"argument": [], "affine": [], "pixel_table": []}
+  with tf.init_scope():  # eagerly, also when first called while tracing a function
+    for name in OP_NAMES:
+      for level in range(NUM_LEVELS):
+        for sign in (-1.0, 1.0):
+          argument = level_to_argument(name, level, sign, (height, width))
+          argument = 0.0 if argument is None else tf.cast(argument, tf.float32)
+          affine = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+          if name == "ShearX":
+            affine[1] = -argument
+          elif name == "ShearY":
+            affine[3] = -argument
+          elif name == "TranslateX":
+            affine[4] = argument
+          elif name == "TranslateY":
+            affine[5] = argument
+          elif name == "Rotate":
+            radians = argument * (math.pi / 180.0)  # as rotate() computes them
+            cos, sin = tf.cos(radians), tf.sin(radians)
+            affine = [cos, sin, cos, -sin, 0.0, 0.0]
+          rows["argument"].append(np.float32(argument))
+          rows["affine"].append([np.float32(v) for v in affine])
+          rows["pixel_table"].append(
+              apply_op(values.reshape(1, 256, 1), name, level, sign).numpy().reshape(256)
+              if name in _FIXED_TABLE else values)
+  return {key: np.array(value) for key, value in rows.items()}
+
+
+def _gather_pixels(images, row, col, fill):
+  """out[i, y, x] = images[i, row, col], or `fill` outside the image; row and col are int32
+  broadcastable to [b, h, w].
+
+  One gather of whole pixels: pixels outside the image read a fill pixel appended after the
+  last one, so no select over the channels is needed.
+  """
+  height, width, channels = images.shape[1:]
+  clipped_row = tf.clip_by_value(row, 0, height - 1)
+  clipped_col = tf.clip_by_value(col, 0, width - 1)
+  inside = tf.equal(clipped_row, row) & tf.equal(clipped_col, col)
+  example = _per_example(tf.range(tf.shape(images)[0]))
+  pixel = (example * height + clipped_row) * width + clipped_col
+  pixels = tf.concat([tf.reshape(images, [-1, channels]), _fill_like(images, fill)[tf.newaxis]],
+                     axis=0)
+  return tf.gather(pixels, tf.where(inside, pixel, tf.size(pixel)))
+
+
+def _sample_nearest_batch(images, source_y, source_x, fill):
+  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
+  return _gather_pixels(images, tf.cast(tf.round(source_y), tf.int32),
+                        tf.cast(tf.round(source_x), tf.int32), fill)
+
+
+def _geometric_batch(images, key, fill):
+  """Applies each example's geometric operation (_table_key `key`) with one resampling."""
+  height, width = images.shape[1:3]
+  cy, cx = (height - 1) / 2, (width - 1) / 2
+  dy = (np.arange(height, dtype=np.float32) - np.float32(cy))[tf.newaxis, :, tf.newaxis]
+  dx = (np.arange(width, dtype=np.float32) - np.float32(cx))[tf.newaxis, tf.newaxis, :]
+  affine = tf.gather(_constants(height, width)["affine"], key)
+  a, nb, e, nd, tx, ty = (_per_example(c) for c in tf.unstack(affine, num=6, axis=-1))
+  source_x = (cx + dx * a) - dy * nb - tx
+  source_y = (cy + dy * e) - dx * nd - ty
   return _sample_nearest_batch(images, source_y, source_x, fill)
 
 
@@ -602,67 +652,64 @@ def _grayscale_batch(images):
   return tf.round(luma)[..., tf.newaxis]
 
 
-def _lookup_tables(images, op, level, sign):
-  """Per example and channel, the uint8 [b, c, 256] table of its _LOOKUP operation `op`.
+def _fixed_table_batch(images, key):
+  """Applies each example's _FIXED_TABLE operation with one gather through a constant table."""
+  tables = _constants(*images.shape[1:3])["pixel_table"].reshape(-1)
+  return tf.gather(tables, tf.reshape(key, [-1, 1, 1, 1]) * 256 + tf.cast(images, tf.int32))
 
-  Entry v is what the single-image operation makes of pixel value v, computed with the same
-  float32 arithmetic; other operations get the identity.
+
+def _image_tables(images, op, key):
+  """Per example and channel, the uint8 [b, c, 256] table of its _IMAGE_TABLE operation, and
+  the index of each pixel value in these tables flattened.
+
+  Entry v is what the single-image operation makes of pixel value v, with the same float32
+  arithmetic. AutoContrast and Contrast are both round(offset + factor * (v - centre)) (the
+  single-image operations round in this order), Equalize is PIL's cumulative-histogram table.
   """
+  height, width, channels = images.shape[1:]
   shape = tf.shape(images)
-  channels = images.shape[-1]
-  values = tf.cast(images, tf.int32)
-  table_id = (tf.range(shape[0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * channels
-              + tf.range(channels)) * 256
-  histograms = tf.reshape(  # one bincount for every example and channel (Equalize)
-      tf.math.bincount(tf.reshape(values + table_id, [-1]), minlength=shape[0] * channels * 256,
+  # Offsets on rows of height * width * channels values (an offset that repeats along the
+  # innermost axis only would be slow to add).
+  channel_offset = tf.tile(tf.range(channels) * 256, [shape[1] * shape[2]])
+  index = (tf.reshape(tf.cast(images, tf.int32), [shape[0], -1]) + channel_offset
+           + tf.range(shape[0])[:, tf.newaxis] * (channels * 256))
+  histograms = tf.reshape(  # one bincount for every example and channel
+      tf.math.bincount(tf.reshape(index, [-1]), minlength=shape[0] * channels * 256,
                        maxlength=shape[0] * channels * 256, dtype=tf.int32),
       [-1, channels, 256])
-  level_value = tf.range(256)
-  v = tf.cast(level_value, tf.float32)  # [256]; per-example arguments become [b, 1, 1]
-
-  def argument(name):
-    return level_to_argument(name, level, sign, images.shape[1:])[:, tf.newaxis, tf.newaxis]
-
-  # Equalize: PIL's cumulative-histogram table, identity where it has a single step.
-  last_used = tf.reduce_max(tf.where(histograms > 0, level_value, -1), axis=-1, keepdims=True)
-  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
-          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
-  safe_step = tf.maximum(step, 1)
-  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
-                         // safe_step, 255)
-  # AutoContrast: a linear stretch per channel, identity for a flat channel.
+  level_value = np.arange(256, dtype=np.int32)
+  is_contrast = tf.equal(op, OP_NAMES.index("Contrast"))[:, tf.newaxis, tf.newaxis]
+  # AutoContrast: a linear stretch per channel (offset 0), the identity for a flat channel.
   used = histograms > 0
   low = tf.cast(tf.reduce_min(tf.where(used, level_value, 256), axis=-1, keepdims=True),
                 tf.float32)
-  high = tf.cast(tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True),
-                 tf.float32)
+  last_used = tf.reduce_max(tf.where(used, level_value, -1), axis=-1, keepdims=True)
+  high = tf.cast(last_used, tf.float32)
   flat = high <= low
   scale = tf.where(flat, 1.0, 255.0 / tf.where(flat, 1.0, high - low))
   # Contrast: blend with the rounded mean grey level of the example.
   grey = tf.round(tf.reduce_mean(_grayscale_batch(images), axis=[1, 2, 3]))[:, tf.newaxis,
                                                                             tf.newaxis]
-  shift = 8 - argument("Posterize")
-  tables = {
-      "AutoContrast": tf.where(flat, level_value, tf.cast(_to_uint8((v - low) * scale),
-                                                          tf.int32)),
-      "Invert": 255 - level_value,
-      "Equalize": tf.where(step > 0, equalized, level_value),
-      "Solarize": tf.where(v < argument("Solarize"), level_value, 255 - level_value),
-      "Posterize": tf.bitwise.left_shift(tf.bitwise.right_shift(level_value, shift), shift),
-      "Contrast": tf.cast(_to_uint8(grey + argument("Contrast") * (v - grey)), tf.int32),
-      "Brightness": tf.cast(_to_uint8(argument("Brightness") * v), tf.int32),
-  }
-  table = tf.broadcast_to(level_value, tf.shape(histograms))
-  for name, candidate in tables.items():
-    chosen = tf.equal(op, OP_NAMES.index(name))[:, tf.newaxis, tf.newaxis]
-    table = tf.where(chosen, candidate, table)
-  return tf.cast(table, tf.uint8), values + table_id
+  factor = tf.gather(_constants(height, width)["argument"], key)[:, tf.newaxis, tf.newaxis]
+  offset = tf.where(is_contrast, grey, 0.0)
+  slope = tf.where(is_contrast, factor, scale)
+  centre = tf.where(is_contrast, grey, tf.where(flat, 0.0, low))
+  linear = _to_uint8(offset + slope * (level_value.astype(np.float32) - centre))
+  # Equalize: PIL's cumulative-histogram table, the identity where it has a single step.
+  step = (tf.reduce_sum(histograms, axis=-1, keepdims=True)
+          - tf.gather(histograms, tf.maximum(last_used, 0), batch_dims=2)) // 256
+  safe_step = tf.maximum(step, 1)
+  equalized = tf.minimum((tf.cumsum(histograms, axis=-1, exclusive=True) + safe_step // 2)
+                         // safe_step, 255)
+  equalized = tf.cast(tf.where(step > 0, equalized, level_value), tf.uint8)
+  is_equalize = tf.equal(op, OP_NAMES.index("Equalize"))[:, tf.newaxis, tf.newaxis]
+  return tf.where(is_equalize, equalized, linear), index
 
 
-def _lookup_batch(images, op, level, sign):
-  """Applies each example's _LOOKUP operation with one gather through its tables."""
-  tables, index = _lookup_tables(images, op, level, sign)
-  return tf.gather(tf.reshape(tables, [-1]), index)
+def _image_table_batch(images, op, key):
+  """Applies each example's _IMAGE_TABLE operation with one gather through its tables."""
+  tables, index = _image_tables(images, op, key)
+  return tf.reshape(tf.gather(tf.reshape(tables, [-1]), index), tf.shape(images))
 
 
 def _sharpness_batch(images, factor):
@@ -680,26 +727,28 @@ def _sharpness_batch(images, factor):
 
 
 def _policy_step_batch(images, op, level, sign, fill):
-  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each operation sees only its own."""
+  """Applies OP_NAMES[op] (op < 0: nothing) to each example; each group sees only its own."""
   group = tf.where(op < 0, 0, tf.gather(tf.constant(_GROUP_OF_OP, tf.int32),
                                         tf.maximum(op, 0)))
+  key = _table_key(tf.maximum(op, 0), level, sign)
   num_groups = len(_GROUPS)
   positions = tf.dynamic_partition(tf.range(tf.shape(images)[0]), group, num_groups)
-  parts = tf.dynamic_partition(images, group, num_groups)
-  ops = tf.dynamic_partition(op, group, num_groups)
-  levels = tf.dynamic_partition(level, group, num_groups)
-  signs = tf.dynamic_partition(sign, group, num_groups)
-  arguments = [level_to_argument(name, levels[_GROUPS.index(name)], signs[_GROUPS.index(name)],
-                                 images.shape[1:]) for name in ("Color", "Sharpness")]
-  results = [
-      parts[0],
-      _geometric_batch(parts[1], ops[1], levels[1], signs[1], fill),
-      _lookup_batch(parts[2], ops[2], levels[2], signs[2]),
-      _blend_batch(tf.broadcast_to(_grayscale_batch(parts[3]), tf.shape(parts[3])), parts[3],
-                   arguments[0]),
-      _sharpness_batch(parts[4], arguments[1]),
-  ]
-  return tf.dynamic_stitch(positions, results)
+  parts = dict(zip(_GROUPS, tf.dynamic_partition(images, group, num_groups)))
+  ops = dict(zip(_GROUPS, tf.dynamic_partition(op, group, num_groups)))
+  keys = dict(zip(_GROUPS, tf.dynamic_partition(key, group, num_groups)))
+  arguments = _constants(*images.shape[1:3])["argument"]
+  color = parts["Color"]
+  results = {
+      "unchanged": parts["unchanged"],
+      "geometric": _geometric_batch(parts["geometric"], keys["geometric"], fill),
+      "fixed table": _fixed_table_batch(parts["fixed table"], keys["fixed table"]),
+      "image table": _image_table_batch(parts["image table"], ops["image table"],
+                                        keys["image table"]),
+      "Color": _blend_batch(tf.broadcast_to(_grayscale_batch(color), tf.shape(color)), color,
+                            tf.gather(arguments, keys["Color"])),
+      "Sharpness": _sharpness_batch(parts["Sharpness"], tf.gather(arguments, keys["Sharpness"])),
+  }
+  return tf.dynamic_stitch(positions, [results[name] for name in _GROUPS])
 
 
 def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
@@ -718,48 +767,52 @@ def autoaugment_batch(images, choice, apply, sign, fill, policy=CIFAR10_POLICY):
   op_table = tf.constant([[OP_NAMES.index(n) for n, _, _ in sub] for sub in policy], tf.int32)
   level_table = tf.constant([[lv for _, _, lv in sub] for sub in policy], tf.int32)
   static_shape = images.shape
-  for step in range(len(policy[0])):
-    op = tf.where(apply[:, step], tf.gather(op_table[:, step], choice), -1)
-    level = tf.gather(level_table[:, step], choice)
-    images = _policy_step_batch(images, op, level, sign[:, step], fill)
-    images = tf.ensure_shape(images, static_shape)
+  op = tf.where(apply, tf.gather(op_table, choice), -1)  # [b, steps], -1: not applied
+  level = tf.gather(level_table, choice)
+  sign = tf.convert_to_tensor(sign, tf.float32)
+
+  def step(i, images):
+    images = _policy_step_batch(images, op[:, i], level[:, i], sign[:, i], fill)
+    return i + 1, tf.ensure_shape(images, static_shape)
+
+  # One loop body for all steps: in a graph, the operations (and the cost of setting them up,
+  # paid by the pipeline every epoch) do not grow with the number of steps.
+  _, images = tf.while_loop(lambda i, _: i < len(policy[0]), step, (tf.constant(0), images))
   return images
 
 
 def _crop_and_flip_batch(images, padding: int, offsets, flip, fill):
   """crop_with_padding (offsets [b, 2], or None) then a mirror where flip [b] (or None).
 
-  Both only pick source rows and columns, so they share one gather per axis.
+  Both only pick a source row and column for each pixel, so they share one gather.
   """
-  shape = tf.shape(images)
-  rows = tf.range(shape[1])[tf.newaxis]
-  cols = tf.range(shape[2])[tf.newaxis]
+  height, width = images.shape[1:3]
+  rows = np.arange(height, dtype=np.int32)[tf.newaxis]
+  cols = np.arange(width, dtype=np.int32)[tf.newaxis]
   if offsets is not None:
     rows = offsets[:, :1] - padding + rows  # [b, h] source rows
     cols = offsets[:, 1:] - padding + cols  # [b, w] source columns
   if flip is not None:
     cols = tf.where(flip[:, tf.newaxis], tf.reverse(cols, axis=[1]), cols)
-  rows = tf.broadcast_to(rows, [shape[0], shape[1]])
-  out = tf.gather(images, tf.clip_by_value(rows, 0, shape[1] - 1), axis=1, batch_dims=1)
-  out = tf.gather(out, tf.clip_by_value(cols, 0, shape[2] - 1), axis=2, batch_dims=1)
-  if offsets is None:
-    return out
-  inside = (((rows >= 0) & (rows < shape[1]))[:, :, tf.newaxis]
-            & ((cols >= 0) & (cols < shape[2]))[:, tf.newaxis, :])
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], out, fill)
+  return _gather_pixels(images, rows[:, :, tf.newaxis], cols[:, tf.newaxis, :], fill)
 
 
 def _cutout_batch(images, size: int, centers, fill):
-  """cutout for a batch: centers int32 [b, 2] (row, column)."""
+  """cutout for a batch: centers int32 [b, 2] (row, column).
+
+  Works on rows of width * channels values, so the mask and the fill colour repeat only along
+  outer axes (a select that repeats a value along the innermost axis is several times slower).
+  """
   shape = tf.shape(images)
-  rows = tf.range(shape[1])[tf.newaxis, :, tf.newaxis]
-  cols = tf.range(shape[2])[tf.newaxis, tf.newaxis, :]
-  top = _per_example(centers[:, 0]) - size // 2
-  left = _per_example(centers[:, 1]) - size // 2
-  inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
-  fill = tf.reshape(_fill_like(images, fill), [1, 1, 1, -1])
-  return tf.where(inside[..., tf.newaxis], fill, images)
+  batch, height, width = shape[0], shape[1], shape[2]
+  top = centers[:, :1] - size // 2
+  left = centers[:, 1:] - size // 2
+  rows = tf.range(height)[tf.newaxis]
+  cols = tf.repeat(tf.range(width), images.shape[-1])[tf.newaxis]  # the column of each value
+  inside = (((rows >= top) & (rows < top + size))[:, :, tf.newaxis]
+            & ((cols >= left) & (cols < left + size))[:, tf.newaxis, :])
+  fill = tf.tile(_fill_like(images, fill), [width])
+  return tf.reshape(tf.where(inside, fill, tf.reshape(images, [batch, height, -1])), shape)
 
 
 def augment_batch(images, parameters, augmentation: Augmentation, fill):
@@ -778,8 +831,23 @@ def augment_batch(images, parameters, augmentation: Augmentation, fill):
   if missing:
     raise ValueError(f"parameters lack {missing} for {augmentation} (use draw_parameters with the "
                      "same augmentation).")
+  parameters = {key: parameters[key] for key, enabled in keys.items() if enabled}
   images = tf.convert_to_tensor(images)
   fill = tf.convert_to_tensor(fill, tf.float32)
+  if tf.inside_function():  # e.g. the tf.data pipeline, rebuilt every epoch
+    return _traced_augment_batch(augmentation)(images, parameters, fill)
+  return _augment_batch(images, parameters, augmentation, fill)
+
+
+@functools.lru_cache(maxsize=None)
+def _traced_augment_batch(augmentation: Augmentation):
+  """_augment_batch for one setting as a tf.function: traced once per setting and batch shape
+  instead of once per epoch (the graph has over a thousand operations)."""
+  return tf.function(lambda images, parameters, fill: _augment_batch(
+      images, parameters, augmentation, fill), reduce_retracing=True)
+
+
+def _augment_batch(images, parameters, augmentation: Augmentation, fill):
   fill_uint8 = _to_uint8(fill * 255.0)
   if augmentation.crop_padding or augmentation.flip:
     images = _crop_and_flip_batch(

@@ -24,6 +24,8 @@ Result file (JSON, ``FORMAT``)::
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
      "chips": {name: {"kind": ..., "seed": ..., ...}},       # the chips of this file
      "entries": [{"chip", "condition", "offset", "errors"}, ...],
+     "clean_wrong": str,                                     # optional, see below
+     # with it, every entry also has "wrong": str
      "plan": {"num_shards", "shard_index",                   # what the whole evaluation measures
               "chips": [{"name", "chip", "conditions", "offsets"}, ...]},  # all shards' chips
      "metadata": {...}}                                      # free-form (command line, paths)
@@ -35,11 +37,19 @@ the plan's (chip, condition, offset); :meth:`Results.missing` lists what is not 
 merge a partial set (which the merged result then shows). Files without a plan (older tfbet)
 are read but cannot be merged.
 
+Per-example errors (``bin/eval --per_example``) are optional: ``clean_wrong`` and each entry's
+``wrong`` say *which* test examples were misclassified, as base64 of ``numpy.packbits`` of n
+booleans (1250 bytes for 10,000 examples). A comparison of two models on the same test set needs
+them to measure its test-set noise (:mod:`tfbet.paired`). Either the clean count and every entry
+carry them or none does, and each must agree with its count.
+
 The CSV next to it has one row per entry (``chip,<condition_kind>,offset,errors,n,rerr``) and a
 first row ``clean,,,<clean errors>,n,<clean error>``.
 """
 import collections
 import csv
+import base64
+import binascii
 import dataclasses
 import fractions
 import hashlib
@@ -275,7 +285,7 @@ class Results:
   """
 
   def __init__(self, *, model, n, data_digest, clean_errors, condition_kind, errors=None,
-               chips=None, metadata=None, plan=None):
+               chips=None, metadata=None, plan=None, clean_wrong=None, wrong=None):
     if condition_kind not in CONDITION_KINDS:
       raise ValueError(f"condition_kind must be one of {CONDITION_KINDS}, got {condition_kind!r}")
     if not isinstance(model, dict) or "digest" not in model:
@@ -309,12 +319,40 @@ class Results:
       if expected is not None and expected != name:
         raise ValueError(f"chip {name!r} is described as {info}, which is chip {expected!r}")
     self.metadata = dict(metadata or {})
+    self.clean_wrong = (None if clean_wrong is None
+                        else self._check_wrong(clean_wrong, self.clean_errors, "clean_wrong"))
     self.errors = {}
-    for (chip, condition, offset), count in (errors or {}).items():
-      self.add(chip, condition, offset, count)
+    self.wrong = {}  # {(chip, condition, offset): bool [n]} when per_example
+    for key, count in (errors or {}).items():
+      self.add(*key, count, wrong=None if wrong is None else wrong.get(key))
 
-  def add(self, chip, condition, offset, errors):
-    """Records one count; a (chip, condition, offset) may be recorded only once."""
+  @property
+  def per_example(self):
+    """True when the results say which examples were misclassified (clean and every entry)."""
+    return self.clean_wrong is not None
+
+  def _check_wrong(self, wrong, errors, what):
+    """``wrong`` as a bool array of n whose sum is ``errors``; ValueError naming ``what``."""
+    array = np.asarray(wrong)
+    if array.shape != (self.n,) or not (array.dtype == bool or np.isin(array, (0, 1)).all()):
+      raise ValueError(f"{what} must be n={self.n} booleans, got shape {array.shape} and dtype "
+                       f"{array.dtype}")
+    array = array.astype(bool)
+    if int(array.sum()) != errors:
+      raise ValueError(f"{what} marks {int(array.sum())} misclassified examples but the count is "
+                       f"{errors}")
+    return array
+
+  def wrong_matrix(self, condition, chips=None):
+    """bool [chips, offsets, n]: which examples each chip (offset) misclassified at condition."""
+    if not self.per_example:
+      raise ValueError("these results have no per-example errors (evaluate with --per_example)")
+    names = self.chip_names if chips is None else list(chips)
+    return np.stack([np.stack([self.wrong[(name, condition, o)]
+                               for o in self.offsets(name, condition)]) for name in names])
+
+  def add(self, chip, condition, offset, errors, wrong=None):
+    """Records one count (and its per-example errors when the results carry them) once."""
     if not isinstance(chip, str) or not chip:
       raise TypeError(f"chip must be a non-empty name, got {chip!r}")
     key = (chip, _check_condition(condition, self.condition_kind),
@@ -334,6 +372,12 @@ class Results:
     if key in self.errors:
       raise ValueError(f"duplicate entry for chip {key[0]!r}, {self.condition_kind} {key[1]}, "
                        f"offset {key[2]}")
+    if (wrong is None) == self.per_example:
+      raise ValueError(f"entry {key}: per-example errors must be given for every entry exactly "
+                       "when clean_wrong is given" + ("" if self.per_example else
+                                                      " (clean_wrong is missing)"))
+    if wrong is not None:
+      self.wrong[key] = self._check_wrong(wrong, errors, f"wrong of entry {key}")
     self.errors[key] = errors
 
   @property
@@ -415,7 +459,7 @@ class Results:
                   key=lambda item: (natural_key(item[0][0]), item[0][1], item[0][2]))
 
   def to_dict(self):
-    return {
+    record = {
         "format": FORMAT,
         "model": self.model,
         "data": {"n": self.n, "digest": self.data_digest},
@@ -427,6 +471,12 @@ class Results:
         "plan": self.plan,
         "metadata": self.metadata,
     }
+    if self.per_example:
+      record["clean_wrong"] = _encode_bits(self.clean_wrong)
+      for entry in record["entries"]:
+        entry["wrong"] = _encode_bits(
+            self.wrong[(entry["chip"], entry["condition"], entry["offset"])])
+    return record
 
   @property
   def faulty_share(self):
@@ -443,11 +493,17 @@ class Results:
       results = cls(model=record["model"], n=record["data"]["n"],
                     data_digest=record["data"]["digest"], clean_errors=record["clean_errors"],
                     condition_kind=record["condition_kind"], chips=record.get("chips", {}),
-                    metadata=record.get("metadata", {}), plan=record.get("plan"))
+                    metadata=record.get("metadata", {}), plan=record.get("plan"),
+                    clean_wrong=(None if record.get("clean_wrong") is None else _decode_bits(
+                        record["clean_wrong"], record["data"]["n"], "clean_wrong")))
       if not isinstance(record["entries"], list):
         raise TypeError("entries must be a list")
       for entry in record["entries"]:
-        results.add(entry["chip"], entry["condition"], entry["offset"], entry["errors"])
+        wrong = entry.get("wrong")
+        if wrong is not None:
+          wrong = _decode_bits(wrong, results.n, f"wrong of entry {entry['chip']!r}")
+        results.add(entry["chip"], entry["condition"], entry["offset"], entry["errors"],
+                    wrong=wrong)
       return results
     except (KeyError, TypeError, ValueError, AttributeError) as error:
       raise ValueError(f"{source}: invalid evaluation result ({error})") from error
@@ -490,7 +546,30 @@ class Results:
             and self.data_digest == other.data_digest
             and self.clean_errors == other.clean_errors
             and self.condition_kind == other.condition_kind and self.errors == other.errors
-            and self.chips == other.chips)
+            and self.chips == other.chips and self.per_example == other.per_example
+            and (not self.per_example or (
+                np.array_equal(self.clean_wrong, other.clean_wrong)
+                and all(np.array_equal(w, other.wrong[k]) for k, w in self.wrong.items()))))
+
+
+def _encode_bits(flags):
+  return base64.b64encode(np.packbits(np.asarray(flags, bool)).tobytes()).decode("ascii")
+
+
+def _decode_bits(text, n, what):
+  """n booleans from :func:`_encode_bits`' text; ValueError naming ``what`` otherwise."""
+  if not isinstance(text, str):
+    raise ValueError(f"{what} must be a base64 string, got {type(text).__name__}")
+  try:
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+  except (binascii.Error, UnicodeEncodeError) as error:
+    raise ValueError(f"{what} is not valid base64 ({error})") from error
+  if len(raw) != (n + 7) // 8:
+    raise ValueError(f"{what} holds {len(raw)} bytes, {(n + 7) // 8} expected for n={n}")
+  bits = np.unpackbits(np.frombuffer(raw, np.uint8))
+  if bits[n:].any():
+    raise ValueError(f"{what} has bits set beyond the n={n} examples")
+  return bits[:n].astype(bool)
 
 
 def merge(results_list, sources=None, allow_partial=False):
@@ -527,6 +606,10 @@ def merge(results_list, sources=None, allow_partial=False):
       if mine != theirs:
         raise ValueError(f"{source} has {what} {mine!r} but {sources[0]} has {theirs!r}; only "
                          "results of one model on one test set merge")
+    if item.per_example != first.per_example or (
+        first.per_example and not np.array_equal(item.clean_wrong, first.clean_wrong)):
+      raise ValueError(f"{source} and {sources[0]} differ in their per-example clean errors "
+                       "(one has none, or they mark other examples); evaluate both the same way")
     difference = _plan_difference(first.plan, item.plan, first.condition_kind)
     if difference:
       raise ValueError(f"{source} is not a shard of the same evaluation as {sources[0]}: it "
@@ -554,10 +637,11 @@ def merge(results_list, sources=None, allow_partial=False):
   merged = Results(model=first.model, n=first.n, data_digest=first.data_digest,
                    clean_errors=first.clean_errors, condition_kind=first.condition_kind,
                    chips=chips, metadata=metadata,
-                   plan=dict(first.plan, num_shards=1, shard_index=0))
+                   plan=dict(first.plan, num_shards=1, shard_index=0),
+                   clean_wrong=first.clean_wrong)
   for item in results_list:
-    for (chip, condition, offset), errors in item.errors.items():
-      merged.add(chip, condition, offset, errors)
+    for key, errors in item.errors.items():
+      merged.add(*key, errors, wrong=item.wrong.get(key))
   return merged
 
 
@@ -648,42 +732,55 @@ class Evaluator:
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
                                   tf.TensorSpec((None,), tf.int64)])
-    def count_errors(images, labels):
+    def wrong_examples(images, labels):
       logits = self.model(images, training=False)
       predictions = tf.argmax(logits, axis=-1, output_type=tf.int64)
-      return tf.reduce_sum(tf.cast(tf.not_equal(predictions, labels), tf.int64))
+      return tf.not_equal(predictions, labels)
 
-    self._count_errors = count_errors
+    self._wrong_examples = wrong_examples
     self.digest = model_digest(self.layout)
 
   @property
   def trace_count(self):
     """How often the forward pass was traced (1 after the first evaluation, and it stays 1)."""
-    return self._count_errors.experimental_get_tracing_count()
+    return self._wrong_examples.experimental_get_tracing_count()
 
   def describe_model(self):
     return {"name": self.model.name, "digest": self.digest,
             "num_weights": self.layout.num_weights, "scheme": self.layout.scheme.to_dict(),
             "coverage": memory.coverage(self.layout).to_dict()}
 
+  def wrong(self):
+    """bool [n]: the test examples misclassified with the masks that are loaded right now."""
+    return np.concatenate([self._wrong_examples(images, labels).numpy()
+                           for images, labels in self._batches])
+
   def errors(self):
     """Misclassified test examples with the masks that are loaded right now."""
-    total = tf.add_n([self._count_errors(images, labels) for images, labels in self._batches])
-    return int(total.numpy())
+    return int(self.wrong().sum())
+
+  def clean_wrong(self):
+    """bool [n]: the examples the clean quantized model misclassifies (clears all masks)."""
+    memory.clear_masks(self.layout)
+    return self.wrong()
 
   def clean_errors(self):
     """Misclassified test examples of the clean quantized model (clears all masks)."""
-    memory.clear_masks(self.layout)
-    return self.errors()
+    return int(self.clean_wrong().sum())
+
+  def chip_wrong(self, chip, condition, offset=0, allow_high_rate=False):
+    """Loads ``chip``'s masks at ``condition`` and ``offset`` once: bool [n] misclassified."""
+    memory.load_chip(self.layout, chip, condition, offset=offset,
+                     allow_high_rate=allow_high_rate)
+    return self.wrong()
 
   def chip_errors(self, chip, condition, offset=0, allow_high_rate=False):
     """Loads ``chip``'s masks at ``condition`` and ``offset`` once, then counts errors."""
-    memory.load_chip(self.layout, chip, condition, offset=offset,
-                     allow_high_rate=allow_high_rate)
-    return self.errors()
+    return int(self.chip_wrong(chip, condition, offset, allow_high_rate).sum())
 
   def run(self, chips, conditions=None, offsets=(0,), progress=log_progress, metadata=None,
-          num_shards=1, shard_index=0, resume=None, checkpoint=None, allow_high_rate=False):
+          num_shards=1, shard_index=0, resume=None, checkpoint=None, allow_high_rate=False,
+          per_example=False):
     """Evaluates every chip of a shard at every condition and offset; returns ``Results``.
 
     Args:
@@ -696,33 +793,40 @@ class Evaluator:
       checkpoint: callable(Results so far) after each chip, e.g. to save them; with ``resume``
         this makes a long evaluation resumable.
       allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
+      per_example: also record which examples each chip misclassifies (see the module
+        docstring); a comparison of models then measures its test-set noise.
     """
     plan, work = make_plan(chips, conditions, offsets, num_shards, shard_index,
                            allow_high_rate=allow_high_rate)
     kind = _condition_kind([chip for chip, _, _ in work])
     started = time.perf_counter()
+    clean_wrong = self.clean_wrong()
     results = Results(model=self.describe_model(), n=self.n, data_digest=self.data_digest,
-                      clean_errors=self.clean_errors(), condition_kind=kind,
+                      clean_errors=int(clean_wrong.sum()), condition_kind=kind,
                       chips={chip.name: chip.describe() for chip, _, _ in work},
-                      metadata=metadata, plan=plan)
+                      metadata=metadata, plan=plan,
+                      clean_wrong=clean_wrong if per_example else None)
     done = set()
     if resume is not None:
       for chip, chip_conditions, chip_offsets in self._check_resume(resume, results, work):
         for condition in chip_conditions:
           for offset in chip_offsets:
-            results.add(chip.name, condition, offset, resume.errors[(chip.name, condition, offset)])
+            key = (chip.name, condition, offset)
+            results.add(*key, resume.errors[key], wrong=resume.wrong.get(key))
         done.add(chip.name)
     try:
       for index, (chip, chip_conditions, chip_offsets) in enumerate(work):
         if chip.name in done:
           continue
-        counts = {}
+        wrong = {}
         for condition in chip_conditions:
           for offset in chip_offsets:
-            counts[(condition, offset)] = self.chip_errors(chip, condition, offset,
-                                                           allow_high_rate)
+            wrong[(condition, offset)] = self.chip_wrong(chip, condition, offset,
+                                                         allow_high_rate)
+        counts = {key: int(flags.sum()) for key, flags in wrong.items()}
         for (condition, offset), errors in counts.items():
-          results.add(chip.name, condition, offset, errors)
+          results.add(chip.name, condition, offset, errors,
+                      wrong=wrong[(condition, offset)] if per_example else None)
         if checkpoint is not None:
           checkpoint(results)
         if progress is not None:
@@ -740,7 +844,8 @@ class Evaluator:
               ("data digest", resume.data_digest, results.data_digest),
               ("clean_errors", resume.clean_errors, results.clean_errors),
               ("condition_kind", resume.condition_kind, results.condition_kind),
-              ("plan", resume.plan, results.plan))
+              ("plan", resume.plan, results.plan),
+              ("per-example recording", resume.per_example, results.per_example))
     for what, theirs, mine in checks:
       if theirs != mine:
         raise ValueError(f"cannot resume: the earlier results have another {what} "
@@ -750,7 +855,8 @@ class Evaluator:
 
 
 def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_progress,
-             metadata=None, num_shards=1, shard_index=0, allow_high_rate=False):
+             metadata=None, num_shards=1, shard_index=0, allow_high_rate=False,
+             per_example=False):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
   ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
@@ -758,7 +864,8 @@ def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
                                        metadata=metadata, num_shards=num_shards,
-                                       shard_index=shard_index, allow_high_rate=allow_high_rate)
+                                       shard_index=shard_index, allow_high_rate=allow_high_rate,
+                                       per_example=per_example)
 
 
 def evaluate_float_model(model, dataset, chips, conditions=None, *, scheme="rquant",

@@ -7,7 +7,12 @@ A scheme is the combination of
 * ``per_tensor`` range (weights and biases of each layer separately) or one ``global`` range;
 * ``asymmetric`` range [q_min, q_max] mapped to [-1, 1] by Eq. (3), or symmetric [-q_max, q_max];
 * ``unsigned`` codes with offset 2^(m-1) - 1 (Eq. 4), or signed two's complement in m bits;
-* ``rounding`` (round half away from zero) or int conversion (truncation toward zero, Eq. 1).
+* ``rounding`` (round half away from zero) or int conversion, chosen by ``int_conversion``:
+  ``"truncate"`` toward zero (C's integer cast; the default, what earlier versions did) or
+  ``"floor"`` (Eq. 1 writes the floor bracket). They differ for negative s only: truncation maps
+  s in (-1, 1) to 0 and is symmetric around 0, floor maps s in [-1, 0) to -1. The paper leaves
+  open which one its int conversion is, so both can be run; ``int_conversion`` has no effect
+  with rounding and must then stay "truncate".
 
 With L = 2^(m-1) - 1 levels on each side, the real value s = w / Delta (symmetric,
 Delta = q_max / L) or s = N(w) * L (asymmetric) is turned into an integer r in [-L, L]; signed
@@ -24,6 +29,8 @@ import tensorflow as tf
 
 # Smallest range width used for constant tensors (q_max == q_min), so nothing divides by zero.
 _MIN_WIDTH = 1e-12
+# How s becomes an integer without rounding: toward zero, or down (Eq. 1's floor bracket).
+INT_CONVERSIONS = ("truncate", "floor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +41,7 @@ class QuantizationScheme:
   asymmetric: bool = True
   unsigned: bool = True
   rounding: bool = True
+  int_conversion: str = "truncate"
 
   def __post_init__(self):
     if (isinstance(self.precision, bool) or not isinstance(self.precision, int)
@@ -42,6 +50,12 @@ class QuantizationScheme:
     for field in ("per_tensor", "asymmetric", "unsigned", "rounding"):
       if not isinstance(getattr(self, field), bool):
         raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
+    if self.int_conversion not in INT_CONVERSIONS:
+      raise ValueError(f"int_conversion must be one of {INT_CONVERSIONS}, got "
+                       f"{self.int_conversion!r}")
+    if self.rounding and self.int_conversion != "truncate":
+      raise ValueError(f"int_conversion={self.int_conversion!r} applies to schemes without "
+                       "rounding only; a rounding scheme (e.g. 'rquant') keeps 'truncate'")
 
   @property
   def levels(self):
@@ -58,6 +72,8 @@ class QuantizationScheme:
 
   @classmethod
   def from_dict(cls, config):
+    """The inverse of ``to_dict``; a config saved before ``int_conversion`` existed is
+    "truncate", what those versions did."""
     return cls(**config)
 
 
@@ -72,14 +88,15 @@ PRESETS = {
 
 
 @gin.configurable
-def get_scheme(name="rquant", precision=8):
-  """Returns the preset ``name`` (one of PRESETS) at ``precision`` bits."""
+def get_scheme(name="rquant", precision=8, int_conversion="truncate"):
+  """Returns the preset ``name`` (one of PRESETS) at ``precision`` bits, converting to integers
+  by ``int_conversion`` (INT_CONVERSIONS) when the preset does not round."""
   if isinstance(name, QuantizationScheme):
     return name
   key = str(name).lower()
   if key not in PRESETS:
     raise ValueError(f"unknown quantization preset {name!r}; choose one of {sorted(PRESETS)}")
-  return QuantizationScheme(precision=precision, **PRESETS[key])
+  return QuantizationScheme(precision=precision, int_conversion=int_conversion, **PRESETS[key])
 
 
 def tensor_range(weights, scheme):
@@ -126,6 +143,8 @@ def quantize(weights, q_min, q_max, scheme):
   levels = scheme.levels
   if scheme.rounding:
     r = tf.sign(s) * tf.floor(tf.abs(s) + 0.5)
+  elif scheme.int_conversion == "floor":
+    r = tf.floor(s)
   else:
     r = tf.sign(s) * tf.floor(tf.abs(s))
   r = tf.clip_by_value(r, -levels, levels)
@@ -195,12 +214,13 @@ def step_size(q_min, q_max, scheme):
 
 
 def describe(scheme):
-  """A short human-readable name, e.g. 'rquant/8bit'."""
+  """A short human-readable name, e.g. 'rquant/8bit', 'unsigned-floor/4bit'."""
+  floor = "-floor" if scheme.int_conversion == "floor" else ""
   for name, fields in PRESETS.items():
     if all(getattr(scheme, k) == v for k, v in fields.items()):
-      return f"{name}/{scheme.precision}bit"
+      return f"{name}{floor}/{scheme.precision}bit"
   return (f"{'tensor' if scheme.per_tensor else 'global'}-"
           f"{'asym' if scheme.asymmetric else 'sym'}-"
           f"{'unsigned' if scheme.unsigned else 'signed'}-"
-          f"{'round' if scheme.rounding else 'trunc'}/{scheme.precision}bit")
+          f"{'round' if scheme.rounding else scheme.int_conversion[:5]}/{scheme.precision}bit")
 

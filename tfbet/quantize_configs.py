@@ -12,14 +12,19 @@ quantized, perturbed tensor before the layer runs. Nested Sequential/functional 
 inlined into one flat functional graph first (tensorflow-model-optimization cannot wrap a model
 inside a model). A trainable variable that is not reachable this way is not in faulty memory:
 ``quantize_model`` then refuses, naming it, unless the caller leaves its layer out explicitly
-(``exclude``). Non-trainable state (BatchNormalization moving statistics) stays in reliable
-memory; ``memory.coverage`` reports the share of all parameters that is in faulty memory.
+(``exclude``).
+
+Non-trainable state (BatchNormalization's moving statistics, any float variable a layer keeps
+out of training) stays in reliable memory by default, as in the paper. With ``faulty_state=True``
+it is quantized per tensor into the same faulty memory, with its own masks: the layer reads the
+perturbed state at inference, while in training mode it reads and updates the reliable variable
+(BatchNormalization uses batch statistics there). ``memory.coverage`` reports the share of all
+parameters, state included, that is in faulty memory.
 """
 import re
 
 import tensorflow as tf
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_annotate
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_layout_transform
+from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
 from tf_keras.src.engine import functional
 
@@ -97,22 +102,28 @@ def _build_sublayers(layer):
               key=zeros(layer._key_shape))  # pylint: disable=protected-access
 
 
-def quantizable_attributes(layer, non_trainable=False):
+def is_state(variable):
+  """True for non-trainable float state a layer reads (BatchNormalization moving statistics)."""
+  return not variable.trainable and variable.dtype.is_floating
+
+
+def quantizable_attributes(layer, faulty_state=False):
   """([paths of one variable], ...) to quantize in ``layer``, and the uncovered variables.
 
   Returns (groups, uncovered): each group lists the attribute paths of one trainable variable
-  (and of non-trainable ones if ``non_trainable``), in the order of ``layer.weights``;
-  ``uncovered`` are trainable variables no attribute holds, which could not be quantized.
+  (and, with ``faulty_state``, of one state variable, see ``is_state``), in the order of
+  ``layer.weights``; ``uncovered`` are such variables no attribute holds, which could not be
+  quantized.
   """
   found = parameter_paths(layer)
   wanted = list(layer.trainable_weights)
-  if non_trainable:
-    wanted += list(layer.non_trainable_weights)
+  if faulty_state:
+    wanted += [v for v in layer.non_trainable_weights if is_state(v)]
   groups, uncovered = [], []
   for variable in wanted:
     if id(variable) in found:
       groups.append(tuple(found[id(variable)][1]))
-    elif variable.trainable or variable in layer.trainable_weights:
+    else:
       uncovered.append(variable)
   return tuple(groups), uncovered
 
@@ -180,33 +191,59 @@ class BitErrorQuantizeConfig(_tfmot_keras.QuantizeConfig):
     return not self.__eq__(other)
 
 
-class _NoLayoutTransform(quantize_layout_transform.QuantizeLayoutTransform):
-  """Keeps the model graph as it is (no Conv+BN folding, no activation quantizers)."""
+@keras.utils.register_keras_serializable(package="tfbet")
+class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
+  """tfmot's wrapper that replaces a layer's variables with their quantized, perturbed values.
 
-  def apply(self, model, layer_quantize_map):
-    return model, layer_quantize_map
+  Differs from ``QuantizeWrapperV2`` in three ways:
 
+  * state in faulty memory (``is_state``) stays out of the trainable weights (tfmot lists every
+    quantized variable as trainable) and is listed by the wrapper itself, since the layer
+    forgets a variable once its attribute holds the quantized tensor;
+  * in training mode the layer gets the state variable itself: BatchNormalization assigns its
+    moving statistics there (and normalizes with batch statistics);
+  * while Keras infers the output shape (building a functional graph, cloning or loading a
+    model), the quantizers are not traced: the shape does not depend on weight values, and
+    tracing them took most of ``quantize_model``'s time on large models;
+  * ``call`` is converted by autograph only if the wrapped layer's is (a Keras layer's is not):
+    the wrapper's own control flow is plain Python, and converting it cost a third of the rest.
+  """
 
-class _EmptyRegistry:
-  """Quantizes nothing that was not annotated explicitly."""
+  def _should_use_autograph(self):
+    return self.layer._should_use_autograph()  # pylint: disable=protected-access
 
-  def supports(self, layer):
-    del layer
-    return False
+  def build(self, input_shape):
+    super().build(input_shape)
+    self._trainable_weights = [w for w in self._trainable_weights if w.trainable]
 
-  def get_quantize_config(self, layer):
-    del layer
-    return None
+  @property
+  def non_trainable_weights(self):
+    state = [w for w, _, _ in getattr(self, "_weight_vars", ()) if not w.trainable]
+    return self._dedup_weights(
+        state + self.layer.non_trainable_weights + self._non_trainable_weights)
 
+  def call(self, inputs, training=None, **kwargs):
+    if any(not w.trainable for w, _, _ in self._weight_vars):
+      mode = keras.backend.learning_phase() if training is None else training
+      if tf.get_static_value(mode) is None:
+        raise ValueError(
+            f"layer {self.name!r} keeps state in faulty memory (faulty_state=True) and needs a "
+            "training mode known when the graph is built (training=True or False), not a "
+            "tensor: in training mode it updates the reliable state, at inference it reads the "
+            "faulty one")
+    return super().call(inputs, training=training, **kwargs)
 
-class BitErrorQuantizeScheme(_tfmot_keras.QuantizeScheme):
-  """tfmot scheme: only our annotated layers are wrapped, nothing else changes."""
+  def _infer_output_signature(self, *args, **kwargs):
+    self._shape_only = True
+    try:
+      return super()._infer_output_signature(*args, **kwargs)
+    finally:
+      self._shape_only = False
 
-  def get_layout_transformer(self):
-    return _NoLayoutTransform()
-
-  def get_quantize_registry(self):
-    return _EmptyRegistry()
+  def _make_quantizer_fn(self, quantizer, x, training, quantizer_vars):
+    if getattr(self, "_shape_only", False) or (training and not x.trainable):
+      return lambda: x
+    return super()._make_quantizer_fn(quantizer, x, training, quantizer_vars)
 
 
 def custom_objects():
@@ -218,6 +255,7 @@ def custom_objects():
   objects.update({
       "BitErrorQuantizer": quantizers.BitErrorQuantizer,
       "BitErrorQuantizeConfig": BitErrorQuantizeConfig,
+      "BitErrorQuantizeWrapper": BitErrorQuantizeWrapper,
       "QuantizedModel": QuantizedModel,
   })
   return objects
@@ -347,23 +385,31 @@ def _excluded(layer, exclude):
   return layer.name in exclude
 
 
-def quantize_model(model, scheme="rquant", exclude=None):
+def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
   """Returns a copy of ``model`` whose trainable parameters live in quantized, faulty memory.
 
   ``model`` must be a Sequential or functional Keras model (nested ones are inlined, see
-  ``flatten_model``): tfmot rebuilds it layer by layer with ``clone_model``, which subclassed
+  ``flatten_model``): it is rebuilt layer by layer with ``clone_model``, which subclassed
   models do not support. ``scheme`` is a preset name of ``tfbet.quantization.PRESETS`` or a
   ``QuantizationScheme``.
 
   Every trainable variable a layer reads is quantized (see the module docstring); if one cannot
   be, this raises ``ValueError`` listing them. ``exclude`` leaves layers in reliable float
   memory on purpose: a collection of layer names, or a predicate ``layer -> bool``.
-  ``tfbet.memory.coverage`` states the share of parameters in faulty memory.
+  ``faulty_state=True`` puts non-trainable float state (BatchNormalization moving statistics)
+  into faulty memory too; it needs a per-tensor scheme. ``tfbet.memory.coverage`` states the
+  share of parameters in faulty memory.
   """
   scheme = quantization.get_scheme(scheme)
   _check_graph_model(model, "model")
   if is_quantized(model):
-    raise ValueError(f"model {model.name!r} is already quantized")
+    raise ValueError(f"model {model.name!r} is already quantized"
+                     + ("; for its state use with_faulty_state(model)" if faulty_state else ""))
+  if faulty_state and not scheme.per_tensor:
+    raise ValueError(
+        "faulty_state=True needs a per-tensor scheme (normal, asymmetric, unsigned, rquant): "
+        f"with one global range ({scheme}) the moving statistics would widen the range every "
+        "weight is quantized with, which changes the model beyond its state")
   if exclude is not None and not callable(exclude):
     if isinstance(exclude, str):
       exclude = [exclude]
@@ -376,32 +422,100 @@ def quantize_model(model, scheme="rquant", exclude=None):
                        f"{sorted(unknown)}; its layers are {[l.name for l in flat.layers]}")
 
   uncovered = []
+  copies = []  # (original layer, its copy in the quantized model)
 
-  def annotate(layer):
-    clone = layer.__class__.from_config(layer.get_config())
+  def wrap(layer):
+    copy = layer.__class__.from_config(layer.get_config())
+    copies.append((layer, copy))
     if _excluded(layer, exclude):
-      return clone
-    attrs, missing = quantizable_attributes(layer)
+      return copy
+    attrs, missing = quantizable_attributes(layer, faulty_state)
     uncovered.extend(f"{layer.name}: {v.name} {tuple(v.shape)}" for v in missing)
     if not attrs:
-      return clone
-    return _tfmot_keras.quantize_annotate_layer(clone, BitErrorQuantizeConfig(attrs, scheme))
+      return copy
+    return BitErrorQuantizeWrapper(copy, BitErrorQuantizeConfig(attrs, scheme))
 
   with quantize_scope():
-    annotated = keras.models.clone_model(flat, clone_function=annotate)
-    if uncovered:
-      raise ValueError(
-          f"quantize_model cannot put these trainable variables of model {model.name!r} into "
-          "faulty memory (their layers do not read them through an attribute): "
-          + "; ".join(uncovered) + ". Leave their layers out explicitly with "
-          "quantize_model(..., exclude=[layer names] or a predicate).")
-    annotated.set_weights(flat.get_weights())
-    if not any(isinstance(l, quantize_annotate.QuantizeAnnotate) for l in annotated.layers):
-      raise ValueError(f"model {model.name!r} has no layer with trainable parameters to quantize")
-    quantized = _tfmot_keras.quantize_apply(annotated, scheme=BitErrorQuantizeScheme())
+    # One clone (tfmot's quantize_apply cloned three times more, for graph rewrites tfbet does
+    # not use); the wrappers build their layers and quantizers while it runs.
+    quantized = keras.models.clone_model(flat, clone_function=wrap)
+  what = "trainable variables" + (" and state" if faulty_state else "")
+  if uncovered:
+    raise ValueError(
+        f"quantize_model cannot put these {what} of model {model.name!r} into "
+        "faulty memory (their layers do not read them through an attribute): "
+        + "; ".join(uncovered) + ". Leave their layers out explicitly with "
+        "quantize_model(..., exclude=[layer names] or a predicate).")
+  if not is_quantized(quantized):
+    raise ValueError(f"model {model.name!r} has no layer with {what} to quantize")
+  for original, copy in copies:
+    copy.set_weights(original.get_weights())
   quantized._name = model.name  # pylint: disable=protected-access
   quantized.__class__ = QuantizedModel  # the same graph and state; see QuantizedModel.save
   return quantized
+
+
+def has_faulty_state(model):
+  """True if a quantized model keeps non-trainable state in faulty memory."""
+  return any(not weight.trainable for weight, _, _ in _wrapped_variables(model))
+
+
+def _wrapped_variables(model):
+  for layer in model.layers:
+    if isinstance(layer, _tfmot_keras.QuantizeWrapper):
+      yield from layer._weight_vars  # pylint: disable=protected-access
+
+
+def float_model(model):
+  """The float model inside a quantized one: its layers unwrapped, with the same weights."""
+  copies = []
+
+  def unwrap(layer):
+    wrapper = layer if isinstance(layer, _tfmot_keras.QuantizeWrapper) else None
+    inner = layer.layer if wrapper is not None else layer
+    copy = inner.__class__.from_config(inner.get_config())
+    copies.append((inner, wrapper, copy))
+    return copy
+
+  with quantize_scope():
+    unwrapped = keras.models.clone_model(model, clone_function=unwrap)
+  for inner, wrapper, copy in copies:
+    # A wrapped layer forgets the variables whose attributes hold quantized tensors; its
+    # wrapper lists them. Variables are matched by their names within the layer.
+    by_name = {}
+    for weight in list(inner.weights) + (list(wrapper.weights) if wrapper is not None else []):
+      by_name.setdefault(_name_in_layer(weight), weight)
+    try:
+      copy.set_weights([by_name[_name_in_layer(w)].numpy() for w in copy.weights])
+    except KeyError as error:
+      raise RuntimeError(f"layer {inner.name!r} has no variable {error}") from error
+  unwrapped._name = model.name  # pylint: disable=protected-access
+  return unwrapped
+
+
+def _name_in_layer(variable):
+  return variable.name.split("/", 1)[-1]
+
+
+def with_faulty_state(model):
+  """A copy of quantized ``model`` with its non-trainable state in faulty memory too.
+
+  For evaluating a model trained (as in the paper) with reliable state: the trainable
+  parameters are quantized with the same per-tensor scheme, so their codes do not change, and
+  layers left in float memory stay there.
+  """
+  if not is_quantized(model):
+    raise ValueError(f"model {model.name!r} is not quantized; use "
+                     "quantize_model(model, ..., faulty_state=True)")
+  if has_faulty_state(model):
+    raise ValueError(f"model {model.name!r} already keeps its state in faulty memory")
+  schemes = {quantizer.scheme for _, quantizer, _ in _wrapped_variables(model)}
+  if len(schemes) != 1:
+    raise ValueError(f"model {model.name!r} mixes quantization schemes {schemes}")
+  excluded = [l.name for l in model.layers
+              if not isinstance(l, _tfmot_keras.QuantizeWrapper) and l.trainable_weights]
+  return quantize_model(float_model(model), schemes.pop(), exclude=excluded or None,
+                        faulty_state=True)
 
 
 def quantized_variables(model):
@@ -409,11 +523,8 @@ def quantized_variables(model):
 
   This order is the linear memory layout of docs/design.md §3.
   """
-  by_id = {}
-  for layer in model.layers:
-    if isinstance(layer, _tfmot_keras.QuantizeWrapper):
-      for weight, quantizer, qvars in layer._weight_vars:  # pylint: disable=protected-access
-        by_id[id(weight)] = (weight, quantizer, qvars)
+  by_id = {id(weight): (weight, quantizer, qvars)
+           for weight, quantizer, qvars in _wrapped_variables(model)}
   ordered = [by_id.pop(id(w)) for w in model.weights if id(w) in by_id]
   if by_id:
     raise RuntimeError("quantized variables missing from model.weights: "

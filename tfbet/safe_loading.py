@@ -13,7 +13,12 @@ is read and checked first, with plain JSON, before Keras sees any of it:
 Only then is the model rebuilt from that checked config and its weights read (weights are
 arrays, never code). Anything else fails with ``UnsafeModelError`` naming the file and the layer.
 Only HDF5 files (what ``bin/train`` writes) are accepted.
+
+A file written by an older tfbet (a quantize config without a field this version reads, or
+quantizer state of another shape) is refused with a message saying so and what to do: a
+missing field would otherwise silently take its default (another quantization scheme).
 """
+import dataclasses
 import functools
 import inspect
 import json
@@ -21,6 +26,7 @@ import os
 
 import h5py
 
+from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.compat import keras
 
@@ -31,6 +37,14 @@ _TFMOT_CLASSES = frozenset({"QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLay
                             "QuantizeAwareActivation", "NoOpActivation", "QuantizeAnnotate"})
 _MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 ALLOWED_MODULE_PREFIXES = ("keras.", "tf_keras.", "tfbet.", "tensorflow_model_optimization.")
+_QUANTIZE_CONFIG_CLASSES = frozenset({"BitErrorQuantizeConfig", "tfbet>BitErrorQuantizeConfig"})
+# Scheme fields every tfbet version wrote; fields added later have defaults that reproduce
+# what the versions before them did, so files without them load.
+_FIRST_SCHEME_FIELDS = ("precision", "per_tensor", "asymmetric", "unsigned", "rounding")
+OLDER_TFBET_FIX = (
+    "Retrain the model with this tfbet (bin/train), or re-export it: with the tfbet version "
+    "that wrote it, save the float model (the quantized layers' float weights) and quantize it "
+    "here after training (tfbet.quantize_model, or bin/eval --model=FLOAT.h5 --scheme=...)")
 
 
 class UnsafeModelError(ValueError):
@@ -82,6 +96,49 @@ def check_config(config, path):
     raise UnsafeModelError(f"model file {path!r}: model config nested too deeply") from error
 
 
+def older_tfbet_error(path, what, probably=False):
+  written = "was probably written" if probably else "was written"
+  return UnsafeModelError(f"model file {path!r} {written} by an older tfbet: {what}. "
+                          + OLDER_TFBET_FIX)
+
+
+def check_tfbet_fields(config, path):
+  """Raises ``UnsafeModelError`` if a tfbet quantize config lacks a field this version needs,
+  or has one it does not know (a newer tfbet wrote it)."""
+  known = {f.name for f in dataclasses.fields(quantization.QuantizationScheme)}
+
+  def check(fields, layer):
+    missing = sorted({"weight_attrs", "scheme"} - set(fields))
+    scheme = fields.get("scheme")
+    if isinstance(scheme, dict):
+      missing += [f"scheme.{name}" for name in _FIRST_SCHEME_FIELDS if name not in scheme]
+      unknown = sorted(set(scheme) - known)
+      if unknown:
+        raise UnsafeModelError(
+            f"model file {path!r} was written by a newer tfbet: the quantization scheme of "
+            f"layer {layer!r} has fields {unknown} this version does not know; load it with "
+            "the tfbet version that wrote it (or a newer one)")
+    if missing:
+      raise older_tfbet_error(
+          path, f"the quantize config of layer {layer!r} lacks {missing}, which this version "
+          "needs (a default could quantize differently than the model was trained)")
+
+  def walk(node, layer):
+    if isinstance(node, dict):
+      inner = node.get("config")
+      if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+        layer = inner["name"]
+      if node.get("class_name") in _QUANTIZE_CONFIG_CLASSES:
+        check(inner if isinstance(inner, dict) else {}, layer)
+      for value in node.values():
+        walk(value, layer)
+    elif isinstance(node, list):
+      for value in node:
+        walk(value, layer)
+
+  walk(config, None)
+
+
 def read_config(path):
   """The checked model config (a dict) of an HDF5 model file."""
   if os.path.isdir(path):
@@ -110,6 +167,7 @@ def read_config(path):
   if not isinstance(config, dict):
     raise UnsafeModelError(f"model file {path!r}: model_config is not a JSON object")
   check_config(config, path)
+  check_tfbet_fields(config, path)
   return config
 
 
@@ -119,9 +177,21 @@ def load_model(path):
   try:
     with quantize_configs.quantize_scope():
       model = keras.models.model_from_config(config)
-    model.load_weights(path)
-  except UnsafeModelError:
-    raise
   except (ValueError, TypeError, KeyError, OSError) as error:
     raise UnsafeModelError(f"cannot load model file {path!r}: {str(error)[:500]}") from error
+  try:
+    model.load_weights(path)
+  except (ValueError, TypeError, KeyError, OSError) as error:
+    if quantize_configs.is_quantized(model) and _weights_mismatch(error):
+      raise older_tfbet_error(
+          path, "its stored weights do not match the variables this version creates for its "
+          f"quantized layers ({str(error)[:300]})", probably=True) from error
+    raise UnsafeModelError(f"cannot load model file {path!r}: {str(error)[:500]}") from error
   return model
+
+
+def _weights_mismatch(error):
+  """True for Keras's errors about a layer's variable count or shapes."""
+  text = str(error).lower()
+  return "mismatch" in text or "incompatible" in text or (
+      "expected" in text and "variables" in text)

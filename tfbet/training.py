@@ -11,7 +11,17 @@ is built on construction, and it keeps the Keras contract of ``compile``/``fit``
 3. clean forward/backward pass with all error masks zero;
 4. once the clean loss has dropped below ``loss_threshold`` (1.75, App. F; sticky afterwards):
    load bit errors and do a perturbed forward/backward pass;
-5. update the float weights with the sum of both gradients (``w -= lr (grad + grad~)``).
+5. update the float weights with both gradients combined (``gradient_combination``, below).
+
+Alg. 1 is ambiguous about step 5: its line 15 writes ``w - lr (grad + grad~)`` while its caption
+and line 14 say the two gradients are averaged. ``gradient_combination="sum"`` (the default,
+line 15, and what this library has always done) updates with ``grad + grad~``;
+``"average"`` with ``(grad + grad~) / 2`` -- the same direction at half the step, i.e. the sum
+at half the learning rate. Averaging needs two gradients: a step that does not inject (before
+the loss threshold) has only the clean one and uses it unscaled, so ``"average"`` changes only
+the injecting steps. The default stays the sum because line 15 is the one equation of the
+update and because it keeps the results of earlier runs; the choice is a constructor argument
+(and ``train.gradient_combination`` in gin) so that both can be run.
 
 Both passes use the compiled loss (``compile(loss=..., loss_weights=...)``, sample and class
 weights, regularization losses). Without a ``loss``, the paper's cross-entropy
@@ -35,12 +45,23 @@ Methods (``method``):
   (half of training, Tab. 13);
 * ``"alternating"``: a clean update, then a perturbed update whose result is projected back to
   the per-tensor ranges after the clean update (App. G.4; two optimizer updates per step).
+  ``gradient_combination`` has no role here (each gradient makes its own update); ``"average"``
+  is refused rather than ignored.
 
-Weight decay is added to the gradient (coupled L2 as in PyTorch's SGD, App. F).
+``optimizer.iterations`` counts training steps (batches) for every method: the alternating step
+rewinds it by one before its perturbed update, so both updates of a step use the learning rate
+of that step and the schedule's milestones (``paper_learning_rate(total_steps)``) fall at 2/5,
+3/5 and 4/5 of the training steps whether or not (and since when) the step makes a second
+update -- the paper's schedule is one of epochs, not of optimizer calls. The step's chip seed is
+the step number, as for ``"randbet"``.
+
+Weight decay is added to the gradient of every optimizer update (coupled L2 as in PyTorch's
+SGD, App. F): once per step, twice in an alternating step that injects (once per update).
 """
 import numpy as np
 import tensorflow as tf
 
+from tfbet import chips
 from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
@@ -48,6 +69,7 @@ from tfbet import quantizers
 from tfbet.compat import keras
 
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
+GRADIENT_COMBINATIONS = ("sum", "average")
 _SEED_STRIDE = 2 ** 40
 # Trainer seeds are below this, so that (seed + 1) * _SEED_STRIDE + step fits in an int64.
 SEED_LIMIT = 2 ** 22
@@ -82,7 +104,14 @@ def classification_errors(y_true, y_pred):
 @keras.utils.register_keras_serializable(package="tfbet")
 class CrossEntropy(keras.losses.Loss):
   """The paper's loss: categorical cross-entropy for sparse or one-hot labels, with label
-  smoothing (Tab. 2), which Keras offers for one-hot labels only."""
+  smoothing as the paper defines it (Tab. 2).
+
+  With ``label_smoothing`` s and K classes the target is 1 - s for the true class and
+  s / (K - 1) for each other one (0.9 and 0.1/9 for s = 0.1 on 10 classes): the label's
+  probability mass s is spread over the wrong classes only. Keras' own ``label_smoothing``
+  spreads s over all K classes (0.91 and 0.01); it is not used. Soft labels y become
+  (1 - s) y + s (1 - y) / (K - 1), which still sums to 1.
+  """
 
   def __init__(self, from_logits=True, label_smoothing=0.0, name="cross_entropy", **kwargs):
     super().__init__(name=name, **kwargs)
@@ -92,13 +121,17 @@ class CrossEntropy(keras.losses.Loss):
     self.label_smoothing = float(label_smoothing)
 
   def call(self, y_true, y_pred):
+    y_true = tf.convert_to_tensor(y_true)  # also when called directly on numpy labels
     if _is_one_hot(y_true, y_pred):
       one_hot = tf.cast(y_true, y_pred.dtype)
     else:
       one_hot = tf.one_hot(class_indices(y_true, y_pred), tf.shape(y_pred)[-1],
                            dtype=y_pred.dtype)
-    return keras.losses.categorical_crossentropy(
-        one_hot, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing)
+    if self.label_smoothing:
+      others = tf.cast(tf.shape(y_pred)[-1] - 1, y_pred.dtype)
+      one_hot = ((1.0 - self.label_smoothing) * one_hot
+                 + self.label_smoothing * (1.0 - one_hot) / others)
+    return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=self.from_logits)
 
   def get_config(self):
     return {**super().get_config(), "from_logits": self.from_logits,
@@ -149,19 +182,25 @@ class BitErrorTrainer(keras.Model):
   ``save`` writes the quantized model (what evaluation needs; load it inside
   ``tfbet.quantize_scope()``); ``save_weights`` and ``tf.train.Checkpoint`` hold the whole
   training state (weights, optimizer, the injection flag).
+
+  ``rate`` is a fraction (1 % is 0.01); above 0.5 it looks like a percent and is refused unless
+  ``allow_high_rate=True``. ``gradient_combination`` is "sum" or "average" (module docstring).
   """
 
   def __init__(self, model, *, method="randbet", rate=0.01, loss_threshold=1.75, seed=0,
                weight_decay=5e-4, label_smoothing=0.0, pattern=None, pattern_condition=None,
-               curriculum_steps=None, **kwargs):
+               curriculum_steps=None, gradient_combination="sum", allow_high_rate=False,
+               **kwargs):
     super().__init__(name=kwargs.pop("name", "bit_error_trainer"), **kwargs)
     if method not in METHODS:
       raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    rate = float(rate)
-    if not 0.0 <= rate <= 0.5:
-      raise ValueError(f"rate must be a bit error probability in [0, 0.5] (a fraction: 1 % is "
-                       f"0.01; training at more than half of all bits wrong is meaningless), "
-                       f"got {rate}")
+    if gradient_combination not in GRADIENT_COMBINATIONS:
+      raise ValueError(f"gradient_combination must be one of {GRADIENT_COMBINATIONS}, got "
+                       f"{gradient_combination!r}")
+    if method == "alternating" and gradient_combination != "sum":
+      raise ValueError("gradient_combination='average' does not apply to method 'alternating' "
+                       "(its clean and perturbed gradients make separate updates); use 'sum'")
+    rate = chips.check_rate(rate, "rate", allow_high_rate)
     if method in ("randbet", "curricular", "alternating") and rate == 0.0:
       raise ValueError(f"method {method!r} needs rate > 0")
     if not 0.0 <= label_smoothing < 1.0:
@@ -189,6 +228,7 @@ class BitErrorTrainer(keras.Model):
     self.loss_threshold = float(loss_threshold)
     self.seed = int(seed)
     self.weight_decay = float(weight_decay)
+    self.gradient_combination = gradient_combination
     self.label_smoothing = float(label_smoothing)
     self.curriculum_steps = curriculum_steps
     self.layout = memory.layout(model)
@@ -302,6 +342,7 @@ class BitErrorTrainer(keras.Model):
     return y_pred, loss, grads
 
   def _apply(self, grads):
+    """One optimizer update with ``grads`` plus the weight decay (added once per update)."""
     variables = self.model.trainable_variables
     if self.weight_decay:
       # The optimizer sums the replicas' gradients (each the gradient of its share of the global
@@ -365,6 +406,8 @@ class BitErrorTrainer(keras.Model):
       ranges = self._tensor_ranges()
 
       def perturbed_update():
+        # The step's second update reuses its iteration: the schedule counts steps.
+        self.optimizer.iterations.assign_sub(1)
         p_loss, p_errors, p_grads = perturbed_pass()
         self._apply(p_grads)
         self._project_to_ranges(ranges)
@@ -373,13 +416,18 @@ class BitErrorTrainer(keras.Model):
       p_loss, p_errors = tf.cond(injecting, perturbed_update,
                                  lambda: (tf.zeros_like(loss), no_errors))
     else:
-      # Only the forward/backward pass is conditional; one update with the summed gradients
-      # (zeros while not injecting), outside control flow so it also works under
-      # MirroredStrategy.
+      # Only the forward/backward pass is conditional; one update with the combined gradients
+      # (the perturbed ones are zeros while not injecting), outside control flow so it also
+      # works under MirroredStrategy.
       p_loss, p_errors, p_grads = tf.cond(
           injecting, perturbed_pass,
           lambda: (tf.zeros_like(loss), no_errors, [tf.zeros_like(g) for g in grads]))
-      self._apply([g + pg for g, pg in zip(grads, p_grads)])
+      combined = [g + pg for g, pg in zip(grads, p_grads)]
+      if self.gradient_combination == "average":
+        # The mean of two gradients; a step without the perturbed one keeps the clean one.
+        scale = tf.where(injecting, 0.5, 1.0)
+        combined = [c * tf.cast(scale, c.dtype) for c in combined]
+      self._apply(combined)
     self._track_clean_pass(y, y_pred, sample_weight, global_loss)
     self.trackers["injecting"].update_state(tf.cast(injecting, tf.float32))
     if self.method == "clean":
@@ -402,10 +450,17 @@ class BitErrorTrainer(keras.Model):
 
 
 def paper_learning_rate(total_steps, initial=0.05, factor=0.1, milestones=(0.4, 0.6, 0.8)):
-  """App. F: lr 0.05, multiplied by 0.1 after 2/5, 3/5 and 4/5 of training."""
+  """App. F: lr 0.05, multiplied by 0.1 after 2/5, 3/5 and 4/5 of training.
+
+  ``total_steps`` counts training steps (batches), as ``BitErrorTrainer`` counts
+  ``optimizer.iterations`` for every method (one per step, also for "alternating"). The
+  schedule is called with the number of steps done, so step ``round(m * total_steps)`` (0-based)
+  is the first at the lower rate: after 40 of 100 steps, as after 40 of 100 epochs.
+  """
   if total_steps < 1:
     raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-  boundaries = [max(1, int(round(m * total_steps))) for m in milestones]
+  # PiecewiseConstantDecay keeps a value while step <= boundary; the first step is at `initial`.
+  boundaries = [max(0, int(round(m * total_steps)) - 1) for m in milestones]
   values = [initial * factor ** i for i in range(len(boundaries) + 1)]
   return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 

@@ -103,6 +103,11 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
     flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                         flag_values=flag_values)
     reporting.define_delta_flag(flag_values)
+    flags.DEFINE_bool(
+        "per_example", False,
+        "Also record which test examples each chip misclassifies (in the JSON, about n/8 bytes per "
+        "chip and rate): comparisons of two models (tfbet.paired, bin/reproduce) then measure "
+        "their test-set noise. In-process evaluation only.", flag_values=flag_values)
   flags.DEFINE_string(
       "runner", IN_PROCESS,
       f"{IN_PROCESS}: evaluate the chips one after another in this process. Any other value is "
@@ -121,6 +126,12 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/eval on ``flag_values``."""
   define_model_flags(flag_values)
+  flags.DEFINE_bool(
+      "faulty_state", False,
+      "Put the model's non-trainable state (BatchNormalization moving statistics) into faulty "
+      "memory too, quantized per tensor like the weights, so chips perturb it; default: it "
+      "stays reliable, as in the paper (App. G.1). Needs a per-tensor scheme. The results state "
+      "the share of parameters in faulty memory.", flag_values=flag_values)
   flags.DEFINE_list(
       "rates", list(DEFAULT_RATES),
       "Comma-separated bit error rates p in PERCENT, as in the paper's tables: "
@@ -241,8 +252,12 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   return model, data, model_path
 
 
-def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None):
+def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None,
+                         faulty_state=False):
   """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
+
+  ``faulty_state`` puts its non-trainable state into faulty memory too
+  (``quantize_configs.with_faulty_state``).
 
   Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
   quantized one gets --scheme.
@@ -255,7 +270,7 @@ def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=Non
                        "--whiten or --nowhiten")
     if exclude:
       raise ValueError("--exclude only goes with --scheme (post-training quantization)")
-    return model
+    return quantize_configs.with_faulty_state(model) if faulty_state else model
   if quantized:
     raise ValueError(f"model {model.name!r} is already quantized; drop --scheme")
   if whiten is None:
@@ -263,10 +278,11 @@ def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=Non
                      "(per-channel whitening with training-set statistics) or --nowhiten "
                      "(pixels in [0, 1])")
   return quantize_configs.quantize_model(
-      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None)
+      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None,
+      faulty_state=faulty_state)
 
 
-def load_test_model(scheme=None, precision=8, exclude=(), **kwargs):
+def load_test_model(scheme=None, precision=8, exclude=(), faulty_state=False, **kwargs):
   """(model to evaluate, test dataset): what each Beam worker loads.
 
   The model of ``load_model_and_data(**kwargs)``, quantized after training when ``scheme`` is
@@ -277,7 +293,8 @@ def load_test_model(scheme=None, precision=8, exclude=(), **kwargs):
   with gin.unlock_config():
     gin.clear_config()
     model, data, _ = load_model_and_data(**kwargs)
-  model = model_for_evaluation(model, scheme, precision, exclude, kwargs.get("whiten"))
+  model = model_for_evaluation(model, scheme, precision, exclude, kwargs.get("whiten"),
+                               faulty_state)
   return model, data.test_dataset()
 
 
@@ -293,9 +310,13 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
       return run_resumable(evaluator, chip_list, conditions, flag_values.output,
                            offsets=offsets, progress=progress, metadata=metadata,
                            num_shards=num_shards, shard_index=shard_index,
-                           allow_high_rate=True)  # The binaries take rates in percent.
+                           allow_high_rate=True,  # The binaries take rates in percent.
+                           per_example=flag_values.per_example)
     except ValueError as error:
       raise app.UsageError(str(error)) from error
+  if flag_values.per_example:
+    raise app.UsageError(f"--per_example is recorded by in-process evaluation only; drop it or "
+                         f"use --runner={IN_PROCESS}")
   if num_shards != 1:
     raise app.UsageError(f"--runner={flag_values.runner} evaluates all chips itself; drop "
                          "--num_shards / --shard_index (they split in-process evaluations)")
@@ -319,7 +340,7 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
       gin_search_paths=tuple(flag_values.gin_search_path),
       gin_modules=tuple(flag_values.gin_module), whiten=flag_values.whiten,
       scheme=flag_values.scheme, precision=flag_values.precision,
-      exclude=tuple(flag_values.exclude))
+      exclude=tuple(flag_values.exclude), faulty_state=flag_values.faulty_state)
   print(f"running {len(chip_list)} work items (one per chip) on Beam's {flag_values.runner}",
         flush=True)
   try:
@@ -469,7 +490,8 @@ def main(argv):
         flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
         flag_values.gin_module, flag_values.whiten)
     model = model_for_evaluation(model, flag_values.scheme, flag_values.precision,
-                                 flag_values.exclude, flag_values.whiten)
+                                 flag_values.exclude, flag_values.whiten,
+                                 flag_values.faulty_state)
   except (FileNotFoundError, ImportError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   chip_list = make_chips(flag_values.chip_kind, seeds, flag_values.fraction_0to1)
@@ -480,6 +502,7 @@ def main(argv):
       "first_chip_seed": flag_values.first_chip_seed, "num_shards": flag_values.num_shards,
       "shard_index": flag_values.shard_index, "rates_percent": [100 * r for r in rates],
       "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
+      "faulty_state": flag_values.faulty_state,
   }
   if flag_values.chip_kind == "asymmetric":
     metadata["fraction_0to1"] = flag_values.fraction_0to1

@@ -1,9 +1,10 @@
 """Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
 
-  tfbet-reproduce --suite=cpu --output_dir=runs/reproduce        # about 45 minutes on 2 cores
-  tfbet-reproduce --suite=quick --output_dir=runs/quick          # about 10 minutes
-Re-running skips finished steps (and resumes a killed training run), so it can run in the
-background and be restarted: nohup tfbet-reproduce ... > reproduce.log 2>&1 &
+  tfbet-reproduce --suite=full --output_dir=runs/full     # about 2.5 hours on 2 cores
+  tfbet-reproduce --suite=quick --output_dir=runs/quick   # about 10 minutes
+Suites are gin/suites/<name>.json. Re-running skips finished steps (and resumes a killed
+training run), so it can run in the background and be restarted:
+  nohup tfbet-reproduce --suite=full --output_dir=runs/full > full.log 2>&1 &
 """
 from absl import app
 from absl import flags
@@ -15,9 +16,12 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
-  flags.DEFINE_enum("suite", "cpu", ["cpu", "quick", "tiny"], "Which suite of runs: 'cpu' (all "
-                    "tables, about 45 minutes on 2 cores), 'quick' (NORMAL, RQUANT, CLIPPING, "
-                    "PATTBET, RANDBET; about 10 minutes) or 'tiny' (a smoke test).")
+  flags.DEFINE_string("suite", "full", "Suite of runs: a name of gin/suites/ ('full': the "
+                      "paper's main findings with 3 seeds on the core rows, about 2.5 hours on 2 "
+                      "cores; 'quick': about 10 minutes; 'tiny': a smoke test) or the path of a "
+                      "suite .json file.")
+  flags.DEFINE_enum("stage", "all", ["all", "train", "evaluate"], "'train' trains every run "
+                    "first, 'evaluate' evaluates trained runs, 'all' does both, then reports.")
   flags.DEFINE_string("output_dir", None, "Directory of the runs (one sub-directory per run).")
   flags.DEFINE_string("report", "docs/reproduction.md", "Markdown report to write; figures go "
                       "to a figures/ directory next to it.")
@@ -32,16 +36,19 @@ def define_flags():
 def main(argv):
   del argv
   from tfbet.cli import reproduce_lib  # pylint: disable=g-import-not-at-top
-  suite = reproduce_lib.SUITES[FLAGS.suite]
   try:
+    suite = reproduce_lib.load_suite(FLAGS.suite)
     reproduce_lib.check_only(suite, FLAGS.only)
     if FLAGS.report_only and FLAGS.only is not None:
       raise ValueError("--only selects runs to train and evaluate; it has no effect with "
                        "--report_only (the report covers every finished run)")
     if not FLAGS.report_only:
-      reproduce_lib.run_suite(suite, FLAGS.output_dir, only=FLAGS.only,
+      reproduce_lib.run_suite(suite, FLAGS.output_dir, only=FLAGS.only, stage=FLAGS.stage,
                               progress=lambda line: print(line, flush=True))
-    path = reproduce_lib.write_report(suite, FLAGS.output_dir, FLAGS.report)
+    if FLAGS.stage == "train":
+      return
+    from tfbet.cli import reproduction_report  # pylint: disable=g-import-not-at-top
+    path = reproduction_report.write_report(suite, FLAGS.output_dir, FLAGS.report)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   print(f"report: {path}")

@@ -119,19 +119,24 @@ def build_model(data, *, w_max, seed, model_fn=None):
 
 def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, label_smoothing,
                   weight_decay, learning_rate, momentum, nesterov, total_steps,
-                  pattern_condition, model_fn=None):
-  """Model -> clipped -> quantized -> BitErrorTrainer, compiled with the paper's optimizer."""
+                  pattern_condition, model_fn=None, gradient_combination="sum",
+                  allow_high_rate=False):
+  """Model -> clipped -> quantized -> BitErrorTrainer, compiled with the paper's optimizer.
+
+  The schedule counts training steps for every method (the alternating trainer counts its two
+  updates of a step as one iteration), so its milestones are at 2/5, 3/5, 4/5 of the steps.
+  """
   model = build_model(data, w_max=w_max, seed=seed, model_fn=model_fn)
   qmodel = quantize_configs.quantize_model(model, scheme)
-  updates_per_step = 2 if method == "alternating" else 1
   trainer = training.BitErrorTrainer(
       qmodel, method=method, rate=rate, loss_threshold=loss_threshold, seed=seed,
       weight_decay=weight_decay, label_smoothing=label_smoothing,
       pattern=pattern_chip() if method == "pattbet" else None,
       pattern_condition=pattern_condition,
-      curriculum_steps=max(1, total_steps // 2) if method == "curricular" else None)
+      curriculum_steps=max(1, total_steps // 2) if method == "curricular" else None,
+      gradient_combination=gradient_combination, allow_high_rate=allow_high_rate)
   trainer.compile(optimizer=training.paper_optimizer(
-      total_steps * updates_per_step, learning_rate, momentum, nesterov))
+      total_steps, learning_rate, momentum, nesterov))
   return trainer
 
 
@@ -155,7 +160,8 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
 
 def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, label_smoothing,
-                    weight_decay, learning_rate, momentum):
+                    weight_decay, learning_rate, momentum, gradient_combination="sum",
+                    int_conversion="truncate"):
   """ValueError naming the first bad ``train.*`` value, before any work is done."""
   def number(name, value, low, high, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
@@ -179,6 +185,11 @@ def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, lab
   number("weight_decay", weight_decay, 0, math.inf, high_open=True)
   number("learning_rate", learning_rate, 0, math.inf, low_open=True, high_open=True)
   number("momentum", momentum, 0, 1, high_open=True)
+  for name, value, choices in (
+      ("gradient_combination", gradient_combination, training.GRADIENT_COMBINATIONS),
+      ("int_conversion", int_conversion, quantization.INT_CONVERSIONS)):
+    if value not in choices:
+      raise ValueError(f"train.{name} must be one of {choices}, got {value!r}")
 
 
 @resume.holds_output_lock
@@ -186,22 +197,30 @@ def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, lab
 def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_max=None,
           method="clean", rate=0.0, loss_threshold=1.75, pattern_condition=None, seed=0,
           label_smoothing=0.0, weight_decay=5e-4, learning_rate=0.05, momentum=0.9,
-          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1, model_fn=None):
+          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1, model_fn=None,
+          gradient_combination="sum", int_conversion="truncate", allow_high_rate=False):
   """Trains one model; see the module docstring. Returns the result dict.
 
   Args:
     output_dir: where checkpoints, logs, the operative config and the final model go.
     epochs: number of epochs (paper: 100 on MNIST, 250 on CIFAR).
     scheme, precision: quantization preset (tfbet.quantization.PRESETS) and bits m.
+    int_conversion: "truncate" (toward zero, default) or "floor" (Eq. 1's bracket): how a
+      scheme without rounding ('global', 'normal', 'asymmetric', 'unsigned') makes integers;
+      refused with a rounding scheme.
     w_max: weight clipping bound (CLIPPING / RANDBET_w_max), None for no clipping.
     method: tfbet.training.METHODS ("clean", "randbet", "pattbet", "curricular",
       "alternating").
-    rate: bit error rate p during training (RANDBET).
+    rate: bit error rate p during training (RANDBET), a fraction (1 % is 0.01).
+    allow_high_rate: accept rate > 0.5 (refused by default: it looks like a percent).
+    gradient_combination: "sum" (default, Alg. 1 line 15) or "average" (its caption) of the
+      clean and perturbed gradients of an injecting step (randbet, pattbet, curricular).
     loss_threshold: inject bit errors once the clean loss is below this (App. F: 1.75).
     pattern_condition: PATTBET rate (random chip) or voltage (profiled chip).
     seed: seed of initialization and bit errors, in [0, 2**22) (the data seed is
       load_data.seed, in [0, 2**63)).
-    label_smoothing: label smoothing of the cross-entropy (Tab. 2).
+    label_smoothing: label smoothing s of the cross-entropy as in the paper (Tab. 2): target
+      1 - s for the true class, s / (K - 1) for each other one.
     weight_decay, learning_rate, momentum, nesterov: SGD of App. F.
     distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
     evaluate_every_epoch: clean test error after each epoch.
@@ -215,13 +234,14 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
   """
   check_arguments(epochs=epochs, precision=precision, w_max=w_max, rate=rate,
                   loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
-                  weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum)
+                  weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
+                  gradient_combination=gradient_combination, int_conversion=int_conversion)
   resume.check_config(output_dir)
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
   data = data_lib.load_data()
   total_steps = data.steps_per_epoch * epochs
-  scheme_obj = quantization.get_scheme(scheme, precision)
+  scheme_obj = quantization.get_scheme(scheme, precision, int_conversion)
   strategy = make_strategy(distribute)
   write_dir = worker_write_dir(strategy, output_dir)
   tf.io.gfile.makedirs(write_dir)
@@ -231,7 +251,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_ma
         loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
         weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
         nesterov=nesterov, total_steps=total_steps, pattern_condition=pattern_condition,
-        model_fn=model_fn)
+        model_fn=model_fn, gradient_combination=gradient_combination,
+        allow_high_rate=allow_high_rate)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)

@@ -1,0 +1,105 @@
+"""The reproduction report on synthetic result files: its numbers against numpy, its verdicts."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tfbet import evaluation
+from tfbet.cli import reproduce_lib
+from tfbet.cli import reproduction_report
+
+N = 500
+RATES = (1, 10)  # in %
+CHIPS = ("random_1000", "random_1001", "random_1002", "random_1003")
+
+
+def _suite():
+  runs = (reproduce_lib.Run("good", "GOOD", ("a.gin",), seeds=(0, 1, 2)),
+          reproduce_lib.Run("bad", "BAD", ("a.gin",), seeds=(0, 1, 2)),
+          reproduce_lib.Run("same", "SAME", ("a.gin",)))
+  tables = ({"title": "T", "runs": ["good", "bad", "same"], "findings": [
+      {"claim": "GOOD is more robust than BAD", "better": "good", "worse": "bad"},
+      {"claim": "GOOD is more robust than SAME", "better": "good", "worse": "same"}]},)
+  return reproduce_lib.Suite(
+      name="synthetic", description="Synthetic.", runs=runs, rates=RATES,
+      num_chips=len(CHIPS), test_limit=None, tables=tables, quality_pairs=(("good", "bad"),),
+      figure_runs=("good", "bad"), figure_families={"G": ["good"], "B": ["bad"]})
+
+
+def _write(output_dir, run, seed, clean_p, chip_p, rng, digest="data"):
+  run_dir = run.directory(str(output_dir), seed)
+  os.makedirs(run_dir)
+  clean = rng.random(N) < clean_p
+  errors, wrong = {}, {}
+  for rate in RATES:
+    for chip in CHIPS:
+      flags = clean | (rng.random(N) < chip_p * rate)
+      errors[(chip, rate / 100, 0)] = int(flags.sum())
+      wrong[(chip, rate / 100, 0)] = flags
+  results = evaluation.Results(model={"name": run.name, "digest": f"{run.name}{seed}"}, n=N,
+                               data_digest=digest, clean_errors=int(clean.sum()),
+                               condition_kind="rate", errors=errors, clean_wrong=clean,
+                               wrong=wrong)
+  results.to_json(os.path.join(run_dir, "eval_random.json"))
+  with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
+    json.dump({"num_weights": 1234, "test_error": results.clean_error}, f)
+  return results
+
+
+@pytest.fixture(name="written")
+def written_fixture(tmp_path):
+  rng = np.random.default_rng(0)
+  suite = _suite()
+  written = {}
+  for run, clean_p, chip_p in ((suite.runs[0], 0.02, 0.005), (suite.runs[1], 0.02, 0.03),
+                               (suite.runs[2], 0.02, 0.005)):
+    written[run.name] = [_write(tmp_path / "runs", run, seed, clean_p, chip_p, rng)
+                         for seed in run.seeds]
+  return suite, tmp_path / "runs", written
+
+
+def test_tables_show_means_over_seeds_and_chips_computed_like_numpy(written, tmp_path):
+  suite, output_dir, results = written
+  report = tmp_path / "docs" / "report.md"
+  reproduction_report.write_report(suite, str(output_dir), str(report))
+  text = report.read_text()
+  good = results["good"]
+  clean = np.array([r.clean_error for r in good])
+  rerr = np.mean([[r.rerr(chip, 0.1) for chip in CHIPS] for r in good])
+  chip_std = np.mean([np.std([r.rerr(chip, 0.1) for chip in CHIPS]) for r in good])
+  row = next(line for line in text.splitlines() if line.startswith("| GOOD |"))
+  assert row.startswith(f"| GOOD | 3 | {100 * clean.mean():.2f} ± {100 * clean.std(ddof=1):.2f} |")
+  assert row.endswith(f"| {100 * rerr:.2f} ± {100 * chip_std:.2f} |")
+  assert "Trained and evaluated: 7 of 7" in text
+  assert "**holds**: GOOD is more robust than BAD" in text
+  assert "not resolved" in text  # GOOD and SAME are the same model up to noise
+  assert (report.parent / "figures" / "synthetic_fig7.png").stat().st_size > 1000
+
+
+def test_a_clear_difference_holds_and_identical_models_are_not_resolved(written):
+  suite, output_dir, _ = written
+  loaded = reproduction_report.load_results(suite, str(output_dir))
+  clear = reproduction_report.compare_runs(suite, loaded, "good", "bad", 0.1)
+  assert clear.verdict == "holds" and clear.seeds_a == clear.seeds_b == 3
+  assert clear.se_seeds is not None and not clear.seed_std_assumed
+  assert reproduction_report.compare_runs(suite, loaded, "bad", "good", 0.1).verdict == "reversed"
+  # SAME was trained once: the spread over seeds of the 3-seed runs stands in for its own.
+  single = reproduction_report.compare_runs(suite, loaded, "good", "same", 0.1)
+  assert single.seed_std_assumed and single.verdict == "not resolved"
+  assert reproduction_report.overall_verdict(["holds", "not resolved"], ["chips", "chips"]) \
+      == "holds"
+  assert reproduction_report.overall_verdict(["holds", "reversed"], ["chips"] * 2).startswith(
+      "mixed")
+  assert reproduction_report.overall_verdict(["not resolved"] * 3,
+                                             ["seeds", "chips", "seeds"]) == \
+      "not resolved (limited by seeds noise)"
+
+
+def test_runs_evaluated_on_other_test_examples_are_refused(written):
+  suite, output_dir, _ = written
+  other = reproduce_lib.Run("other", "OTHER", ("a.gin",))
+  suite = reproduce_lib.Suite(**{**suite.__dict__, "runs": suite.runs + (other,)})
+  _write(output_dir, other, 0, 0.02, 0.01, np.random.default_rng(1), digest="other data")
+  with pytest.raises(ValueError, match="different test sets"):
+    reproduction_report.load_results(suite, str(output_dir))

@@ -1,0 +1,385 @@
+"""Renders a reproduction suite's report (Markdown + figures) from its runs' JSON files.
+
+Every number, verdict and sentence that states a result is computed here from the files that
+``tfbet.cli.reproduce_lib.run_suite`` wrote; the claims checked and the tables come from the
+suite file (``gin/suites/<name>.json``, ``"tables"``). Comparisons are paired over chips and test
+examples and account for training seeds (:mod:`tfbet.paired`).
+"""
+import datetime
+import math
+import os
+
+from absl import logging
+import numpy as np
+
+from tfbet import evaluation
+from tfbet import files
+from tfbet import paired
+
+# Only rates where at least one of two models keeps RErr below this can tell them apart.
+INFORMATIVE_RERR = 0.5
+# The quality bar of the recipe: RANDBET's clean error at most this far above CLIPPING's.
+QUALITY_BAR = 0.002
+
+
+def _read_json(path):
+  import json  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError, RecursionError) as error:
+    raise ValueError(f"cannot read {path!r}: {error}") from error
+
+
+def load_results(suite, output_dir):
+  """{run name: {seed: {"result", "random", "pattern"?, "chips"?}}} of the evaluated seeds."""
+  loaded = {}
+  for run in suite.runs:
+    seeds = {}
+    for seed in run.seeds:
+      run_dir = run.directory(output_dir, seed)
+      random_path = os.path.join(run_dir, "eval_random.json")
+      result_path = os.path.join(run_dir, "result.json")
+      if not (os.path.exists(random_path) and os.path.exists(result_path)):
+        continue
+      entry = {"result": _read_json(result_path),
+               "random": evaluation.Results.from_json(random_path)}
+      for key, name in (("pattern", "eval_pattern.json"), ("chips", "eval_chips.json")):
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+          entry[key] = evaluation.Results.from_json(path)
+      seeds[seed] = entry
+    if seeds:
+      loaded[run.name] = seeds
+  _check_one_test_set(loaded)
+  return loaded
+
+
+def _check_one_test_set(loaded):
+  """Refuses runs evaluated on different test sets: their comparisons would mean nothing."""
+  digests = {(entry["random"].n, entry["random"].data_digest): (name, seed)
+             for name, seeds in loaded.items() for seed, entry in seeds.items()}
+  if len(digests) > 1:
+    raise ValueError(f"the runs were evaluated on different test sets: {sorted(digests.values())}"
+                     " (n or data digest differ); evaluate them all the same way")
+
+
+def _random(loaded, name):
+  seeds = loaded.get(name, {})
+  return [seeds[s]["random"] for s in sorted(seeds)], sorted(seeds)
+
+
+def _rates(suite):
+  return [r / 100 for r in suite.rates]
+
+
+def model_mean(loaded, name, rate):
+  """Mean RErr over seeds and chips of a run at a rate (fraction), or None."""
+  results, _ = _random(loaded, name)
+  values = []
+  for item in results:
+    summary = {round(s.condition, 10): s for s in item.summary()}.get(round(rate, 10))
+    if summary is not None:
+      values.append(summary.mean)
+  return float(np.mean(values)) if values and len(values) == len(results) else None
+
+
+def _clean_errors(loaded, name):
+  return np.array([loaded[name][s]["random"].clean_error for s in sorted(loaded[name])])
+
+
+def _fmt_pm(mean, std, digits=2):
+  return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
+
+
+def rate_table(suite, loaded, names):
+  """Markdown: Err (mean ± std over seeds) and RErr per rate (mean ± std over chips)."""
+  labels = {r.name: r.label for r in suite.runs}
+  rates = _rates(suite)
+  lines = ["| Model | seeds | Err in % | " + " | ".join(f"p={r:g} %" for r in suite.rates) + " |",
+           "|---|---|---|" + "---|" * len(rates)]
+  for name in names:
+    if name not in loaded:
+      continue
+    results, seeds = _random(loaded, name)
+    clean = _clean_errors(loaded, name)
+    err = _fmt_pm(clean.mean(), clean.std(ddof=1)) if len(clean) > 1 else f"{100 * clean[0]:.2f}"
+    cells = []
+    for rate in rates:
+      summaries = [{round(s.condition, 10): s for s in r.summary()}.get(round(rate, 10))
+                   for r in results]
+      if any(s is None for s in summaries):
+        cells.append("–")
+      else:
+        cells.append(_fmt_pm(np.mean([s.mean for s in summaries]),
+                             np.mean([s.std for s in summaries])))
+    lines.append(f"| {labels[name]} | {len(seeds)} | {err} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def pooled_seed_std(suite, loaded, rate, metric):
+  """Spread over seeds of one model, pooled over the runs trained with several seeds."""
+  variances = []
+  for run in suite.runs:
+    results, _ = _random(loaded, run.name)
+    if len(results) > 1:
+      try:
+        variances.append(paired.seed_spread(results, rate, metric) ** 2)
+      except ValueError:
+        continue
+  return math.sqrt(float(np.mean(variances))) if variances else None
+
+
+def compare_runs(suite, loaded, better, worse, rate, metric="rerr"):
+  """paired.Comparison of run ``better`` (A) with ``worse`` (B), or None if not evaluated."""
+  results_a, seeds_a = _random(loaded, better)
+  results_b, seeds_b = _random(loaded, worse)
+  if not results_a or not results_b:
+    return None
+  if model_mean(loaded, better, rate) is None or model_mean(loaded, worse, rate) is None:
+    return None
+  seed_std = None
+  if len(results_a) == 1 or len(results_b) == 1:
+    seed_std = pooled_seed_std(suite, loaded, rate, metric)
+  return paired.compare(results_a, results_b, rate, metric=metric, seeds_a=seeds_a,
+                        seeds_b=seeds_b, seed_std=seed_std)
+
+
+def _noise_text(comparison):
+  parts = [f"{source} {100 * value:.2f}" for source, value in comparison.components().items()]
+  text = "s.e. in points: " + ", ".join(parts)
+  if comparison.seed_std_assumed:
+    text += " (seed spread of the 3-seed rows assumed for the run trained once)"
+  if comparison.unmeasured():
+    text += f"; not measured: {', '.join(comparison.unmeasured())}"
+  return text
+
+
+def _verdict_text(comparison):
+  if comparison.verdict == "not resolved":
+    return f"not resolved (limited by {comparison.limited_by} noise)"
+  return comparison.verdict
+
+
+def finding_lines(suite, loaded, finding):
+  """(overall verdict or None, [Markdown lines]) of one claim over the informative rates."""
+  better, worse = finding["better"], finding["worse"]
+  if better not in loaded or worse not in loaded:
+    return None, []
+  min_rate = finding.get("min_rate", 0)
+  lines, verdicts, limits = [], [], []
+  for rate in _rates(suite):
+    if rate * 100 < min_rate:
+      continue
+    rerr = compare_runs(suite, loaded, better, worse, rate, "rerr")
+    if rerr is None or min(rerr.mean_a, rerr.mean_b) >= INFORMATIVE_RERR:
+      continue
+    drop = compare_runs(suite, loaded, better, worse, rate, "drop")
+    verdicts.append(rerr.verdict)
+    limits.append(rerr.limited_by)
+    lines.append(
+        f"  - p = {100 * rate:g} %: RErr {100 * rerr.mean_a:.2f} vs {100 * rerr.mean_b:.2f} %, "
+        f"difference {100 * rerr.difference:+.2f} ± {100 * rerr.margin:.2f} points (2 s.e.) → "
+        f"**{_verdict_text(rerr)}**; drop RErr − Err {100 * drop.difference:+.2f} ± "
+        f"{100 * drop.margin:.2f} → {_verdict_text(drop)}. {_noise_text(rerr)}.")
+  if not verdicts:
+    return "not informative", [f"- {finding['claim']}: no rate of the grid is informative "
+                               "(both models above 50 % RErr, or not evaluated)."]
+  overall = overall_verdict(verdicts, limits)
+  return overall, [f"- {finding['claim']}: **{overall}**"] + lines
+
+
+def overall_verdict(verdicts, limits):
+  """One verdict of a claim from its verdicts at the informative rates."""
+  holds, reversed_ = "holds" in verdicts, "reversed" in verdicts
+  if holds and reversed_:
+    return "mixed (holds at some rates, reversed at others)"
+  if holds:
+    return "holds"
+  if reversed_:
+    return "does not hold (reversed)"
+  return f"not resolved (limited by {max(set(limits), key=limits.count)} noise)"
+
+
+def quality_bar_lines(suite, loaded):
+  """RANDBET's clean Err against CLIPPING's at the same w_max (the recipe's quality bar)."""
+  lines = []
+  for pair in suite.quality_pairs:
+    randbet, clipping = pair
+    if randbet not in loaded or clipping not in loaded:
+      continue
+    a, b = _clean_errors(loaded, randbet), _clean_errors(loaded, clipping)
+    gap = a.mean() - b.mean()
+    labels = {r.name: r.label for r in suite.runs}
+    met = "meets" if gap <= QUALITY_BAR else "misses"
+    lines.append(f"- {labels[randbet]}: clean Err {100 * a.mean():.2f} % vs {labels[clipping]} "
+                 f"{100 * b.mean():.2f} % (means over {len(a)} and {len(b)} seeds): "
+                 f"{100 * gap:+.2f} points, **{met}** the bar of +{100 * QUALITY_BAR:.1f}.")
+  return lines
+
+
+def pattern_lines(suite, loaded):
+  """Tab. 3: the PATTBET run on lower rates of its own pattern (one chip: test noise only)."""
+  name = suite.pattern_run
+  if name not in loaded:
+    return []
+  entries = [loaded[name][s] for s in sorted(loaded[name]) if "pattern" in loaded[name][s]]
+  if not entries:
+    return []
+  results = entries[0]["pattern"]
+  lines = ["| p in % (its own pattern) | RErr in % | paired s.e. vs clean (test set) |",
+           "|---|---|---|"]
+  for rate in results.conditions:
+    wrong = results.wrong_matrix(rate)[0, 0] if results.per_example else None
+    error = results.rerr(results.chip_names[0], rate)
+    se = (f"{100 * np.std(wrong.astype(float) - results.clean_wrong, ddof=1) / math.sqrt(results.n):.2f}"
+          if wrong is not None else "–")
+    lines.append(f"| {100 * rate:g} | {100 * error:.2f} | {se} |")
+  return lines
+
+
+def _rate_axes():
+  """A new figure with RErr against a log-scale bit error rate axis (Agg backend)."""
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(6, 4))
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  ax.set_xscale("log")
+  ax.set_xlabel("bit error rate p in %")
+  ax.grid(alpha=0.3)
+  return fig, ax
+
+
+def _save(fig, ax, path, ylabel):
+  ax.set_ylabel(ylabel)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  files.save_figure(fig, path)
+
+
+def _curve(suite, loaded, name):
+  """(p in %, mean RErr in %) of a run over the suite's rates it was evaluated at."""
+  points = [(r, model_mean(loaded, name, r / 100)) for r in suite.rates]
+  points = [(r, 100 * m) for r, m in points if m is not None]
+  return tuple(np.array(v) for v in zip(*points)) if points else (np.array([]), np.array([]))
+
+
+def plot_curves(suite, loaded, path, names):
+  """RErr against p for several models (Fig. 2 style), means over seeds and chips."""
+  fig, ax = _rate_axes()
+  labels = {r.name: r.label for r in suite.runs}
+  for name in names:
+    if name in loaded:
+      p, mean = _curve(suite, loaded, name)
+      ax.plot(p, mean, "o-", label=labels[name])
+  _save(fig, ax, path, "RErr in %")
+
+
+def plot_best(suite, loaded, path, families):
+  """Lowest mean RErr per rate within each method family (Fig. 7 style)."""
+  fig, ax = _rate_axes()
+  for name in loaded:
+    p, mean = _curve(suite, loaded, name)
+    ax.plot(p, mean, "-", color="0.8", lw=0.8)
+  for label, names in families.items():
+    best = []
+    for rate in suite.rates:
+      values = [m for m in (model_mean(loaded, n, rate / 100) for n in names) if m is not None]
+      if values:
+        best.append((rate, 100 * min(values)))
+    if best:
+      ax.plot(*zip(*best), "o-", label=label)
+  _save(fig, ax, path, "best RErr in % (per method family)")
+
+
+def _profiled_lines(suite, loaded):
+  from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
+  labels = {r.name: r.label for r in suite.runs}
+  lines = []
+  for name in suite.profiled_runs:
+    seeds = loaded.get(name, {})
+    chips = [seeds[s]["chips"] for s in sorted(seeds) if "chips" in seeds[s]]
+    if chips:
+      lines += [f"**{labels[name]}** (seed {sorted(seeds)[0]})", "", "```",
+                eval_chips_lib.voltages_table(chips[0]), "```", ""]
+  return lines
+
+
+def write_report(suite, output_dir, report_path):
+  """Renders the report (and its figures next to it) from the runs' JSON files.
+
+  Refuses (ValueError) when ``output_dir`` holds no evaluated run of the suite, so a wrong
+  directory never replaces a report with an empty one. Report and figures are written
+  atomically.
+  """
+  if not os.path.isdir(output_dir):
+    raise ValueError(f"output_dir {output_dir!r} does not exist; nothing to report, so "
+                     f"{report_path!r} is left as it is")
+  loaded = load_results(suite, output_dir)
+  if not loaded:
+    raise ValueError(f"{output_dir!r} holds no evaluated run of suite {suite.name!r} (expected "
+                     f"<run>/seed<k>/eval_random.json for runs like {suite.runs[0].name!r}); "
+                     f"nothing to report, so {report_path!r} is left as it is")
+  figure_dir = os.path.join(os.path.dirname(report_path), "figures")
+  os.makedirs(figure_dir, exist_ok=True)
+  sections, summary = [], []
+  for table in suite.tables:
+    names = [n for n in table["runs"] if n in loaded]
+    if not names:
+      continue
+    sections += [f"## {table['title']}", "", rate_table(suite, loaded, table["runs"]), ""]
+    if table.get("pattern") and pattern_lines(suite, loaded):
+      sections += [f"{suite.pattern_run} on its own pattern (one chip, the pattern seed):", ""]
+      sections += pattern_lines(suite, loaded) + [""]
+    claim_lines = []
+    for finding in table.get("findings", ()):
+      overall, lines = finding_lines(suite, loaded, finding)
+      if overall is not None:
+        claim_lines += lines
+        summary.append((finding["claim"], overall))
+    if claim_lines:
+      sections += ["Claims of the paper, checked (paired over chips and test examples; each "
+                   "line: A − B with A the model the paper finds more robust):", ""]
+      sections += claim_lines + [""]
+  curves = os.path.join(figure_dir, f"{suite.name}_fig2.png")
+  best = os.path.join(figure_dir, f"{suite.name}_fig7.png")
+  plot_curves(suite, loaded, curves, suite.figure_runs)
+  plot_best(suite, loaded, best, suite.figure_families)
+  runs_done = sum(len(seeds) for seeds in loaded.values())
+  runs_total = sum(len(run.seeds) for run in suite.runs)
+  counts = sorted({e["result"]["num_weights"] for s in loaded.values() for e in s.values()})
+  any_results = next(iter(next(iter(loaded.values())).values()))["random"]
+  out = [f"# Reproduction: suite `{suite.name}`", "",
+         f"Generated by `bin/reproduce --suite={suite.name}` on "
+         f"{datetime.date.today().isoformat()} from `{output_dir}`: every number and verdict is "
+         f"computed from the runs' JSON files. {suite.description}", "",
+         f"Trained and evaluated: {runs_done} of {runs_total} (run, seed) pairs; "
+         f"{' / '.join(f'{c:,}' for c in counts)} quantized weights; n = {any_results.n} test "
+         f"examples; {suite.num_chips} random chips per rate (seeds 1000, 1001, ...).", "",
+         "## Summary", ""]
+  for verdict in ("holds", "does not hold (reversed)", "mixed", "not resolved",
+                  "not informative"):
+    claims = [claim for claim, overall in summary if overall.startswith(verdict)]
+    if claims:
+      out += [f"- **{verdict}**: " + "; ".join(claims)]
+  quality = quality_bar_lines(suite, loaded)
+  if quality:
+    out += ["", "Recipe quality bar (RANDBET's clean Err at most "
+            f"{100 * QUALITY_BAR:.1f} points above CLIPPING's at the same w_max):", ""] + quality
+  out += ["", "How to read the verdicts: a claim *holds* at a rate when model A's RErr is lower "
+          "than B's by more than twice the standard error of the paired difference, which adds "
+          "the chip-to-chip, test-set (per-example) and training-seed noise; *reversed* when it "
+          "is higher by as much; otherwise it is *not resolved* and the largest noise source is "
+          "named. Rates where both models exceed 50 % RErr are left out. The drop RErr − Err is "
+          "shown next to each verdict: it separates robustness from clean accuracy. Cells: "
+          "RErr mean over seeds and chips ± the std over chips; Err ± the std over seeds.", ""]
+  out += sections
+  profiled = _profiled_lines(suite, loaded)
+  if profiled:
+    out += ["## Tab. 5 / Tab. 15 — simulated profiled chips (App. C.1 presets)", ""] + profiled
+  out += ["## Figures", "", f"![RErr against p](figures/{os.path.basename(curves)})", "",
+          f"![Best RErr per method family](figures/{os.path.basename(best)})", ""]
+  files.write_text(report_path, "\n".join(out))
+  logging.info("report written to %s", report_path)
+  return report_path
