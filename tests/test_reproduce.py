@@ -18,9 +18,10 @@ def _reproduce(output_dir, report, *extra):
   return subprocess.run(
       [sys.executable, os.path.join(ROOT, "bin", "reproduce"), "--suite=tiny",
        f"--output_dir={output_dir}", f"--report={report}", *extra],
-      capture_output=True, text=True, timeout=900, check=False)
+      capture_output=True, text=True, timeout=1800, check=False)
 
 
+@pytest.mark.slow
 def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, real_mnist):  # pylint: disable=unused-argument
   output_dir, report = tmp_path / "runs", tmp_path / "docs" / "reproduction.md"
   result = _reproduce(output_dir, report)
