@@ -69,3 +69,10 @@ def test_path_accepts_path_like_and_can_require_an_existing_file(tmp_path):
     checks.path("", "output")
   with pytest.raises(TypeError, match="output must be a path"):
     checks.path(3, "output")
+
+
+def test_a_wrong_type_is_both_a_type_error_and_a_bad_setting():
+  with pytest.raises(checks.ArgumentTypeError) as error:
+    checks.count(2.5, "batch_size")
+  assert isinstance(error.value, TypeError) and isinstance(error.value, ValueError)
+  assert "batch_size must be an integer" in str(error.value)

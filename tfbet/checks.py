@@ -2,9 +2,10 @@
 
 A value is checked once, by the public function or constructor that receives it from the user;
 what is called with already-checked values does not check them again. Each check returns the
-value in its canonical type (``int``, ``float``, ``str``) and raises ``TypeError`` for a value of
-the wrong type, ``ValueError`` for one of the right type outside the accepted range; the message
-names the argument and the range. A ``bool`` is never accepted as a number.
+value in its canonical type (``int``, ``float``, ``str``) and raises :class:`ArgumentTypeError`
+(a ``TypeError`` that is also a ``ValueError``, so the binaries report it as a bad setting like
+any other) for a value of the wrong type, ``ValueError`` for one of the right type outside the
+accepted range; the message names the argument and the range. A ``bool`` is never accepted as a number.
 
 The rules:
 
@@ -25,10 +26,15 @@ import os
 MAX_SEED = 2**63 - 1
 
 
+class ArgumentTypeError(TypeError, ValueError):
+  """An argument of the wrong type: a TypeError, and a ValueError for callers that report bad
+  settings (a gin value of the wrong type in ``bin/train`` gives a usage line, not a traceback)."""
+
+
 def integer(value, name, minimum=None, maximum=None):
   """``value`` as an ``int`` in ``[minimum, maximum]`` (None: unbounded)."""
   if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-    raise TypeError(f"{name} must be an integer, got {value!r}")
+    raise ArgumentTypeError(f"{name} must be an integer, got {value!r}")
   value = int(value)
   if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
     low = "-inf" if minimum is None else minimum
@@ -50,7 +56,7 @@ def seed(value, name="seed"):
 def real(value, name, minimum=-math.inf, maximum=math.inf):
   """``value`` as a finite ``float`` in ``[minimum, maximum]``."""
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise TypeError(f"{name} must be a real number, got {value!r}")
+    raise ArgumentTypeError(f"{name} must be a real number, got {value!r}")
   value = float(value)
   if not math.isfinite(value) or not minimum <= value <= maximum:
     bounds = "" if (minimum, maximum) == (-math.inf, math.inf) else f" in [{minimum}, {maximum}]"
@@ -97,7 +103,7 @@ def choice(value, name, choices):
 def path(value, name, must_exist=False):
   """``value`` as a non-empty ``str`` path; with ``must_exist``, the path of an existing file."""
   if not isinstance(value, (str, os.PathLike)):
-    raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
+    raise ArgumentTypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
   value = os.fspath(value)
   if not isinstance(value, str) or not value:
     raise ValueError(f"{name} must be a non-empty path, got {value!r}")

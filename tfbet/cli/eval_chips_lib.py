@@ -19,8 +19,6 @@ from tfbet.cli import reporting
 
 DEFAULT_NUM_OFFSETS = 4
 
-# The table now lives in tfbet.cli.reporting; this name stays for tfbet/cli/reproduce_lib.py.
-voltages_table = reporting.voltages_table
 
 
 def define_flags(flag_values=flags.FLAGS):

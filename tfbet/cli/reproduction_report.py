@@ -6,6 +6,7 @@ suite file (``gin/suites/<name>.json``, ``"tables"``). Comparisons are paired ov
 examples and account for training seeds (:mod:`tfbet.paired`).
 """
 import datetime
+import json
 import math
 import os
 
@@ -15,6 +16,8 @@ import numpy as np
 from tfbet import evaluation
 from tfbet import files
 from tfbet import paired
+from tfbet import plots
+from tfbet.cli import reporting
 
 # Only rates where at least one of two models keeps RErr below this can tell them apart.
 INFORMATIVE_RERR = 0.5
@@ -23,7 +26,6 @@ QUALITY_BAR = 0.002
 
 
 def _read_json(path):
-  import json  # pylint: disable=g-import-not-at-top
   try:
     with open(path, encoding="utf-8") as f:
       return json.load(f)
@@ -239,11 +241,8 @@ def pattern_lines(suite, loaded):
 
 
 def _rate_axes():
-  """A new figure with RErr against a log-scale bit error rate axis (Agg backend)."""
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  fig = Figure(figsize=(6, 4))
-  FigureCanvasAgg(fig)
+  """A new figure with RErr against a log-scale bit error rate axis."""
+  fig = plots.new_figure((6, 4))
   ax = fig.add_subplot()
   ax.set_xscale("log")
   ax.set_xlabel("bit error rate p in %")
@@ -254,7 +253,6 @@ def _rate_axes():
 def _save(fig, ax, path, ylabel):
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=8)
-  fig.tight_layout()
   files.save_figure(fig, path)
 
 
@@ -294,7 +292,6 @@ def plot_best(suite, loaded, path, families):
 
 
 def _profiled_lines(suite, loaded):
-  from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
   labels = {r.name: r.label for r in suite.runs}
   lines = []
   for name in suite.profiled_runs:
@@ -302,7 +299,7 @@ def _profiled_lines(suite, loaded):
     chips = [seeds[s]["chips"] for s in sorted(seeds) if "chips" in seeds[s]]
     if chips:
       lines += [f"**{labels[name]}** (seed {sorted(seeds)[0]})", "", "```",
-                eval_chips_lib.voltages_table(chips[0]), "```", ""]
+                reporting.voltages_table(chips[0]), "```", ""]
   return lines
 
 
