@@ -1,7 +1,7 @@
 """Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
 
-  tfbet-reproduce --suite=full --output_dir=runs/full     # about 2.5 hours on 2 cores
-  tfbet-reproduce --suite=quick --output_dir=runs/quick   # about 10 minutes
+  tfbet-reproduce --suite=full --output_dir=runs/full     # 24 runs, 3-8 minutes each here
+  tfbet-reproduce --suite=quick --output_dir=runs/quick   # 5 short runs, one seed
 Suites are gin/suites/<name>.json. Re-running skips finished steps (and resumes a killed
 training run), so it can run in the background and be restarted:
   nohup tfbet-reproduce --suite=full --output_dir=runs/full > full.log 2>&1 &
@@ -17,9 +17,9 @@ FLAGS = flags.FLAGS
 def define_flags():
   """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   flags.DEFINE_string("suite", "full", "Suite of runs: a name of gin/suites/ ('full': the "
-                      "paper's main findings with 3 seeds on the core rows, about 2.5 hours on 2 "
-                      "cores; 'quick': about 10 minutes; 'tiny': a smoke test) or the path of a "
-                      "suite .json file.")
+                      "paper's main findings with 3 seeds on the core rows, 24 training runs of "
+                      "3-8 minutes each on 2 cores; 'quick': 5 short runs, one seed; 'tiny': a "
+                      "smoke test) or the path of a suite .json file.")
   flags.DEFINE_enum("stage", "all", ["all", "train", "evaluate"], "'train' trains every run "
                     "first, 'evaluate' evaluates trained runs, 'all' does both, then reports.")
   flags.DEFINE_string("output_dir", None, "Directory of the runs (one sub-directory per run).")
