@@ -133,7 +133,8 @@ def main(argv):
         flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,
         flag_values.gin_module, flag_values.whiten)
     model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
-                                          flag_values.exclude, flag_values.whiten)
+                                          flag_values.exclude, flag_values.whiten,
+                                          flag_values.faulty_state)
   except (FileNotFoundError, ImportError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   metadata = {
@@ -142,6 +143,7 @@ def main(argv):
       "chip_files": [os.path.abspath(p) for p in flag_values.chip_files],
       "seed": flag_values.seed, "offsets": list(flag_values.offsets),
       "post_training_scheme": flag_values.scheme, "whiten": flag_values.whiten,
+      "faulty_state": flag_values.faulty_state,
   }
   plans = [f"{c.name} at V/Vmin = {', '.join(f'{v:g}' for v in (voltages or c.conditions))}"
            for c in chip_list]

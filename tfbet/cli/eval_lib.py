@@ -104,6 +104,12 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
                         flag_values=flag_values)
     reporting.define_delta_flag(flag_values)
     flags.DEFINE_bool(
+        "faulty_state", False,
+        "Put the model's non-trainable state (BatchNormalization moving statistics) into faulty "
+        "memory too, quantized per tensor like the weights, so chips perturb it; default: it "
+        "stays reliable, as in the paper (App. G.1). Needs a per-tensor scheme. The results state "
+        "the share of parameters in faulty memory.", flag_values=flag_values)
+    flags.DEFINE_bool(
         "per_example", False,
         "Also record which test examples each chip misclassifies (in the JSON, about n/8 bytes per "
         "chip and rate): comparisons of two models (tfbet.paired, bin/reproduce) then measure "
@@ -126,12 +132,6 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/eval on ``flag_values``."""
   define_model_flags(flag_values)
-  flags.DEFINE_bool(
-      "faulty_state", False,
-      "Put the model's non-trainable state (BatchNormalization moving statistics) into faulty "
-      "memory too, quantized per tensor like the weights, so chips perturb it; default: it "
-      "stays reliable, as in the paper (App. G.1). Needs a per-tensor scheme. The results state "
-      "the share of parameters in faulty memory.", flag_values=flag_values)
   flags.DEFINE_list(
       "rates", list(DEFAULT_RATES),
       "Comma-separated bit error rates p in PERCENT, as in the paper's tables: "
@@ -144,8 +144,9 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_integer(
       "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
-      f"{chip_models.FIRST_EVALUATION_SEED}, {chip_models.FIRST_EVALUATION_SEED + 1}, ... fixed for all "
-      "experiments, so every model meets the same bit errors. Chip seeds are in [0, 2**63).",
+      f"{chip_models.FIRST_EVALUATION_SEED}, {chip_models.FIRST_EVALUATION_SEED + 1}, ... "
+      "fixed for all experiments, so every model meets the same bit errors. Chip seeds are in "
+      "[0, 2**63).",
       lower_bound=0,
       flag_values=flag_values)
   flags.DEFINE_enum(
@@ -510,8 +511,8 @@ def main(argv):
         f"{flag_values.num_shards} of {flag_values.num_chips}) at p = "
         f"{', '.join(f'{100 * r:g}' for r in rates)} % on {data.name}", flush=True)
   started = time.perf_counter()
-  results = evaluate_chips(flag_values, model, data, chip_list, rates, (0,), reporting.print_progress,
-                           metadata, num_shards=flag_values.num_shards,
+  results = evaluate_chips(flag_values, model, data, chip_list, rates, (0,),
+                           reporting.print_progress, metadata, num_shards=flag_values.num_shards,
                            shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   finish(results, flag_values)

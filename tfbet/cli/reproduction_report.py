@@ -234,8 +234,11 @@ def pattern_lines(suite, loaded):
   for rate in results.conditions:
     wrong = results.wrong_matrix(rate)[0, 0] if results.per_example else None
     error = results.rerr(results.chip_names[0], rate)
-    se = (f"{100 * np.std(wrong.astype(float) - results.clean_wrong, ddof=1) / math.sqrt(results.n):.2f}"
-          if wrong is not None else "–")
+    if wrong is None:
+      se = "–"
+    else:
+      change = wrong.astype(float) - results.clean_wrong
+      se = f"{100 * np.std(change, ddof=1) / math.sqrt(results.n):.2f}"
     lines.append(f"| {100 * rate:g} | {100 * error:.2f} | {se} |")
   return lines
 
