@@ -169,7 +169,7 @@ def finding_lines(suite, loaded, finding):
   if better not in loaded or worse not in loaded:
     return None, []
   min_rate = finding.get("min_rate", 0)
-  lines, verdicts, limits = [], [], []
+  lines, verdicts, limits, seeds_unmeasured = [], [], [], False
   for rate in _rates(suite):
     if rate * 100 < min_rate:
       continue
@@ -179,8 +179,10 @@ def finding_lines(suite, loaded, finding):
     drop = compare_runs(suite, loaded, better, worse, rate, "drop")
     verdicts.append(rerr.verdict)
     limits.append(rerr.limited_by)
-    lines.append(
-        f"  - p = {100 * rate:g} %: RErr {100 * rerr.mean_a:.2f} vs {100 * rerr.mean_b:.2f} %, "
+    seeds_unmeasured = seeds_unmeasured or "seeds" in rerr.unmeasured()
+    shown_a, shown_b = model_mean(loaded, better, rate), model_mean(loaded, worse, rate)
+    lines.append(  # RErr as in the tables (the same number, rounded the same way)
+        f"  - p = {100 * rate:g} %: RErr {100 * shown_a:.2f} vs {100 * shown_b:.2f} %, "
         f"difference {100 * rerr.difference:+.2f} ± {100 * rerr.margin:.2f} points (2 s.e.) → "
         f"**{_verdict_text(rerr)}**; drop RErr − Err {100 * drop.difference:+.2f} ± "
         f"{100 * drop.margin:.2f} → {_verdict_text(drop)}. {_noise_text(rerr)}.")
@@ -188,6 +190,8 @@ def finding_lines(suite, loaded, finding):
     return "not informative", [f"- {finding['claim']}: no rate of the grid is informative "
                                "(both models above 50 % RErr, or not evaluated)."]
   overall = overall_verdict(verdicts, limits)
+  if seeds_unmeasured:
+    overall += " (seed noise not measured: a model trained once, no multi-seed rows yet)"
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
 
 
