@@ -75,6 +75,15 @@ def write_json(path, value):
   return write_text(path, json.dumps(value, indent=1))
 
 
+def read_json(path, what="file"):
+  """The JSON value in ``path``; ValueError naming ``what`` and ``path`` if it cannot be read."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8
+    raise ValueError(f"cannot read {what} {os.fspath(path)!r}: {error}") from error
+
+
 def save_figure(figure, path):
   """Writes a matplotlib figure as PNG (100 dpi) to ``path`` atomically; returns ``path``."""
   path = os.fspath(path)

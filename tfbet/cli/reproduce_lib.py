@@ -12,7 +12,6 @@ each trained with one or more seeds) and how to evaluate them. The driver
 and ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files.
 """
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -119,11 +118,7 @@ def load_suite(name):
   path = name if name.endswith(".json") else os.path.join(suite_dir(), f"{name}.json")
   if not os.path.isfile(path):
     raise ValueError(f"suite {name!r}: no file {path!r}; the shipped suites are {suite_names()}")
-  try:
-    with open(path, encoding="utf-8") as f:
-      record = json.load(f)
-  except (OSError, ValueError, RecursionError) as error:
-    raise ValueError(f"suite file {path!r} does not read as JSON: {error}") from error
+  record = files.read_json(path, "suite file")
   _check_fields(record, _SUITE_FIELDS, ("description", "base_gin", "rates", "num_chips",
                                         "test_limit", "runs"), path)
   runs, names = [], set()
@@ -215,14 +210,12 @@ def _check_record(run_dir, record):
   """Records a run's settings, or refuses a directory trained with other settings."""
   path = os.path.join(run_dir, RUN_RECORD)
   if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      earlier = json.load(f)
+    earlier = files.read_json(path, "run record")
     if earlier != record:
       raise ValueError(f"{run_dir} was trained with other settings ({earlier} instead of "
                        f"{record}); remove it or use another --output_dir")
   else:
-    with files.atomic_open(path) as f:
-      json.dump(record, f, indent=1)
+    files.write_json(path, record)
 
 
 def _train_command(suite, run, seed, run_dir):

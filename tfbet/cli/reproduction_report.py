@@ -6,7 +6,6 @@ suite file (``gin/suites/<name>.json``, ``"tables"``). Comparisons are paired ov
 examples and account for training seeds (:mod:`tfbet.paired`).
 """
 import datetime
-import json
 import math
 import os
 
@@ -25,14 +24,6 @@ INFORMATIVE_RERR = 0.5
 QUALITY_BAR = 0.002
 
 
-def _read_json(path):
-  try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
-  except (OSError, ValueError, RecursionError) as error:
-    raise ValueError(f"cannot read {path!r}: {error}") from error
-
-
 def load_results(suite, output_dir):
   """{run name: {seed: {"result", "random", "pattern"?, "chips"?}}} of the evaluated seeds."""
   loaded = {}
@@ -44,7 +35,7 @@ def load_results(suite, output_dir):
       result_path = os.path.join(run_dir, "result.json")
       if not (os.path.exists(random_path) and os.path.exists(result_path)):
         continue
-      entry = {"result": _read_json(result_path),
+      entry = {"result": files.read_json(result_path, "training result"),
                "random": evaluation.Results.from_json(random_path)}
       for key, name in (("pattern", "eval_pattern.json"), ("chips", "eval_chips.json")):
         path = os.path.join(run_dir, name)
@@ -75,15 +66,17 @@ def _rates(suite):
   return [r / 100 for r in suite.rates]
 
 
+def _summary_at(results, rate):
+  """The ConditionSummary of ``results`` at ``rate`` (fraction), or None if not evaluated."""
+  return {round(s.condition, 10): s for s in results.summary()}.get(round(rate, 10))
+
+
 def model_mean(loaded, name, rate):
   """Mean RErr over seeds and chips of a run at a rate (fraction), or None."""
-  results, _ = _random(loaded, name)
-  values = []
-  for item in results:
-    summary = {round(s.condition, 10): s for s in item.summary()}.get(round(rate, 10))
-    if summary is not None:
-      values.append(summary.mean)
-  return float(np.mean(values)) if values and len(values) == len(results) else None
+  summaries = [_summary_at(item, rate) for item in _random(loaded, name)[0]]
+  if not summaries or any(s is None for s in summaries):
+    return None
+  return float(np.mean([s.mean for s in summaries]))
 
 
 def _clean_errors(loaded, name):
@@ -108,8 +101,7 @@ def rate_table(suite, loaded, names):
     err = _fmt_pm(clean.mean(), clean.std(ddof=1)) if len(clean) > 1 else f"{100 * clean[0]:.2f}"
     cells = []
     for rate in rates:
-      summaries = [{round(s.condition, 10): s for s in r.summary()}.get(round(rate, 10))
-                   for r in results]
+      summaries = [_summary_at(r, rate) for r in results]
       if any(s is None for s in summaries):
         cells.append("–")
       else:
