@@ -107,3 +107,28 @@ def test_nothing_to_report_never_replaces_the_report(tmp_path):
   assert report.read_text() == "the committed report"
   assert not (report.parent / "figures").exists()
   assert not (tmp_path / "missing").exists()
+
+
+def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
+  suite = reproduce_lib.load_suite("tiny")
+  run_dir = tmp_path / "run"
+  run_dir.mkdir()
+  chip_names = [f"random_{1000 + i}" for i in range(suite.num_chips)]
+
+  def write(rates, chips, n=suite.test_limit):
+    wrong = np.zeros(n, bool)
+    evaluation.Results(
+        model={"name": "m", "digest": "m"}, n=n, data_digest="d", clean_errors=0,
+        condition_kind="rate", clean_wrong=wrong,
+        errors={(c, r / 100, 0): 0 for c in chips for r in rates},
+        wrong={(c, r / 100, 0): wrong for c in chips for r in rates},
+    ).to_json(str(run_dir / "eval_random.json"))
+
+  write(suite.rates, chip_names)
+  reproduce_lib._check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+  for rates, chips, n in ((suite.rates[:1], chip_names, suite.test_limit),
+                          (suite.rates, chip_names[:1], suite.test_limit),
+                          (suite.rates, chip_names, suite.test_limit + 1)):
+    write(rates, chips, n)
+    with pytest.raises(ValueError, match="holds another evaluation"):
+      reproduce_lib._check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access

@@ -18,6 +18,7 @@ import sys
 import time
 
 from tfbet import chip_simulation
+from tfbet import evaluation
 from tfbet import files
 from tfbet.cli import gin_utils
 
@@ -282,6 +283,7 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
     steps = [(step, command) for step, name, command in
              _eval_commands(suite, run, run_dir, chip_files)
              if not os.path.exists(os.path.join(run_dir, name))]
+    _check_random_evaluation(suite, run_dir)
   for step, command in steps:
     t0 = time.time()
     progress(f"{where}: {step} ...")
@@ -290,6 +292,22 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
              f"(suite {time.time() - started:.0f} s)")
   if not steps:
     progress(f"{where}: {kind} done already")
+
+
+def _check_random_evaluation(suite, run_dir):
+  """Refuses an existing eval_random.json measured with other rates, chips or test examples."""
+  path = os.path.join(run_dir, "eval_random.json")
+  if not os.path.exists(path):
+    return
+  results = evaluation.Results.from_json(path)
+  rates = sorted(round(100 * c, 10) for c in results.conditions)
+  found = (rates, len(results.chip_names), results.per_example)
+  wanted = (sorted(round(float(r), 10) for r in suite.rates), suite.num_chips, True)
+  if found != wanted or (suite.test_limit is not None and results.n != suite.test_limit):
+    raise ValueError(f"{path} holds another evaluation (rates {rates} %, {found[1]} chips, "
+                     f"n = {results.n}, per-example {found[2]}) than suite {suite.name!r} asks "
+                     f"for (rates {wanted[0]} %, {suite.num_chips} chips, test_limit "
+                     f"{suite.test_limit}, per-example); remove it to evaluate again")
 
 
 def pattern_seed(run):
