@@ -73,6 +73,7 @@ def test_tables_show_means_over_seeds_and_chips_computed_like_numpy(written, tmp
   assert row.endswith(f"| {100 * rerr:.2f} ± {100 * chip_std:.2f} |")
   assert "Trained and evaluated: 7 of 7" in text
   assert "**holds**: GOOD is more robust than BAD" in text
+  assert "- GOOD is more robust than BAD: **holds at p = 1, 10 %**" in text
   assert "not resolved" in text  # GOOD and SAME are the same model up to noise
   assert (report.parent / "figures" / "synthetic_fig7.png").stat().st_size > 1000
 
@@ -87,13 +88,54 @@ def test_a_clear_difference_holds_and_identical_models_are_not_resolved(written)
   # SAME was trained once: the spread over seeds of the 3-seed runs stands in for its own.
   single = reproduction_report.compare_runs(suite, loaded, "good", "same", 0.1)
   assert single.seed_std_assumed and single.verdict == "not resolved"
-  assert reproduction_report.overall_verdict(["holds", "not resolved"], ["chips", "chips"]) \
-      == "holds"
-  assert reproduction_report.overall_verdict(["holds", "reversed"], ["chips"] * 2).startswith(
-      "mixed")
-  assert reproduction_report.overall_verdict(["not resolved"] * 3,
-                                             ["seeds", "chips", "seeds"]) == \
+
+
+def test_a_lower_rerr_that_clean_accuracy_explains_is_not_called_more_robust(tmp_path):
+  # A and B lose the same share of examples to bit errors; A only has fewer clean errors.
+  rng = np.random.default_rng(3)
+  runs = (reproduce_lib.Run("a", "A", ("a.gin",), seeds=(0, 1, 2)),
+          reproduce_lib.Run("b", "B", ("a.gin",), seeds=(0, 1, 2)))
+  suite = reproduce_lib.Suite(
+      name="accuracy", description="Synthetic.", runs=runs, rates=RATES, num_chips=len(CHIPS),
+      test_limit=None, tables=({"title": "T", "runs": ["a", "b"], "findings": [
+          {"claim": "A is more robust than B", "better": "a", "worse": "b"}]},),
+      figure_runs=("a",), figure_families={"A": ["a"]})
+  for run, clean_p in ((runs[0], 0.02), (runs[1], 0.12)):
+    for seed in run.seeds:
+      _write(tmp_path, run, seed, clean_p, 0.002, rng)
+  loaded = reproduction_report.load_results(suite, str(tmp_path))
+  rerr = reproduction_report.compare_runs(suite, loaded, "a", "b", 0.01, "rerr")
+  drop = reproduction_report.compare_runs(suite, loaded, "a", "b", 0.01, "drop")
+  assert rerr.verdict == "holds" and drop.verdict == "not resolved"
+  overall, lines = reproduction_report.finding_lines(suite, loaded, suite.tables[0]["findings"][0])
+  assert overall.startswith("holds on RErr only at p = 1, 10 %"), overall
+  assert "together: **holds on RErr only" in lines[1]
+
+
+def test_the_two_metrics_and_the_rates_join_into_one_verdict():
+  combined = reproduction_report.combined_verdict
+  assert combined("holds", "holds", "chips") == "holds"
+  assert combined("reversed", "reversed", "chips") == "reversed"
+  assert combined("holds", "not resolved", "chips").startswith("holds on RErr only")
+  assert combined("reversed", "holds", "chips").startswith("split (A loses less")
+  assert combined("holds", "reversed", "chips").startswith("split (A's RErr is lower")
+  assert combined("not resolved", "not resolved", "seeds") == \
       "not resolved (limited by seeds noise)"
+  claim = reproduction_report.claim_verdict
+  assert claim([(0.01, "holds", "chips"), (0.05, "not resolved (x)", "chips")]) == \
+      "holds at p = 1 %"
+  assert claim([(0.01, "holds", "chips"), (0.1, "reversed", "chips")]) == \
+      "mixed (holds at p = 1 %, reversed at p = 10 %)"
+  assert claim([(0.01, combined("reversed", "holds", "c"), "chips"),
+                (0.05, combined("not resolved", "holds", "c"), "chips")]).startswith(
+                    "mixed (split at p = 1 %; holds on the drop only at p = 5 %)")
+  assert claim([(0.01, "not resolved (limited by seeds noise)", "seeds"),
+                (0.05, "not resolved (limited by chips noise)", "chips"),
+                (0.1, "not resolved (limited by seeds noise)", "seeds")]) == \
+      "not resolved at any rate (limited by seeds noise)"
+  for verdict in (combined(r, d, "chips") for r in ("holds", "reversed", "not resolved")
+                  for d in ("holds", "reversed", "not resolved")):
+    assert any(verdict.startswith(c) for c in reproduction_report.SUMMARY_CATEGORIES)
 
 
 def test_runs_evaluated_on_other_test_examples_are_refused(written):
@@ -103,3 +145,28 @@ def test_runs_evaluated_on_other_test_examples_are_refused(written):
   _write(output_dir, other, 0, 0.02, 0.01, np.random.default_rng(1), digest="other data")
   with pytest.raises(ValueError, match="different test sets"):
     reproduction_report.load_results(suite, str(output_dir))
+
+
+@pytest.mark.parametrize("train_errors, cause", [((0.05, 0.01), "under-trained"),
+                                                 ((0.01, 0.01), "generalizes worse")])
+def test_a_missed_quality_bar_says_whether_the_gap_is_on_the_training_set(tmp_path, train_errors,
+                                                                          cause):
+  rng = np.random.default_rng(4)
+  runs = (reproduce_lib.Run("randbet", "R", ("a.gin",)), reproduce_lib.Run("clip", "C", ("a.gin",)))
+  suite = reproduce_lib.Suite(
+      name="bar", description="Synthetic.", runs=runs, rates=RATES, num_chips=len(CHIPS),
+      test_limit=None, tables=(), quality_pairs=(("randbet", "clip"),), figure_runs=(),
+      figure_families={})
+  for run, clean_p, train_error in zip(runs, (0.10, 0.02), train_errors):
+    _write(tmp_path, run, 0, clean_p, 0.002, rng)
+    path = os.path.join(run.directory(str(tmp_path), 0), "result.json")
+    with open(path, encoding="utf-8") as f:
+      result = json.load(f)
+    result["history"] = {"error": [0.3, train_error]}
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(result, f)
+  loaded = reproduction_report.load_results(suite, str(tmp_path))
+  (line,) = reproduction_report.quality_bar_lines(suite, loaded)
+  gap = loaded["randbet"][0]["random"].clean_error - loaded["clip"][0]["random"].clean_error
+  assert f"{100 * gap:+.2f} points, **misses**" in line
+  assert f"({100 * (train_errors[0] - train_errors[1]):+.2f} points)" in line and cause in line

@@ -156,12 +156,17 @@ def _verdict_text(comparison):
 
 
 def finding_lines(suite, loaded, finding):
-  """(overall verdict or None, [Markdown lines]) of one claim over the informative rates."""
+  """(overall verdict or None, [Markdown lines]) of one claim over the informative rates.
+
+  At each rate the claim is judged on RErr and on the drop RErr - Err (:func:`combined_verdict`),
+  so a difference that clean accuracy alone could explain is never reported as more robustness;
+  :func:`claim_verdict` joins the rates.
+  """
   better, worse = finding["better"], finding["worse"]
   if better not in loaded or worse not in loaded:
     return None, []
   min_rate = finding.get("min_rate", 0)
-  lines, verdicts, limits, seeds_unmeasured = [], [], [], False
+  lines, per_rate, seeds_unmeasured = [], [], False
   for rate in _rates(suite):
     if rate * 100 < min_rate:
       continue
@@ -169,50 +174,115 @@ def finding_lines(suite, loaded, finding):
     if rerr is None or min(rerr.mean_a, rerr.mean_b) >= INFORMATIVE_RERR:
       continue
     drop = compare_runs(suite, loaded, better, worse, rate, "drop")
-    verdicts.append(rerr.verdict)
-    limits.append(rerr.limited_by)
+    verdict = combined_verdict(rerr.verdict, drop.verdict, rerr.limited_by)
+    per_rate.append((rate, verdict, rerr.limited_by))
     seeds_unmeasured = seeds_unmeasured or "seeds" in rerr.unmeasured()
     shown_a, shown_b = model_mean(loaded, better, rate), model_mean(loaded, worse, rate)
     lines.append(  # RErr as in the tables (the same number, rounded the same way)
         f"  - p = {100 * rate:g} %: RErr {100 * shown_a:.2f} vs {100 * shown_b:.2f} %, "
         f"difference {100 * rerr.difference:+.2f} ± {100 * rerr.margin:.2f} points (2 s.e.) → "
-        f"**{_verdict_text(rerr)}**; drop RErr − Err {100 * drop.difference:+.2f} ± "
-        f"{100 * drop.margin:.2f} → {_verdict_text(drop)}. {_noise_text(rerr)}.")
-  if not verdicts:
+        f"{_verdict_text(rerr)}; drop RErr − Err {100 * drop.difference:+.2f} ± "
+        f"{100 * drop.margin:.2f} → {_verdict_text(drop)}; together: **{verdict}**. "
+        f"{_noise_text(rerr)}.")
+  if not per_rate:
     return "not informative", [f"- {finding['claim']}: no rate of the grid is informative "
                                "(both models above 50 % RErr, or not evaluated)."]
-  overall = overall_verdict(verdicts, limits)
+  overall = claim_verdict(per_rate)
   if seeds_unmeasured:
     overall += " (seed noise not measured: a model trained once, no multi-seed rows yet)"
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
 
 
-def overall_verdict(verdicts, limits):
-  """One verdict of a claim from its verdicts at the informative rates."""
-  holds, reversed_ = "holds" in verdicts, "reversed" in verdicts
-  if holds and reversed_:
-    return "mixed (holds at some rates, reversed at others)"
-  if holds:
-    return "holds"
-  if reversed_:
-    return "does not hold (reversed)"
-  return f"not resolved (limited by {max(set(limits), key=limits.count)} noise)"
+def claim_verdict(per_rate):
+  """One verdict of a claim from its (rate, combined verdict, limiting noise) per rate."""
+  rates, explanations = {}, {}
+  for rate, verdict, _ in per_rate:
+    kind, _, explanation = verdict.partition(" (")
+    rates.setdefault(kind, []).append(rate)
+    explanations.setdefault(kind, f" ({explanation}" if explanation else "")
+
+  def at(kind):
+    return f"{kind} at p = {', '.join(f'{100 * r:g}' for r in rates[kind])} %"
+
+  if "holds" in rates and "reversed" in rates:
+    return f"mixed ({at('holds')}, {at('reversed')})"
+  for kind in ("holds", "reversed"):
+    if kind in rates:
+      return at(kind)
+  partial = [kind for kind in rates if kind != "not resolved"]
+  if len(partial) == 1:
+    return at(partial[0]) + explanations[partial[0]]
+  if partial:
+    return f"mixed ({'; '.join(at(kind) for kind in partial)})"
+  limits = [limit for _, _, limit in per_rate]
+  return f"not resolved at any rate (limited by {max(set(limits), key=limits.count)} noise)"
+
+
+# combined_verdict's answers for (RErr verdict, drop verdict) of paired.Comparison. RErr is what the paper reports; the drop says whether a difference in
+# RErr is robustness or only clean accuracy.
+_COMBINED = {
+    ("holds", "holds"): "holds",
+    ("reversed", "reversed"): "reversed",
+    ("holds", "not resolved"): "holds on RErr only (the drop is not resolved: clean accuracy "
+                               "may explain it)",
+    ("reversed", "not resolved"): "reversed on RErr only (the drop is not resolved: clean "
+                                  "accuracy may explain it)",
+    ("not resolved", "holds"): "holds on the drop only (RErr not resolved)",
+    ("not resolved", "reversed"): "reversed on the drop only (RErr not resolved)",
+    ("reversed", "holds"): "split (A loses less to bit errors but its RErr is higher: "
+                           "clean accuracy decides)",
+    ("holds", "reversed"): "split (A's RErr is lower only through clean accuracy: it loses "
+                           "more to bit errors)",
+}
+
+
+def combined_verdict(rerr, drop, limited_by):
+  """Joins the verdicts on RErr and on the drop RErr - Err at one rate (see _COMBINED)."""
+  if rerr == drop == "not resolved":
+    return f"not resolved (limited by {limited_by} noise)"
+  return _COMBINED[(rerr, drop)]
+
+
+# The summary's categories, in its order: a claim is listed under the first one its verdict
+# starts with (so the qualified "holds on ..." come before plain "holds").
+SUMMARY_CATEGORIES = ("holds on RErr only", "holds on the drop only", "holds",
+                      "reversed on RErr only", "reversed on the drop only", "reversed", "split",
+                      "mixed", "not resolved", "not informative")
+
+
+def _last_epoch_train_errors(loaded, name):
+  """Clean training error of the last epoch per seed (from the training history), or None."""
+  values = [loaded[name][s]["result"].get("history", {}).get("error") for s in sorted(loaded[name])]
+  return None if any(not v for v in values) else np.array([v[-1] for v in values])
 
 
 def quality_bar_lines(suite, loaded):
-  """RANDBET's clean Err against CLIPPING's at the same w_max (the recipe's quality bar)."""
+  """RANDBET's clean Err against CLIPPING's at the same w_max (the recipe's quality bar).
+
+  A pair that misses the bar gets the same gap on the training set next to it: a gap there too
+  means RANDBET fits the training data less well within the recipe's epochs (under-training),
+  none means it generalizes worse.
+  """
   lines = []
-  for pair in suite.quality_pairs:
-    randbet, clipping = pair
+  labels = {r.name: r.label for r in suite.runs}
+  for randbet, clipping in suite.quality_pairs:
     if randbet not in loaded or clipping not in loaded:
       continue
     a, b = _clean_errors(loaded, randbet), _clean_errors(loaded, clipping)
     gap = a.mean() - b.mean()
-    labels = {r.name: r.label for r in suite.runs}
     met = "meets" if gap <= QUALITY_BAR else "misses"
-    lines.append(f"- {labels[randbet]}: clean Err {100 * a.mean():.2f} % vs {labels[clipping]} "
-                 f"{100 * b.mean():.2f} % (means over {len(a)} and {len(b)} seeds): "
-                 f"{100 * gap:+.2f} points, **{met}** the bar of +{100 * QUALITY_BAR:.1f}.")
+    line = (f"- {labels[randbet]}: clean Err {100 * a.mean():.2f} % vs {labels[clipping]} "
+            f"{100 * b.mean():.2f} % (means over {len(a)} and {len(b)} seeds): "
+            f"{100 * gap:+.2f} points, **{met}** the bar of +{100 * QUALITY_BAR:.1f}.")
+    train_a, train_b = (_last_epoch_train_errors(loaded, n) for n in (randbet, clipping))
+    if met == "misses" and train_a is not None and train_b is not None:
+      train_gap = train_a.mean() - train_b.mean()
+      cause = ("RANDBET fits the training set less well too: under-trained in the recipe's "
+               "epochs" if train_gap >= gap / 2 else "the gap is not on the training set: "
+               "RANDBET generalizes worse")
+      line += (f" Training error in the last epoch (clean weights): {100 * train_a.mean():.2f} "
+               f"vs {100 * train_b.mean():.2f} % ({100 * train_gap:+.2f} points): {cause}.")
+    lines.append(line)
   return lines
 
 
@@ -356,22 +426,27 @@ def write_report(suite, output_dir, report_path):
          f"examples; {' / '.join(map(str, chip_counts))} random chips per rate (seeds 1000, "
          "1001, ...).", "",
          "## Summary", ""]
-  for verdict in ("holds", "does not hold (reversed)", "mixed", "not resolved",
-                  "not informative"):
-    claims = [claim for claim, overall in summary if overall.startswith(verdict)]
-    if claims:
-      out += [f"- **{verdict}**: " + "; ".join(claims)]
+  categories = {}
+  for claim, overall in summary:
+    category = next(c for c in SUMMARY_CATEGORIES if overall.startswith(c))
+    categories.setdefault(category, []).append(claim)
+  for category in SUMMARY_CATEGORIES:
+    if category in categories:
+      out += [f"- **{category}**: " + "; ".join(categories[category])]
   quality = quality_bar_lines(suite, loaded)
   if quality:
     out += ["", "Recipe quality bar (RANDBET's clean Err at most "
             f"{100 * QUALITY_BAR:.1f} points above CLIPPING's at the same w_max):", ""] + quality
-  out += ["", "How to read the verdicts: a claim *holds* at a rate when model A's RErr is lower "
-          "than B's by more than twice the standard error of the paired difference, which adds "
-          "the chip-to-chip, test-set (per-example) and training-seed noise; *reversed* when it "
-          "is higher by as much; otherwise it is *not resolved* and the largest noise source is "
-          "named. Rates where both models exceed 50 % RErr are left out. The drop RErr − Err is "
-          "shown next to each verdict: it separates robustness from clean accuracy. Cells: "
-          "RErr mean over seeds and chips ± the std over chips; Err ± the std over seeds.", ""]
+  out += ["", "How to read the verdicts: at each rate, model A (the one the paper finds more "
+          "robust) is compared with B on RErr and on the drop RErr − Err, each paired over the "
+          "same chips and test examples. A difference is resolved when it exceeds twice its "
+          "standard error, which adds the chip-to-chip, test-set (per-example) and "
+          "training-seed noise; otherwise it is *not resolved* and the largest noise source is "
+          "named. A claim *holds* when A is better on both metrics; *holds on RErr only* when "
+          "the drop does not resolve, so A's clean accuracy may be all of its advantage; "
+          "*split* when the two metrics point opposite ways. Rates where both models exceed "
+          "50 % RErr are left out. Cells: RErr mean over seeds and chips ± the std over chips; "
+          "Err ± the std over seeds.", ""]
   out += sections
   profiled = _profiled_lines(suite, loaded)
   if profiled:
