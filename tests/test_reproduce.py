@@ -56,8 +56,8 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
 
   # A run directory trained with other settings is never reused for this suite.
   record = output_dir / "pattbet" / "seed0" / reproduce_lib.RUN_RECORD
-  record.write_text(record.read_text().replace("train.pattern_condition = 0.1",
-                                               "train.pattern_condition = 0.2"))
+  record.write_text(record.read_text().replace("BitErrorTrainer.pattern_condition = 0.1",
+                                               "BitErrorTrainer.pattern_condition = 0.2"))
   refused = _reproduce(output_dir, report, "--stage=train")
   assert refused.returncode != 0 and "was trained with other settings" in refused.stderr
 

@@ -53,18 +53,18 @@ def _pretend_checkpoint(output_dir):
 
 
 def test_checkpoints_of_a_different_config_are_refused_naming_the_difference(tmp_path):
-  gin.parse_config(["train.precision = 8", "train.epochs = 3", "train.verbose = 1"])
+  gin.parse_config(["get_scheme.precision = 8", "train.epochs = 3", "train.verbose = 1"])
   resume.check_config(str(tmp_path))
   _pretend_checkpoint(tmp_path)
   gin.clear_config()
-  gin.parse_config(["train.precision = 8", "train.epochs = 3", "train.verbose = 0"])
+  gin.parse_config(["get_scheme.precision = 8", "train.epochs = 3", "train.verbose = 0"])
   resume.check_config(str(tmp_path))  # verbosity does not change what is trained
-  for changed in (["train.precision = 4", "train.epochs = 3"],
-                  ["train.precision = 8", "train.epochs = 2"]):
+  for changed in (["get_scheme.precision = 4", "train.epochs = 3"],
+                  ["get_scheme.precision = 8", "train.epochs = 2"]):
     gin.clear_config()
     gin.parse_config(changed)
-    with pytest.raises(ValueError, match=r"different config(.|\n)*-train\.\w+ = \d(.|\n)*"
-                                         r"\+train\.\w+ = \d(.|\n)*--restart"):
+    with pytest.raises(ValueError, match=r"different config(.|\n)*-\w+\.\w+ = \d(.|\n)*"
+                                         r"\+\w+\.\w+ = \d(.|\n)*--restart"):
       resume.check_config(str(tmp_path))
 
 
