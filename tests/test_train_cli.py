@@ -279,7 +279,7 @@ def test_a_config_that_would_train_something_else_is_refused_before_any_work(
       train_lib.train(str(tmp_path / "run"))
   finally:
     gin.clear_config()
-  assert not os.path.exists(tmp_path / "run")
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
 def test_each_bound_setting_reaches_its_part():
@@ -313,5 +313,49 @@ def test_each_bound_setting_reaches_its_part():
           trainer.label_smoothing, trainer.gradient_combination, trainer.seed,
           trainer.curriculum_steps) == ("curricular", 0.05, 2.5, 1e-3, 0.1, "average", 7, 5)
   optimizer = trainer.optimizer
-  assert float(optimizer.learning_rate(0)) == pytest.approx(0.02)
+  assert float(optimizer.learning_rate) == pytest.approx(0.02)
   assert float(optimizer.momentum) == pytest.approx(0.8) and optimizer.nesterov is False
+
+
+@pytest.fixture(scope="module")
+def quantized_cnn():
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  from tfbet import quantize_configs  # pylint: disable=g-import-not-at-top
+  return quantize_configs.quantize_model(helpers.small_cnn(), "rquant")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("paper_optimizer.learning_rate = -0.05", "learning_rate must be a finite number > 0"),
+    ("paper_optimizer.learning_rate = 0.0", "learning_rate must be a finite number > 0"),
+    ("paper_optimizer.learning_rate = 1e999", "learning_rate must be a finite number"),
+    ("paper_optimizer.learning_rate = '0.1'", "learning_rate must be a real number"),
+    ("paper_optimizer.momentum = 1.0", "momentum must be in [0, 1)"),
+    ("paper_optimizer.nesterov = 1", "nesterov must be True or False"),
+    ("BitErrorTrainer.weight_decay = 1e999", "weight_decay must be a finite number"),
+    ("BitErrorTrainer.weight_decay = -1e-4", "weight_decay must be a finite number in [0.0"),
+    ("BitErrorTrainer.loss_threshold = -1e999", "loss_threshold must be a finite number"),
+    ("BitErrorTrainer.rate = 1.5", "rate must be a finite number in [0.0, 1.0]"),
+    ("BitErrorTrainer.label_smoothing = 1.0", "label_smoothing must be in [0, 1)"),
+    ("BitErrorTrainer.gradient_combination = 'mean'", "gradient_combination must be one of"),
+    ("BitErrorTrainer.method = 'sgd'", "method must be one of"),
+    ("WeightClip.w_max = 0.0", "w_max must be a finite number > 0"),
+    ("WeightClip.w_max = 1e999", "w_max must be a finite number"),
+    ("get_scheme.precision = 9", "precision must be"),
+    ("get_scheme.int_conversion = 'round'", "int_conversion must be one of"),
+    ("get_scheme.name = 'float'", "unknown quantization preset"),
+])
+def test_bad_values_of_a_part_are_refused_naming_the_value_and_the_part(binding, message,
+                                                                         quantized_cnn):
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfbet import quantization  # pylint: disable=g-import-not-at-top
+  configurable = binding.split(".")[0]
+  build = {"paper_optimizer": lambda: train_lib.paper_optimizer(10),
+           "BitErrorTrainer": lambda: train_lib.BitErrorTrainer(quantized_cnn, seed=0),
+           "WeightClip": train_lib.WeightClip, "get_scheme": quantization.get_scheme}
+  try:
+    gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
+    with pytest.raises(ValueError) as error:
+      build[configurable]()
+  finally:
+    gin.clear_config()
+  assert message in str(error.value) and f"configurable '{configurable}'" in str(error.value)

@@ -243,7 +243,6 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
                                    f"@WeightClip() or None, got {weight_constraint!r}")
   _check_parts(weight_constraint)
   scheme = quantization.get_scheme()
-  resume.check_config(output_dir)
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
   data = data_lib.load_data()
@@ -257,6 +256,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
+  # After the parts are built: a bad value of a part leaves no record behind.
+  resume.check_config(output_dir)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=2)
   # Every worker resumes from the chief's checkpoints (the chief's manager is its own).
