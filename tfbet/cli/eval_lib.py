@@ -244,9 +244,11 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.whiten = {bool(whiten)}")
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
-  model = train_lib.load_model(model_path)  # Checked before any data is read.
+  # The run's config is checked (and older bindings migrated) first, then the model, both
+  # before any data is read.
   gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules,
                   run_config=config)
+  model = train_lib.load_model(model_path)
   data = data_lib.load_data()
   return model, data, model_path
 
