@@ -84,6 +84,13 @@ def check_seed(value, name="seed"):
                       "an int64)") from error
 
 
+def _check_label_smoothing(value):
+  value = checks.real(value, "label_smoothing", 0.0, 1.0)
+  if value == 1.0:
+    raise ValueError("label_smoothing must be in [0, 1), got 1.0 (no mass left for the label)")
+  return value
+
+
 def _local_variable(name, value, dtype):
   """A per-replica variable: every replica computes the same value, no cross-device sync."""
   return tf.Variable(value, dtype=dtype, trainable=False, name=name,
@@ -124,10 +131,8 @@ class CrossEntropy(keras.losses.Loss):
 
   def __init__(self, from_logits=True, label_smoothing=0.0, name="cross_entropy", **kwargs):
     super().__init__(name=name, **kwargs)
-    if not 0.0 <= label_smoothing < 1.0:
-      raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    self.from_logits = bool(from_logits)
-    self.label_smoothing = float(label_smoothing)
+    self.from_logits = checks.boolean(from_logits, "from_logits")
+    self.label_smoothing = _check_label_smoothing(label_smoothing)
 
   def call(self, y_true, y_pred):
     y_true = tf.convert_to_tensor(y_true)  # also when called directly on numpy labels
@@ -210,9 +215,7 @@ class BitErrorTrainer(keras.Model):
     if method in ("randbet", "curricular", "alternating") and rate == 0.0:
       raise ValueError(f"method {method!r} needs rate > 0")
     loss_threshold = checks.real(loss_threshold, "loss_threshold")
-    label_smoothing = checks.real(label_smoothing, "label_smoothing", 0.0, 1.0)
-    if label_smoothing == 1.0:
-      raise ValueError("label_smoothing must be in [0, 1), got 1.0 (no mass left for the label)")
+    label_smoothing = _check_label_smoothing(label_smoothing)
     weight_decay = checks.real(weight_decay, "weight_decay", minimum=0.0)
     if method == "curricular":
       if curriculum_steps is None:
@@ -483,7 +486,6 @@ def paper_optimizer(total_steps, learning_rate=0.05, momentum=0.9, nesterov=True
   momentum = checks.real(momentum, "momentum", 0.0, 1.0)
   if momentum == 1.0:
     raise ValueError("momentum must be in [0, 1), got 1.0")
-  if not isinstance(nesterov, bool):
-    raise checks.ArgumentTypeError(f"nesterov must be True or False, got {nesterov!r}")
+  nesterov = checks.boolean(nesterov, "nesterov")
   return keras.optimizers.SGD(learning_rate=paper_learning_rate(total_steps, learning_rate),
                               momentum=momentum, nesterov=nesterov)
