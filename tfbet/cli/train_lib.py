@@ -238,6 +238,7 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
   checks.count(epochs, "train.epochs", minimum=1)
   seed = training.check_seed(seed, "train.seed")
   checks.choice(verbose, "train.verbose", (0, 1, 2))
+  checks.boolean(evaluate_every_epoch, "train.evaluate_every_epoch")
   if weight_constraint is not None and not callable(weight_constraint):
     raise checks.ArgumentTypeError(f"train.weight_constraint must be a constraint such as "
                                    f"@WeightClip() or None, got {weight_constraint!r}")
