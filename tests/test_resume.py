@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfbet.cli import resume
-from tfbet.cli import train_lib
+from tfbet.cli import train_lib  # noqa: F401  (registers the configurables the configs bind)
 
 
 @pytest.fixture(autouse=True)
