@@ -175,7 +175,8 @@ def _finish(process, log_path):
 
 
 def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, real_mnist):  # pylint: disable=unused-argument
-  epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.weight_constraint = None"]
+  epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.weight_constraint = None",
+            "--gin_param=WeightClip.w_max = None"]
   single_dir = str(tmp_path / "single")
   single = _train(single_dir, epochs, tmp_path / "single.log")
   multi_dir = str(tmp_path / "multi")
