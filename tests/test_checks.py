@@ -76,3 +76,22 @@ def test_a_wrong_type_is_both_a_type_error_and_a_bad_setting():
     checks.count(2.5, "batch_size")
   assert isinstance(error.value, TypeError) and isinstance(error.value, ValueError)
   assert "batch_size must be an integer" in str(error.value)
+
+
+def test_boolean_accepts_only_true_and_false():
+  assert checks.boolean(True, "flip") is True
+  assert checks.boolean(np.bool_(False), "flip") is False
+  for value in (1, 0.0, "True", None):
+    with pytest.raises(checks.ArgumentTypeError, match=f"flip must be True or False, got {value!r}"):
+      checks.boolean(value, "flip")
+
+
+def test_dataclass_settings_are_stored_in_their_canonical_types():
+  from tfbet import augment  # pylint: disable=g-import-not-at-top
+  from tfbet import quantization  # pylint: disable=g-import-not-at-top
+  scheme = quantization.QuantizationScheme(precision=np.int64(4), rounding=np.bool_(False))
+  assert type(scheme.precision) is int and scheme.rounding is False
+  assert scheme == quantization.QuantizationScheme(precision=4, rounding=False)
+  assert type(augment.Augmentation(cutout_size=np.int32(16)).cutout_size) is int
+  with pytest.raises(ValueError, match=r"precision must be in \[1, 8\], got 9"):
+    quantization.QuantizationScheme(precision=9)

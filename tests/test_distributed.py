@@ -175,7 +175,8 @@ def _finish(process, log_path):
 
 
 def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, real_mnist):  # pylint: disable=unused-argument
-  epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.w_max = None"]
+  epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.weight_constraint = None",
+            "--gin_param=WeightClip.w_max = None"]
   single_dir = str(tmp_path / "single")
   single = _train(single_dir, epochs, tmp_path / "single.log")
   multi_dir = str(tmp_path / "multi")
@@ -216,7 +217,8 @@ def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, rea
 def test_two_workers_train_a_clipped_method_like_a_single_process(tmp_path, method, real_mnist):  # pylint: disable=unused-argument
   # PATTBET holds its fixed pattern in per-replica byte variables of its own; curricular raises
   # its rate over training (a schedule every worker must follow in step).
-  extra = [f"--gin_file=methods/{method}.gin", "--gin_param=train.w_max = 0.05",
+  extra = [f"--gin_file=methods/{method}.gin", "--gin_param=train.weight_constraint = @WeightClip()",
+           "--gin_param=WeightClip.w_max = 0.05",
            "--gin_param=train.epochs = 1", "--gin_param=load_data.train_limit = 128"]
   single = _train(str(tmp_path / "single"), extra, tmp_path / "single.log")
   Cluster(tmp_path, str(tmp_path / "multi"), extra).start(attempt=0).wait()

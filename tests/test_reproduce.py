@@ -56,8 +56,8 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
 
   # A run directory trained with other settings is never reused for this suite.
   record = output_dir / "pattbet" / "seed0" / reproduce_lib.RUN_RECORD
-  record.write_text(record.read_text().replace("train.pattern_condition = 0.1",
-                                               "train.pattern_condition = 0.2"))
+  record.write_text(record.read_text().replace("BitErrorTrainer.pattern_condition = 0.1",
+                                               "BitErrorTrainer.pattern_condition = 0.2"))
   refused = _reproduce(output_dir, report, "--stage=train")
   assert refused.returncode != 0 and "was trained with other settings" in refused.stderr
 
@@ -132,3 +132,19 @@ def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
     write(rates, chips, n)
     with pytest.raises(ValueError, match="holds another evaluation"):
       reproduce_lib._check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+
+
+def test_a_run_recorded_with_old_train_bindings_is_the_same_run(tmp_path):
+  suite = reproduce_lib.load_suite("tiny")
+  run = suite.run("randbet_0.1_p5")
+  record = {"gin_files": list(run.gin_files), "params": list(run.bindings(suite, 0))}
+  old = [{"BitErrorTrainer.rate = 0.05": "train.rate = 0.05"}.get(p, p) for p in record["params"]
+         if p != "train.weight_constraint = @WeightClip()"]
+  old = [p.replace("WeightClip.w_max = 0.1", "train.w_max = 0.1") for p in old]
+  assert "train.w_max = 0.1" in old and "train.rate = 0.05" in old
+  (tmp_path / reproduce_lib.RUN_RECORD).write_text(json.dumps({**record, "params": old}))
+  reproduce_lib._check_record(str(tmp_path), record)  # pylint: disable=protected-access
+  (tmp_path / reproduce_lib.RUN_RECORD).write_text(json.dumps(
+      {**record, "params": [p.replace("0.05", "0.1") for p in old]}))
+  with pytest.raises(ValueError, match="was trained with other settings"):
+    reproduce_lib._check_record(str(tmp_path), record)  # pylint: disable=protected-access

@@ -47,7 +47,7 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
   assert len(result["history"]["loss"]) == 3
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     config = f.read()
-  assert "train.method = 'randbet'" in config and "load_data.train_limit = 512" in config
+  assert "BitErrorTrainer.method = 'randbet'" in config and "load_data.train_limit = 512" in config
   print(f"bin/train, 3 epochs on 512 MNIST images: {seconds:.1f} s")
 
 
@@ -83,14 +83,15 @@ def test_a_run_with_another_config_is_refused_and_restart_starts_over(tmp_path, 
   assert _run(output_dir, ["--gin_param=train.epochs = 1"]).returncode == 0
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     operative = f.read()
-  refused = _run(output_dir, ["--gin_param=train.epochs = 1", "--gin_param=train.precision = 4"])
+  refused = _run(output_dir, ["--gin_param=train.epochs = 1",
+                               "--gin_param=get_scheme.precision = 4"])
   assert refused.returncode == 1
-  assert "different config" in refused.stderr and "+train.precision = 4" in refused.stderr
+  assert "different config" in refused.stderr and "+get_scheme.precision = 4" in refused.stderr
   assert "Traceback" not in refused.stderr
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     assert f.read() == operative  # The saved config still tells the truth.
-  restarted = _run(output_dir, ["--gin_param=train.epochs = 1", "--gin_param=train.precision = 4",
-                                "--restart"])
+  restarted = _run(output_dir, ["--gin_param=train.epochs = 1",
+                                "--gin_param=get_scheme.precision = 4", "--restart"])
   assert restarted.returncode == 0, restarted.stderr[-3000:]
   assert "resumed from" not in restarted.stderr
   assert _result(output_dir)["scheme"]["precision"] == 4
@@ -98,9 +99,10 @@ def test_a_run_with_another_config_is_refused_and_restart_starts_over(tmp_path, 
 
 
 def test_bad_training_values_are_usage_errors_before_any_work(tmp_path):
-  result = _run(str(tmp_path / "bad"), ["--gin_param=train.learning_rate = -0.05"])
+  result = _run(str(tmp_path / "bad"), ["--gin_param=paper_optimizer.learning_rate = -0.05"])
   assert result.returncode == 1 and "Traceback" not in result.stderr
-  assert "train.learning_rate must be a finite number in (0, inf), got -0.05" in result.stderr
+  assert "learning_rate must be a finite number > 0, got -0.05" in result.stderr
+  assert "paper_optimizer" in result.stderr
   assert not os.path.exists(tmp_path / "bad" / "checkpoints")
 
 
@@ -186,3 +188,174 @@ def test_missing_user_modules_and_search_paths_fail_naming_them(tmp_path):
     gin_utils.import_modules([str(tmp_path / "missing.py")])
   with pytest.raises(FileNotFoundError, match="nowhere"):
     gin_utils.parse([], [], search_paths=[str(tmp_path / "nowhere")])
+
+
+# -- the parts of a training job, configured on themselves -----------------------------------
+
+OLD_RUN_CONFIG = """# Parameters for train:
+train.epochs = 2
+train.int_conversion = 'floor'
+train.learning_rate = 0.02
+train.method = 'randbet'
+train.precision = 4
+train.rate = 0.05
+train.scheme = 'unsigned'
+train.seed = 3
+train.w_max = 0.1
+load_data.name = 'mnist'
+"""
+
+
+def test_old_train_bindings_migrate_to_the_parts_that_now_hold_them():
+  migrated = gin_utils.migrate_bindings(OLD_RUN_CONFIG.splitlines())
+  assert migrated == [
+      "# Parameters for train:", "train.epochs = 2", "get_scheme.int_conversion = 'floor'",
+      "paper_optimizer.learning_rate = 0.02", "BitErrorTrainer.method = 'randbet'",
+      "get_scheme.precision = 4", "BitErrorTrainer.rate = 0.05", "get_scheme.name = 'unsigned'",
+      "train.seed = 3", "train.weight_constraint = @WeightClip()", "WeightClip.w_max = 0.1",
+      "load_data.name = 'mnist'"]
+  assert gin_utils.migrate_bindings(["train.w_max = None"]) == [
+      "train.weight_constraint = None", "WeightClip.w_max = None"]
+
+
+def test_a_run_directory_written_with_old_bindings_is_still_read(tmp_path):
+  import gin  # pylint: disable=g-import-not-at-top
+  config = tmp_path / "operative_config.gin"
+  config.write_text(OLD_RUN_CONFIG)
+  try:
+    gin_utils.parse([], ["load_data.test_limit = 10"], run_config=str(config))
+    assert gin.query_parameter("WeightClip.w_max") == 0.1
+    assert gin.query_parameter("get_scheme.precision") == 4
+    assert gin.query_parameter("BitErrorTrainer.rate") == 0.05
+    assert gin.query_parameter("load_data.test_limit") == 10  # later bindings still win
+  finally:
+    gin.clear_config()
+
+
+@pytest.mark.parametrize("old,new", [
+    ("train.w_max = 0.1", "WeightClip.w_max with train.weight_constraint = @WeightClip()"),
+    ("train.rate = 0.01", "BitErrorTrainer.rate"),
+    ("train.precision = 4", "get_scheme.precision"),
+    ("train.momentum = 0.8", "paper_optimizer.momentum")])
+def test_an_old_binding_fails_naming_its_new_form(old, new):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    with pytest.raises(ValueError, match=rf"(?s)doesn't have a parameter named.*{old[:old.index(' ')]}"
+                                         rf" was renamed: bind {re.escape(new)}"):
+      gin_utils.parse([], [old])
+  finally:
+    gin.clear_config()
+
+
+@pytest.mark.parametrize("binding", ["BitErrorTrainer.seed = 3", "BitErrorTrainer.model = None",
+                                     "paper_optimizer.total_steps = 10"])
+def test_what_the_job_passes_cannot_be_bound(binding):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    with pytest.raises(ValueError, match=binding.split(".")[1].split(" ")[0]):
+      gin_utils.parse([], [binding])
+  finally:
+    gin.clear_config()
+
+
+@pytest.mark.parametrize("bindings,match", [
+    (["train.epochs = 1"], "no training method: bind BitErrorTrainer.method"),
+    (["train.epochs = 1", "BitErrorTrainer.method = 'clean'", "WeightClip.w_max = 0.1"],
+     r"WeightClip.w_max is bound but WeightClip is not used; add 'train.weight_constraint = "
+     r"@WeightClip\(\)'"),
+    (["train.epochs = 1", "BitErrorTrainer.method = 'clean'", "pattern_chip.seed = 5"],
+     r"pattern_chip.seed is bound but pattern_chip is not used"),
+    (["train.epochs = 0", "BitErrorTrainer.method = 'clean'"], "train.epochs must be in"),
+    (["train.epochs = 1", "train.seed = 4194304", "BitErrorTrainer.method = 'clean'"],
+     r"train.seed must be in \[0, 4194303\].*int64"),
+    (["train.epochs = 1", "train.weight_constraint = 0.1", "BitErrorTrainer.method = 'clean'"],
+     "train.weight_constraint must be a constraint")])
+def test_a_config_that_would_train_something_else_is_refused_before_any_work(
+    tmp_path, bindings, match):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    gin_utils.parse([], bindings)
+    with pytest.raises(ValueError, match=match):
+      train_lib.train(str(tmp_path / "run"))
+  finally:
+    gin.clear_config()
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_each_bound_setting_reaches_its_part():
+  import types  # pylint: disable=g-import-not-at-top
+  import gin  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  from tfbet import quantization  # pylint: disable=g-import-not-at-top
+  bindings = [
+      "get_scheme.name = 'unsigned'", "get_scheme.precision = 4",
+      "get_scheme.int_conversion = 'floor'", "WeightClip.w_max = 0.2",
+      "BitErrorTrainer.method = 'curricular'", "BitErrorTrainer.rate = 0.05",
+      "BitErrorTrainer.loss_threshold = 2.5", "BitErrorTrainer.weight_decay = 1e-3",
+      "BitErrorTrainer.label_smoothing = 0.1", "BitErrorTrainer.gradient_combination = 'average'",
+      "paper_optimizer.learning_rate = 0.02", "paper_optimizer.momentum = 0.8",
+      "paper_optimizer.nesterov = False"]
+  try:
+    gin_utils.parse([], bindings)
+    data = types.SimpleNamespace(num_classes=3, input_shape=(8, 8, 1))
+    trainer = train_lib.build_trainer(
+        data, scheme=quantization.get_scheme(), seed=7, total_steps=10,
+        weight_constraint=train_lib.WeightClip(),
+        model_fn=lambda num_classes, input_shape, kernel_constraint: helpers.small_cnn(
+            kernel_constraint))
+  finally:
+    gin.clear_config()
+  assert trainer.layout.scheme == quantization.QuantizationScheme(
+      precision=4, rounding=False, int_conversion="floor")
+  constrained = [v.constraint for v in trainer.model.trainable_variables if v.constraint]
+  assert constrained and all(c.w_max == 0.2 for c in constrained)
+  assert (trainer.method, trainer.rate, trainer.loss_threshold, trainer.weight_decay,
+          trainer.label_smoothing, trainer.gradient_combination, trainer.seed,
+          trainer.curriculum_steps) == ("curricular", 0.05, 2.5, 1e-3, 0.1, "average", 7, 5)
+  optimizer = trainer.optimizer
+  assert float(optimizer.learning_rate) == pytest.approx(0.02)
+  assert float(optimizer.momentum) == pytest.approx(0.8) and optimizer.nesterov is False
+
+
+@pytest.fixture(scope="module")
+def quantized_cnn():
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  from tfbet import quantize_configs  # pylint: disable=g-import-not-at-top
+  return quantize_configs.quantize_model(helpers.small_cnn(), "rquant")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("paper_optimizer.learning_rate = -0.05", "learning_rate must be a finite number > 0"),
+    ("paper_optimizer.learning_rate = 0.0", "learning_rate must be a finite number > 0"),
+    ("paper_optimizer.learning_rate = 1e999", "learning_rate must be a finite number"),
+    ("paper_optimizer.learning_rate = '0.1'", "learning_rate must be a real number"),
+    ("paper_optimizer.momentum = 1.0", "momentum must be in [0, 1)"),
+    ("paper_optimizer.nesterov = 1", "nesterov must be True or False"),
+    ("BitErrorTrainer.weight_decay = 1e999", "weight_decay must be a finite number"),
+    ("BitErrorTrainer.weight_decay = -1e-4", "weight_decay must be a finite number in [0.0"),
+    ("BitErrorTrainer.loss_threshold = -1e999", "loss_threshold must be a finite number"),
+    ("BitErrorTrainer.rate = 1.5", "rate must be a finite number in [0.0, 1.0]"),
+    ("BitErrorTrainer.label_smoothing = 1.0", "label_smoothing must be in [0, 1)"),
+    ("BitErrorTrainer.gradient_combination = 'mean'", "gradient_combination must be one of"),
+    ("BitErrorTrainer.method = 'sgd'", "method must be one of"),
+    ("WeightClip.w_max = 0.0", "w_max must be a finite number > 0"),
+    ("WeightClip.w_max = 1e999", "w_max must be a finite number"),
+    ("get_scheme.precision = 9", "precision must be"),
+    ("get_scheme.int_conversion = 'round'", "int_conversion must be one of"),
+    ("get_scheme.name = 'float'", "unknown quantization preset"),
+])
+def test_bad_values_of_a_part_are_refused_naming_the_value_and_the_part(binding, message,
+                                                                         quantized_cnn):
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfbet import quantization  # pylint: disable=g-import-not-at-top
+  configurable = binding.split(".")[0]
+  build = {"paper_optimizer": lambda: train_lib.paper_optimizer(10),
+           "BitErrorTrainer": lambda: train_lib.BitErrorTrainer(quantized_cnn, seed=0),
+           "WeightClip": train_lib.WeightClip, "get_scheme": quantization.get_scheme}
+  try:
+    gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
+    with pytest.raises(ValueError) as error:
+      build[configurable]()
+  finally:
+    gin.clear_config()
+  assert message in str(error.value) and f"configurable '{configurable}'" in str(error.value)

@@ -31,6 +31,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfbet import checks
+
 # Magnitude levels 0..9 span these ranges (Cubuk et al., 2018, Table 1); symmetric operations
 # get a random sign.
 NUM_LEVELS = 10
@@ -97,13 +99,12 @@ class Augmentation:
   cutout_size: int = 0
 
   def __post_init__(self):
+    # Each field checked and stored in its canonical type (plain int and bools).
     for field in ("crop_padding", "cutout_size"):
-      value = getattr(self, field)
-      if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"Augmentation.{field} must be an int >= 0, got {value!r}.")
+      object.__setattr__(self, field, checks.count(getattr(self, field), f"Augmentation.{field}"))
     for field in ("flip", "autoaugment"):
-      if not isinstance(getattr(self, field), bool):
-        raise TypeError(f"Augmentation.{field} must be a bool, got {getattr(self, field)!r}.")
+      object.__setattr__(self, field,
+                         checks.boolean(getattr(self, field), f"Augmentation.{field}"))
 
   @property
   def enabled(self) -> bool:
@@ -354,12 +355,9 @@ def _validate_policy(policy):
     if len(sub_policy) != len(policy[0]):
       raise ValueError(f"all sub-policies must have the same length, got {policy!r}.")
     for name, probability, level in sub_policy:
-      if name not in OP_NAMES:
-        raise ValueError(f"policy operation must be one of {OP_NAMES}, got {name!r}.")
-      if not 0.0 <= probability <= 1.0:
-        raise ValueError(f"policy probability must be in [0, 1], got {probability!r}.")
-      if not (isinstance(level, int) and 0 <= level < NUM_LEVELS):
-        raise ValueError(f"policy level must be an int in [0, {NUM_LEVELS - 1}], got {level!r}.")
+      checks.choice(name, "policy operation", OP_NAMES)
+      checks.probability(probability, "policy probability")
+      checks.integer(level, "policy level", minimum=0, maximum=NUM_LEVELS - 1)
 
 
 def autoaugment(image, seed, fill, policy=CIFAR10_POLICY):

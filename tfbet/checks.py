@@ -16,12 +16,15 @@ The rules:
 * probability: a real in ``[0, 1]`` (a share or fraction of something).
 * rate: a bit error rate p as a fraction in ``[0, 1]``; above 0.5 only when the caller allows it
   (a rate above 0.5 is almost always a percent passed by mistake).
+* boolean: ``True`` or ``False`` (numpy's ``bool_`` too), never a number or a string.
 * choice: one of a fixed tuple of values.
 * path: a ``str`` or ``os.PathLike``, not empty; optionally an existing file.
 """
 import math
 import numbers
 import os
+
+import numpy as np
 
 MAX_SEED = 2**63 - 1
 
@@ -91,6 +94,13 @@ def rate(value, name="rate", allow_high_rate=False):
         f"percent. Pass {value / 100:g} for {value:g} %, or allow_high_rate=True if you mean "
         f"{100 * value:g} % of all bits.")
   return value
+
+
+def boolean(value, name):
+  """``value`` as a ``bool``; only ``True`` and ``False`` (or numpy's) are accepted."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ArgumentTypeError(f"{name} must be True or False, got {value!r}")
+  return bool(value)
 
 
 def choice(value, name, choices):

@@ -11,17 +11,12 @@ from tfbet import checks
 from tfbet.compat import keras
 
 
-def check_positive_float(name, value):
-  """``tfbet.checks.positive(value, name)``, kept under this name for ``tfbet.layers``."""
-  return checks.positive(value, name)
-
-
 @keras.utils.register_keras_serializable(package="tfbet")
 class WeightClip(keras.constraints.Constraint):
   """Clips weights element-wise to [-w_max, w_max] (CLIPPING_{w_max} in the paper)."""
 
   def __init__(self, w_max):
-    self.w_max = check_positive_float("w_max", w_max)
+    self.w_max = checks.positive(w_max, "w_max")
 
   def __call__(self, w):
     w_max = tf.cast(self.w_max, w.dtype)

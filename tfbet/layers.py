@@ -10,11 +10,10 @@ quantized tensors for them.
 
 Both layers work on channels-last tensors (every tfbet model is channels-last) of rank >= 2.
 """
-import numbers
 
 import tensorflow as tf
 
-from tfbet import constraints
+from tfbet import checks
 from tfbet.compat import keras
 
 
@@ -45,7 +44,7 @@ class _ReparameterizedNormalization(keras.layers.Layer):
                **kwargs):
     super().__init__(**kwargs)
     self.supports_masking = True
-    self.epsilon = constraints.check_positive_float("epsilon", epsilon)
+    self.epsilon = checks.positive(epsilon, "epsilon")
     self.gamma_initializer = keras.initializers.get(gamma_initializer)
     self.beta_initializer = keras.initializers.get(beta_initializer)
     self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
@@ -95,11 +94,7 @@ class ReparameterizedGroupNormalization(_ReparameterizedNormalization):
 
   def __init__(self, groups=32, epsilon=1e-5, **kwargs):
     super().__init__(epsilon=epsilon, **kwargs)
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral):
-      raise TypeError(f"groups must be an int >= 1, got {groups!r}.")
-    if groups < 1:
-      raise ValueError(f"groups must be an int >= 1, got {groups!r}.")
-    self.groups = int(groups)
+    self.groups = checks.count(groups, "groups", minimum=1)
 
   def build(self, input_shape):
     channels = _channels_of(self.name, input_shape)
@@ -151,11 +146,7 @@ class ReparameterizedBatchNormalization(_ReparameterizedNormalization):
                batch_statistics_at_inference=False,
                **kwargs):
     super().__init__(epsilon=epsilon, **kwargs)
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-      raise TypeError(f"momentum must be a float in [0, 1], got {momentum!r}.")
-    if not 0.0 <= float(momentum) <= 1.0:
-      raise ValueError(f"momentum must be a float in [0, 1], got {momentum!r}.")
-    self.momentum = float(momentum)
+    self.momentum = checks.probability(momentum, "momentum")
     self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
     self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
     self.batch_statistics_at_inference = bool(batch_statistics_at_inference)

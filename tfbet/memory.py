@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfbet import archives
-from tfbet import chips as chips_lib
+from tfbet import checks
 from tfbet import files
 from tfbet import ops
 from tfbet import quantization
@@ -191,11 +191,11 @@ def load_chip(model_or_layout, chip, condition, offset=0, allow_high_rate=False)
   """Loads ``chip``'s errors at ``condition`` (rate p, or voltage for profiled chips).
 
   A rate is a fraction (1 % is 0.01); one above 0.5 is refused as a likely percent unless
-  ``allow_high_rate`` (``tfbet.chips.check_rate``). ``offset`` (in bits) shifts where the
+  ``allow_high_rate`` (``tfbet.checks.rate``). ``offset`` (in bits) shifts where the
   weights start on a profiled chip's map (App. C.1).
   """
   if chip.conditions is None:  # random chips: the condition is a rate
-    condition = chips_lib.check_rate(condition, "condition (bit error rate p)", allow_high_rate)
+    condition = checks.rate(condition, "condition (bit error rate p)", allow_high_rate)
   mem = _as_layout(model_or_layout)
   flip, set_mask, clear_mask = chip.masks(mem.num_weights, mem.precision, condition,
                                           offset=offset)

@@ -27,6 +27,8 @@ import dataclasses
 import gin
 import tensorflow as tf
 
+from tfbet import checks
+
 # Smallest range width used for constant tensors (q_max == q_min), so nothing divides by zero.
 _MIN_WIDTH = 1e-12
 # How s becomes an integer without rounding: toward zero, or down (Eq. 1's floor bracket).
@@ -44,15 +46,12 @@ class QuantizationScheme:
   int_conversion: str = "truncate"
 
   def __post_init__(self):
-    if (isinstance(self.precision, bool) or not isinstance(self.precision, int)
-        or not 1 <= self.precision <= 8):
-      raise ValueError(f"precision must be an integer in 1..8, got {self.precision!r}")
+    # Each field checked and stored in its canonical type (plain int and bools, for to_dict).
+    object.__setattr__(self, "precision",
+                       checks.integer(self.precision, "precision", minimum=1, maximum=8))
     for field in ("per_tensor", "asymmetric", "unsigned", "rounding"):
-      if not isinstance(getattr(self, field), bool):
-        raise TypeError(f"{field} must be a bool, got {getattr(self, field)!r}")
-    if self.int_conversion not in INT_CONVERSIONS:
-      raise ValueError(f"int_conversion must be one of {INT_CONVERSIONS}, got "
-                       f"{self.int_conversion!r}")
+      object.__setattr__(self, field, checks.boolean(getattr(self, field), field))
+    checks.choice(self.int_conversion, "int_conversion", INT_CONVERSIONS)
     if self.rounding and self.int_conversion != "truncate":
       raise ValueError(f"int_conversion={self.int_conversion!r} applies to schemes without "
                        "rounding only; a rounding scheme (e.g. 'rquant') keeps 'truncate'")

@@ -21,7 +21,7 @@ at half the learning rate. Averaging needs two gradients: a step that does not i
 the loss threshold) has only the clean one and uses it unscaled, so ``"average"`` changes only
 the injecting steps. The default stays the sum because line 15 is the one equation of the
 update and because it keeps the results of earlier runs; the choice is a constructor argument
-(and ``train.gradient_combination`` in gin) so that both can be run.
+(and ``BitErrorTrainer.gradient_combination`` in gin) so that both can be run.
 
 Both passes use the compiled loss (``compile(loss=..., loss_weights=...)``, sample and class
 weights, regularization losses). Without a ``loss``, the paper's cross-entropy
@@ -61,7 +61,7 @@ SGD, App. F): once per step, twice in an alternating step that injects (once per
 import numpy as np
 import tensorflow as tf
 
-from tfbet import chips
+from tfbet import checks
 from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
@@ -73,6 +73,22 @@ GRADIENT_COMBINATIONS = ("sum", "average")
 _SEED_STRIDE = 2 ** 40
 # Trainer seeds are below this, so that (seed + 1) * _SEED_STRIDE + step fits in an int64.
 SEED_LIMIT = 2 ** 22
+
+
+def check_seed(value, name="seed"):
+  """A trainer seed: an integer in [0, 2**22) (``SEED_LIMIT``), so step seeds fit in an int64."""
+  try:
+    return checks.integer(value, name, minimum=0, maximum=SEED_LIMIT - 1)
+  except ValueError as error:
+    raise type(error)(f"{error} (the per-step chip seeds (seed + 1) * 2**40 + step must fit in "
+                      "an int64)") from error
+
+
+def _check_label_smoothing(value):
+  value = checks.real(value, "label_smoothing", 0.0, 1.0)
+  if value == 1.0:
+    raise ValueError("label_smoothing must be in [0, 1), got 1.0 (no mass left for the label)")
+  return value
 
 
 def _local_variable(name, value, dtype):
@@ -115,10 +131,8 @@ class CrossEntropy(keras.losses.Loss):
 
   def __init__(self, from_logits=True, label_smoothing=0.0, name="cross_entropy", **kwargs):
     super().__init__(name=name, **kwargs)
-    if not 0.0 <= label_smoothing < 1.0:
-      raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    self.from_logits = bool(from_logits)
-    self.label_smoothing = float(label_smoothing)
+    self.from_logits = checks.boolean(from_logits, "from_logits")
+    self.label_smoothing = _check_label_smoothing(label_smoothing)
 
   def call(self, y_true, y_pred):
     y_true = tf.convert_to_tensor(y_true)  # also when called directly on numpy labels
@@ -192,44 +206,43 @@ class BitErrorTrainer(keras.Model):
                curriculum_steps=None, gradient_combination="sum", allow_high_rate=False,
                **kwargs):
     super().__init__(name=kwargs.pop("name", "bit_error_trainer"), **kwargs)
-    if method not in METHODS:
-      raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if gradient_combination not in GRADIENT_COMBINATIONS:
-      raise ValueError(f"gradient_combination must be one of {GRADIENT_COMBINATIONS}, got "
-                       f"{gradient_combination!r}")
+    checks.choice(method, "method", METHODS)
+    checks.choice(gradient_combination, "gradient_combination", GRADIENT_COMBINATIONS)
     if method == "alternating" and gradient_combination != "sum":
       raise ValueError("gradient_combination='average' does not apply to method 'alternating' "
                        "(its clean and perturbed gradients make separate updates); use 'sum'")
-    rate = chips.check_rate(rate, "rate", allow_high_rate)
+    rate = checks.rate(rate, "rate", allow_high_rate)
     if method in ("randbet", "curricular", "alternating") and rate == 0.0:
       raise ValueError(f"method {method!r} needs rate > 0")
-    if not 0.0 <= label_smoothing < 1.0:
-      raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-    if weight_decay < 0:
-      raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if method == "curricular" and (curriculum_steps is None or curriculum_steps < 1):
-      raise ValueError("method 'curricular' needs curriculum_steps >= 1 (half the training steps)")
+    loss_threshold = checks.real(loss_threshold, "loss_threshold")
+    label_smoothing = _check_label_smoothing(label_smoothing)
+    weight_decay = checks.real(weight_decay, "weight_decay", minimum=0.0)
+    if method == "curricular":
+      if curriculum_steps is None:
+        raise ValueError("method 'curricular' needs curriculum_steps >= 1 (half the training "
+                         "steps)")
+      curriculum_steps = checks.count(curriculum_steps, "curriculum_steps", minimum=1)
     if method == "alternating" and tf.distribute.has_strategy() and not isinstance(
         tf.distribute.get_strategy(), tf.distribute.OneDeviceStrategy):
       raise ValueError("method 'alternating' makes two optimizer updates per step and cannot "
                        "run under a distribution strategy; use 'randbet'")
     if method == "pattbet" and (pattern is None or pattern_condition is None):
       raise ValueError("method 'pattbet' needs pattern (a chip) and pattern_condition")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or \
-        not 0 <= seed < SEED_LIMIT:
-      raise ValueError(f"seed must be an integer in [0, 2**22), got {seed!r} (the per-step "
-                       "chip seeds (seed + 1) * 2**40 + step must fit in an int64)")
+    if method != "pattbet" and (pattern is not None or pattern_condition is not None):
+      raise ValueError(f"pattern and pattern_condition apply to method 'pattbet' only, not "
+                       f"{method!r} (they would be ignored)")
+    seed = check_seed(seed)
     if len(model.outputs) != 1 or model.output_shape[-1] is None or model.output_shape[-1] < 2:
       raise ValueError("BitErrorTrainer trains classifiers with one output of >= 2 classes "
                        f"(logits or probabilities); got output shape(s) {model.output_shape}")
     self.model = model
     self.method = method
     self.rate = rate
-    self.loss_threshold = float(loss_threshold)
-    self.seed = int(seed)
-    self.weight_decay = float(weight_decay)
+    self.loss_threshold = loss_threshold
+    self.seed = seed
+    self.weight_decay = weight_decay
     self.gradient_combination = gradient_combination
-    self.label_smoothing = float(label_smoothing)
+    self.label_smoothing = label_smoothing
     self.curriculum_steps = curriculum_steps
     self.layout = memory.layout(model)
     self.injecting = _local_variable("injecting", False, tf.bool)
@@ -457,15 +470,22 @@ def paper_learning_rate(total_steps, initial=0.05, factor=0.1, milestones=(0.4, 
   schedule is called with the number of steps done, so step ``round(m * total_steps)`` (0-based)
   is the first at the lower rate: after 40 of 100 steps, as after 40 of 100 epochs.
   """
-  if total_steps < 1:
-    raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+  total_steps = checks.count(total_steps, "total_steps", minimum=1)
+  initial = checks.positive(initial, "learning_rate")
   # PiecewiseConstantDecay keeps a value while step <= boundary; the first step is at `initial`.
   boundaries = [max(0, int(round(m * total_steps)) - 1) for m in milestones]
   values = [initial * factor ** i for i in range(len(boundaries) + 1)]
   return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def paper_optimizer(total_steps, initial_lr=0.05, momentum=0.9, nesterov=True):
-  """SGD with momentum and the step schedule of App. F (weight decay lives in the trainer)."""
-  return keras.optimizers.SGD(learning_rate=paper_learning_rate(total_steps, initial_lr),
+def paper_optimizer(total_steps, learning_rate=0.05, momentum=0.9, nesterov=True):
+  """SGD with momentum and the step schedule of App. F (weight decay lives in the trainer).
+
+  ``learning_rate`` is the initial rate of the schedule (``paper_learning_rate``).
+  """
+  momentum = checks.real(momentum, "momentum", 0.0, 1.0)
+  if momentum == 1.0:
+    raise ValueError("momentum must be in [0, 1), got 1.0")
+  nesterov = checks.boolean(nesterov, "nesterov")
+  return keras.optimizers.SGD(learning_rate=paper_learning_rate(total_steps, learning_rate),
                               momentum=momentum, nesterov=nesterov)

@@ -29,7 +29,6 @@ from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
-from tfbet.cli import run_dir as run_dir_lib
 from tfbet.cli import train_lib
 
 IN_PROCESS = "in_process"
@@ -224,15 +223,13 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
                      "model_path (an HDF5 .h5 file)")
-  gin_files = list(gin_files)
+  config = None
   if run_dir is not None:
     model_path = find_model_file(run_dir)
     config = os.path.join(run_dir, "operative_config.gin")
     if not os.path.isfile(config):
       raise ValueError(f"run_dir {run_dir!r} lacks operative_config.gin; is it a bin/train "
                        "output directory?")
-    run_dir_lib.check_gin_file(config, trusted=False)
-    gin_files = [config] + gin_files
   elif not os.path.exists(model_path):
     raise ValueError(f"model {model_path!r} does not exist")
   elif not gin_files and not gin_params:
@@ -247,8 +244,11 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.whiten = {bool(whiten)}")
   # train_lib (imported above) registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
-  model = train_lib.load_model(model_path)  # Checked before any data is read.
-  gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules)
+  # The run's config is checked (and older bindings migrated) first, then the model, both
+  # before any data is read.
+  gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules,
+                  run_config=config)
+  model = train_lib.load_model(model_path)
   data = data_lib.load_data()
   return model, data, model_path
 

@@ -37,6 +37,62 @@ def gin_dir():
   raise FileNotFoundError(f"no gin config directory found in {GIN_SEARCH_PATHS}")
 
 
+# ``train`` parameters of tfbet before the parts of a training job were configured on
+# themselves, and what each became. ``migrate_bindings`` rewrites old bindings (run directories
+# written by those versions stay readable) and ``parse`` names the new binding when a config
+# still uses an old one.
+RENAMED_BINDINGS = {
+    "train.scheme": "get_scheme.name",
+    "train.precision": "get_scheme.precision",
+    "train.int_conversion": "get_scheme.int_conversion",
+    "train.w_max": "WeightClip.w_max",  # with train.weight_constraint = @WeightClip()
+    "train.method": "BitErrorTrainer.method",
+    "train.rate": "BitErrorTrainer.rate",
+    "train.allow_high_rate": "BitErrorTrainer.allow_high_rate",
+    "train.loss_threshold": "BitErrorTrainer.loss_threshold",
+    "train.weight_decay": "BitErrorTrainer.weight_decay",
+    "train.label_smoothing": "BitErrorTrainer.label_smoothing",
+    "train.gradient_combination": "BitErrorTrainer.gradient_combination",
+    "train.pattern_condition": "BitErrorTrainer.pattern_condition",
+    "train.learning_rate": "paper_optimizer.learning_rate",
+    "train.momentum": "paper_optimizer.momentum",
+    "train.nesterov": "paper_optimizer.nesterov",
+}
+
+
+def migrate_bindings(lines):
+  """Gin lines with every old ``train`` binding (``RENAMED_BINDINGS``) in its new form.
+
+  ``train.w_max = x`` becomes ``train.weight_constraint = @WeightClip()`` and
+  ``WeightClip.w_max = x`` (``train.weight_constraint = None`` and ``WeightClip.w_max = None``
+  for x = None, as in methods/rquant.gin); other lines stay.
+  """
+  migrated = []
+  for line in lines:
+    name, equals, value = line.partition("=")
+    name, value = name.strip(), value.strip()
+    if not equals or name not in RENAMED_BINDINGS:
+      migrated.append(line)
+    elif name != "train.w_max":
+      migrated.append(f"{RENAMED_BINDINGS[name]} = {value}")
+    elif value == "None":
+      migrated += ["train.weight_constraint = None", "WeightClip.w_max = None"]
+    else:
+      migrated += ["train.weight_constraint = @WeightClip()", f"WeightClip.w_max = {value}"]
+  return migrated
+
+
+def _renamed_hint(error):
+  """The new name of an old ``train`` binding that gin refused, or ''."""
+  for old, new in RENAMED_BINDINGS.items():
+    if f"Configurable 'train' doesn't have a parameter named '{old[len('train.'):]}'" in str(
+        error):
+      extra = " with train.weight_constraint = @WeightClip()" if old == "train.w_max" else ""
+      return (f"\n{old} was renamed: bind {new}{extra} (each part of a training job is "
+              "configured on itself; see README, 'Configuring training')")
+  return ""
+
+
 class _QuietSearchPathProbes(logging.Filter):
   """gin logs an ERROR for every search path prefix it tries before the one that exists."""
 
@@ -107,11 +163,14 @@ def resolve(path, search_paths=()):
 _ADDED_SEARCH_PATHS = set()
 
 
-def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=()):
-  """Imports ``modules``, then parses config files and bindings.
+def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(),
+          run_config=None):
+  """Imports ``modules``, then parses a run's config, config files and bindings.
 
   Files are paths, or paths relative to ``search_paths`` (searched first) or the shipped gin/
-  directory. Unknown configurables or parameters fail with gin's own error message.
+  directory. Unknown configurables or parameters fail with gin's own error message (naming the
+  new binding of a renamed one). ``run_config`` is a run directory's operative config, parsed
+  first with old bindings migrated (``migrate_bindings``), so older runs stay readable.
   """
   for path in search_paths or ():
     if not os.path.isdir(path):
@@ -124,9 +183,22 @@ def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(
       gin.add_config_file_search_path(path)
       _ADDED_SEARCH_PATHS.add(path)
   gin_files = [run_dir.check_gin_file(resolve(f, search_paths)) for f in gin_files or ()]
-  gin.parse_config_files_and_bindings(gin_files,
-                                      list(gin_params or ()),
-                                      finalize_config=finalize)
+  try:
+    if run_config is not None:
+      run_dir.check_gin_file(run_config, trusted=False)
+      lines = run_dir.read_gin_text(run_config).splitlines()
+      try:
+        gin.parse_config("\n".join(migrate_bindings(lines)))
+      except ValueError as error:
+        raise ValueError(f"in the run config {run_config!r}: {error}") from error
+    gin.parse_config_files_and_bindings(gin_files,
+                                        list(gin_params or ()),
+                                        finalize_config=finalize)
+  except ValueError as error:
+    hint = _renamed_hint(error)
+    if not hint:
+      raise
+    raise ValueError(f"{error}{hint}") from error
 
 
 def save_operative_config(directory, name="operative_config.gin"):

@@ -212,6 +212,9 @@ def _check_record(run_dir, record):
   path = os.path.join(run_dir, RUN_RECORD)
   if os.path.exists(path):
     earlier = files.read_json(path, "run record")
+    if isinstance(earlier, dict) and isinstance(earlier.get("params"), list):
+      # A record written before the training parameters were renamed means the same run.
+      earlier = {**earlier, "params": gin_utils.migrate_bindings(earlier["params"])}
     if earlier != record:
       raise ValueError(f"{run_dir} was trained with other settings ({earlier} instead of "
                        f"{record}); remove it or use another --output_dir")

@@ -2,7 +2,7 @@ r"""Trains a bit error robust model: tfbet-train --gin_file=... [--gin_param=...
 
 Examples:
   tfbet-train --gin_file=experiments/cpu/mnist_randbet.gin --output_dir=runs/mnist_randbet
-  tfbet-train --gin_file=experiments/cpu/mnist_clipping.gin --gin_param='train.w_max = 0.05' \
+  tfbet-train --gin_file=experiments/cpu/mnist_clipping.gin --gin_param='WeightClip.w_max = 0.05' \
       --output_dir=runs/clip005
   # Your own model: a module registering a gin configurable, referenced from your gin file.
   tfbet-train --gin_module=my_models.py --gin_search_path=my_configs \

@@ -1,9 +1,12 @@
 """The training job behind ``bin/train``: data, model, quantization, method, checkpoints.
 
-Everything is configured with gin (``train.*``, ``load_data.*``, ``get_model.*``). The job
+Everything is configured with gin: the run with ``train.*``, each part on itself (the data
+``load_data.*``, the model ``get_model.*``, the quantization ``get_scheme.*``, the clipping
+``WeightClip.*``, the method ``BitErrorTrainer.*``, the optimizer ``paper_optimizer.*``). The job
 
 * builds the model (a paper model by name, ``get_model``, or the user's ``train.model_fn``),
-  wraps it with ``quantize_model`` and a ``BitErrorTrainer``;
+  constrains its weights (``train.weight_constraint``), wraps it with ``quantize_model`` and a
+  ``BitErrorTrainer``;
 * trains epoch by epoch; the batches of epoch e are a pure function of (data seed, e) and the
   bit errors of step t of (trainer seed, t), so a job resumed from its last checkpoint continues
   exactly like an uninterrupted one;
@@ -20,8 +23,6 @@ the chief's checkpoints, so ``output_dir`` must be on a file system they share.
 import hashlib
 import inspect
 import json
-import math
-import numbers
 import os
 import sys
 
@@ -30,6 +31,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfbet import checks
 from tfbet import chips
 from tfbet import constraints
 from tfbet import data as data_lib
@@ -96,48 +98,96 @@ def pattern_chip(kind="random", seed=0, path=None):
   raise ValueError(f"pattern_chip.kind must be 'random' or 'profiled', got {kind!r}")
 
 
+# The parts of a training job, each configured in one place, on itself (as in DDSP): a gin file
+# reads like the paper's method (methods/randbet.gin):
+#   train.weight_constraint = @WeightClip()    WeightClip.w_max = 0.1
+#   BitErrorTrainer.method = 'randbet'         BitErrorTrainer.rate = 0.01
+#   get_scheme.name = 'rquant'                 get_scheme.precision = 8
+#   paper_optimizer.learning_rate = 0.05
+# Each part checks its own values where it is built. What only the job knows (the model, the
+# run's seed, the number of steps) is passed by the job and cannot be bound (gin refuses such a
+# binding), so no binding is silently overridden. The library classes stay unconfigured:
+# gin's bindings reach only the job's calls below. The model is ``train.model_fn`` (default:
+# ``get_model``, configured as ``tfbet.models.get_model.*``), the data ``load_data.*``.
+WeightClip = gin.external_configurable(constraints.WeightClip, module="tfbet.constraints")
+# The trainer settings a gin file may bind (the model, seed and curriculum come from the job).
+TRAINER_SETTINGS = ("method", "rate", "allow_high_rate", "loss_threshold", "weight_decay",
+                    "label_smoothing", "gradient_combination", "pattern", "pattern_condition")
+BitErrorTrainer = gin.external_configurable(training.BitErrorTrainer, module="tfbet.training",
+                                            allowlist=TRAINER_SETTINGS)
+paper_optimizer = gin.external_configurable(training.paper_optimizer, module="tfbet.training",
+                                            denylist=["total_steps"])
+
+
 def _accepts(function, name):
   parameters = inspect.signature(function).parameters.values()
   return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters)
 
 
-def build_model(data, *, w_max, seed, model_fn=None):
+def build_model(data, *, seed, weight_constraint=None, model_fn=None):
   """The float model: ``model_fn(num_classes=, input_shape=)`` (default: ``get_model``), also
-  given ``kernel_constraint`` (clipping to [-w_max, w_max]) when ``w_max`` is set and ``seed``
-  when it takes one."""
+  given ``kernel_constraint=weight_constraint`` (applied to every weight) when one is set and
+  ``seed`` when it takes one."""
   model_fn = model_fn or models.get_model
   kwargs = dict(num_classes=data.num_classes, input_shape=data.input_shape)
-  if w_max is not None:
+  if weight_constraint is not None:
     if not _accepts(model_fn, "kernel_constraint"):
-      raise ValueError(f"train.w_max needs train.model_fn ({model_fn.__name__}) to take a "
-                       "kernel_constraint argument (applied to every weight of the model)")
-    kwargs["kernel_constraint"] = constraints.WeightClip(w_max)
+      raise ValueError(f"train.weight_constraint needs train.model_fn ({model_fn.__name__}) to "
+                       "take a kernel_constraint argument (applied to every weight of the model)")
+    kwargs["kernel_constraint"] = weight_constraint
   if _accepts(model_fn, "seed"):
     kwargs["seed"] = seed
   return model_fn(**kwargs)
 
 
-def build_trainer(data, *, scheme, w_max, method, rate, loss_threshold, seed, label_smoothing,
-                  weight_decay, learning_rate, momentum, nesterov, total_steps,
-                  pattern_condition, model_fn=None, gradient_combination="sum",
-                  allow_high_rate=False):
-  """Model -> clipped -> quantized -> BitErrorTrainer, compiled with the paper's optimizer.
+def build_trainer(data, *, scheme, seed, total_steps, weight_constraint=None, model_fn=None):
+  """Model -> constrained -> quantized (``scheme``) -> ``BitErrorTrainer``, compiled with
+  ``paper_optimizer``; the trainer and the optimizer take their settings from gin.
 
   The schedule counts training steps for every method (the alternating trainer counts its two
-  updates of a step as one iteration), so its milestones are at 2/5, 3/5, 4/5 of the steps.
+  updates of a step as one iteration), so its milestones are at 2/5, 3/5, 4/5 of the steps; a
+  curriculum (method 'curricular') spans the first half of them (Tab. 13).
   """
-  model = build_model(data, w_max=w_max, seed=seed, model_fn=model_fn)
+  model = build_model(data, seed=seed, weight_constraint=weight_constraint, model_fn=model_fn)
   qmodel = quantize_configs.quantize_model(model, scheme)
-  trainer = training.BitErrorTrainer(
-      qmodel, method=method, rate=rate, loss_threshold=loss_threshold, seed=seed,
-      weight_decay=weight_decay, label_smoothing=label_smoothing,
-      pattern=pattern_chip() if method == "pattbet" else None,
-      pattern_condition=pattern_condition,
-      curriculum_steps=max(1, total_steps // 2) if method == "curricular" else None,
-      gradient_combination=gradient_combination, allow_high_rate=allow_high_rate)
-  trainer.compile(optimizer=training.paper_optimizer(
-      total_steps, learning_rate, momentum, nesterov))
+  trainer = BitErrorTrainer(qmodel, seed=seed, curriculum_steps=max(1, total_steps // 2))
+  trainer.compile(optimizer=paper_optimizer(total_steps))
   return trainer
+
+
+def _check_parts(weight_constraint):
+  """Refuses a config that would train something else than it says, before any work.
+
+  The trainer's method has no default here (the class's, RANDBET at 1 %, would be a silent
+  choice), and the parameters of ``WeightClip`` or ``pattern_chip`` must not be bound (to
+  anything but None, which the method files without clipping bind to undo an earlier include)
+  while the job does not use them: gin itself never complains about an unused configurable.
+  """
+  try:
+    gin.query_parameter("BitErrorTrainer.method")
+  except ValueError:
+    raise ValueError("no training method: bind BitErrorTrainer.method (one of "
+                     f"{training.METHODS}), e.g. include 'methods/rquant.gin' or "
+                     "'methods/randbet.gin'") from None
+  unused = []
+  if weight_constraint is None:
+    unused.append(("WeightClip", ("w_max",), "train.weight_constraint = @WeightClip()"))
+  if not _is_bound("BitErrorTrainer.pattern"):
+    unused.append(("pattern_chip", ("kind", "seed", "path"),
+                   "BitErrorTrainer.pattern = @pattern_chip()"))
+  for configurable, parameters, use in unused:
+    bound = [f"{configurable}.{p}" for p in parameters if _is_bound(f"{configurable}.{p}")]
+    if bound:
+      raise ValueError(f"{', '.join(bound)} is bound but {configurable} is not used; add "
+                       f"'{use}' or remove the binding")
+
+
+def _is_bound(name):
+  """Whether gin binds ``name`` to something other than None."""
+  try:
+    return gin.query_parameter(name) is not None
+  except ValueError:
+    return False
 
 
 class _EpochCheckpoint(keras.callbacks.Callback):
@@ -159,103 +209,56 @@ class _EpochCheckpoint(keras.callbacks.Callback):
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
-def check_arguments(*, epochs, precision, w_max, rate, loss_threshold, seed, label_smoothing,
-                    weight_decay, learning_rate, momentum, gradient_combination="sum",
-                    int_conversion="truncate"):
-  """ValueError naming the first bad ``train.*`` value, before any work is done."""
-  def number(name, value, low, high, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-        not math.isfinite(value) or value < low or value > high or \
-        (low_open and value == low) or (high_open and value == high):
-      interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-      raise ValueError(f"train.{name} must be a finite number in {interval}, got {value!r}")
-
-  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-    raise ValueError(f"train.epochs must be a positive integer, got {epochs!r}")
-  if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 8:
-    raise ValueError(f"train.precision must be an integer in 1..8, got {precision!r}")
-  if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < training.SEED_LIMIT:
-    raise ValueError(f"train.seed must be an integer in [0, 2**22), got {seed!r} (the per-step "
-                     "chip seeds (seed + 1) * 2**40 + step must fit in an int64)")
-  if w_max is not None:
-    number("w_max", w_max, 0, math.inf, low_open=True, high_open=True)
-  number("rate", rate, 0, 1)
-  number("loss_threshold", loss_threshold, -math.inf, math.inf, True, True)
-  number("label_smoothing", label_smoothing, 0, 1, high_open=True)
-  number("weight_decay", weight_decay, 0, math.inf, high_open=True)
-  number("learning_rate", learning_rate, 0, math.inf, low_open=True, high_open=True)
-  number("momentum", momentum, 0, 1, high_open=True)
-  for name, value, choices in (
-      ("gradient_combination", gradient_combination, training.GRADIENT_COMBINATIONS),
-      ("int_conversion", int_conversion, quantization.INT_CONVERSIONS)):
-    if value not in choices:
-      raise ValueError(f"train.{name} must be one of {choices}, got {value!r}")
-
-
 @resume.holds_output_lock
 @gin.configurable
-def train(output_dir, *, epochs=gin.REQUIRED, scheme="rquant", precision=8, w_max=None,
-          method="clean", rate=0.0, loss_threshold=1.75, pattern_condition=None, seed=0,
-          label_smoothing=0.0, weight_decay=5e-4, learning_rate=0.05, momentum=0.9,
-          nesterov=True, distribute=None, evaluate_every_epoch=True, verbose=1, model_fn=None,
-          gradient_combination="sum", int_conversion="truncate", allow_high_rate=False):
+def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_every_epoch=True,
+          verbose=1, model_fn=None, weight_constraint=None):
   """Trains one model; see the module docstring. Returns the result dict.
+
+  The run is configured here, the parts on themselves (see ``BitErrorTrainer``, ``WeightClip``,
+  ``paper_optimizer`` above, ``tfbet.quantization.get_scheme``, ``load_data``).
 
   Args:
     output_dir: where checkpoints, logs, the operative config and the final model go.
     epochs: number of epochs (paper: 100 on MNIST, 250 on CIFAR).
-    scheme, precision: quantization preset (tfbet.quantization.PRESETS) and bits m.
-    int_conversion: "truncate" (toward zero, default) or "floor" (Eq. 1's bracket): how a
-      scheme without rounding ('global', 'normal', 'asymmetric', 'unsigned') makes integers;
-      refused with a rounding scheme.
-    w_max: weight clipping bound (CLIPPING / RANDBET_w_max), None for no clipping.
-    method: tfbet.training.METHODS ("clean", "randbet", "pattbet", "curricular",
-      "alternating").
-    rate: bit error rate p during training (RANDBET), a fraction (1 % is 0.01).
-    allow_high_rate: accept rate > 0.5 (refused by default: it looks like a percent).
-    gradient_combination: "sum" (default, Alg. 1 line 15) or "average" (its caption) of the
-      clean and perturbed gradients of an injecting step (randbet, pattbet, curricular).
-    loss_threshold: inject bit errors once the clean loss is below this (App. F: 1.75).
-    pattern_condition: PATTBET rate (random chip) or voltage (profiled chip).
     seed: seed of initialization and bit errors, in [0, 2**22) (the data seed is
       load_data.seed, in [0, 2**63)).
-    label_smoothing: label smoothing s of the cross-entropy as in the paper (Tab. 2): target
-      1 - s for the true class, s / (K - 1) for each other one.
-    weight_decay, learning_rate, momentum, nesterov: SGD of App. F.
     distribute: None, "mirrored" or "multi_worker" (tf.distribute strategy).
     evaluate_every_epoch: clean test error after each epoch.
     verbose: Keras progress output (0, 1 or 2); 1 (a progress bar) becomes 2 (a line per epoch)
       when stdout is not a terminal, so logs hold lines, not thousands of bar updates.
     model_fn: a function building a functional float Keras classifier (e.g. ``@my_model``, gin
       configurable in a module given by --gin_module), called as ``model_fn(num_classes=...,
-      input_shape=...)`` plus ``kernel_constraint`` when w_max is set and ``seed`` when it
-      takes one; None: the paper models, ``tfbet.models.get_model``.
+      input_shape=...)`` plus ``kernel_constraint`` when a weight constraint is set and ``seed``
+      when it takes one; None: the paper models, ``tfbet.models.get_model``.
+    weight_constraint: the constraint of every weight, e.g. ``@WeightClip()`` (CLIPPING and
+      RANDBET, with ``WeightClip.w_max``); None: no clipping.
     restart (keyword, not a gin parameter): discard what an earlier run left in output_dir.
   """
-  check_arguments(epochs=epochs, precision=precision, w_max=w_max, rate=rate,
-                  loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
-                  weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
-                  gradient_combination=gradient_combination, int_conversion=int_conversion)
-  resume.check_config(output_dir)
+  checks.count(epochs, "train.epochs", minimum=1)
+  seed = training.check_seed(seed, "train.seed")
+  checks.choice(verbose, "train.verbose", (0, 1, 2))
+  checks.boolean(evaluate_every_epoch, "train.evaluate_every_epoch")
+  if weight_constraint is not None and not callable(weight_constraint):
+    raise checks.ArgumentTypeError(f"train.weight_constraint must be a constraint such as "
+                                   f"@WeightClip() or None, got {weight_constraint!r}")
+  _check_parts(weight_constraint)
+  scheme = quantization.get_scheme()
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
   data = data_lib.load_data()
   total_steps = data.steps_per_epoch * epochs
-  scheme_obj = quantization.get_scheme(scheme, precision, int_conversion)
   strategy = make_strategy(distribute)
   write_dir = worker_write_dir(strategy, output_dir)
   tf.io.gfile.makedirs(write_dir)
   with strategy.scope():
-    trainer = build_trainer(
-        data, scheme=scheme_obj, w_max=w_max, method=method, rate=rate,
-        loss_threshold=loss_threshold, seed=seed, label_smoothing=label_smoothing,
-        weight_decay=weight_decay, learning_rate=learning_rate, momentum=momentum,
-        nesterov=nesterov, total_steps=total_steps, pattern_condition=pattern_condition,
-        model_fn=model_fn, gradient_combination=gradient_combination,
-        allow_high_rate=allow_high_rate)
+    trainer = build_trainer(data, scheme=scheme, seed=seed, total_steps=total_steps,
+                            weight_constraint=weight_constraint, model_fn=model_fn)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
+  # After the parts are built: a bad value of a part leaves no record behind.
+  resume.check_config(output_dir)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
                                        max_to_keep=2)
   # Every worker resumes from the chief's checkpoints (the chief's manager is its own).
