@@ -148,3 +148,20 @@ def test_a_run_recorded_with_old_train_bindings_is_the_same_run(tmp_path):
       {**record, "params": [p.replace("0.05", "0.1") for p in old]}))
   with pytest.raises(ValueError, match="was trained with other settings"):
     reproduce_lib._check_record(str(tmp_path), record)  # pylint: disable=protected-access
+
+
+def test_every_run_of_the_shipped_suites_parses_as_a_training_config():
+  import gin  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import  (configurables)
+  for name in reproduce_lib.suite_names():
+    suite = reproduce_lib.load_suite(name)
+    for run in suite.runs:
+      for seed in run.seeds:
+        gin.clear_config()
+        try:
+          gin_utils.parse(run.gin_files, list(run.bindings(suite, seed)) + ["train.verbose = 2"])
+        except ValueError as error:
+          raise AssertionError(f"suite {name!r}, run {run.name!r}: {error}") from error
+        finally:
+          gin.clear_config()
