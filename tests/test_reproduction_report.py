@@ -147,7 +147,7 @@ def test_runs_evaluated_on_other_test_examples_are_refused(written):
     reproduction_report.load_results(suite, str(output_dir))
 
 
-@pytest.mark.parametrize("train_errors, cause", [((0.05, 0.01), "under-trained"),
+@pytest.mark.parametrize("train_errors, cause", [((0.05, 0.01), "fits the training data less well"),
                                                  ((0.01, 0.01), "generalizes worse")])
 def test_a_missed_quality_bar_says_whether_the_gap_is_on_the_training_set(tmp_path, train_errors,
                                                                           cause):

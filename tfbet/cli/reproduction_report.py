@@ -260,8 +260,7 @@ def quality_bar_lines(suite, loaded):
   """RANDBET's clean Err against CLIPPING's at the same w_max (the recipe's quality bar).
 
   A pair that misses the bar gets the same gap on the training set next to it: a gap there too
-  means RANDBET fits the training data less well within the recipe's epochs (under-training),
-  none means it generalizes worse.
+  means RANDBET fits the training data less well, none means it generalizes worse.
   """
   lines = []
   labels = {r.name: r.label for r in suite.runs}
@@ -277,9 +276,9 @@ def quality_bar_lines(suite, loaded):
     train_a, train_b = (_last_epoch_train_errors(loaded, n) for n in (randbet, clipping))
     if met == "misses" and train_a is not None and train_b is not None:
       train_gap = train_a.mean() - train_b.mean()
-      cause = ("RANDBET fits the training set less well too: under-trained in the recipe's "
-               "epochs" if train_gap >= gap / 2 else "the gap is not on the training set: "
-               "RANDBET generalizes worse")
+      cause = ("the gap is on the training set too: RANDBET fits the training data less well "
+               "(not a generalization gap)" if train_gap >= gap / 2 else "the gap is not on "
+               "the training set: RANDBET generalizes worse")
       line += (f" Training error in the last epoch (clean weights): {100 * train_a.mean():.2f} "
                f"vs {100 * train_b.mean():.2f} % ({100 * train_gap:+.2f} points): {cause}.")
     lines.append(line)
