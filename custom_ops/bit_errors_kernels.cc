@@ -11,8 +11,14 @@ bit_errors.h), never on the sharding, so results are bit-identical for any threa
 #include <limits>
 #include <vector>
 
+#include <cstdlib>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TFBET_AVX512_PHILOX 1
 #endif
 
 #include "absl/status/status.h"
@@ -197,18 +203,29 @@ struct PhiloxLanes {
   alignas(64) uint32_t word[4][kLanes];
 };
 
-// The rounds and key schedule of Philox4x32-10 (PhiloxRandom; the tests check the ops against an
-// independent implementation and the Random123 answers) on `lanes` counters (c0, c1, c2, c3)
-// lane by lane, in place.  Inlined into the multiversioned callers, so it is vectorized for each.
-template <int lanes>
-inline __attribute__((always_inline)) void PhiloxRounds(uint64_t seed, uint32_t* __restrict c0,
-                                                        uint32_t* __restrict c1,
-                                                        uint32_t* __restrict c2,
-                                                        uint32_t* __restrict c3) {
+// Philox4x32-10 (PhiloxRandom's rounds and key schedule; the tests check the ops against an
+// independent implementation and the Random123 answers) of the kLanes blocks
+// (counter[l], substream), l = 0 .. kLanes - 1, into out->word[j][l].  Two implementations give
+// the same words; PhiloxBlocks picks one at load time.
+
+// Portable: lane loops that the compiler vectorizes (multiversioned).
+TFBET_MULTIVERSION
+void PhiloxBlocksPortable(uint64_t seed, const uint64_t* __restrict counter, uint32_t substream,
+                          PhiloxLanes* __restrict out) {
+  uint32_t* c0 = out->word[0];
+  uint32_t* c1 = out->word[1];
+  uint32_t* c2 = out->word[2];
+  uint32_t* c3 = out->word[3];
+  for (int l = 0; l < kLanes; ++l) {
+    c0[l] = static_cast<uint32_t>(counter[l]);
+    c1[l] = static_cast<uint32_t>(counter[l] >> 32);
+    c2[l] = substream;
+    c3[l] = 0;
+  }
   uint32_t k0 = static_cast<uint32_t>(seed);
   uint32_t k1 = static_cast<uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
-    for (int l = 0; l < lanes; ++l) {
+    for (int l = 0; l < kLanes; ++l) {
       const uint64_t product0 = static_cast<uint64_t>(0xD2511F53u) * c0[l];
       const uint64_t product1 = static_cast<uint64_t>(0xCD9E8D57u) * c2[l];
       const uint32_t next0 = static_cast<uint32_t>(product1 >> 32) ^ c1[l] ^ k0;
@@ -223,32 +240,90 @@ inline __attribute__((always_inline)) void PhiloxRounds(uint64_t seed, uint32_t*
   }
 }
 
+#if defined(TFBET_AVX512_PHILOX)
+// AVX-512: each word of 8 lanes sits in the low halves of the 64-bit elements of one register.
+// _mm512_mul_epu32 reads only those low halves and gives the full 64-bit product, so a round is
+// two multiplies, two shifts and two three-way XORs per 8 lanes, with all state in registers; the
+// high halves carry bits that nothing reads, and the final narrowing drops them.  (The compiler's
+// own vectorization of the portable loops needs about twice the time.)
+__attribute__((target("avx512f"))) void PhiloxBlocksAvx512(uint64_t seed,
+                                                           const uint64_t* counter,
+                                                           uint32_t substream,
+                                                           PhiloxLanes* out) {
+  constexpr int kRegisters = kLanes / 8;
+  const __m512i multiplier0 = _mm512_set1_epi64(0xD2511F53u);
+  const __m512i multiplier1 = _mm512_set1_epi64(0xCD9E8D57u);
+  __m512i c0[kRegisters], c1[kRegisters], c2[kRegisters], c3[kRegisters];
+  for (int r = 0; r < kRegisters; ++r) {
+    c0[r] = _mm512_loadu_si512(counter + 8 * r);  // low halves: lo32(counter)
+    c1[r] = _mm512_srli_epi64(c0[r], 32);         // hi32(counter)
+    c2[r] = _mm512_set1_epi64(substream);
+    c3[r] = _mm512_setzero_si512();
+  }
+  uint32_t k0 = static_cast<uint32_t>(seed);
+  uint32_t k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const __m512i key0 = _mm512_set1_epi64(k0);
+    const __m512i key1 = _mm512_set1_epi64(k1);
+    for (int r = 0; r < kRegisters; ++r) {
+      const __m512i product0 = _mm512_mul_epu32(c0[r], multiplier0);
+      const __m512i product1 = _mm512_mul_epu32(c2[r], multiplier1);
+      c0[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product1, 32), c1[r], key0, 0x96);
+      c2[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product0, 32), c3[r], key1, 0x96);
+      c1[r] = product1;
+      c3[r] = product0;
+    }
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  const __m512i* words[4] = {c0, c1, c2, c3};
+  for (int w = 0; w < 4; ++w) {
+    for (int r = 0; r < kRegisters; ++r) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out->word[w] + 8 * r),
+                         _mm512_cvtepi64_epi32(words[w][r]));
+    }
+  }
+}
+#endif  // TFBET_AVX512_PHILOX
+
+using PhiloxBlocksFunction = void (*)(uint64_t, const uint64_t*, uint32_t, PhiloxLanes*);
+
+// The AVX-512 implementation where the CPU has it, unless the environment variable
+// TFBET_OPS_PORTABLE_PHILOX is set (the tests use it to check that both give the same masks).
+PhiloxBlocksFunction ChoosePhiloxBlocks() {
+#if defined(TFBET_AVX512_PHILOX)
+  __builtin_cpu_init();  // needed before __builtin_cpu_supports in a static initializer
+  if (std::getenv("TFBET_OPS_PORTABLE_PHILOX") == nullptr && __builtin_cpu_supports("avx512f")) {
+    return PhiloxBlocksAvx512;
+  }
+#endif
+  return PhiloxBlocksPortable;
+}
+
+const PhiloxBlocksFunction PhiloxBlocks = ChoosePhiloxBlocks();
+
 // Filter blocks (h, 0) of the kLanes block indices h = first_block, first_block + 1, ...:
 // filter->word[w][l] holds the filter bits of groups 8 (first_block + l) + 2 w (low half) and
 // + 2 w + 1 (high half), as bit_errors.h FilterBitsOf cuts them; pass[2 w + half][l] is 0xFF
 // where that half is below filter_below (the group may hold a faulty bit), else 0.
 TFBET_MULTIVERSION
-void FilterBlocks(uint64_t seed, uint64_t first_block, uint32_t filter_below,
-                  PhiloxLanes* __restrict filter, uint8_t (*__restrict pass)[kLanes]) {
-  uint32_t* c0 = filter->word[0];
-  uint32_t* c1 = filter->word[1];
-  uint32_t* c2 = filter->word[2];
-  uint32_t* c3 = filter->word[3];
-  for (int l = 0; l < kLanes; ++l) {
-    const uint64_t block = first_block + static_cast<uint64_t>(l);
-    c0[l] = static_cast<uint32_t>(block);
-    c1[l] = static_cast<uint32_t>(block >> 32);
-    c2[l] = 0;  // substream 0
-    c3[l] = 0;
-  }
-  PhiloxRounds<kLanes>(seed, c0, c1, c2, c3);
+void FilterPass(const PhiloxLanes& filter, uint32_t filter_below,
+                uint8_t (*__restrict pass)[kLanes]) {
   for (int w = 0; w < 4; ++w) {
     for (int l = 0; l < kLanes; ++l) {
-      const uint32_t word = filter->word[w][l];
+      const uint32_t word = filter.word[w][l];
       pass[2 * w][l] = (word & 0xFFFFu) < filter_below ? 0xFF : 0;
       pass[2 * w + 1][l] = (word >> 16) < filter_below ? 0xFF : 0;
     }
   }
+}
+
+void FilterBlocks(uint64_t seed, uint64_t first_block, uint32_t filter_below,
+                  PhiloxLanes* filter, uint8_t (*pass)[kLanes]) {
+  alignas(64) uint64_t block[kLanes];
+  for (int l = 0; l < kLanes; ++l) block[l] = first_block + static_cast<uint64_t>(l);
+  PhiloxBlocks(seed, block, /*substream=*/0, filter);
+  FilterPass(*filter, filter_below, pass);
 }
 
 // Groups that passed the fast-path filter, waiting for their exact flip mask byte.  A full set of
@@ -261,46 +336,42 @@ struct PendingGroups {
   alignas(64) uint32_t filter_bits[kCapacity];
 };
 
-// Exact flip mask bytes of the kLanes groups group[0 .. kLanes) with their filter bits: the
-// uniforms of bit_errors.h (MinimumSource, GroupMinimum, AboveMinimum), with blocks (g, 1) and
-// (g, 2) drawn lane-parallel and one branch-free loop over lanes, so that it vectorizes (bytes
-// are 32-bit lanes: GCC does not vectorize the doubles for AVX2 next to 8-bit stores).
+// Exact flip mask bytes of kLanes groups from their filter bits and their blocks (g, 1)
+// (`second`) and (g, 2) (`third`): the uniforms of bit_errors.h (MinimumSource, GroupMinimum,
+// AboveMinimum) in one branch-free loop over lanes, so that it vectorizes (bytes are 32-bit
+// lanes: GCC does not vectorize the doubles for AVX2 next to 8-bit stores).
 TFBET_MULTIVERSION
-void ExactFlipBytes(uint64_t seed, const uint64_t* __restrict group,
-                    const uint32_t* __restrict filter_bits,
-                    double rate, uint32_t precision_mask, uint32_t* __restrict bytes) {
-  // Lanes 0 .. kLanes - 1 hold the blocks (g, 1), lanes kLanes .. 2 kLanes - 1 the blocks (g, 2).
-  alignas(64) uint32_t c0[2 * kLanes], c1[2 * kLanes], c2[2 * kLanes], c3[2 * kLanes];
+void ExactBytes(const PhiloxLanes& second, const PhiloxLanes& third,
+                const uint32_t* __restrict filter_bits, double rate, uint32_t precision_mask,
+                uint32_t* __restrict bytes) {
   for (int l = 0; l < kLanes; ++l) {
-    c0[l] = c0[kLanes + l] = static_cast<uint32_t>(group[l]);
-    c1[l] = c1[kLanes + l] = static_cast<uint32_t>(group[l] >> 32);
-    c2[l] = 1;
-    c2[kLanes + l] = 2;
-    c3[l] = c3[kLanes + l] = 0;
-  }
-  PhiloxRounds<2 * kLanes>(seed, c0, c1, c2, c3);
-  const uint32_t* third0 = c0 + kLanes;
-  const uint32_t* third1 = c1 + kLanes;
-  const uint32_t* third2 = c2 + kLanes;
-  const uint32_t* third3 = c3 + kLanes;
-  for (int l = 0; l < kLanes; ++l) {
-    const double minimum = GroupMinimum(MinimumSource(filter_bits[l], c0[l]));
+    const double minimum = GroupMinimum(MinimumSource(filter_bits[l], second.word[0][l]));
     // Bit k: the k-th non-minimum bit (in bit order) has u <= rate.
-    const uint32_t faulty = (AboveMinimum(minimum, c1[l]) <= rate ? 1u : 0u) |
-                            (AboveMinimum(minimum, c2[l]) <= rate ? 2u : 0u) |
-                            (AboveMinimum(minimum, c3[l]) <= rate ? 4u : 0u) |
-                            (AboveMinimum(minimum, third0[l]) <= rate ? 8u : 0u) |
-                            (AboveMinimum(minimum, third1[l]) <= rate ? 16u : 0u) |
-                            (AboveMinimum(minimum, third2[l]) <= rate ? 32u : 0u) |
-                            (AboveMinimum(minimum, third3[l]) <= rate ? 64u : 0u);
+    const uint32_t faulty = (AboveMinimum(minimum, second.word[1][l]) <= rate ? 1u : 0u) |
+                            (AboveMinimum(minimum, second.word[2][l]) <= rate ? 2u : 0u) |
+                            (AboveMinimum(minimum, second.word[3][l]) <= rate ? 4u : 0u) |
+                            (AboveMinimum(minimum, third.word[0][l]) <= rate ? 8u : 0u) |
+                            (AboveMinimum(minimum, third.word[1][l]) <= rate ? 16u : 0u) |
+                            (AboveMinimum(minimum, third.word[2][l]) <= rate ? 32u : 0u) |
+                            (AboveMinimum(minimum, third.word[3][l]) <= rate ? 64u : 0u);
     // Spread the seven bits around the minimum's position j: bits below j stay, the others move
     // up by one, and bit j is the minimum's own.
-    const uint32_t position = MinimumPosition(c0[l]);
+    const uint32_t position = MinimumPosition(second.word[0][l]);
     const uint32_t below = faulty & ((1u << position) - 1u);
     const uint32_t above = (faulty >> position) << (position + 1);
     const uint32_t own = (minimum <= rate ? 1u : 0u) << position;
     bytes[l] = (below | above | own) & precision_mask;
   }
+}
+
+// Exact flip mask bytes of the kLanes groups group[0 .. kLanes) with their filter bits.
+void ExactFlipBytes(uint64_t seed, const uint64_t* group, const uint32_t* filter_bits,
+                    double rate, uint32_t precision_mask, uint32_t* bytes) {
+  PhiloxLanes second;
+  PhiloxLanes third;
+  PhiloxBlocks(seed, group, /*substream=*/1, &second);
+  PhiloxBlocks(seed, group, /*substream=*/2, &third);
+  ExactBytes(second, third, filter_bits, rate, precision_mask, bytes);
 }
 
 // Bit l of the result is set iff pass[l] is nonzero, l in 0..63.
