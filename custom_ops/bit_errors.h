@@ -34,11 +34,13 @@ The arithmetic is chosen to give the same u on every platform: (1 - U)^(1/8) is 
 rounded square roots, M is computed as U / ((1 + s)(1 + s^2)(1 + s^4)) with s = (1 - U)^(1/8)
 (exact algebra, keeps M accurate and > 0 when U is tiny), and the only other operations are
 IEEE +, -, *, / in double precision, never contracted into fused multiply-adds (the build passes
--ffp-contract=off; device code uses the explicitly rounded CUDA intrinsics).  u is clamped to at
+-ffp-contract=off; device code uses the explicitly rounded CUDA intrinsics).  Integers enter
+through exact int32-to-double conversions (MinimumSource, Uint32ToDouble), which every vector
+instruction set has, so the CPU kernels can compute many groups in vector registers.  u is clamped to at
 most 1, so u lies in (0, 1]: p = 0 never sets a bit and p = 1 sets every bit.
 
 The CPU kernels compute the same Philox blocks for many groups at once (structure of arrays,
-vectorized; bit_errors_kernels.cc); tests/test_ops.py checks every op bit for bit against an
+vectorized, AVX-512 where the CPU has it; bit_errors_kernels.cc); tests/test_ops.py checks every op bit for bit against an
 independent numpy implementation of this construction.
 
 The fast-path threshold is widened by a tiny margin (see MakeRateThreshold) so that rounding can
@@ -135,17 +137,27 @@ PHILOX_DEVICE_INLINE uint32_t GroupFilterBits(uint64_t seed, uint64_t group) {
   return FilterBitsOf(CounterBlock(seed, group >> 3, 0), group);
 }
 
-// The 45-bit integer k in [0, 2^45) behind U = (k + 1) * 2^-45.
-PHILOX_DEVICE_INLINE uint64_t MinimumBits(uint32_t filter_bits, uint32_t word) {
-  return (static_cast<uint64_t>(filter_bits) << kLowMinimumBits) | (word >> 3);
-}
-
 // Position (0..7) of the group minimum, from the low three bits of word 0 of block (g, 1).
 PHILOX_DEVICE_INLINE int MinimumPosition(uint32_t word) { return static_cast<int>(word & 7u); }
 
-// M = 1 - (1 - U)^(1/8) for U = (k + 1) * 2^-45, computed without cancellation.
-PHILOX_DEVICE_INLINE double GroupMinimum(uint64_t minimum_bits) {
-  const double u = MulRn(static_cast<double>(minimum_bits + 1), kTwoPowMinus45);  // (0, 1]
+// A uint32 as a double, exactly, through the signed conversion that every vector instruction
+// set has: (x - 2^31) as an int32, plus 2^31.
+PHILOX_DEVICE_INLINE double Uint32ToDouble(uint32_t x) {
+  return AddRn(static_cast<double>(static_cast<int32_t>(x ^ 0x80000000u)), 2147483648.0);
+}
+
+// U = (k + 1) * 2^-45 in (0, 1] for the 45-bit k = F 2^29 + (w >> 3).  k + 1 is formed as
+// F 2^29 + ((w >> 3) + 1) from two exact int32 conversions (their sum < 2^46 is exact too), the
+// same double as converting k + 1 itself, but vectorizable without 64-bit conversions.
+PHILOX_DEVICE_INLINE double MinimumSource(uint32_t filter_bits, uint32_t word) {
+  const double high = MulRn(static_cast<double>(static_cast<int32_t>(filter_bits)),
+                            static_cast<double>(1u << kLowMinimumBits));
+  const double low = static_cast<double>(static_cast<int32_t>((word >> 3) + 1u));
+  return MulRn(AddRn(high, low), kTwoPowMinus45);
+}
+
+// M = 1 - (1 - U)^(1/8), computed without cancellation.
+PHILOX_DEVICE_INLINE double GroupMinimum(double u) {
   const double s = SqrtRn(SqrtRn(SqrtRn(SubRn(1.0, u))));  // 1 - u is exact
   const double s2 = MulRn(s, s);
   const double s4 = MulRn(s2, s2);
@@ -154,9 +166,9 @@ PHILOX_DEVICE_INLINE double GroupMinimum(uint64_t minimum_bits) {
   return DivRn(u, denominator);
 }
 
-// u = min(1, M + (1 - M) * V) with V = (w + 1) * 2^-32.
+// u = min(1, M + (1 - M) * V) with V = (w + 1) * 2^-32 (w + 1 <= 2^32 is exact in a double).
 PHILOX_DEVICE_INLINE double AboveMinimum(double minimum, uint32_t word) {
-  const double v = MulRn(static_cast<double>(static_cast<uint64_t>(word) + 1), kTwoPowMinus32);
+  const double v = MulRn(AddRn(Uint32ToDouble(word), 1.0), kTwoPowMinus32);
   const double u = AddRn(minimum, MulRn(SubRn(1.0, minimum), v));
   return u < 1.0 ? u : 1.0;
 }
@@ -166,7 +178,7 @@ PHILOX_DEVICE_INLINE void GroupUniformsFromFilter(uint64_t seed, uint64_t group,
                                                   uint32_t filter_bits, double* uniforms) {
   const PhiloxRandom::ResultType second = CounterBlock(seed, group, 1);
   const PhiloxRandom::ResultType third = CounterBlock(seed, group, 2);
-  const double minimum = GroupMinimum(MinimumBits(filter_bits, second[0]));
+  const double minimum = GroupMinimum(MinimumSource(filter_bits, second[0]));
   const int position = MinimumPosition(second[0]);
   const uint32_t words[7] = {second[1], second[2], second[3], third[0],
                              third[1],  third[2],  third[3]};

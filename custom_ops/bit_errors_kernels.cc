@@ -11,8 +11,14 @@ bit_errors.h), never on the sharding, so results are bit-identical for any threa
 #include <limits>
 #include <vector>
 
+#include <cstdlib>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TFBET_AVX512_PHILOX 1
 #endif
 
 #include "absl/status/status.h"
@@ -177,13 +183,14 @@ Status ValidateMaps(const Tensor& p0t1, const Tensor& p1t0) {
   return ::absl::OkStatus();
 }
 
-// The CPU path of the flip mask works on kLanes groups at a time, structure of arrays, so that
-// the compiler vectorizes Philox (integer arithmetic, hence the same words on every ISA).  The
-// double arithmetic calls the functions of bit_errors.h, so it gives the same bits as the GPU.
+// The CPU path of the flip mask works on kLanes Philox blocks at a time, structure of arrays, so
+// that the compiler vectorizes Philox (integer arithmetic, hence the same words on every ISA).
+// The double arithmetic calls the functions of bit_errors.h, so it gives the same bits as the GPU.
 constexpr int kLanes = 64;
 
-// On x86-64 Linux with GCC, the Philox loops below are compiled for AVX-512, AVX2 and the
-// baseline, and the variant is picked at load time.  They hold no floating point arithmetic.
+// On x86-64 Linux with GCC, the lane loops below are compiled for AVX-512, AVX2 and the
+// baseline, and the variant is picked at load time.  Their floating point arithmetic is IEEE
+// +, -, *, /, sqrt and exact conversions only, which give the same bits in every variant.
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define TFBET_MULTIVERSION \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -191,29 +198,29 @@ constexpr int kLanes = 64;
 #define TFBET_MULTIVERSION
 #endif
 
-// kLanes Philox counters (in) or output words (out): word[j][lane].
+// Philox words of kLanes blocks: word[j][lane].
 struct PhiloxLanes {
   alignas(64) uint32_t word[4][kLanes];
-
-  // Counter (group, substream) of bit_errors.h GroupBlock, in lane `lane`.
-  void SetCounter(int lane, uint64_t group, uint32_t substream) {
-    word[0][lane] = static_cast<uint32_t>(group);
-    word[1][lane] = static_cast<uint32_t>(group >> 32);
-    word[2][lane] = substream;
-    word[3][lane] = 0;
-  }
 };
 
-// Philox4x32-10 of every lane, in place: the rounds and key schedule of PhiloxRandom (the tests
-// check the ops against an independent implementation and the Random123 answers), lane by lane.
+// Philox4x32-10 (PhiloxRandom's rounds and key schedule; the tests check the ops against an
+// independent implementation and the Random123 answers) of the kLanes blocks
+// (counter[l], substream), l = 0 .. kLanes - 1, into out->word[j][l].  Two implementations give
+// the same words; PhiloxBlocks picks one at load time.
+
+// Portable: lane loops that the compiler vectorizes (multiversioned).
 TFBET_MULTIVERSION
-void PhiloxInPlace(uint64_t seed, PhiloxLanes* lanes) {
-  uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+void PhiloxBlocksPortable(uint64_t seed, const uint64_t* __restrict counter, uint32_t substream,
+                          PhiloxLanes* __restrict out) {
+  uint32_t* c0 = out->word[0];
+  uint32_t* c1 = out->word[1];
+  uint32_t* c2 = out->word[2];
+  uint32_t* c3 = out->word[3];
   for (int l = 0; l < kLanes; ++l) {
-    c0[l] = lanes->word[0][l];
-    c1[l] = lanes->word[1][l];
-    c2[l] = lanes->word[2][l];
-    c3[l] = lanes->word[3][l];
+    c0[l] = static_cast<uint32_t>(counter[l]);
+    c1[l] = static_cast<uint32_t>(counter[l] >> 32);
+    c2[l] = substream;
+    c3[l] = 0;
   }
   uint32_t k0 = static_cast<uint32_t>(seed);
   uint32_t k1 = static_cast<uint32_t>(seed >> 32);
@@ -231,185 +238,227 @@ void PhiloxInPlace(uint64_t seed, PhiloxLanes* lanes) {
     k0 += 0x9E3779B9u;  // Philox4x32 key schedule
     k1 += 0xBB67AE85u;
   }
-  for (int l = 0; l < kLanes; ++l) {
-    lanes->word[0][l] = c0[l];
-    lanes->word[1][l] = c1[l];
-    lanes->word[2][l] = c2[l];
-    lanes->word[3][l] = c3[l];
-  }
 }
 
-// Filter blocks (h, 0) of the kLanes block indices h = first_block, first_block + 1, ...: the
-// same rounds as PhiloxInPlace, with the counters made in place (cheaper than filling
-// PhiloxLanes), cut into the 16-bit filter bits of bit_errors.h FilterBitsOf:
-// filter[8 l + c] belongs to group 8 (first_block + l) + c.
-TFBET_MULTIVERSION
-void FilterBlocks(uint64_t seed, uint64_t first_block, uint16_t* filter) {
-  uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
-  for (int l = 0; l < kLanes; ++l) {
-    const uint64_t block = first_block + static_cast<uint64_t>(l);
-    c0[l] = static_cast<uint32_t>(block);
-    c1[l] = static_cast<uint32_t>(block >> 32);
-    c2[l] = 0;  // substream 0
-    c3[l] = 0;
+#if defined(TFBET_AVX512_PHILOX)
+// AVX-512: each word of 8 lanes sits in the low halves of the 64-bit elements of one register.
+// _mm512_mul_epu32 reads only those low halves and gives the full 64-bit product, so a round is
+// two multiplies, two shifts and two three-way XORs per 8 lanes, with all state in registers; the
+// high halves carry bits that nothing reads, and the final narrowing drops them.  (The compiler's
+// own vectorization of the portable loops needs about twice the time.)
+__attribute__((target("avx512f"))) void PhiloxBlocksAvx512(uint64_t seed,
+                                                           const uint64_t* counter,
+                                                           uint32_t substream,
+                                                           PhiloxLanes* out) {
+  constexpr int kRegisters = kLanes / 8;
+  const __m512i multiplier0 = _mm512_set1_epi64(0xD2511F53u);
+  const __m512i multiplier1 = _mm512_set1_epi64(0xCD9E8D57u);
+  __m512i c0[kRegisters], c1[kRegisters], c2[kRegisters], c3[kRegisters];
+  for (int r = 0; r < kRegisters; ++r) {
+    c0[r] = _mm512_loadu_si512(counter + 8 * r);  // low halves: lo32(counter)
+    c1[r] = _mm512_srli_epi64(c0[r], 32);         // hi32(counter)
+    c2[r] = _mm512_set1_epi64(substream);
+    c3[r] = _mm512_setzero_si512();
   }
   uint32_t k0 = static_cast<uint32_t>(seed);
   uint32_t k1 = static_cast<uint32_t>(seed >> 32);
   for (int round = 0; round < 10; ++round) {
-    for (int l = 0; l < kLanes; ++l) {
-      const uint64_t product0 = static_cast<uint64_t>(0xD2511F53u) * c0[l];
-      const uint64_t product1 = static_cast<uint64_t>(0xCD9E8D57u) * c2[l];
-      const uint32_t next0 = static_cast<uint32_t>(product1 >> 32) ^ c1[l] ^ k0;
-      const uint32_t next2 = static_cast<uint32_t>(product0 >> 32) ^ c3[l] ^ k1;
-      c1[l] = static_cast<uint32_t>(product1);
-      c3[l] = static_cast<uint32_t>(product0);
-      c0[l] = next0;
-      c2[l] = next2;
+    const __m512i key0 = _mm512_set1_epi64(k0);
+    const __m512i key1 = _mm512_set1_epi64(k1);
+    for (int r = 0; r < kRegisters; ++r) {
+      const __m512i product0 = _mm512_mul_epu32(c0[r], multiplier0);
+      const __m512i product1 = _mm512_mul_epu32(c2[r], multiplier1);
+      c0[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product1, 32), c1[r], key0, 0x96);
+      c2[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product0, 32), c3[r], key1, 0x96);
+      c1[r] = product1;
+      c3[r] = product0;
     }
     k0 += 0x9E3779B9u;
     k1 += 0xBB67AE85u;
   }
-  for (int l = 0; l < kLanes; ++l) {
-    const uint32_t words[4] = {c0[l], c1[l], c2[l], c3[l]};
-    for (int w = 0; w < 4; ++w) {
-      filter[8 * l + 2 * w] = static_cast<uint16_t>(words[w] & 0xFFFFu);
-      filter[8 * l + 2 * w + 1] = static_cast<uint16_t>(words[w] >> 16);
+  const __m512i* words[4] = {c0, c1, c2, c3};
+  for (int w = 0; w < 4; ++w) {
+    for (int r = 0; r < kRegisters; ++r) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(out->word[w] + 8 * r),
+                         _mm512_cvtepi64_epi32(words[w][r]));
+    }
+  }
+}
+#endif  // TFBET_AVX512_PHILOX
+
+using PhiloxBlocksFunction = void (*)(uint64_t, const uint64_t*, uint32_t, PhiloxLanes*);
+
+// The AVX-512 implementation where the CPU has it, unless the environment variable
+// TFBET_OPS_PORTABLE_PHILOX is set (the tests use it to check that both give the same masks).
+PhiloxBlocksFunction ChoosePhiloxBlocks() {
+#if defined(TFBET_AVX512_PHILOX)
+  __builtin_cpu_init();  // needed before __builtin_cpu_supports in a static initializer
+  if (std::getenv("TFBET_OPS_PORTABLE_PHILOX") == nullptr && __builtin_cpu_supports("avx512f")) {
+    return PhiloxBlocksAvx512;
+  }
+#endif
+  return PhiloxBlocksPortable;
+}
+
+const PhiloxBlocksFunction PhiloxBlocks = ChoosePhiloxBlocks();
+
+// Filter blocks (h, 0) of the kLanes block indices h = first_block, first_block + 1, ...:
+// filter->word[w][l] holds the filter bits of groups 8 (first_block + l) + 2 w (low half) and
+// + 2 w + 1 (high half), as bit_errors.h FilterBitsOf cuts them; pass[2 w + half][l] is 0xFF
+// where that half is below filter_below (the group may hold a faulty bit), else 0.
+TFBET_MULTIVERSION
+void FilterPass(const PhiloxLanes& filter, uint32_t filter_below,
+                uint8_t (*__restrict pass)[kLanes]) {
+  for (int w = 0; w < 4; ++w) {
+    for (int l = 0; l < kLanes; ++l) {
+      const uint32_t word = filter.word[w][l];
+      pass[2 * w][l] = (word & 0xFFFFu) < filter_below ? 0xFF : 0;
+      pass[2 * w + 1][l] = (word >> 16) < filter_below ? 0xFF : 0;
     }
   }
 }
 
-// Groups that passed the fast-path filter, waiting for their exact flip mask byte.
+void FilterBlocks(uint64_t seed, uint64_t first_block, uint32_t filter_below,
+                  PhiloxLanes* filter, uint8_t (*pass)[kLanes]) {
+  alignas(64) uint64_t block[kLanes];
+  for (int l = 0; l < kLanes; ++l) block[l] = first_block + static_cast<uint64_t>(l);
+  PhiloxBlocks(seed, block, /*substream=*/0, filter);
+  FilterPass(*filter, filter_below, pass);
+}
+
+// Groups that passed the fast-path filter, waiting for their exact flip mask byte.  A full set of
+// filter blocks adds at most 8 kLanes; up to kLanes - 1 wait from before, and a last partial set
+// of lanes is padded up to kLanes entries.
 struct PendingGroups {
-  static constexpr int kCapacity = 8 * kLanes + kLanes;  // one batch of filter bits + leftovers
+  static constexpr int kCapacity = 8 * kLanes + 2 * kLanes;
   int count = 0;
-  int64_t element[kCapacity];
-  uint32_t filter_bits[kCapacity];
+  alignas(64) uint64_t group[kCapacity];
+  alignas(64) uint32_t filter_bits[kCapacity];
 };
 
-// Exact flip mask bytes of up to kLanes pending groups starting at `first`: the uniforms of
-// bit_errors.h (GroupMinimum, AboveMinimum), with blocks (g, 1) and (g, 2) drawn lane-parallel
-// and every loop over lanes free of branches, so that it vectorizes (IEEE +, -, *, /, sqrt give
-// the same bits in vector registers).  Each byte is XORed into out[element] (zero for a mask, the
-// codes for fused application).
+// Exact flip mask bytes of kLanes groups from their filter bits and their blocks (g, 1)
+// (`second`) and (g, 2) (`third`): the uniforms of bit_errors.h (MinimumSource, GroupMinimum,
+// AboveMinimum) in one branch-free loop over lanes, so that it vectorizes (bytes are 32-bit
+// lanes: GCC does not vectorize the doubles for AVX2 next to 8-bit stores).
 TFBET_MULTIVERSION
-void ExactFlipBytes(uint64_t seed, uint64_t first_group, const PendingGroups& pending, int first,
-                    int count, double rate, uint8_t precision_mask, uint8_t* out) {
-  PhiloxLanes second;
-  PhiloxLanes third;
+void ExactBytes(const PhiloxLanes& second, const PhiloxLanes& third,
+                const uint32_t* __restrict filter_bits, double rate, uint32_t precision_mask,
+                uint32_t* __restrict bytes) {
   for (int l = 0; l < kLanes; ++l) {
-    const int index = first + (l < count ? l : 0);
-    const uint64_t group = first_group + static_cast<uint64_t>(pending.element[index]);
-    second.SetCounter(l, group, 1);
-    third.SetCounter(l, group, 2);
-  }
-  PhiloxInPlace(seed, &second);
-  PhiloxInPlace(seed, &third);
-  alignas(64) double minimum[kLanes];
-  alignas(64) uint32_t faulty[kLanes];  // bit k: the k-th non-minimum bit has u <= rate
-  for (int l = 0; l < kLanes; ++l) {
-    const int index = first + (l < count ? l : 0);
-    minimum[l] = GroupMinimum(MinimumBits(pending.filter_bits[index], second.word[0][l]));
-    faulty[l] = 0;
-  }
-  const uint32_t* words[7] = {second.word[1], second.word[2], second.word[3], third.word[0],
-                              third.word[1],  third.word[2],  third.word[3]};
-  for (int k = 0; k < 7; ++k) {
-    const uint32_t* word = words[k];
-    for (int l = 0; l < kLanes; ++l) {
-      faulty[l] |= (AboveMinimum(minimum[l], word[l]) <= rate ? 1u : 0u) << k;
-    }
-  }
-  alignas(64) uint8_t bytes[kLanes];
-  for (int l = 0; l < kLanes; ++l) {
+    const double minimum = GroupMinimum(MinimumSource(filter_bits[l], second.word[0][l]));
+    // Bit k: the k-th non-minimum bit (in bit order) has u <= rate.
+    const uint32_t faulty = (AboveMinimum(minimum, second.word[1][l]) <= rate ? 1u : 0u) |
+                            (AboveMinimum(minimum, second.word[2][l]) <= rate ? 2u : 0u) |
+                            (AboveMinimum(minimum, second.word[3][l]) <= rate ? 4u : 0u) |
+                            (AboveMinimum(minimum, third.word[0][l]) <= rate ? 8u : 0u) |
+                            (AboveMinimum(minimum, third.word[1][l]) <= rate ? 16u : 0u) |
+                            (AboveMinimum(minimum, third.word[2][l]) <= rate ? 32u : 0u) |
+                            (AboveMinimum(minimum, third.word[3][l]) <= rate ? 64u : 0u);
     // Spread the seven bits around the minimum's position j: bits below j stay, the others move
     // up by one, and bit j is the minimum's own.
     const uint32_t position = MinimumPosition(second.word[0][l]);
-    const uint32_t below = faulty[l] & ((1u << position) - 1u);
-    const uint32_t above = (faulty[l] >> position) << (position + 1);
-    const uint32_t own = (minimum[l] <= rate ? 1u : 0u) << position;
-    bytes[l] = static_cast<uint8_t>(below | above | own) & precision_mask;
+    const uint32_t below = faulty & ((1u << position) - 1u);
+    const uint32_t above = (faulty >> position) << (position + 1);
+    const uint32_t own = (minimum <= rate ? 1u : 0u) << position;
+    bytes[l] = (below | above | own) & precision_mask;
   }
-  for (int l = 0; l < count; ++l) out[pending.element[first + l]] ^= bytes[l];
 }
 
-// Appends to `pending` the elements first_element + j, j in [from, to) of 0..63, whose filter
-// value bits[j] is below filter_below.  Most are not: the comparison runs 16 lanes at a time and
-// only the survivors are visited.
-void CollectPending(const uint16_t* bits, int64_t first_element, int from, int to,
-                    uint32_t filter_below, PendingGroups* pending) {
-  uint64_t survivors = 0;
-  if (filter_below > 0xFFFFu) {  // every 16-bit value passes
-    survivors = ~uint64_t{0};
-  } else {
+// Exact flip mask bytes of the kLanes groups group[0 .. kLanes) with their filter bits.
+void ExactFlipBytes(uint64_t seed, const uint64_t* group, const uint32_t* filter_bits,
+                    double rate, uint32_t precision_mask, uint32_t* bytes) {
+  PhiloxLanes second;
+  PhiloxLanes third;
+  PhiloxBlocks(seed, group, /*substream=*/1, &second);
+  PhiloxBlocks(seed, group, /*substream=*/2, &third);
+  ExactBytes(second, third, filter_bits, rate, precision_mask, bytes);
+}
+
+// Bit l of the result is set iff pass[l] is nonzero, l in 0..63.
+uint64_t PassMask(const uint8_t* pass) {
+  uint64_t lanes = 0;
 #if defined(__SSE2__)
-    // Unsigned a < b as signed (a ^ 0x8000) < (b ^ 0x8000).
-    const __m128i bias = _mm_set1_epi16(static_cast<int16_t>(0x8000));
-    const __m128i bound =
-        _mm_xor_si128(_mm_set1_epi16(static_cast<int16_t>(filter_below)), bias);
-    for (int j = 0; j < 64; j += 16) {
-      const __m128i low =
-          _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(bits + j)), bias);
-      const __m128i high =
-          _mm_xor_si128(_mm_load_si128(reinterpret_cast<const __m128i*>(bits + j + 8)), bias);
-      const __m128i below =
-          _mm_packs_epi16(_mm_cmplt_epi16(low, bound), _mm_cmplt_epi16(high, bound));
-      survivors |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(below)))
-                   << j;
-    }
+  for (int l = 0; l < 64; l += 16) {
+    const __m128i bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(pass + l));
+    lanes |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(bytes))) << l;
+  }
 #else
-    for (int j = 0; j < 64; ++j) {
-      survivors |= static_cast<uint64_t>(bits[j] < filter_below ? 1u : 0u) << j;
-    }
+  for (int l = 0; l < 64; ++l) lanes |= static_cast<uint64_t>(pass[l] != 0 ? 1u : 0u) << l;
 #endif
-  }
-  if (from > 0) survivors &= ~uint64_t{0} << from;
-  if (to < 64) survivors &= (uint64_t{1} << to) - 1;
-  while (survivors) {
-    const int j = __builtin_ctzll(survivors);
-    survivors &= survivors - 1;
-    pending->element[pending->count] = first_element + j;
-    pending->filter_bits[pending->count] = bits[j];
-    ++pending->count;
-  }
+  return lanes;
 }
 
-// The flip mask of groups first_group + [begin, end), XORed into out[begin, end) (which holds
-// zeros for a mask, or the codes to perturb): filter blocks for 8 kLanes groups at a time; the
-// few groups whose minimum may be <= rate queue for the exact path.
+// Appends to `pending` the groups of the filter blocks first_block + [0, kLanes) that lie in
+// [first, last) and passed the filter (FilterBlocks).  Most do not: only the survivors are
+// visited.
+void CollectPending(const PhiloxLanes& filter, const uint8_t (*pass)[kLanes],
+                    uint64_t first_block, uint64_t first, uint64_t last, PendingGroups* pending) {
+  static_assert(kLanes == 64, "one 64-bit lane mask per filter half");
+  const bool whole = 8 * first_block >= first && 8 * (first_block + kLanes) <= last;
+  int count = pending->count;
+  for (int row = 0; row < 8; ++row) {
+    const int w = row >> 1;
+    const int shift = 16 * (row & 1);
+    uint64_t survivors = PassMask(pass[row]);
+    while (survivors) {
+      const int l = __builtin_ctzll(survivors);
+      survivors &= survivors - 1;
+      const uint64_t group = 8 * (first_block + l) + row;
+      if (!whole && (group < first || group >= last)) continue;
+      pending->group[count] = group;
+      pending->filter_bits[count] = (filter.word[w][l] >> shift) & 0xFFFFu;
+      ++count;
+    }
+  }
+  pending->count = count;
+}
+
+// The flip mask of groups first_group + [begin, end) into out[begin, end) (out[i] belongs to
+// group first_group + i): filter blocks for 8 kLanes groups at a time, whose part of `out` is
+// zeroed then (while it is in cache); the few groups whose minimum may be <= rate queue for the
+// exact path, kLanes at a time, and XOR their bytes in.
 void FlipMaskRange(uint64_t seed, uint64_t first_group, const RateThreshold& threshold,
                    uint8_t precision_mask, int64_t begin, int64_t end, uint8_t* out) {
   PendingGroups pending;
-  const auto flush = [&](int keep_below_lanes) {
+  alignas(64) uint32_t bytes[kLanes];
+  // Runs the exact path on sets of kLanes pending groups while at least `at_least` wait.
+  const auto flush = [&](int at_least) {
     int start = 0;
-    for (; pending.count - start >= keep_below_lanes && pending.count > start; start += kLanes) {
+    while (pending.count - start >= at_least && pending.count > start) {
       const int count = pending.count - start < kLanes ? pending.count - start : kLanes;
-      ExactFlipBytes(seed, first_group, pending, start, count, threshold.rate, precision_mask,
-                     out);
+      for (int l = count; l < kLanes; ++l) {  // pad a last partial set (bytes not used)
+        pending.group[start + l] = pending.group[start];
+        pending.filter_bits[start + l] = pending.filter_bits[start];
+      }
+      ExactFlipBytes(seed, pending.group + start, pending.filter_bits + start, threshold.rate,
+                     precision_mask, bytes);
+      for (int l = 0; l < count; ++l) {
+        out[pending.group[start + l] - first_group] ^= static_cast<uint8_t>(bytes[l]);
+      }
+      start += count;
     }
     // Leftovers (fewer than a full set of lanes) move to the front and wait for the next batch.
-    for (int i = start; i < pending.count; ++i) {
-      pending.element[i - start] = pending.element[i];
-      pending.filter_bits[i - start] = pending.filter_bits[i];
+    const int left = pending.count - start;
+    if (start > 0 && left > 0) {
+      std::memmove(pending.group, pending.group + start, left * sizeof(pending.group[0]));
+      std::memmove(pending.filter_bits, pending.filter_bits + start,
+                   left * sizeof(pending.filter_bits[0]));
     }
-    pending.count -= start;
+    pending.count = left;
   };
-  alignas(64) uint16_t filter[8 * kLanes];
+  PhiloxLanes filter;
+  alignas(64) uint8_t pass[8][kLanes];
   const uint64_t first = first_group + static_cast<uint64_t>(begin);
   const uint64_t last = first_group + static_cast<uint64_t>(end);  // one past the last group
   for (uint64_t block = first >> 3; 8 * block < last; block += kLanes) {
-    FilterBlocks(seed, block, filter);
-    for (int j = 0; j < 8 * kLanes; j += 64) {
-      const uint64_t base = 8 * block + j;  // group of filter[j]
-      if (base + 64 <= first) continue;
-      if (base >= last) break;
-      const int from = base < first ? static_cast<int>(first - base) : 0;
-      const int to = base + 64 > last ? static_cast<int>(last - base) : 64;
-      CollectPending(filter + j, static_cast<int64_t>(base - first_group), from, to,
-                     threshold.filter_below, &pending);
-    }
-    flush(/*keep_below_lanes=*/kLanes);
+    const uint64_t from = 8 * block > first ? 8 * block : first;
+    const uint64_t to = 8 * (block + kLanes) < last ? 8 * (block + kLanes) : last;
+    std::memset(out + (from - first_group), 0, to - from);
+    FilterBlocks(seed, block, threshold.filter_below, &filter, pass);
+    CollectPending(filter, pass, block, first, last, &pending);
+    flush(/*at_least=*/kLanes);
   }
-  flush(/*keep_below_lanes=*/1);
+  flush(/*at_least=*/1);
 }
 
 // ((v ^ flip) | set) & ~clear over a range.  `output` may be `values` itself (the kernel forwards
@@ -447,7 +496,6 @@ struct RandomFlipMaskFunctor<CPUDevice> {
       return;
     }
     ShardElements(context, size, kFlipCostPerByte, [&](int64_t begin, int64_t end) {
-      std::memset(mask + begin, 0, end - begin);
       FlipMaskRange(seed, first_group, threshold, precision_mask, begin, end, mask);
     });
   }
