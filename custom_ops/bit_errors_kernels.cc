@@ -11,14 +11,8 @@ bit_errors.h), never on the sharding, so results are bit-identical for any threa
 #include <limits>
 #include <vector>
 
-#include <cstdlib>
-
 #if defined(__SSE2__)
 #include <emmintrin.h>
-#endif
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define TFBET_AVX512_PHILOX 1
 #endif
 
 #include "absl/status/status.h"
@@ -205,12 +199,11 @@ struct PhiloxLanes {
 
 // Philox4x32-10 (PhiloxRandom's rounds and key schedule; the tests check the ops against an
 // independent implementation and the Random123 answers) of the kLanes blocks
-// (counter[l], substream), l = 0 .. kLanes - 1, into out->word[j][l].  Two implementations give
-// the same words; PhiloxBlocks picks one at load time.
-
-// Portable: lane loops that the compiler vectorizes (multiversioned).
+// (counter[l], substream), l = 0 .. kLanes - 1, into out->word[j][l]: lane loops that the
+// compiler vectorizes (multiversioned).  The rounds are written only here for the CPU; the GPU
+// uses PhiloxRandom itself (bit_errors.h), and the tests compare both with numpy.
 TFBET_MULTIVERSION
-void PhiloxBlocksPortable(uint64_t seed, const uint64_t* __restrict counter, uint32_t substream,
+void PhiloxBlocks(uint64_t seed, const uint64_t* __restrict counter, uint32_t substream,
                           PhiloxLanes* __restrict out) {
   uint32_t* c0 = out->word[0];
   uint32_t* c1 = out->word[1];
@@ -240,67 +233,6 @@ void PhiloxBlocksPortable(uint64_t seed, const uint64_t* __restrict counter, uin
   }
 }
 
-#if defined(TFBET_AVX512_PHILOX)
-// AVX-512: each word of 8 lanes sits in the low halves of the 64-bit elements of one register.
-// _mm512_mul_epu32 reads only those low halves and gives the full 64-bit product, so a round is
-// two multiplies, two shifts and two three-way XORs per 8 lanes, with all state in registers; the
-// high halves carry bits that nothing reads, and the final narrowing drops them.  (The compiler's
-// own vectorization of the portable loops needs about twice the time.)
-__attribute__((target("avx512f"))) void PhiloxBlocksAvx512(uint64_t seed,
-                                                           const uint64_t* counter,
-                                                           uint32_t substream,
-                                                           PhiloxLanes* out) {
-  constexpr int kRegisters = kLanes / 8;
-  const __m512i multiplier0 = _mm512_set1_epi64(0xD2511F53u);
-  const __m512i multiplier1 = _mm512_set1_epi64(0xCD9E8D57u);
-  __m512i c0[kRegisters], c1[kRegisters], c2[kRegisters], c3[kRegisters];
-  for (int r = 0; r < kRegisters; ++r) {
-    c0[r] = _mm512_loadu_si512(counter + 8 * r);  // low halves: lo32(counter)
-    c1[r] = _mm512_srli_epi64(c0[r], 32);         // hi32(counter)
-    c2[r] = _mm512_set1_epi64(substream);
-    c3[r] = _mm512_setzero_si512();
-  }
-  uint32_t k0 = static_cast<uint32_t>(seed);
-  uint32_t k1 = static_cast<uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const __m512i key0 = _mm512_set1_epi64(k0);
-    const __m512i key1 = _mm512_set1_epi64(k1);
-    for (int r = 0; r < kRegisters; ++r) {
-      const __m512i product0 = _mm512_mul_epu32(c0[r], multiplier0);
-      const __m512i product1 = _mm512_mul_epu32(c2[r], multiplier1);
-      c0[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product1, 32), c1[r], key0, 0x96);
-      c2[r] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(product0, 32), c3[r], key1, 0x96);
-      c1[r] = product1;
-      c3[r] = product0;
-    }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  const __m512i* words[4] = {c0, c1, c2, c3};
-  for (int w = 0; w < 4; ++w) {
-    for (int r = 0; r < kRegisters; ++r) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out->word[w] + 8 * r),
-                         _mm512_cvtepi64_epi32(words[w][r]));
-    }
-  }
-}
-#endif  // TFBET_AVX512_PHILOX
-
-using PhiloxBlocksFunction = void (*)(uint64_t, const uint64_t*, uint32_t, PhiloxLanes*);
-
-// The AVX-512 implementation where the CPU has it, unless the environment variable
-// TFBET_OPS_PORTABLE_PHILOX is set (the tests use it to check that both give the same masks).
-PhiloxBlocksFunction ChoosePhiloxBlocks() {
-#if defined(TFBET_AVX512_PHILOX)
-  __builtin_cpu_init();  // needed before __builtin_cpu_supports in a static initializer
-  if (std::getenv("TFBET_OPS_PORTABLE_PHILOX") == nullptr && __builtin_cpu_supports("avx512f")) {
-    return PhiloxBlocksAvx512;
-  }
-#endif
-  return PhiloxBlocksPortable;
-}
-
-const PhiloxBlocksFunction PhiloxBlocks = ChoosePhiloxBlocks();
 
 // Filter blocks (h, 0) of the kLanes block indices h = first_block, first_block + 1, ...:
 // filter->word[w][l] holds the filter bits of groups 8 (first_block + l) + 2 w (low half) and
