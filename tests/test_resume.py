@@ -139,3 +139,30 @@ def test_a_damaged_progress_record_is_reported_not_fatal(tmp_path, caplog):
   assert progress.history == {} and progress.seconds == 0
   assert "progress.json is damaged" in caplog.text
   assert "records 0 of the 2 epochs done" in caplog.text
+
+
+def test_checkpoints_recorded_with_old_train_bindings_resume_and_other_values_are_refused(
+    tmp_path):
+  # What tfbet recorded before the parts were configured on themselves, for a RANDBET run.
+  old = ("# Parameters for train:\n"
+         "train.epochs = 4\ntrain.method = 'randbet'\ntrain.precision = 8\n"
+         "train.rate = 0.05\ntrain.scheme = 'rquant'\ntrain.seed = 1\ntrain.w_max = 0.1\n")
+  new = ["train.epochs = 4", "BitErrorTrainer.method = 'randbet'", "get_scheme.precision = 8",
+         "BitErrorTrainer.rate = 0.05", "get_scheme.name = 'rquant'", "train.seed = 1",
+         "train.weight_constraint = @WeightClip()", "WeightClip.w_max = 0.1"]
+  _pretend_checkpoint(tmp_path)
+  record = tmp_path / resume.CHECKPOINT_DIR / resume.CONFIG_FILE
+  for changed in ("BitErrorTrainer.rate = 0.06", "WeightClip.w_max = 0.05",
+                  "get_scheme.precision = 4"):
+    record.write_text(old)
+    gin.clear_config()
+    name = changed.split(" = ")[0]
+    gin.parse_config([b for b in new if not b.startswith(name + " ")] + [changed])
+    with pytest.raises(ValueError, match="different config"):
+      resume.check_config(str(tmp_path))
+    assert record.read_text() == old
+  gin.clear_config()
+  gin.parse_config(new)
+  resume.check_config(str(tmp_path))
+  assert record.read_text() == resume.recorded_config()  # rewritten in today's names
+  resume.check_config(str(tmp_path))

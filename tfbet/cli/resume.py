@@ -26,6 +26,7 @@ import gin
 import tensorflow as tf
 
 from tfbet import files
+from tfbet.cli import gin_utils
 from tfbet.compat import keras
 
 LOCK_FILE = ".lock"
@@ -152,6 +153,14 @@ def check_config(output_dir):
         "and start over, or another --output_dir.")
   with tf.io.gfile.GFile(path) as f:
     stored = f.read()
+  if stored != config and _same_after_renaming(stored, config):
+    # Recorded by a tfbet before the training parts were configured on themselves
+    # (gin_utils.RENAMED_BINDINGS): the same config; the record is rewritten in today's names.
+    logging.info("the checkpoints' config record uses bindings of an older tfbet; it is the "
+                 "same config in today's names, so the run resumes (%s rewritten)", path)
+    if _is_chief():
+      files.write_text(path, config)
+    return
   if stored != config:
     diff = list(difflib.unified_diff(stored.splitlines(), config.splitlines(),
                                      "checkpoints", "this run", lineterm="", n=0))
@@ -160,6 +169,34 @@ def check_config(output_dir):
         f"output_dir {output_dir!r} holds checkpoints trained with a different config "
         f"({path}):\n{shown}\nResuming would mix the two. Use --restart to discard the "
         "checkpoints and start over, or another --output_dir.")
+
+
+def _bindings(text):
+  """{parameter: value} of a config written by gin.config_str(); None if a line is not one.
+
+  A line that does not start a binding continues the value above it (gin wraps long values).
+  """
+  bindings, name = {}, None
+  for line in text.splitlines():
+    if not line.strip() or line.startswith("#"):
+      continue
+    key, equals, value = line.partition(" = ")
+    if equals and re.fullmatch(r"[\w./]+", key):
+      name = key
+      if name in bindings:
+        return None
+      bindings[name] = value.strip()
+    elif name is not None and line[:1].isspace():
+      bindings[name] += " " + line.strip()
+    else:
+      return None
+  return bindings
+
+
+def _same_after_renaming(stored, config):
+  """Whether ``stored``, with old bindings in their new form, binds exactly what ``config`` does."""
+  migrated = _bindings("\n".join(gin_utils.migrate_bindings(stored.splitlines())))
+  return migrated is not None and migrated == _bindings(config)
 
 
 def clear_run(output_dir):
