@@ -143,7 +143,7 @@ def _noise_text(comparison):
   parts = [f"{source} {100 * value:.2f}" for source, value in comparison.components().items()]
   text = "s.e. in points: " + ", ".join(parts)
   if comparison.seed_std_assumed:
-    text += " (seed spread of the 3-seed rows assumed for the run trained once)"
+    text += " (the seed spread of the rows trained with several seeds assumed for a run trained once)"
   if comparison.unmeasured():
     text += f"; not measured: {', '.join(comparison.unmeasured())}"
   return text
