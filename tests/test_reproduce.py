@@ -153,7 +153,8 @@ def test_a_run_recorded_with_old_train_bindings_is_the_same_run(tmp_path):
 def test_every_run_of_the_shipped_suites_parses_as_a_training_config():
   import gin  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import  (configurables)
+  # train_lib registers the configurables the suites bind.
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
   for name in reproduce_lib.suite_names():
     suite = reproduce_lib.load_suite(name)
     for run in suite.runs:

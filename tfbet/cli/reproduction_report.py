@@ -143,7 +143,8 @@ def _noise_text(comparison):
   parts = [f"{source} {100 * value:.2f}" for source, value in comparison.components().items()]
   text = "s.e. in points: " + ", ".join(parts)
   if comparison.seed_std_assumed:
-    text += " (the seed spread of the rows trained with several seeds assumed for a run trained once)"
+    text += (" (the seed spread of the rows trained with several seeds assumed for a run trained"
+             " once)")
   if comparison.unmeasured():
     text += f"; not measured: {', '.join(comparison.unmeasured())}"
   return text
@@ -218,8 +219,9 @@ def claim_verdict(per_rate):
   return f"not resolved at any rate (limited by {max(set(limits), key=limits.count)} noise)"
 
 
-# combined_verdict's answers for (RErr verdict, drop verdict) of paired.Comparison. RErr is what the paper reports; the drop says whether a difference in
-# RErr is robustness or only clean accuracy.
+# combined_verdict's answers for (RErr verdict, drop verdict) of paired.Comparison. RErr is
+# what the paper reports; the drop says whether a difference in RErr is robustness or only
+# clean accuracy.
 _COMBINED = {
     ("holds", "holds"): "holds",
     ("reversed", "reversed"): "reversed",
