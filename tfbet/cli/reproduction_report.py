@@ -219,18 +219,9 @@ def claim_verdict(per_rate):
   return f"not resolved at any rate (limited by {max(set(limits), key=limits.count)} noise)"
 
 
-# combined_verdict's answers for (RErr verdict, drop verdict) of paired.Comparison. RErr is
-# what the paper reports; the drop says whether a difference in RErr is robustness or only
-# clean accuracy.
-_COMBINED = {
-    ("holds", "holds"): "holds",
-    ("reversed", "reversed"): "reversed",
-    ("holds", "not resolved"): "holds on RErr only (the drop is not resolved: clean accuracy "
-                               "may explain it)",
-    ("reversed", "not resolved"): "reversed on RErr only (the drop is not resolved: clean "
-                                  "accuracy may explain it)",
-    ("not resolved", "holds"): "holds on the drop only (RErr not resolved)",
-    ("not resolved", "reversed"): "reversed on the drop only (RErr not resolved)",
+# combined_verdict's answers when RErr and the drop point opposite ways. RErr is what the
+# paper reports; the drop says whether a difference in RErr is robustness or only clean accuracy.
+_SPLIT = {
     ("reversed", "holds"): "split (A loses less to bit errors but its RErr is higher: "
                            "clean accuracy decides)",
     ("holds", "reversed"): "split (A's RErr is lower only through clean accuracy: it loses "
@@ -239,10 +230,14 @@ _COMBINED = {
 
 
 def combined_verdict(rerr, drop, limited_by):
-  """Joins the verdicts on RErr and on the drop RErr - Err at one rate (see _COMBINED)."""
-  if rerr == drop == "not resolved":
-    return f"not resolved (limited by {limited_by} noise)"
-  return _COMBINED[(rerr, drop)]
+  """Joins the verdicts (holds, reversed, not resolved) on RErr and on the drop at one rate."""
+  if rerr == drop:
+    return rerr if rerr != "not resolved" else f"not resolved (limited by {limited_by} noise)"
+  if drop == "not resolved":
+    return f"{rerr} on RErr only (the drop is not resolved: clean accuracy may explain it)"
+  if rerr == "not resolved":
+    return f"{drop} on the drop only (RErr not resolved)"
+  return _SPLIT[(rerr, drop)]
 
 
 # The summary's categories, in its order: a claim is listed under the first one its verdict
