@@ -76,7 +76,15 @@ def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tm
       (lambda r: r["runs"][0].update(seeds=[0, 0]), "seeds must be distinct"),
       (lambda r: r.update(rates=[1, 75]), r"rates must be percentages in \(0, 50\]"),
       (lambda r: r["tables"][0]["findings"][0].update(better="nope"), "'nope' is named"),
-      (lambda r: r.update(num_chips="2"), "'num_chips' has the wrong type")):
+      (lambda r: r.update(num_chips="2"), "'num_chips' has the wrong type"),
+      (lambda r: r["tables"][0]["findings"].append({"kind": "collapse", "claim": "c",
+                                                    "run": "nope", "max_rate": 1}),
+       "'nope' is named"),
+      (lambda r: r["tables"][0]["findings"].append({"kind": "collapses", "claim": "c"}),
+       "kind must be 'collapse'"),
+      (lambda r: r["tables"][0]["findings"].append({"kind": "collapse", "claim": "c",
+                                                    "run": r["runs"][0]["name"]}),
+       r"missing field\(s\) \['max_rate'\]")):
     broken = json.loads(json.dumps(record))
     edit(broken)
     path = tmp_path / "broken.json"

@@ -170,3 +170,34 @@ def test_a_missed_quality_bar_says_whether_the_gap_is_on_the_training_set(tmp_pa
   gap = loaded["randbet"][0]["random"].clean_error - loaded["clip"][0]["random"].clean_error
   assert f"{100 * gap:+.2f} points, **misses**" in line
   assert f"({100 * (train_errors[0] - train_errors[1]):+.2f} points)" in line and cause in line
+
+
+def test_a_collapse_to_chance_is_judged_against_fifty_percent_with_chip_and_seed_noise(tmp_path):
+  # Tab. 1's 4-bit collapse: RErr near chance at low rates. "broken" collapses, "good" does not.
+  rng = np.random.default_rng(5)
+  runs = (reproduce_lib.Run("good", "GOOD", ("a.gin",), seeds=(0, 1, 2)),
+          reproduce_lib.Run("broken", "BROKEN", ("a.gin",)))
+  findings = [{"kind": "collapse", "claim": f"{name} collapses", "run": name, "max_rate": 1}
+              for name in ("good", "broken")]
+  suite = reproduce_lib.Suite(
+      name="collapse", description="Synthetic.", runs=runs, rates=RATES, num_chips=len(CHIPS),
+      test_limit=None, tables=({"title": "T", "runs": ["good", "broken"], "findings": findings},),
+      figure_runs=("good",), figure_families={"G": ["good"]})
+  good = [_write(tmp_path, runs[0], seed, 0.02, 0.005, rng) for seed in runs[0].seeds]
+  broken = _write(tmp_path, runs[1], 0, 0.02, 0.9, rng)
+  loaded = reproduction_report.load_results(suite, str(tmp_path))
+
+  overall, lines = reproduction_report.collapse_lines(suite, loaded, findings[0])
+  assert overall == "does not hold at p = 1 %" and len(lines) == 2  # p = 10 % is past max_rate
+  per_seed = np.array([[r.rerr(chip, 0.01) for chip in CHIPS] for r in good])
+  margin = 2 * np.sqrt(np.mean(per_seed.var(axis=1) / len(CHIPS)) / 3
+                       + per_seed.mean(axis=1).var(ddof=1) / 3)
+  assert f"RErr {100 * per_seed.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
+
+  overall, lines = reproduction_report.collapse_lines(suite, loaded, findings[1])
+  assert overall == "holds at p = 1 %"
+  rerr = np.array([broken.rerr(chip, 0.01) for chip in CHIPS])
+  seed_std = reproduction_report.pooled_seed_std(suite, loaded, 0.01, "rerr")
+  margin = 2 * np.sqrt(rerr.var() / len(CHIPS) + seed_std ** 2)
+  assert f"RErr {100 * rerr.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
+  assert "seed spread pooled from the multi-seed rows" in lines[1]

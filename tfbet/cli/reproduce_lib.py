@@ -66,8 +66,8 @@ class Suite:
   profiled_runs: tuple = ()
   offsets: int = 2
   pattern_run: str = None  # evaluated on its own training pattern too (Tab. 3)
-  # The report: [{"title", "runs", "findings": [{"claim", "better", "worse", "min_rate"?}],
-  # "pattern"?}], the [randbet, clipping] pairs of the quality bar, the runs of the RErr-vs-p
+  # The report: [{"title", "runs", "findings": [{"claim", "better", "worse", "min_rate"?} or
+  # {"kind": "collapse", "claim", "run", "max_rate"}], "pattern"?}], the [randbet, clipping] pairs of the quality bar, the runs of the RErr-vs-p
   # figure and {family label: [runs]} of the best-per-family figure.
   tables: tuple = ()
   quality_pairs: tuple = ()
@@ -88,6 +88,8 @@ _SUITE_FIELDS = {"description": str, "base_gin": str, "common_params": list, "ra
                  "figure_families": dict}
 _TABLE_FIELDS = {"title": str, "runs": list, "findings": list, "pattern": bool}
 _FINDING_FIELDS = {"claim": str, "better": str, "worse": str, "min_rate": (int, float)}
+# A claim that one run collapses to chance (RErr >= 50 %) at the rates up to max_rate (in %).
+_COLLAPSE_FIELDS = {"kind": str, "claim": str, "run": str, "max_rate": (int, float)}
 _RUN_FIELDS = {"name": str, "label": str, "method": str, "params": list, "seeds": list}
 
 
@@ -159,6 +161,14 @@ def load_suite(name):
     _check_fields(table, _TABLE_FIELDS, ("title", "runs"), where)
     referenced += table["runs"]
     for number, finding in enumerate(table.get("findings", [])):
+      if isinstance(finding, dict) and "kind" in finding:
+        if finding["kind"] != "collapse":
+          raise ValueError(f"{where}.findings[{number}]: kind must be 'collapse' (or absent "
+                           f"for a comparison), got {finding['kind']!r}")
+        _check_fields(finding, _COLLAPSE_FIELDS, tuple(_COLLAPSE_FIELDS),
+                      f"{where}.findings[{number}]")
+        referenced.append(finding["run"])
+        continue
       _check_fields(finding, _FINDING_FIELDS, ("claim", "better", "worse"),
                     f"{where}.findings[{number}]")
       referenced += [finding["better"], finding["worse"]]

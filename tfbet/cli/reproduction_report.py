@@ -194,6 +194,54 @@ def finding_lines(suite, loaded, finding):
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
 
 
+def collapse_lines(suite, loaded, finding):
+  """(overall verdict or None, [Markdown lines]) of a claim that one run collapses to chance.
+
+  Tab. 1 reports 4-bit models whose RErr is near chance (90 %) already at p = 0.05 %. At each
+  rate up to ``max_rate`` (in %) the run's RErr (mean over seeds and chips) is held against the
+  50 % of :data:`INFORMATIVE_RERR`, with twice its standard error (chips and seeds; the pooled
+  seed spread of the multi-seed rows when the run was trained once): *holds* above, *does not
+  hold* below, *not resolved* in between.
+  """
+  name = finding["run"]
+  if name not in loaded:
+    return None, []
+  results, _ = _random(loaded, name)
+  lines, kinds = [], {}
+  for rate in _rates(suite):
+    if rate * 100 > finding["max_rate"]:
+      continue
+    summaries = [_summary_at(r, rate) for r in results]
+    if any(s is None for s in summaries):
+      continue
+    k = len(summaries)
+    mean = float(np.mean([s.mean for s in summaries]))
+    chip_var = float(np.mean([s.std ** 2 / s.num_chips for s in summaries])) / k
+    if k > 1:
+      seed_std, assumed = float(np.std([s.mean for s in summaries], ddof=1)), ""
+    else:
+      seed_std = pooled_seed_std(suite, loaded, rate, "rerr") or 0.0
+      assumed = "; the seed spread pooled from the multi-seed rows"
+    margin = 2 * math.sqrt(chip_var + seed_std ** 2 / k)
+    if mean - margin >= INFORMATIVE_RERR:
+      kind = "holds"
+    elif mean + margin < INFORMATIVE_RERR:
+      kind = "does not hold"
+    else:
+      kind = "not resolved"
+    kinds.setdefault(kind, []).append(rate)
+    lines.append(f"  - p = {100 * rate:g} %: RErr {100 * mean:.2f} ± {100 * margin:.2f} % "
+                 f"(2 s.e. of chips and seeds{assumed}) against {100 * INFORMATIVE_RERR:g} % "
+                 f"→ **{kind}**.")
+  if not lines:
+    return None, []
+  overall = "; ".join(f"{kind} at p = {', '.join(f'{100 * r:g}' for r in rates)} %"
+                      for kind, rates in kinds.items())
+  if len(kinds) > 1:
+    overall = f"mixed ({overall})"
+  return overall, [f"- {finding['claim']}: **{overall}**"] + lines
+
+
 def claim_verdict(per_rate):
   """One verdict of a claim from its (rate, combined verdict, limiting noise) per rate."""
   rates, explanations = {}, {}
@@ -243,8 +291,8 @@ def combined_verdict(rerr, drop, limited_by):
 # The summary's categories, in its order: a claim is listed under the first one its verdict
 # starts with (so the qualified "holds on ..." come before plain "holds").
 SUMMARY_CATEGORIES = ("holds on RErr only", "holds on the drop only", "holds",
-                      "reversed on RErr only", "reversed on the drop only", "reversed", "split",
-                      "mixed", "not resolved", "not informative")
+                      "reversed on RErr only", "reversed on the drop only", "reversed",
+                      "does not hold", "split", "mixed", "not resolved", "not informative")
 
 
 def _last_epoch_train_errors(loaded, name):
@@ -396,7 +444,8 @@ def write_report(suite, output_dir, report_path):
       sections += pattern_lines(suite, loaded) + [""]
     claim_lines = []
     for finding in table.get("findings", ()):
-      overall, lines = finding_lines(suite, loaded, finding)
+      judge = collapse_lines if finding.get("kind") == "collapse" else finding_lines
+      overall, lines = judge(suite, loaded, finding)
       if overall is not None:
         claim_lines += lines
         summary.append((finding["claim"], overall))
@@ -441,7 +490,9 @@ def write_report(suite, output_dir, report_path):
           "named. A claim *holds* when A is better on both metrics; *holds on RErr only* when "
           "the drop does not resolve, so A's clean accuracy may be all of its advantage; "
           "*split* when the two metrics point opposite ways. Rates where both models exceed "
-          "50 % RErr are left out. Cells: RErr mean over seeds and chips ± the std over chips; "
+          "50 % RErr are left out. A collapse claim (Tab. 1) *holds* when the run's RErr is above "
+          "50 % by more than twice its standard error and *does not hold* when it is below by "
+          "as much. Cells: RErr mean over seeds and chips ± the std over chips; "
           "Err ± the std over seeds.", ""]
   out += sections
   profiled = _profiled_lines(suite, loaded)
