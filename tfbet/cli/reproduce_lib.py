@@ -67,8 +67,9 @@ class Suite:
   offsets: int = 2
   pattern_run: str = None  # evaluated on its own training pattern too (Tab. 3)
   # The report: [{"title", "runs", "findings": [{"claim", "better", "worse", "min_rate"?} or
-  # {"kind": "collapse", "claim", "run", "max_rate"}], "pattern"?}], the [randbet, clipping] pairs of the quality bar, the runs of the RErr-vs-p
-  # figure and {family label: [runs]} of the best-per-family figure.
+  # {"kind": "collapse", "claim", "run", "max_rate"}], "pattern"?}], the [randbet, clipping]
+  # pairs of the quality bar, the runs of the RErr-vs-p figure and {family label: [runs]} of the
+  # best-per-family figure.
   tables: tuple = ()
   quality_pairs: tuple = ()
   figure_runs: tuple = ()
