@@ -72,7 +72,12 @@ def test_tables_show_means_over_seeds_and_chips_computed_like_numpy(written, tmp
   assert row.startswith(f"| GOOD | 3 | {100 * clean.mean():.2f} ± {100 * clean.std(ddof=1):.2f} |")
   assert row.endswith(f"| {100 * rerr:.2f} ± {100 * chip_std:.2f} |")
   assert "Trained and evaluated: 7 of 7" in text
-  assert "**holds**: GOOD is more robust than BAD" in text
+  # The quality bar's gap with the seed spread of both 3-seed rows (numpy, ddof = 1).
+  bad_clean = np.array([r.clean_error for r in results["bad"]])
+  margin = 2 * np.sqrt(clean.var(ddof=1) / 3 + bad_clean.var(ddof=1) / 3)
+  assert (f"{100 * (clean.mean() - bad_clean.mean()):+.2f} ± {100 * margin:.2f} points (2 s.e. "
+          "of the seed spread)") in text
+  assert "- **holds**:\n  - GOOD is more robust than BAD: holds at p = 1, 10 %" in text
   assert "- GOOD is more robust than BAD: **holds at p = 1, 10 %**" in text
   assert "not resolved" in text  # GOOD and SAME are the same model up to noise
   assert (report.parent / "figures" / "synthetic_fig7.png").stat().st_size > 1000
@@ -120,19 +125,22 @@ def test_the_two_metrics_and_the_rates_join_into_one_verdict():
   assert combined("reversed", "holds", "chips").startswith("split (A loses less")
   assert combined("holds", "reversed", "chips").startswith("split (A's RErr is lower")
   assert combined("not resolved", "not resolved", "seeds") == \
-      "not resolved (limited by seeds noise)"
+      "not resolved (limited by seed noise)"
   claim = reproduction_report.claim_verdict
   assert claim([(0.01, "holds", "chips"), (0.05, "not resolved (x)", "chips")]) == \
-      "holds at p = 1 %"
+      "holds at p = 1 %; not resolved at p = 5 %"
   assert claim([(0.01, "holds", "chips"), (0.1, "reversed", "chips")]) == \
-      "mixed (holds at p = 1 %, reversed at p = 10 %)"
+      "mixed (holds at p = 1 %; reversed at p = 10 %)"
+  # A split rate next to a holding one makes the claim mixed, never "holds".
+  assert claim([(0.025, combined("reversed", "holds", "c"), "chips"), (0.1, "holds", "chips")]) \
+      .startswith("mixed (split at p = 2.5 %; holds at p = 10 %)")
   assert claim([(0.01, combined("reversed", "holds", "c"), "chips"),
                 (0.05, combined("not resolved", "holds", "c"), "chips")]).startswith(
                     "mixed (split at p = 1 %; holds on the drop only at p = 5 %)")
   assert claim([(0.01, "not resolved (limited by seeds noise)", "seeds"),
                 (0.05, "not resolved (limited by chips noise)", "chips"),
                 (0.1, "not resolved (limited by seeds noise)", "seeds")]) == \
-      "not resolved at any rate (limited by seeds noise)"
+      "not resolved at any rate (limited by seed noise)"
   for verdict in (combined(r, d, "chips") for r in ("holds", "reversed", "not resolved")
                   for d in ("holds", "reversed", "not resolved")):
     assert any(verdict.startswith(c) for c in reproduction_report.SUMMARY_CATEGORIES)
@@ -168,7 +176,8 @@ def test_a_missed_quality_bar_says_whether_the_gap_is_on_the_training_set(tmp_pa
   loaded = reproduction_report.load_results(suite, str(tmp_path))
   (line,) = reproduction_report.quality_bar_lines(suite, loaded)
   gap = loaded["randbet"][0]["random"].clean_error - loaded["clip"][0]["random"].clean_error
-  assert f"{100 * gap:+.2f} points, **misses**" in line
+  assert f"{100 * gap:+.2f} (seed spread not measured: no row has several seeds), **misses**" \
+      in line
   assert f"({100 * (train_errors[0] - train_errors[1]):+.2f} points)" in line and cause in line
 
 
@@ -201,3 +210,40 @@ def test_a_collapse_to_chance_is_judged_against_fifty_percent_with_chip_and_seed
   margin = 2 * np.sqrt(rerr.var() / len(CHIPS) + seed_std ** 2)
   assert f"RErr {100 * rerr.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
   assert "seed spread pooled from the multi-seed rows" in lines[1]
+
+
+def test_the_header_names_the_pairs_not_evaluated_yet_and_counts_what_the_runs_recorded(
+    written, tmp_path):
+  suite, output_dir, _ = written
+  os.remove(os.path.join(suite.runs[2].directory(str(output_dir), 0), "eval_random.json"))
+  loaded = reproduction_report.load_results(suite, str(output_dir))
+  text = reproduction_report.scale_text(suite, loaded, str(output_dir))
+  assert text.startswith("Trained and evaluated: 6 of 7 (run, seed) pairs; 1,234 quantized")
+  assert "chip seeds 1000-1003" in text
+  assert text.endswith("Not evaluated yet, so left out of every table, claim and figure: "
+                       "same seed 0.")
+
+
+def test_pattbet_on_its_own_pattern_compares_each_lower_rate_with_the_training_rate(tmp_path):
+  rng = np.random.default_rng(6)
+  run = reproduce_lib.Run("patt", "PATT", ("a.gin",))
+  suite = reproduce_lib.Suite(
+      name="pattern", description="Synthetic.", runs=(run,), rates=RATES, num_chips=len(CHIPS),
+      test_limit=None, pattern_run="patt",
+      tables=({"title": "T", "runs": ["patt"], "pattern": True},),
+      figure_runs=("patt",), figure_families={"P": ["patt"]})
+  _write(tmp_path, run, 0, 0.02, 0.005, rng)
+  run_dir = run.directory(str(tmp_path), 0)
+  # Its own pattern: many more errors at the training rate (10 %) than at 1 %.
+  pattern = _write(tmp_path / "pattern", run, 0, 0.02, 0.03, rng)
+  os.replace(os.path.join(run.directory(str(tmp_path / "pattern"), 0), "eval_random.json"),
+             os.path.join(run_dir, "eval_pattern.json"))
+  with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
+    f.write("train.pattern_condition = 0.1\n")  # an old name: read in today's name
+  loaded = reproduction_report.load_results(suite, str(tmp_path))
+  (claim, overall), lines = reproduction_report.pattern_claim(suite, loaded, str(tmp_path))
+  assert "below its training rate (p = 10 %" in claim and overall == "reversed at p = 1 %"
+  change = (pattern.wrong_matrix(0.01)[0, 0].astype(float)
+            - pattern.wrong_matrix(0.1)[0, 0].astype(float))
+  margin = 2 * change.std(ddof=1) / np.sqrt(N)
+  assert f"difference {100 * change.mean():+.2f} ± {100 * margin:.2f} points" in lines[1]

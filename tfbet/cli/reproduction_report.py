@@ -16,6 +16,7 @@ from tfbet import evaluation
 from tfbet import files
 from tfbet import paired
 from tfbet import plots
+from tfbet.cli import gin_utils
 from tfbet.cli import reporting
 
 # Only rates where at least one of two models keeps RErr below this can tell them apart.
@@ -150,9 +151,13 @@ def _noise_text(comparison):
   return text
 
 
+# The noise sources of tfbet.paired as the verdicts name them.
+_NOISE = {"chips": "chip", "test set": "test-set", "seeds": "seed"}
+
+
 def _verdict_text(comparison):
   if comparison.verdict == "not resolved":
-    return f"not resolved (limited by {comparison.limited_by} noise)"
+    return f"not resolved (limited by {_NOISE[comparison.limited_by]} noise)"
   return comparison.verdict
 
 
@@ -243,7 +248,12 @@ def collapse_lines(suite, loaded, finding):
 
 
 def claim_verdict(per_rate):
-  """One verdict of a claim from its (rate, combined verdict, limiting noise) per rate."""
+  """One verdict of a claim from its (rate, combined verdict, limiting noise) per rate.
+
+  Names every rate: where the claim holds, where it is reversed or split (then the verdict is
+  *mixed*), and where it is not resolved, so a claim that holds at one rate of six never reads
+  as holding everywhere.
+  """
   rates, explanations = {}, {}
   for rate, verdict, _ in per_rate:
     kind, _, explanation = verdict.partition(" (")
@@ -253,18 +263,20 @@ def claim_verdict(per_rate):
   def at(kind):
     return f"{kind} at p = {', '.join(f'{100 * r:g}' for r in rates[kind])} %"
 
-  if "holds" in rates and "reversed" in rates:
-    return f"mixed ({at('holds')}, {at('reversed')})"
-  for kind in ("holds", "reversed"):
-    if kind in rates:
-      return at(kind)
-  partial = [kind for kind in rates if kind != "not resolved"]
-  if len(partial) == 1:
-    return at(partial[0]) + explanations[partial[0]]
-  if partial:
-    return f"mixed ({'; '.join(at(kind) for kind in partial)})"
-  limits = [limit for _, _, limit in per_rate]
-  return f"not resolved at any rate (limited by {max(set(limits), key=limits.count)} noise)"
+  resolved = [kind for kind in rates if kind != "not resolved"]
+  if not resolved:
+    limits = [limit for _, _, limit in per_rate]
+    return (f"not resolved at any rate (limited by {_NOISE[max(set(limits), key=limits.count)]} "
+            "noise)")
+  if len({kind.split(" on ")[0] for kind in resolved}) == 1:
+    # One direction (e.g. holds, and holds on RErr only): the plain verdict first.
+    resolved.sort(key=len)
+    text = "; ".join(at(kind) + explanations[kind] for kind in resolved)
+  else:
+    text = f"mixed ({'; '.join(at(kind) for kind in resolved)})"
+  if "not resolved" in rates:
+    text += f"; {at('not resolved')}"
+  return text
 
 
 # combined_verdict's answers when RErr and the drop point opposite ways. RErr is what the
@@ -280,7 +292,9 @@ _SPLIT = {
 def combined_verdict(rerr, drop, limited_by):
   """Joins the verdicts (holds, reversed, not resolved) on RErr and on the drop at one rate."""
   if rerr == drop:
-    return rerr if rerr != "not resolved" else f"not resolved (limited by {limited_by} noise)"
+    if rerr == "not resolved":
+      return f"not resolved (limited by {_NOISE[limited_by]} noise)"
+    return rerr
   if drop == "not resolved":
     return f"{rerr} on RErr only (the drop is not resolved: clean accuracy may explain it)"
   if rerr == "not resolved":
@@ -301,6 +315,15 @@ def _last_epoch_train_errors(loaded, name):
   return None if any(not v for v in values) else np.array([v[-1] for v in values])
 
 
+def _clean_seed_var(suite, loaded, errors):
+  """Variance over seeds of one model's clean Err: its own, or pooled over the multi-seed rows."""
+  if len(errors) > 1:
+    return float(np.var(errors, ddof=1))
+  pooled = [np.var(_clean_errors(loaded, run.name), ddof=1) for run in suite.runs
+            if run.name in loaded and len(loaded[run.name]) > 1]
+  return float(np.mean(pooled)) if pooled else None  # no seed spread measured anywhere
+
+
 def quality_bar_lines(suite, loaded):
   """RANDBET's clean Err against CLIPPING's at the same w_max (the recipe's quality bar).
 
@@ -315,9 +338,19 @@ def quality_bar_lines(suite, loaded):
     a, b = _clean_errors(loaded, randbet), _clean_errors(loaded, clipping)
     gap = a.mean() - b.mean()
     met = "meets" if gap <= QUALITY_BAR else "misses"
+    variances = [_clean_seed_var(suite, loaded, errors) for errors in (a, b)]
+    if None in variances:
+      noise, near = " (seed spread not measured: no row has several seeds)", ""
+    else:
+      margin = 2 * math.sqrt(variances[0] / len(a) + variances[1] / len(b))
+      pooled = ("; pooled from the multi-seed rows for a run trained once"
+                if min(len(a), len(b)) == 1 else "")
+      noise = f" ± {100 * margin:.2f} points (2 s.e. of the seed spread{pooled})"
+      near = "" if abs(gap - QUALITY_BAR) > margin else " (within noise of it)"
     line = (f"- {labels[randbet]}: clean Err {100 * a.mean():.2f} % vs {labels[clipping]} "
             f"{100 * b.mean():.2f} % (means over {len(a)} and {len(b)} seeds): "
-            f"{100 * gap:+.2f} points, **{met}** the bar of +{100 * QUALITY_BAR:.1f}.")
+            f"{100 * gap:+.2f}{noise}, **{met}** the bar of +{100 * QUALITY_BAR:.1f} on the "
+            f"means{near}.")
     train_a, train_b = (_last_epoch_train_errors(loaded, n) for n in (randbet, clipping))
     if met == "misses" and train_a is not None and train_b is not None:
       train_gap = train_a.mean() - train_b.mean()
@@ -351,6 +384,51 @@ def pattern_lines(suite, loaded):
       se = f"{100 * np.std(change, ddof=1) / math.sqrt(results.n):.2f}"
     lines.append(f"| {100 * rate:g} | {100 * error:.2f} | {se} |")
   return lines
+
+
+def pattern_claim(suite, loaded, output_dir):
+  """(verdict or None, [Markdown lines]): does PATTBET's RErr on its own pattern rise below
+  its training rate (Tab. 3)? The masks are nested across rates, so a lower rate keeps a subset
+  of the training errors. Each lower rate is paired over test examples with the training rate;
+  one chip and one seed, so only test-set noise is measured."""
+  name = suite.pattern_run
+  seeds = sorted(s for s in loaded.get(name, {}) if "pattern" in loaded[name][s])
+  if not seeds:
+    return None, []
+  run = suite.run(name)
+  trained = _operative_value(run.directory(output_dir, seeds[0]),
+                             "BitErrorTrainer.pattern_condition")
+  results = loaded[name][seeds[0]]["pattern"]
+  try:
+    trained = float(trained)
+  except ValueError:
+    return None, []
+  if not results.per_example or round(trained, 10) not in {round(c, 10)
+                                                          for c in results.conditions}:
+    return None, []
+  at_training = results.wrong_matrix(trained)[0, 0].astype(float)
+  per_rate, lines = [], []
+  for rate in results.conditions:
+    if rate >= trained:
+      continue
+    change = results.wrong_matrix(rate)[0, 0].astype(float) - at_training
+    difference = float(change.mean())
+    margin = 2 * float(np.std(change, ddof=1)) / math.sqrt(results.n)
+    verdict = ("holds" if difference > margin else "reversed" if difference < -margin
+               else "not resolved")
+    per_rate.append((rate, verdict if verdict != "not resolved" else
+                     "not resolved (limited by test-set noise)", "test set"))
+    lines.append(f"  - p = {100 * rate:g} %: RErr {100 * (at_training.mean() + difference):.2f} "
+                 f"vs {100 * at_training.mean():.2f} % at its training rate, difference "
+                 f"{100 * difference:+.2f} ± {100 * margin:.2f} points (2 s.e., test set; one "
+                 f"chip, one seed) → {verdict}.")
+  if not per_rate:
+    return None, []
+  claim = (f"PATTBET's RErr on its own pattern rises at rates below its training rate "
+           f"(p = {100 * trained:g} %; Tab. 3, CIFAR10, trained at 2.5 %: RErr 7.87 % there, "
+           "14.14 % at p = 1 %)")
+  overall = claim_verdict(per_rate)
+  return (claim, overall), [f"- {claim}: **{overall}**"] + lines
 
 
 def _rate_axes():
@@ -416,6 +494,58 @@ def _profiled_lines(suite, loaded):
   return lines
 
 
+def _sorted_names(names):
+  return ", ".join(sorted(names))
+
+
+def scale_text(suite, loaded, output_dir):
+  """What was trained and evaluated, from the runs' files: pairs done (and the ones still
+  missing, whose rows and claims are left out), weights, epochs, training set, chips, time."""
+  runs_done = sum(len(seeds) for seeds in loaded.values())
+  runs_total = sum(len(run.seeds) for run in suite.runs)
+  entries = [(name, e) for name, seeds in loaded.items() for e in seeds.values()]
+  counts = sorted({e["result"]["num_weights"] for _, e in entries})
+  epochs = {}
+  for name, e in entries:
+    epochs.setdefault(len(e["result"].get("history", {}).get("loss", [])), set()).add(name)
+  usual = max(epochs, key=lambda k: len(epochs[k]))
+  epoch_text = f"{usual} epochs" + "".join(
+      f" ({k} for {_sorted_names(names)})" for k, names in sorted(epochs.items()) if k != usual)
+  limits = {_operative_value(run.directory(output_dir, seed), "load_data.train_limit")
+            for run in suite.runs for seed in loaded.get(run.name, {})}
+  train_text = ("the whole training set" if limits == {"None"} else
+                f"training sets limited to {' / '.join(sorted(limits))} images")
+  any_results = entries[0][1]["random"]
+  chip_counts = sorted({len(e["random"].chip_names) for _, e in entries})
+  chip_seeds = sorted({int(c.rsplit("_", 1)[1]) for _, e in entries
+                       for c in e["random"].chip_names if c.rsplit("_", 1)[-1].isdigit()})
+  seconds = sum(e["result"].get("train_seconds", 0.0) for _, e in entries)
+  text = (f"Trained and evaluated: {runs_done} of {runs_total} (run, seed) pairs; "
+          f"{' / '.join(f'{c:,}' for c in counts)} quantized weights; {epoch_text} on "
+          f"{train_text}; n = {any_results.n} test examples; "
+          f"{' / '.join(map(str, chip_counts))} random chips per rate (chip seeds "
+          f"{chip_seeds[0]}-{chip_seeds[-1]}); training time of these runs, as each measured "
+          f"it: {seconds / 3600:.2f} h in all (evaluation not counted).")
+  missing = [f"{run.name} seed {seed}" for run in suite.runs for seed in run.seeds
+             if seed not in loaded.get(run.name, {})]
+  if missing:
+    text += (f" Not evaluated yet, so left out of every table, claim and figure: "
+             f"{', '.join(missing)}.")
+  return text
+
+
+def _operative_value(run_dir, binding):
+  """The value text of ``binding`` in a run's operative_config.gin ("?" if not recorded)."""
+  path = os.path.join(run_dir, "operative_config.gin")
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:  # runs trained before the rename: today's names
+      for line in gin_utils.migrate_bindings(f.read().splitlines()):
+        name, _, value = line.partition(" = ")
+        if name.strip() == binding:
+          return value.strip()
+  return "?"
+
+
 def write_report(suite, output_dir, report_path):
   """Renders the report (and its figures next to it) from the runs' JSON files.
 
@@ -443,6 +573,11 @@ def write_report(suite, output_dir, report_path):
       sections += [f"{suite.pattern_run} on its own pattern (one chip, the pattern seed):", ""]
       sections += pattern_lines(suite, loaded) + [""]
     claim_lines = []
+    if table.get("pattern"):
+      verdict, lines = pattern_claim(suite, loaded, output_dir)
+      if verdict is not None:
+        claim_lines += lines
+        summary.append(verdict)
     for finding in table.get("findings", ()):
       judge = collapse_lines if finding.get("kind") == "collapse" else finding_lines
       overall, lines = judge(suite, loaded, finding)
@@ -457,27 +592,20 @@ def write_report(suite, output_dir, report_path):
   best = os.path.join(figure_dir, f"{suite.name}_fig7.png")
   plot_curves(suite, loaded, curves, suite.figure_runs)
   plot_best(suite, loaded, best, suite.figure_families)
-  runs_done = sum(len(seeds) for seeds in loaded.values())
-  runs_total = sum(len(run.seeds) for run in suite.runs)
-  counts = sorted({e["result"]["num_weights"] for s in loaded.values() for e in s.values()})
-  any_results = next(iter(next(iter(loaded.values())).values()))["random"]
-  chip_counts = sorted({len(e["random"].chip_names) for s in loaded.values() for e in s.values()})
   out = [f"# Reproduction: suite `{suite.name}`", "",
          f"Generated by `bin/reproduce --suite={suite.name}` on "
          f"{datetime.date.today().isoformat()} from `{output_dir}`: every number and verdict is "
          f"computed from the runs' JSON files. {suite.description}", "",
-         f"Trained and evaluated: {runs_done} of {runs_total} (run, seed) pairs; "
-         f"{' / '.join(f'{c:,}' for c in counts)} quantized weights; n = {any_results.n} test "
-         f"examples; {' / '.join(map(str, chip_counts))} random chips per rate (seeds 1000, "
-         "1001, ...).", "",
+         scale_text(suite, loaded, output_dir), "",
          "## Summary", ""]
   categories = {}
   for claim, overall in summary:
     category = next(c for c in SUMMARY_CATEGORIES if overall.startswith(c))
-    categories.setdefault(category, []).append(claim)
+    categories.setdefault(category, []).append((claim, overall))
   for category in SUMMARY_CATEGORIES:
     if category in categories:
-      out += [f"- **{category}**: " + "; ".join(categories[category])]
+      out += [f"- **{category}**:"] + [f"  - {claim}: {overall}"
+                                       for claim, overall in categories[category]]
   quality = quality_bar_lines(suite, loaded)
   if quality:
     out += ["", "Recipe quality bar (RANDBET's clean Err at most "
@@ -489,8 +617,14 @@ def write_report(suite, output_dir, report_path):
           "training-seed noise; otherwise it is *not resolved* and the largest noise source is "
           "named. A claim *holds* when A is better on both metrics; *holds on RErr only* when "
           "the drop does not resolve, so A's clean accuracy may be all of its advantage; "
-          "*split* when the two metrics point opposite ways. Rates where both models exceed "
-          "50 % RErr are left out. A collapse claim (Tab. 1) *holds* when the run's RErr is above "
+          "*split* when the two metrics point opposite ways. A claim's verdict names the rates of "
+          "each outcome; it is *mixed* when they point opposite ways. Models trained with the "
+          "same seeds are paired seed by seed; a model trained once borrows the seed spread "
+          "pooled over all rows trained with several seeds (shown as \"seeds\" in its noise "
+          "line), which is conservative where RErr is low and that pool is dominated by "
+          "mid-range rows. Twice the standard error is a normal approximation (with 3 seeds "
+          "its coverage is below 95 %), and rates are not corrected for being several. Rates "
+          "where both models exceed 50 % RErr are left out. A collapse claim (Tab. 1) *holds* when the run's RErr is above "
           "50 % by more than twice its standard error and *does not hold* when it is below by "
           "as much. Cells: RErr mean over seeds and chips ± the std over chips; "
           "Err ± the std over seeds.", ""]
