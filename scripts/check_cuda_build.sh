@@ -50,8 +50,8 @@ done
 echo "linked: GPU functors and .nv_fatbin present, no libcudart needed"
 
 # The device code as PTX, with setup.py's nvcc flags: every double operation explicitly rounded.
-TF_FLAGS=$("$PYTHON" -c "import tensorflow as tf; print(' '.join(tf.sysconfig.get_compile_flags()))" \
-    2> /dev/null)
+TF_FLAGS=$("$PYTHON" -c \
+    "import tensorflow as tf; print(' '.join(tf.sysconfig.get_compile_flags()))" 2> /dev/null)
 # shellcheck disable=SC2086  # TF_FLAGS is a list of flags
 nvcc -ptx custom_ops/bit_errors_kernels.cu.cc -o "$WORK/kernels.ptx" -DGOOGLE_CUDA=1 -x cu \
     --expt-relaxed-constexpr --fmad=false $TF_FLAGS -arch=compute_90 > /dev/null 2>&1
