@@ -6,10 +6,13 @@ The CUDA kernel (``custom_ops/*.cu.cc``) is only built when ``TFBET_BUILD_CUDA=1
 ``nvcc`` is on the PATH and TensorFlow was built with CUDA; the CPU build never needs it.
 Extra nvcc flags (e.g. ``-gencode arch=compute_90,code=sm_90`` for an H100/H200) go in
 ``TFBET_NVCC_FLAGS``; use an nvcc of the CUDA major version TensorFlow was built with (the op
-uses TensorFlow's CUDA runtime).
+uses TensorFlow's CUDA runtime: libtensorflow_framework.so.2 exports the CUDA runtime functions
+that nvcc's code calls, so no libcudart is linked, and ``-z defs`` makes a missing one a link
+error rather than a load error).
 """
 import glob
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,15 +27,11 @@ def _tf_flags():
   return tf.sysconfig.get_compile_flags(), tf.sysconfig.get_link_flags(), tf
 
 
-def _cuda_library_dir():
-  """Folder of libcudart: $CUDA_HOME / $CUDA_PATH, /usr/local/cuda, or next to nvcc's folder."""
-  roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda",
-           os.path.dirname(os.path.dirname(os.path.realpath(shutil.which("nvcc") or "")))]
-  for root in filter(None, roots):
-    for lib in ("lib64", "lib", os.path.join("targets", "x86_64-linux", "lib")):
-      if glob.glob(os.path.join(root, lib, "libcudart.so*")):
-        return os.path.join(root, lib)
-  return None  # the linker's default paths, or TensorFlow's framework library, provide it
+def _nvcc_cuda_version():
+  """CUDA release of the nvcc on the PATH ("12.5"), or None if it does not say."""
+  output = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout
+  match = re.search(r"release (\d+\.\d+)", output)
+  return match.group(1) if match else None
 
 
 class BuildTfOp(build_ext):
@@ -50,8 +49,7 @@ class BuildTfOp(build_ext):
       if cuda_objects:
         ext.extra_compile_args.append("-DGOOGLE_CUDA=1")
         ext.extra_objects = cuda_objects
-        cuda_lib = _cuda_library_dir()
-        ext.extra_link_args += (["-L" + cuda_lib] if cuda_lib else []) + ["-lcudart"]
+        ext.extra_link_args.append("-Wl,-z,defs")  # CUDA runtime from TensorFlow's framework
     # distutils adds -Wstrict-prototypes (C only) to the C++ compile line; drop it.
     if "-Wstrict-prototypes" in getattr(self.compiler, "compiler_so", []):
       self.compiler.compiler_so.remove("-Wstrict-prototypes")
@@ -62,6 +60,11 @@ class BuildTfOp(build_ext):
     wanted = os.environ.get("TFBET_BUILD_CUDA") == "1"
     if not (wanted and sources and shutil.which("nvcc") and tf.test.is_built_with_cuda()):
       return []
+    tf_cuda = tf.sysconfig.get_build_info().get("cuda_version", "")
+    nvcc_cuda = _nvcc_cuda_version()
+    if nvcc_cuda and nvcc_cuda.split(".")[0] != tf_cuda.split(".")[0]:
+      print(f"warning: nvcc is CUDA {nvcc_cuda} but TensorFlow was built with CUDA {tf_cuda}; "
+            "the kernel runs on TensorFlow's CUDA runtime, use an nvcc of the same major version")
     objects = []
     os.makedirs(self.build_temp, exist_ok=True)
     for source in sources:

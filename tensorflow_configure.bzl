@@ -9,7 +9,7 @@ TensorFlow keeps its headers and libtensorflow_framework.so.2 and which compile 
   @local_tensorflow//:build_defs.bzl  TF_COPTS, the other compile flags (C++17, ABI, ...),
       and if_cuda(if_true, if_false = []): if_true when the CUDA kernel is wanted and buildable,
       i.e. $TFBET_BUILD_CUDA is 1, TensorFlow was built with CUDA and nvcc is on the PATH (the
-      same rule as setup.py); NVCC, CUDA_LIB_DIR and TF_NVCC_FLAGS for the nvcc genrule.
+      same rule as setup.py); NVCC and TF_NVCC_FLAGS for the nvcc genrule.
 """
 
 _PYTHON_ENV = "PYTHON_BIN_PATH"
@@ -49,7 +49,6 @@ TF_COPTS = {copts}
 # nvcc is on the PATH, as with setup.py.
 BUILD_CUDA = {build_cuda}
 NVCC = {nvcc}
-CUDA_LIB_DIR = {cuda_lib_dir}
 TF_NVCC_FLAGS = {nvcc_flags}
 
 def if_cuda(if_true, if_false = []):
@@ -107,13 +106,6 @@ def _tensorflow_configure_impl(rctx):
     rctx.file("BUILD", _BUILD.format(python = python, defines = repr(defines)))
     nvcc = rctx.which("nvcc")
     build_cuda = rctx.os.environ.get(_CUDA_ENV) == "1" and tf_has_cuda and nvcc != None
-    cuda_lib_dir = ""
-    if nvcc != None:
-        cuda_root = str(rctx.path(str(nvcc)).realpath.dirname.dirname)
-        for lib in ["lib64", "lib", "targets/x86_64-linux/lib"]:
-            if rctx.path(cuda_root + "/" + lib + "/libcudart.so").exists:
-                cuda_lib_dir = cuda_root + "/" + lib
-                break
     # Bazel 4's Starlark split() needs a separator (no whitespace splitting): drop the empties.
     extra_nvcc_flags = rctx.os.environ.get(_NVCC_FLAGS_ENV, "").split(" ")
     nvcc_flags = copts + [flag for flag in extra_nvcc_flags if flag]
@@ -121,7 +113,6 @@ def _tensorflow_configure_impl(rctx):
         copts = repr(other),
         build_cuda = repr(build_cuda),
         nvcc = repr(str(nvcc) if nvcc != None else ""),
-        cuda_lib_dir = repr(cuda_lib_dir),
         nvcc_flags = repr(nvcc_flags),
     ))
 
