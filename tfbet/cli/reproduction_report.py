@@ -626,9 +626,9 @@ def write_report(suite, output_dir, report_path):
           "line), which is conservative where RErr is low and that pool is dominated by "
           "mid-range rows. Twice the standard error is a normal approximation (with 3 seeds "
           "its coverage is below 95 %), and rates are not corrected for being several. Rates "
-          "where both models exceed 50 % RErr are left out. A collapse claim (Tab. 1) *holds* when the run's RErr is above "
-          "50 % by more than twice its standard error and *does not hold* when it is below by "
-          "as much. Cells: RErr mean over seeds and chips ± the std over chips; "
+          "where both models exceed 50 % RErr are left out. A collapse claim (Tab. 1) *holds* "
+          "when the run's RErr is above 50 % by more than twice its standard error and *does "
+          "not hold* when it is below by as much. Cells: RErr mean over seeds and chips ± the std over chips; "
           "Err ± the std over seeds.", ""]
   out += sections
   profiled = _profiled_lines(suite, loaded)
