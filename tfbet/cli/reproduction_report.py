@@ -628,8 +628,8 @@ def write_report(suite, output_dir, report_path):
           "its coverage is below 95 %), and rates are not corrected for being several. Rates "
           "where both models exceed 50 % RErr are left out. A collapse claim (Tab. 1) *holds* "
           "when the run's RErr is above 50 % by more than twice its standard error and *does "
-          "not hold* when it is below by as much. Cells: RErr mean over seeds and chips ± the std over chips; "
-          "Err ± the std over seeds.", ""]
+          "not hold* when it is below by as much. Cells: RErr mean over seeds and chips ± the "
+          "std over chips; Err ± the std over seeds.", ""]
   out += sections
   profiled = _profiled_lines(suite, loaded)
   if profiled:
