@@ -1,6 +1,6 @@
 """Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
 
-  tfbet-reproduce --suite=full --output_dir=runs/full     # 24 runs, 2.5-6 minutes each here
+  tfbet-reproduce --suite=full --output_dir=runs/full     # 30 runs, 2.5-10 minutes each here
   tfbet-reproduce --suite=recipe --output_dir=runs/full --report=docs/recipe_diagnostics.md
   tfbet-reproduce --suite=quick --output_dir=runs/quick   # 5 short runs, one seed
 Suites are gin/suites/<name>.json. Re-running skips finished steps (and resumes a killed
@@ -18,8 +18,8 @@ FLAGS = flags.FLAGS
 def define_flags():
   """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
   flags.DEFINE_string("suite", "full", "Suite of runs: a name of gin/suites/ ('full': the "
-                      "paper's main findings with 3 seeds on the core rows, 24 training runs of "
-                      "2.5-6 minutes each on 2 cores; 'recipe': why RANDBET 0.05 at p = 10 % "
+                      "paper's main findings with 3 seeds on the core rows, 30 training runs of "
+                      "2.5-10 minutes each on 2 cores; 'recipe': why RANDBET 0.05 at p = 10 % "
                       "misses the quality bar, sharing the full suite's runs in the same "
                       "--output_dir; 'quick': 5 short runs, one seed; 'tiny': a smoke test) or "
                       "the path of a suite .json file.")
