@@ -217,7 +217,7 @@ def test_the_header_names_the_pairs_not_evaluated_yet_and_counts_what_the_runs_r
   suite, output_dir, _ = written
   os.remove(os.path.join(suite.runs[2].directory(str(output_dir), 0), "eval_random.json"))
   loaded = reproduction_report.load_results(suite, str(output_dir))
-  text = reproduction_report.scale_text(suite, loaded, str(output_dir))
+  text = reproduction_report.scale_text(suite, loaded)
   assert text.startswith("Trained and evaluated: 6 of 7 (run, seed) pairs; 1,234 quantized")
   assert "chip seeds 1000-1003" in text
   assert text.endswith("Not evaluated yet, so left out of every table, claim and figure: "
@@ -241,7 +241,7 @@ def test_pattbet_on_its_own_pattern_compares_each_lower_rate_with_the_training_r
   with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
     f.write("train.pattern_condition = 0.1\n")  # an old name: read in today's name
   loaded = reproduction_report.load_results(suite, str(tmp_path))
-  (claim, overall), lines = reproduction_report.pattern_claim(suite, loaded, str(tmp_path))
+  (claim, overall), lines = reproduction_report.pattern_claim(suite, loaded)
   assert "below its training rate (p = 10 %" in claim and overall == "reversed at p = 1 %"
   change = (pattern.wrong_matrix(0.01)[0, 0].astype(float)
             - pattern.wrong_matrix(0.1)[0, 0].astype(float))

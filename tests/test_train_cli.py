@@ -218,6 +218,20 @@ def test_old_train_bindings_migrate_to_the_parts_that_now_hold_them():
       "train.weight_constraint = None", "WeightClip.w_max = None"]
 
 
+def test_a_migrated_old_config_reads_the_value_that_version_used_as_gin_would():
+  # An older tfbet recorded get_scheme's own default and, in the later train section, the
+  # precision it really used: the later binding wins, as when gin parses the text.
+  old = ("get_scheme.precision = 8\n"
+         "# Parameters for train:\n"
+         "train.precision = 4\n"
+         "train.optimizer_config = {'name': 'sgd',\n"
+         "    'momentum': 0.9}\n")
+  bindings = gin_utils.config_bindings("\n".join(gin_utils.migrate_bindings(old.splitlines())))
+  assert bindings == {"get_scheme.precision": "4",
+                      "train.optimizer_config": "{'name': 'sgd', 'momentum': 0.9}"}
+  assert gin_utils.config_bindings("import foo\nx.y = 1") is None
+
+
 def test_a_run_directory_written_with_old_bindings_is_still_read(tmp_path):
   import gin  # pylint: disable=g-import-not-at-top
   config = tmp_path / "operative_config.gin"

@@ -9,6 +9,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
 
 from absl import flags
@@ -58,6 +59,30 @@ RENAMED_BINDINGS = {
     "train.momentum": "paper_optimizer.momentum",
     "train.nesterov": "paper_optimizer.nesterov",
 }
+
+
+def config_bindings(text):
+  """{parameter: value text} of a config written by gin.config_str(); None if a line is not one.
+
+  A line that does not start a binding continues the value above it (gin wraps long values). A
+  parameter bound twice keeps its later value, as gin does when it parses the text: a config
+  of an older tfbet, migrated (``migrate_bindings``), binds e.g. ``get_scheme.precision`` both
+  where get_scheme recorded its own default and, later, where ``train.precision`` (the value
+  that version used) was.
+  """
+  bindings, name = {}, None
+  for line in text.splitlines():
+    if not line.strip() or line.startswith("#"):
+      continue
+    key, equals, value = line.partition(" = ")
+    if equals and re.fullmatch(r"[\w./]+", key):
+      name = key
+      bindings[name] = value.strip()
+    elif name is not None and line[:1].isspace():
+      bindings[name] += " " + line.strip()
+    else:
+      return None
+  return bindings
 
 
 def migrate_bindings(lines):

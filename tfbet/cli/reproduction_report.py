@@ -26,7 +26,8 @@ QUALITY_BAR = 0.002
 
 
 def load_results(suite, output_dir):
-  """{run name: {seed: {"result", "random", "pattern"?, "chips"?}}} of the evaluated seeds."""
+  """{run name: {seed: {"result", "random", "config", "pattern"?, "chips"?}}} of the evaluated
+  seeds; "config" holds the run's operative gin bindings ({} when not recorded)."""
   loaded = {}
   for run in suite.runs:
     seeds = {}
@@ -37,7 +38,8 @@ def load_results(suite, output_dir):
       if not (os.path.exists(random_path) and os.path.exists(result_path)):
         continue
       entry = {"result": files.read_json(result_path, "training result"),
-               "random": evaluation.Results.from_json(random_path)}
+               "random": evaluation.Results.from_json(random_path),
+               "config": _operative_config(run_dir)}
       for key, name in (("pattern", "eval_pattern.json"), ("chips", "eval_chips.json")):
         path = os.path.join(run_dir, name)
         if os.path.exists(path):
@@ -225,8 +227,10 @@ def collapse_lines(suite, loaded, finding):
     if k > 1:
       seed_std, assumed = float(np.std([s.mean for s in summaries], ddof=1)), ""
     else:
-      seed_std = pooled_seed_std(suite, loaded, rate, "rerr") or 0.0
+      seed_std = pooled_seed_std(suite, loaded, rate, "rerr")
       assumed = "; the seed spread pooled from the multi-seed rows"
+      if seed_std is None:
+        seed_std, assumed = 0.0, "; seed noise not measured: no row has several seeds"
     margin = 2 * math.sqrt(chip_var + seed_std ** 2 / k)
     if mean - margin >= INFORMATIVE_RERR:
       kind = "holds"
@@ -386,7 +390,7 @@ def pattern_lines(suite, loaded):
   return lines
 
 
-def pattern_claim(suite, loaded, output_dir):
+def pattern_claim(suite, loaded):
   """(verdict or None, [Markdown lines]): does PATTBET's RErr on its own pattern rise below
   its training rate (Tab. 3)? The masks are nested across rates, so a lower rate keeps a subset
   of the training errors. Each lower rate is paired over test examples with the training rate;
@@ -394,18 +398,27 @@ def pattern_claim(suite, loaded, output_dir):
   name = suite.pattern_run
   seeds = sorted(s for s in loaded.get(name, {}) if "pattern" in loaded[name][s])
   if not seeds:
-    return None, []
-  run = suite.run(name)
-  trained = _operative_value(run.directory(output_dir, seeds[0]),
-                             "BitErrorTrainer.pattern_condition")
-  results = loaded[name][seeds[0]]["pattern"]
+    return None, []  # not evaluated yet: the header lists the missing pairs
+  entry = loaded[name][seeds[0]]
+  results = entry["pattern"]
+  trained = entry["config"].get("BitErrorTrainer.pattern_condition", "not recorded")
   try:
     trained = float(trained)
   except ValueError:
-    return None, []
-  if not results.per_example or round(trained, 10) not in {round(c, 10)
-                                                          for c in results.conditions}:
-    return None, []
+    trained = None
+  why = None
+  if trained is None:
+    why = "its operative config records no numeric BitErrorTrainer.pattern_condition"
+  elif round(trained, 10) not in {round(c, 10) for c in results.conditions}:
+    why = f"its training rate {100 * trained:g} % is not among the evaluated rates"
+  elif not results.per_example:
+    why = "its evaluation on the pattern has no per-example results"
+  trained_text = "" if trained is None else f"p = {100 * trained:g} %; "
+  claim = ("PATTBET's RErr on its own pattern rises at rates below its training rate "
+           f"({trained_text}Tab. 3, CIFAR10, trained at 2.5 %: RErr 7.87 % there, 14.14 % at "
+           "p = 1 %)")
+  if why is not None:
+    return (claim, "not informative"), [f"- {claim}: **not informative** ({why})."]
   at_training = results.wrong_matrix(trained)[0, 0].astype(float)
   per_rate, lines = [], []
   for rate in results.conditions:
@@ -423,10 +436,8 @@ def pattern_claim(suite, loaded, output_dir):
                  f"{100 * difference:+.2f} ± {100 * margin:.2f} points (2 s.e., test set; one "
                  f"chip, one seed) → {verdict}.")
   if not per_rate:
-    return None, []
-  claim = (f"PATTBET's RErr on its own pattern rises at rates below its training rate "
-           f"(p = {100 * trained:g} %; Tab. 3, CIFAR10, trained at 2.5 %: RErr 7.87 % there, "
-           "14.14 % at p = 1 %)")
+    return (claim, "not informative"), [
+        f"- {claim}: **not informative** (no evaluated rate below the training rate)."]
   overall = claim_verdict(per_rate)
   return (claim, overall), [f"- {claim}: **{overall}**"] + lines
 
@@ -496,11 +507,7 @@ def _profiled_lines(suite, loaded):
   return lines
 
 
-def _sorted_names(names):
-  return ", ".join(sorted(names))
-
-
-def scale_text(suite, loaded, output_dir):
+def scale_text(suite, loaded):
   """What was trained and evaluated, from the runs' files: pairs done (and the ones still
   missing, whose rows and claims are left out), weights, epochs, training set, chips, time."""
   runs_done = sum(len(seeds) for seeds in loaded.values())
@@ -512,22 +519,27 @@ def scale_text(suite, loaded, output_dir):
     epochs.setdefault(len(e["result"].get("history", {}).get("loss", [])), set()).add(name)
   usual = max(epochs, key=lambda k: len(epochs[k]))
   epoch_text = f"{usual} epochs" + "".join(
-      f" ({k} for {_sorted_names(names)})" for k, names in sorted(epochs.items()) if k != usual)
-  limits = {_operative_value(run.directory(output_dir, seed), "load_data.train_limit")
-            for run in suite.runs for seed in loaded.get(run.name, {})}
-  train_text = ("the whole training set" if limits == {"None"} else
-                f"training sets limited to {' / '.join(sorted(limits))} images")
+      f" ({k} for {', '.join(sorted(names))})" for k, names in sorted(epochs.items()) if k != usual)
+  limits = {e["config"].get("load_data.train_limit", "not recorded") for _, e in entries}
+  train_text = " / ".join(
+      "the whole training set" if v == "None" else "a training set of unrecorded size"
+      if v == "not recorded" else f"{v} training images" for v in sorted(limits))
   any_results = entries[0][1]["random"]
   chip_counts = sorted({len(e["random"].chip_names) for _, e in entries})
-  chip_seeds = sorted({int(c.rsplit("_", 1)[1]) for _, e in entries
-                       for c in e["random"].chip_names if c.rsplit("_", 1)[-1].isdigit()})
-  seconds = sum(e["result"].get("train_seconds", 0.0) for _, e in entries)
+  chip_names = {c for _, e in entries for c in e["random"].chip_names}
+  seeds = sorted(int(c.rsplit("_", 1)[-1]) for c in chip_names
+                 if c.rsplit("_", 1)[-1].isdigit())
+  chip_text = (f"chip seeds {seeds[0]}-{seeds[-1]}" if len(seeds) == len(chip_names) else
+               "chips " + ", ".join(sorted(chip_names)))
+  timed = [e["result"]["train_seconds"] for _, e in entries if "train_seconds" in e["result"]]
+  untimed = (f"; {len(entries) - len(timed)} runs recorded no training time"
+             if len(timed) < len(entries) else "")
   text = (f"Trained and evaluated: {runs_done} of {runs_total} (run, seed) pairs; "
           f"{' / '.join(f'{c:,}' for c in counts)} quantized weights; {epoch_text} on "
           f"{train_text}; n = {any_results.n} test examples; "
-          f"{' / '.join(map(str, chip_counts))} random chips per rate (chip seeds "
-          f"{chip_seeds[0]}-{chip_seeds[-1]}); training time of these runs, as each measured "
-          f"it: {seconds / 3600:.2f} h in all (evaluation not counted).")
+          f"{' / '.join(map(str, chip_counts))} random chips per rate ({chip_text}); training "
+          f"time of these runs, as each measured it: {sum(timed) / 3600:.2f} h in all "
+          f"(evaluation not counted{untimed}).")
   missing = [f"{run.name} seed {seed}" for run in suite.runs for seed in run.seeds
              if seed not in loaded.get(run.name, {})]
   if missing:
@@ -536,16 +548,15 @@ def scale_text(suite, loaded, output_dir):
   return text
 
 
-def _operative_value(run_dir, binding):
-  """The value text of ``binding`` in a run's operative_config.gin ("?" if not recorded)."""
+def _operative_config(run_dir):
+  """{binding: value text} of a run's operative_config.gin, in today's binding names (runs
+  trained before the rename included); {} when the file is missing or not a gin config."""
   path = os.path.join(run_dir, "operative_config.gin")
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:  # runs trained before the rename: today's names
-      for line in gin_utils.migrate_bindings(f.read().splitlines()):
-        name, _, value = line.partition(" = ")
-        if name.strip() == binding:
-          return value.strip()
-  return "?"
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    lines = gin_utils.migrate_bindings(f.read().splitlines())
+  return gin_utils.config_bindings("\n".join(lines)) or {}
 
 
 def write_report(suite, output_dir, report_path):
@@ -576,7 +587,7 @@ def write_report(suite, output_dir, report_path):
       sections += pattern_lines(suite, loaded) + [""]
     claim_lines = []
     if table.get("pattern"):
-      verdict, lines = pattern_claim(suite, loaded, output_dir)
+      verdict, lines = pattern_claim(suite, loaded)
       if verdict is not None:
         claim_lines += lines
         summary.append(verdict)
@@ -598,7 +609,7 @@ def write_report(suite, output_dir, report_path):
          f"Generated by `bin/reproduce --suite={suite.name}` on "
          f"{datetime.date.today().isoformat()} from `{output_dir}`: every number and verdict is "
          f"computed from the runs' JSON files. {suite.description}", "",
-         scale_text(suite, loaded, output_dir), "",
+         scale_text(suite, loaded), "",
          "## Summary", ""]
   categories = {}
   for claim, overall in summary:

@@ -171,32 +171,11 @@ def check_config(output_dir):
         "checkpoints and start over, or another --output_dir.")
 
 
-def _bindings(text):
-  """{parameter: value} of a config written by gin.config_str(); None if a line is not one.
-
-  A line that does not start a binding continues the value above it (gin wraps long values).
-  """
-  bindings, name = {}, None
-  for line in text.splitlines():
-    if not line.strip() or line.startswith("#"):
-      continue
-    key, equals, value = line.partition(" = ")
-    if equals and re.fullmatch(r"[\w./]+", key):
-      name = key
-      if name in bindings:
-        return None
-      bindings[name] = value.strip()
-    elif name is not None and line[:1].isspace():
-      bindings[name] += " " + line.strip()
-    else:
-      return None
-  return bindings
-
-
 def _same_after_renaming(stored, config):
   """Whether ``stored``, with old bindings in their new form, binds exactly what ``config`` does."""
-  migrated = _bindings("\n".join(gin_utils.migrate_bindings(stored.splitlines())))
-  return migrated is not None and migrated == _bindings(config)
+  migrated = gin_utils.config_bindings(
+      "\n".join(gin_utils.migrate_bindings(stored.splitlines())))
+  return migrated is not None and migrated == gin_utils.config_bindings(config)
 
 
 def clear_run(output_dir):
