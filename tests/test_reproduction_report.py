@@ -141,6 +141,10 @@ def test_the_two_metrics_and_the_rates_join_into_one_verdict():
                 (0.05, "not resolved (limited by chips noise)", "chips"),
                 (0.1, "not resolved (limited by seeds noise)", "seeds")]) == \
       "not resolved at any rate (limited by seed noise)"
+  # A tie between limits goes to the rate met first, whatever the hash seed.
+  assert claim([(0.01, "not resolved (limited by chip noise)", "chips"),
+                (0.05, "not resolved (limited by seed noise)", "seeds")]) == \
+      "not resolved at any rate (limited by chip noise)"
   for verdict in (combined(r, d, "chips") for r in ("holds", "reversed", "not resolved")
                   for d in ("holds", "reversed", "not resolved")):
     assert any(verdict.startswith(c) for c in reproduction_report.SUMMARY_CATEGORIES)

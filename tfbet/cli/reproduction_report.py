@@ -270,7 +270,8 @@ def claim_verdict(per_rate):
   resolved = [kind for kind in rates if kind != "not resolved"]
   if not resolved:
     limits = [limit for _, _, limit in per_rate]
-    return (f"not resolved at any rate (limited by {_NOISE[max(set(limits), key=limits.count)]} "
+    # The most frequent limit; a tie goes to the one met first (a set's order varies by run).
+    return (f"not resolved at any rate (limited by {_NOISE[max(limits, key=limits.count)]} "
             "noise)")
   if len({kind.split(" on ")[0] for kind in resolved}) == 1:
     # One direction (e.g. holds, and holds on RErr only): the plain verdict first.
