@@ -36,11 +36,12 @@ rounded square roots, M is computed as U / ((1 + s)(1 + s^2)(1 + s^4)) with s = 
 IEEE +, -, *, / in double precision, never contracted into fused multiply-adds (the build passes
 -ffp-contract=off; device code uses the explicitly rounded CUDA intrinsics).  Integers enter
 through exact int32-to-double conversions (MinimumSource, Uint32ToDouble), which every vector
-instruction set has, so the CPU kernels can compute many groups in vector registers.  u is clamped to at
-most 1, so u lies in (0, 1]: p = 0 never sets a bit and p = 1 sets every bit.
+instruction set has, so the CPU kernels can compute many groups in vector registers.  u is
+clamped to at most 1, so u lies in (0, 1]: p = 0 never sets a bit and p = 1 sets every bit.
 
 The CPU kernels compute the same Philox blocks for many groups at once (structure of arrays,
-vectorized, AVX-512 where the CPU has it; bit_errors_kernels.cc); tests/test_ops.py checks every op bit for bit against an
+vectorized; the lane loops are compiled for AVX-512, AVX2 and the baseline and chosen when the
+library loads; bit_errors_kernels.cc); tests/test_ops.py checks every op bit for bit against an
 independent numpy implementation of this construction.
 
 The fast-path threshold is widened by a tiny margin (see MakeRateThreshold) so that rounding can
