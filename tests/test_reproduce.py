@@ -133,13 +133,13 @@ def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
     ).to_json(str(run_dir / "eval_random.json"))
 
   write(suite.rates, chip_names)
-  reproduce_lib._check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+  reproduce_lib.check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
   for rates, chips, n in ((suite.rates[:1], chip_names, suite.test_limit),
                           (suite.rates, chip_names[:1], suite.test_limit),
                           (suite.rates, chip_names, suite.test_limit + 1)):
     write(rates, chips, n)
     with pytest.raises(ValueError, match="holds another evaluation"):
-      reproduce_lib._check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+      reproduce_lib.check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
 
 
 def test_a_run_recorded_with_old_train_bindings_is_the_same_run(tmp_path):

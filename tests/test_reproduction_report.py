@@ -1,4 +1,5 @@
 """The reproduction report on synthetic result files: its numbers against numpy, its verdicts."""
+import dataclasses
 import json
 import os
 
@@ -251,3 +252,10 @@ def test_pattbet_on_its_own_pattern_compares_each_lower_rate_with_the_training_r
             - pattern.wrong_matrix(0.1)[0, 0].astype(float))
   margin = 2 * change.std(ddof=1) / np.sqrt(N)
   assert f"difference {100 * change.mean():+.2f} ± {100 * margin:.2f} points" in lines[1]
+
+
+def test_a_run_evaluated_without_a_rate_of_the_suite_is_refused_not_left_out(written):
+  suite, output_dir, _ = written
+  wider = dataclasses.replace(suite, rates=(1, 5, 10))
+  with pytest.raises(ValueError, match=r"another evaluation \(rates \[1.0, 10.0\] %"):
+    reproduction_report.load_results(wider, str(output_dir))

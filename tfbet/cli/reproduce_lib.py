@@ -297,7 +297,7 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
     steps = [(step, command) for step, name, command in
              _eval_commands(suite, run, run_dir, chip_files)
              if not os.path.exists(os.path.join(run_dir, name))]
-    _check_random_evaluation(suite, run_dir)
+    check_random_evaluation(suite, run_dir)
   for step, command in steps:
     t0 = time.time()
     progress(f"{where}: {step} ...")
@@ -308,7 +308,7 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
     progress(f"{where}: {kind} done already")
 
 
-def _check_random_evaluation(suite, run_dir):
+def check_random_evaluation(suite, run_dir):
   """Refuses an existing eval_random.json measured with other rates, chips or test examples."""
   path = os.path.join(run_dir, "eval_random.json")
   if not os.path.exists(path):
