@@ -259,3 +259,16 @@ def test_a_run_evaluated_without_a_rate_of_the_suite_is_refused_not_left_out(wri
   wider = dataclasses.replace(suite, rates=(1, 5, 10))
   with pytest.raises(ValueError, match=r"another evaluation \(rates \[1.0, 10.0\] %"):
     reproduction_report.load_results(wider, str(output_dir))
+
+
+def test_a_run_trained_with_other_settings_than_the_suite_is_refused(written):
+  suite, output_dir, _ = written
+  run = suite.runs[0]
+  record = os.path.join(run.directory(str(output_dir), 0), reproduce_lib.RUN_RECORD)
+  with open(record, "w", encoding="utf-8") as f:
+    json.dump(reproduce_lib.run_record(suite, run, 0), f)
+  assert len(reproduction_report.load_results(suite, str(output_dir))["good"]) == 3
+  with open(record, "w", encoding="utf-8") as f:
+    json.dump({"gin_files": ["other.gin"], "params": []}, f)
+  with pytest.raises(ValueError, match="was trained with other settings"):
+    reproduction_report.load_results(suite, str(output_dir))

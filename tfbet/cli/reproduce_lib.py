@@ -218,8 +218,14 @@ def check_only(suite, only):
     raise ValueError("--only must name at least one run")
 
 
-def _check_record(run_dir, record):
-  """Records a run's settings, or refuses a directory trained with other settings."""
+def run_record(suite, run, seed):
+  """What RUN_RECORD holds for a (run, seed) of ``suite``: its gin files and bindings."""
+  return {"gin_files": list(run.gin_files), "params": list(run.bindings(suite, seed))}
+
+
+def _check_record(run_dir, record, write=True):
+  """Records a run's settings (unless ``write`` is false), or refuses a directory trained with
+  other settings."""
   path = os.path.join(run_dir, RUN_RECORD)
   if os.path.exists(path):
     earlier = files.read_json(path, "run record")
@@ -229,7 +235,7 @@ def _check_record(run_dir, record):
     if earlier != record:
       raise ValueError(f"{run_dir} was trained with other settings ({earlier} instead of "
                        f"{record}); remove it or use another --output_dir")
-  else:
+  elif write:
     files.write_json(path, record)
 
 
@@ -286,8 +292,7 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
   run_dir = run.directory(output_dir, seed)
   os.makedirs(run_dir, exist_ok=True)
   if kind == "train":
-    _check_record(run_dir, {"gin_files": list(run.gin_files),
-                            "params": list(run.bindings(suite, seed))})
+    _check_record(run_dir, run_record(suite, run, seed))
     steps = [] if os.path.exists(os.path.join(run_dir, "result.json")) else [
         ("train", _train_command(suite, run, seed, run_dir))]
   else:
@@ -306,6 +311,13 @@ def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pr
              f"(suite {time.time() - started:.0f} s)")
   if not steps:
     progress(f"{where}: {kind} done already")
+
+
+def check_finished_run(suite, run, seed, run_dir):
+  """Refuses a finished (run, seed) trained (per its RUN_RECORD, where there is one) or
+  evaluated otherwise than ``suite`` says: what the report checks before it uses the run."""
+  _check_record(run_dir, run_record(suite, run, seed), write=False)
+  check_random_evaluation(suite, run_dir)
 
 
 def check_random_evaluation(suite, run_dir):

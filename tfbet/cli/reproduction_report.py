@@ -38,9 +38,9 @@ def load_results(suite, output_dir):
       result_path = os.path.join(run_dir, "result.json")
       if not (os.path.exists(random_path) and os.path.exists(result_path)):
         continue
-      # Rates, chips and test examples as the suite says (also for --report_only): a rate
-      # missing from one seed would otherwise drop out of every comparison unnoticed.
-      reproduce_lib.check_random_evaluation(suite, run_dir)
+      # Trained and evaluated as the suite says (also for --report_only): a run of other
+      # settings, or a rate missing from one seed, would otherwise pass unnoticed.
+      reproduce_lib.check_finished_run(suite, run, seed, run_dir)
       entry = {"result": files.read_json(result_path, "training result"),
                "random": evaluation.Results.from_json(random_path),
                "config": _operative_config(run_dir)}
