@@ -50,6 +50,9 @@ def main(argv):
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
   except ValueError as error:  # Bad settings, files or output directories, named in the text.
     raise app.UsageError(str(error)) from error
+  injection = train_lib.describe_injection(result.get("injection"))
+  if injection:
+    print(injection)
   print(f"clean test error: {100 * result['test_error']:.2f} % "
         f"({result['num_weights']} quantized weights) -> {FLAGS.output_dir}")
 

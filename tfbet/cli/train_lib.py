@@ -111,8 +111,9 @@ def pattern_chip(kind="random", seed=0, path=None):
 # ``get_model``, configured as ``tfbet.models.get_model.*``), the data ``load_data.*``.
 WeightClip = gin.external_configurable(constraints.WeightClip, module="tfbet.constraints")
 # The trainer settings a gin file may bind (the model, seed and curriculum come from the job).
-TRAINER_SETTINGS = ("method", "rate", "allow_high_rate", "loss_threshold", "weight_decay",
-                    "label_smoothing", "gradient_combination", "pattern", "pattern_condition")
+TRAINER_SETTINGS = ("method", "rate", "allow_high_rate", "loss_threshold",
+                    "relative_loss_threshold", "weight_decay", "label_smoothing",
+                    "gradient_combination", "pattern", "pattern_condition")
 BitErrorTrainer = gin.external_configurable(training.BitErrorTrainer, module="tfbet.training",
                                             allowlist=TRAINER_SETTINGS)
 paper_optimizer = gin.external_configurable(training.paper_optimizer, module="tfbet.training",
@@ -283,14 +284,62 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
         callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
   gin_utils.save_operative_config(write_dir)
-  result = export(trainer, data, write_dir, history=progress.history, seconds=progress.seconds)
+  result = export(trainer, data, write_dir, history=progress.history, seconds=progress.seconds,
+                  epochs=epochs)
   if write_dir != output_dir:
     tf.io.gfile.rmtree(write_dir)
   return result
 
 
-def export(trainer, data, output_dir, history=None, seconds=None):
-  """Writes model.h5, memory.npz and result.json for the trained quantized model."""
+def injection_record(trainer, history, steps_per_epoch, epochs):
+  """When bit error injection started, from the per-epoch share of injecting steps.
+
+  None for a clean method. Injection is sticky, so in the first epoch with a share s > 0 it
+  started s * steps_per_epoch steps before the epoch's end. Without a complete history (a
+  damaged progress record) only whether it started is known, from the trainer's flag.
+  """
+  if trainer.method == "clean":
+    return None
+  record = {"method": trainer.method, "started": bool(trainer.injecting.numpy()),
+            "start_step": None, "start_epoch": None,
+            "total_steps": steps_per_epoch * epochs if epochs else None,
+            "threshold": trainer.describe_threshold()}
+  shares = (history or {}).get("injecting", [])
+  if epochs and len(shares) == epochs:
+    for epoch, share in enumerate(shares):
+      if share > 0:
+        record.update(start_epoch=epoch + 1, start_step=steps_per_epoch * (epoch + 1)
+                      - int(round(share * steps_per_epoch)))
+        break
+  return record
+
+
+def describe_injection(record):
+  """One line on when injection started, or a warning that it never did (None: clean)."""
+  if record is None:
+    return None
+  name = record["method"].upper()
+  if not record["started"]:
+    return (f"WARNING: {name} never injected bit errors: the clean loss never fell below "
+            f"{record['threshold']}, so this is a clean (CLIPPING) model. Lower the threshold "
+            "(BitErrorTrainer.loss_threshold, or .relative_loss_threshold) or train longer.")
+  if record["start_step"] is None:
+    return f"{name} injected bit errors (when it started is unknown: no complete history)"
+  share = record["start_step"] / record["total_steps"]
+  line = (f"{name} injected bit errors from step {record['start_step']} of "
+          f"{record['total_steps']} (epoch {record['start_epoch']})")
+  if share > 0.5:
+    line = (f"WARNING: {line}: more than half of the training was clean; lower the "
+            f"threshold ({record['threshold']}) or train longer")
+  return line
+
+
+def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
+  """Writes model.h5, memory.npz and result.json for the trained quantized model.
+
+  result.json records when bit error injection started (``injection_record``; needs the
+  number of ``epochs`` trained, else only whether it started).
+  """
   qmodel = trainer.model
   mem = memory.layout(qmodel)
   memory.clear_masks(mem)
@@ -308,6 +357,9 @@ def export(trainer, data, output_dir, history=None, seconds=None):
       "history": history or {},
       "train_seconds": seconds,
   }
+  if trainer.method != "clean":
+    result["injection"] = injection_record(trainer, history, data.steps_per_epoch, epochs)
+    logging.info("%s", describe_injection(result["injection"]))
   with files.atomic_open(os.path.join(output_dir, "result.json")) as f:
     json.dump(result, f, indent=2)
   logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
