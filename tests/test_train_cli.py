@@ -45,6 +45,10 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
     result = json.load(f)
   assert 0.0 <= result["test_error"] <= 1.0
   assert len(result["history"]["loss"]) == 3
+  # tiny.gin's threshold (100) is below every loss: RANDBET injects from the first step.
+  assert result["injection"] == {"method": "randbet", "started": True, "start_step": 0,
+                                 "start_epoch": 1, "total_steps": 24,
+                                 "threshold": "loss_threshold=100"}
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     config = f.read()
   assert "BitErrorTrainer.method = 'randbet'" in config and "load_data.train_limit = 512" in config
@@ -373,3 +377,28 @@ def test_bad_values_of_a_part_are_refused_naming_the_value_and_the_part(binding,
   finally:
     gin.clear_config()
   assert message in str(error.value) and f"configurable '{configurable}'" in str(error.value)
+
+
+class _FakeTrainer:
+  method = "randbet"
+
+  def __init__(self, injecting):
+    self.injecting = type("Flag", (), {"numpy": lambda _: injecting})()
+
+  def describe_threshold(self):
+    return "loss_threshold=1.75"
+
+
+@pytest.mark.parametrize("shares, injecting, start_step, line", [
+    ([0.0, 0.0, 0.0, 0.0], False, None, r"^WARNING: RANDBET never injected bit errors: .*1\.75"),
+    ([0.0, 0.0, 0.25, 1.0], True, 22, r"^WARNING: RANDBET injected bit errors from step 23 of 32 "
+     r"\(epoch 3\): more than half"),
+    ([0.0, 0.5, 1.0, 1.0], True, 12, r"^RANDBET injected bit errors from step 13 of 32 \(epoch 2\)$"),
+    ([0.0, 0.5], True, None, r"when it started is unknown"),  # a history of 2 of the 4 epochs
+])
+def test_when_injection_started_is_recorded_and_a_late_or_missing_start_is_a_warning(
+    shares, injecting, start_step, line):
+  record = train_lib.injection_record(_FakeTrainer(injecting), {"injecting": shares},
+                                      steps_per_epoch=8, epochs=4)
+  assert record["started"] is injecting and record["start_step"] == start_step
+  assert re.search(line, train_lib.describe_injection(record))

@@ -873,8 +873,8 @@ def evaluate_float_model(model, dataset, chips, conditions=None, *, scheme="rqua
                          metadata=None, allow_high_rate=False):
   """Post-training quantization: quantizes a float model, then evaluates it on chips.
 
-  ``model`` is a float Keras model or the path of an HDF5 file (read by ``tfbet.safe_loading``:
-  data, never code);
+  ``model`` is a float Keras model or the path of an .h5 or .keras file (read by
+  ``tfbet.safe_loading``: data, never code);
   ``scheme`` a preset name (or ``QuantizationScheme``) at ``precision`` bits; ``exclude`` as in
   ``tfbet.quantize_model``. ``dataset`` yields (images, labels) batches exactly as the model
   expects them: nothing is rescaled or whitened here. Returns ``Results`` (see ``evaluate``);

@@ -51,8 +51,8 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a Keras model in HDF5 (.h5; read as data, never run: Lambda layers are "
-      "refused): a quantized one (as written by bin/train), or a float one with --scheme "
+      "Path of a Keras model file, HDF5 (.h5) or .keras (read as data, never run: Lambda "
+      "layers are refused): a quantized one (as written by bin/train), or a float one with --scheme "
       "(post-training quantization). The "
       "test data is then configured by --gin_file / --gin_param (e.g. "
       "--gin_file=data/mnist.gin). Exclusive with --run_dir.", flag_values=flag_values)
@@ -222,7 +222,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   """
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
-                     "model_path (an HDF5 .h5 file)")
+                     "model_path (an .h5 or .keras model file)")
   config = None
   if run_dir is not None:
     model_path = find_model_file(run_dir)

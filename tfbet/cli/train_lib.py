@@ -295,7 +295,8 @@ def injection_record(trainer, history, steps_per_epoch, epochs):
   """When bit error injection started, from the per-epoch share of injecting steps.
 
   None for a clean method. Injection is sticky, so in the first epoch with a share s > 0 it
-  started s * steps_per_epoch steps before the epoch's end. Without a complete history (a
+  started s * steps_per_epoch steps before the epoch's end; ``start_step`` is the 0-based
+  index of the first injecting step, ``start_epoch`` 1-based as Keras prints epochs. Without a complete history (a
   damaged progress record) only whether it started is known, from the trainer's flag.
   """
   if trainer.method == "clean":
@@ -326,7 +327,7 @@ def describe_injection(record):
   if record["start_step"] is None:
     return f"{name} injected bit errors (when it started is unknown: no complete history)"
   share = record["start_step"] / record["total_steps"]
-  line = (f"{name} injected bit errors from step {record['start_step']} of "
+  line = (f"{name} injected bit errors from step {record['start_step'] + 1} of "
           f"{record['total_steps']} (epoch {record['start_epoch']})")
   if share > 0.5:
     line = (f"WARNING: {line}: more than half of the training was clean; lower the "
