@@ -12,7 +12,9 @@ quantized, perturbed tensor before the layer runs. Nested Sequential/functional 
 inlined into one flat functional graph first (tensorflow-model-optimization cannot wrap a model
 inside a model). A trainable variable that is not reachable this way is not in faulty memory:
 ``quantize_model`` then refuses, naming it, unless the caller leaves its layer out explicitly
-(``exclude``).
+(``exclude``). Frozen layers (``trainable=False``) are no exception: their weights are stored
+like any other. Coverage is then measured on one traced call (``verify_reads``): each faulty
+weight must reach the output, and only through the tensor tfbet hands its layer.
 
 Non-trainable state (BatchNormalization's moving statistics, any float variable a layer keeps
 out of training) stays in reliable memory by default, as in the paper. With ``faulty_state=True``
@@ -122,8 +124,8 @@ def quantizable_attributes(layer, faulty_state=False):
 
   Returns (groups, uncovered): each group lists the attribute paths of one trainable variable,
   frozen or not (``stored_parameters``), and, with ``faulty_state``, of one state variable (see
-  ``is_state``), in the order of ``layer.weights``; ``uncovered`` are such variables no attribute holds, which could not be
-  quantized.
+  ``is_state``), in the order of ``layer.weights``; ``uncovered`` are such variables no
+  attribute holds, which could not be quantized.
   """
   found = parameter_paths(layer)
   wanted = stored_parameters(layer)
