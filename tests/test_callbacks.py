@@ -174,3 +174,79 @@ def test_profiled_chips_are_refused():
   chip = chip_models.ProfiledChip("map", [0.8], np.full((1, 4, 8), 0.1), np.full((1, 4, 8), 0.1))
   with pytest.raises(ValueError, match="profiled chip"):
     callbacks.RErrMonitor(_data(8, seed=0), chips=[chip])
+
+
+def _tensorboard_scalars(directory, tag):
+  """The values TensorBoard holds for ``tag`` under ``directory``, in step order."""
+  values = {}
+  for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == tag:
+          values[event.step] = float(tf.make_ndarray(value.tensor))
+  return [values[step] for step in sorted(values)]
+
+
+@pytest.mark.slow  # about 75 s on the shared 2 cores (load 8), most of it loading MNIST
+def test_bin_train_logs_rerr_through_gin_into_result_json_and_tensorboard(tmp_path, real_mnist):  # pylint: disable=unused-argument
+  import gin  # pylint: disable=g-import-not-at-top
+  output_dir = tmp_path / "run"
+  try:
+    gin_utils.parse(["experiments/cpu/tiny.gin"], [
+        "train.epochs = 2", "train.verbose = 0", "train.evaluate_every_epoch = False",
+        "load_data.train_limit = 128",
+        "train.rerr_monitor = @RErrMonitor", "RErrMonitor.rates = [0.01, 0.05]",
+        "RErrMonitor.chips = 2", "RErrMonitor.max_examples = 64"])
+    train_lib.train(str(output_dir))
+    operative = (output_dir / "operative_config.gin").read_text()
+  finally:
+    gin.clear_config()
+  assert "train.rerr_monitor = @RErrMonitor" in operative and "RErrMonitor.chips = 2" in operative
+  history = json.loads((output_dir / "result.json").read_text())["history"]
+  assert len(history["loss"]) == len(history["rerr_p0.01"]) == len(history["rerr_clean"]) == 2
+  # The last epoch's values are bin/eval's on the exported model, same chips and examples.
+  try:
+    model, data, _ = eval_lib.load_model_and_data(run_dir=str(output_dir), test_limit=64)
+    reference = eval_lib.run_resumable(
+        evaluation.Evaluator(model, data.test_dataset()), eval_lib.make_chips("random", [1000, 1001]),
+        [0.01, 0.05], None, progress=None, allow_high_rate=True)
+  finally:
+    gin.clear_config()
+  assert reference.n == 64
+  for rate in (0.01, 0.05):
+    assert history[f"rerr_p{rate}"][-1] == pytest.approx(_mean_rerr(reference, rate), abs=1e-12)
+  assert history["rerr_clean"][-1] == reference.clean_errors / 64
+  logged = _tensorboard_scalars(str(output_dir / "tensorboard" / "train"), "epoch_rerr_p0.05")
+  assert logged == pytest.approx(history["rerr_p0.05"], abs=1e-7)  # float32 in the event file
+
+
+@pytest.mark.parametrize("bindings, message", [
+    (["RErrMonitor.rates = [0.01]"],
+     "RErrMonitor.rates is bound but RErrMonitor is not used; add 'train.rerr_monitor = "
+     "@RErrMonitor'"),
+    (["train.rerr_monitor = @RErrMonitor()"], "without parentheses"),
+    (["train.rerr_monitor = @RErrMonitor", "RErrMonitor.every_n_epochs = 0"],
+     "every_n_epochs must be in [1, inf], got 0"),
+    (["train.rerr_monitor = 3"], "train.rerr_monitor must be @RErrMonitor or None"),
+])
+def test_bin_train_refuses_a_monitor_config_before_any_work(tmp_path, bindings, message,
+                                                            real_mnist):  # pylint: disable=unused-argument
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    gin_utils.parse(["experiments/cpu/tiny.gin"], ["load_data.train_limit = 64", *bindings])
+    with pytest.raises(ValueError) as raised:
+      train_lib.train(str(tmp_path / "run"))
+  finally:
+    gin.clear_config()
+  assert message in str(raised.value)
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_what_the_job_passes_to_the_monitor_cannot_be_bound():
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    for binding in ("RErrMonitor.data = 1", "RErrMonitor.batch_size = 8"):
+      with pytest.raises(ValueError, match=binding.split(".")[1].split(" ")[0]):
+        gin_utils.parse([], [binding])
+  finally:
+    gin.clear_config()
