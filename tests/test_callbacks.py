@@ -208,8 +208,9 @@ def test_bin_train_logs_rerr_through_gin_into_result_json_and_tensorboard(tmp_pa
   try:
     model, data, _ = eval_lib.load_model_and_data(run_dir=str(output_dir), test_limit=64)
     reference = eval_lib.run_resumable(
-        evaluation.Evaluator(model, data.test_dataset()), eval_lib.make_chips("random", [1000, 1001]),
-        [0.01, 0.05], None, progress=None, allow_high_rate=True)
+        evaluation.Evaluator(model, data.test_dataset()),
+        eval_lib.make_chips("random", [1000, 1001]), [0.01, 0.05], None, progress=None,
+        allow_high_rate=True)
   finally:
     gin.clear_config()
   assert reference.n == 64
@@ -229,8 +230,8 @@ def test_bin_train_logs_rerr_through_gin_into_result_json_and_tensorboard(tmp_pa
      "every_n_epochs must be in [1, inf], got 0"),
     (["train.rerr_monitor = 3"], "train.rerr_monitor must be @RErrMonitor or None"),
 ])
-def test_bin_train_refuses_a_monitor_config_before_any_work(tmp_path, bindings, message,
-                                                            real_mnist):  # pylint: disable=unused-argument
+def test_bin_train_refuses_a_monitor_config_before_any_work(
+    tmp_path, bindings, message, real_mnist):  # pylint: disable=unused-argument
   import gin  # pylint: disable=g-import-not-at-top
   try:
     gin_utils.parse(["experiments/cpu/tiny.gin"], ["load_data.train_limit = 64", *bindings])
