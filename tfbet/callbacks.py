@@ -24,6 +24,10 @@ In epochs where the monitor does not run (``every_n_epochs`` > 1) its keys are a
 logs: Keras' ``History`` then lists only the epochs measured, TensorBoard draws no point and
 ``ModelCheckpoint`` skips the epoch with a warning.
 
+Cost: each evaluation runs the set once clean and once per chip and rate, (chips x rates + 1) x
+examples forward passes; a RANDBET epoch costs about 6 per training example (two forward and
+backward passes). ``benchmarks/bench_callback.py`` measures both (figures in the README).
+
 Order matters: Keras hands one ``logs`` dict from callback to callback in list order, so put the
 monitor *before* ``TensorBoard``, ``ModelCheckpoint``, ``EarlyStopping`` and anything else that
 reads its keys (``History`` always comes last; the progress bar first, so it never shows them;
