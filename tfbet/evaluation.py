@@ -740,6 +740,12 @@ class Evaluator:
     self._wrong_examples = wrong_examples
     self.digest = model_digest(self.layout)
 
+  def reread_model(self):
+    """Takes the model's weights as they are now (e.g. after training epochs): refreshes a
+    global range and the digest, as a new ``Evaluator`` would, without re-reading the test set
+    or tracing the forward pass again (``tfbet.callbacks.RErrMonitor``)."""
+    self.digest = model_digest(self.layout)
+
   @property
   def trace_count(self):
     """How often the forward pass was traced (1 after the first evaluation, and it stays 1)."""

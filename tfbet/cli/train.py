@@ -7,6 +7,12 @@ Examples:
   # Your own model: a module registering a gin configurable, referenced from your gin file.
   tfbet-train --gin_module=my_models.py --gin_search_path=my_configs \
       --gin_file=my_experiment.gin --output_dir=runs/mine
+  # RErr on 5 fixed chips at p = 0.1 % and 1 % every 2 epochs (tfbet.callbacks.RErrMonitor, on
+  # the test set), logged as rerr_p0.001, rerr_p0.01, rerr_clean into TensorBoard and the
+  # history of result.json; off by default:
+  tfbet-train --gin_file=experiments/cpu/mnist_randbet.gin --output_dir=runs/monitored \
+      --gin_param='train.rerr_monitor = @RErrMonitor' \
+      --gin_param='RErrMonitor.rates = [0.001, 0.01]' --gin_param='RErrMonitor.every_n_epochs = 2'
 Re-running the same command after a kill resumes from the last epoch checkpoint (a damaged
 newest checkpoint is skipped for the one before it). A directory with checkpoints of a different
 config is refused unless --restart is given; a lock file keeps a second process out.

@@ -31,6 +31,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfbet import callbacks as callbacks_lib
 from tfbet import checks
 from tfbet import chips
 from tfbet import constraints
@@ -118,6 +119,11 @@ BitErrorTrainer = gin.external_configurable(training.BitErrorTrainer, module="tf
                                             allowlist=TRAINER_SETTINGS)
 paper_optimizer = gin.external_configurable(training.paper_optimizer, module="tfbet.training",
                                             denylist=["total_steps"])
+# RErr while training (off by default): ``train.rerr_monitor = @RErrMonitor`` (no parentheses:
+# the job passes the test set) with ``RErrMonitor.rates`` etc.; the test set keeps its batches.
+MONITOR_SETTINGS = ("rates", "chips", "every_n_epochs", "max_examples", "allow_high_rate")
+RErrMonitor = gin.external_configurable(callbacks_lib.RErrMonitor, module="tfbet.callbacks",
+                                        allowlist=MONITOR_SETTINGS)
 
 
 def _accepts(function, name):
@@ -156,7 +162,7 @@ def build_trainer(data, *, scheme, seed, total_steps, weight_constraint=None, mo
   return trainer
 
 
-def _check_parts(weight_constraint):
+def _check_parts(weight_constraint, rerr_monitor=None):
   """Refuses a config that would train something else than it says, before any work.
 
   The trainer's method has no default here (the class's, RANDBET at 1 %, would be a silent
@@ -173,6 +179,8 @@ def _check_parts(weight_constraint):
   unused = []
   if weight_constraint is None:
     unused.append(("WeightClip", ("w_max",), "train.weight_constraint = @WeightClip()"))
+  if rerr_monitor is None:
+    unused.append(("RErrMonitor", MONITOR_SETTINGS, "train.rerr_monitor = @RErrMonitor"))
   if not _is_bound("BitErrorTrainer.pattern"):
     unused.append(("pattern_chip", ("kind", "seed", "path"),
                    "BitErrorTrainer.pattern = @pattern_chip()"))
@@ -213,7 +221,7 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 @resume.holds_output_lock
 @gin.configurable
 def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_every_epoch=True,
-          verbose=1, model_fn=None, weight_constraint=None):
+          verbose=1, model_fn=None, weight_constraint=None, rerr_monitor=None):
   """Trains one model; see the module docstring. Returns the result dict.
 
   The run is configured here, the parts on themselves (see ``BitErrorTrainer``, ``WeightClip``,
@@ -234,6 +242,9 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
       when it takes one; None: the paper models, ``tfbet.models.get_model``.
     weight_constraint: the constraint of every weight, e.g. ``@WeightClip()`` (CLIPPING and
       RANDBET, with ``WeightClip.w_max``); None: no clipping.
+    rerr_monitor: ``@RErrMonitor`` (``tfbet.callbacks``, without parentheses) to log RErr on
+      the test set every ``RErrMonitor.every_n_epochs`` epochs into the history, TensorBoard
+      and result.json; None (default): off.
     restart (keyword, not a gin parameter): discard what an earlier run left in output_dir.
   """
   checks.count(epochs, "train.epochs", minimum=1)
@@ -243,7 +254,10 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
   if weight_constraint is not None and not callable(weight_constraint):
     raise checks.ArgumentTypeError(f"train.weight_constraint must be a constraint such as "
                                    f"@WeightClip() or None, got {weight_constraint!r}")
-  _check_parts(weight_constraint)
+  if rerr_monitor is not None and not callable(rerr_monitor):
+    raise checks.ArgumentTypeError(f"train.rerr_monitor must be @RErrMonitor or None, got "
+                                   f"{rerr_monitor!r}")
+  _check_parts(weight_constraint, rerr_monitor)
   scheme = quantization.get_scheme()
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
@@ -258,6 +272,7 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
+  monitor = rerr_monitor(data.test_dataset()) if rerr_monitor is not None else None
   # After the parts are built: a bad value of a part leaves no record behind.
   resume.check_config(output_dir)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
@@ -277,6 +292,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
       _EpochCheckpoint(manager, epoch_var, progress, remove=write_dir != output_dir),
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
   ]
+  if monitor is not None:  # First: the history, checkpoints and TensorBoard get its values.
+    callbacks.insert(0, monitor)
   for epoch in range(start_epoch, epochs):
     # One fit call per epoch, so each epoch gets its own (seed, epoch)-determined batches.
     trainer.fit(
