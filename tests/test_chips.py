@@ -298,6 +298,14 @@ def test_default_chip_seeds_are_fixed_and_distinct():
     chips.default_chip_seeds(0)
 
 
+def test_a_simulated_chip_larger_than_the_limit_is_refused_before_allocation():
+  started = time.perf_counter()
+  with pytest.raises(ValueError, match=rf"rows x cols x voltages \(fault probabilities\) must "
+                                       rf"be in \[0, {checks.MAX_CHIP_CELLS}\], got {2 * 10**18}"):
+    chips.simulate_profiled_chip(10**9, 10**9, [0.8, 0.9], seed=0)
+  assert time.perf_counter() - started < 1
+
+
 def test_default_chip_seeds_are_bounded_before_anything_is_allocated():
   # 10**9 seeds allocated 24 GB before the limit (issue 23).
   started = time.perf_counter()

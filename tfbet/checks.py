@@ -51,6 +51,9 @@ MAX_SHARDS = MAX_CHIPS
 # Examples in one batch: 2**16 CIFAR images are 800 MB of float32, beyond any accelerator's
 # batch of the paper's models.
 MAX_BATCH_SIZE = 2**16
+# Fault probabilities of one simulated profiled chip (bit cells x voltages): 256 times the
+# paper's largest array (8192 x 128, App. C.1) at one voltage; its two float32 maps take 2 GB.
+MAX_CHIP_CELLS = 2**28
 
 
 class ArgumentTypeError(TypeError, ValueError):
