@@ -379,7 +379,7 @@ def test_make_dataset_rejects_bad_arguments():
   with pytest.raises(TypeError, match="augment must be an Augmentation"):
     data.make_dataset(images, labels, batch_size=2, training=True, seed=0, epoch=0,
                       augment="cifar")
-  with pytest.raises(ValueError, match=r"batch_size must be in \[1, inf\]"):
+  with pytest.raises(ValueError, match=r"batch_size must be in \[1, 65536\]"):
     data.make_dataset(images, labels, batch_size=0, training=False)
   with pytest.raises(ValueError, match="batch_size must be <= 10"):
     data.make_dataset(images, labels, batch_size=11, training=True, seed=0, epoch=0)
