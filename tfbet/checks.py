@@ -39,7 +39,7 @@ MAX_SEED = 2**63 - 1
 # Chips of one evaluation: 20,000 times the paper's 50 (App. F); at 1 s a chip, 12 days of work,
 # while its plan and counts stay within tens of MB.
 MAX_CHIPS = 10**6
-# Rates or voltages of one evaluation (the paper's tables have at most 8 columns).
+# Rates or voltages of one evaluation (a table of the paper has a handful of rate columns).
 MAX_CONDITIONS = 1000
 # Placements of the weights on one profiled chip (App. C.1 averages over a few).
 MAX_OFFSETS = 10**4
