@@ -67,6 +67,14 @@ def test_references_to_anything_but_the_parts_of_a_training_job_are_refused_nami
   run_dir.check_gin_file(path, trusted=True)  # The user's own files are not restricted.
 
 
+def test_a_reference_in_a_binding_block_is_refused_naming_its_line(tmp_path):
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  path = _write(tmp_path, "load_data:\n  name = 'mnist'\n  data_dir = @train()\n")
+  with pytest.raises(ValueError, match="line 3: refusing the reference `@train\\(\\)` in "
+                                       "`load_data.data_dir`"):
+    run_dir.check_gin_file(path, trusted=False)
+
+
 def test_a_users_model_builder_may_be_recorded_as_train_model_fn_but_not_called(tmp_path):
   from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
   module = tmp_path / "users_models_of_test_run_dir.py"
