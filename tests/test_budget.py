@@ -1,4 +1,5 @@
 """Accuracy budget -> rate -> voltage -> energy: interpolation, bisection, profiled voltages."""
+import itertools
 import json
 import math
 import os
@@ -129,6 +130,13 @@ def test_bisection_brackets_the_budget_with_measured_rates(evaluator):
   assert again.summary()[0].mean == stats[found.low]
   with pytest.raises(ValueError, match="choose a higher high"):
     budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 2e-4, steps=1)
+
+
+def test_bisection_reads_chips_no_further_than_the_limit(evaluator, monkeypatch):
+  monkeypatch.setattr(budget.checks, "MAX_CHIPS", 2)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  with pytest.raises(ValueError, match="chips must have at most 2 items, got more"):
+    budget.bisect_rate(evaluator, endless, 0.05, 1e-4, 0.2)
 
 
 def test_energy_budget_binary_writes_table_json_and_plot(tmp_path):

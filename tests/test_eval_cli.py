@@ -4,7 +4,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
+from absl import flags
 import pytest
 
 from tests.helpers import evaluate_in_process
@@ -13,6 +15,7 @@ from tests.helpers import PNG_MAGIC
 from tests.helpers import REPO
 from tests.helpers import run_binary
 from tests.helpers import TEST_LIMIT
+from tfbet import checks
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
@@ -37,6 +40,40 @@ def test_offsets_flag_is_a_count_or_an_explicit_list():
       eval_chips_lib.parse_offsets(bad)
   assert eval_chips_lib.evenly_spaced_offsets(2048 * 128, 4) == [0, 65536, 131072, 196608]
   assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
+
+
+@pytest.mark.parametrize("flag, value, limit", [
+    ("num_chips", 10**12, checks.MAX_CHIPS), ("num_chips", 10**8, checks.MAX_CHIPS),
+    ("num_shards", 10**12, checks.MAX_SHARDS), ("batch_size", 2**40, checks.MAX_BATCH_SIZE)])
+def test_eval_count_flags_beyond_their_limit_are_refused_naming_it(flag, value, limit):
+  flag_values = flags.FlagValues()
+  eval_lib.define_flags(flag_values)
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match=rf"--{flag}={value}: .*in the range \[1, {limit}\]"):
+    flag_values(["bin/eval", f"--{flag}={value}"])
+
+
+def test_lists_of_rates_voltages_and_offsets_beyond_their_limit_are_refused_naming_it():
+  too_many = [str(i + 1) for i in range(checks.MAX_CONDITIONS + 1)]
+  with pytest.raises(ValueError, match=f"rates must have at most {checks.MAX_CONDITIONS} items"):
+    eval_lib.parse_rates([str(0.01 * i) for i in range(checks.MAX_CONDITIONS + 1)])
+  with pytest.raises(ValueError, match=f"voltages must have at most {checks.MAX_CONDITIONS}"):
+    eval_chips_lib.parse_voltages(too_many)
+  with pytest.raises(ValueError, match=f"offsets must have at most {checks.MAX_OFFSETS} items"):
+    eval_chips_lib.parse_offsets([str(8 * i) for i in range(checks.MAX_OFFSETS + 1)])
+  with pytest.raises(ValueError, match=rf"number of offsets and must be in \[1, "
+                                       rf"{checks.MAX_OFFSETS}\], got 100000000"):
+    eval_chips_lib.parse_offsets(["100000000"])
+
+
+def test_bin_eval_refuses_a_trillion_chips_at_once(tmp_path):
+  # It hung building the seed list; 10**8 chips ended in a MemoryError (issue 23).
+  started = time.perf_counter()
+  process = run_binary("eval", f"--run_dir={tmp_path}", "--num_chips=1000000000000")
+  assert process.returncode != 0
+  assert f"--num_chips=1000000000000: 1000000000000 is not an integer in the range " \
+      f"[1, {checks.MAX_CHIPS}]" in process.stderr, process.stderr[-2000:]
+  assert time.perf_counter() - started < 60
 
 
 def test_duplicate_voltages_and_offsets_that_alias_one_placement_are_refused():

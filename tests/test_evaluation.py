@@ -1,6 +1,7 @@
 """tfbet.evaluation on a toy quantized model, against eager numpy references and Prop. 1."""
 import copy
 import csv
+import itertools
 import math
 
 import numpy as np
@@ -250,6 +251,43 @@ def test_a_shard_that_selects_no_chips_is_refused(evaluator):
     evaluator.run(_random_chips(3), [0.1], progress=None, num_shards=4, shard_index=3)
   with pytest.raises(ValueError, match="chips must not be empty"):
     evaluator.run([], [0.1], progress=None)
+
+
+def test_plan_sizes_are_bounded_before_the_plan_is_built(evaluator, monkeypatch):
+  for name, limit in (("MAX_CHIPS", 3), ("MAX_CONDITIONS", 2), ("MAX_OFFSETS", 2),
+                      ("MAX_PLAN_ENTRIES", 5), ("MAX_SHARDS", 2)):
+    monkeypatch.setattr(evaluation.checks, name, limit)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  cases = [
+      (dict(chips=endless), "chips must have at most 3 items, got more"),
+      (dict(conditions=[0.1, 0.2, 0.3]), "conditions must have at most 2 items, got 3"),
+      (dict(offsets=range(0, 800, 8)), "offsets must have at most 2 items, got 100"),
+      (dict(conditions=[0.1, 0.2], offsets=[0, 8]),
+       r"at most 5 entries, got more by chip 'random_1001'"),
+      (dict(num_shards=10**12), r"num_shards must be in \[1, 2\], got 1000000000000"),
+  ]
+  for arguments, message in cases:
+    arguments = {"chips": _random_chips(2), "conditions": [0.1], **arguments}
+    with pytest.raises(ValueError, match=message):
+      evaluation.make_plan(**arguments)
+  with pytest.raises(ValueError, match="chips must have at most 3 items"):
+    evaluator.run(_random_chips(4), [0.1], progress=None)
+
+
+def test_sizes_in_a_result_files_plan_are_bounded(shard_records, monkeypatch):
+  # merge() builds the set of shard indices of the plan: 10**12 of them hung before.
+  record = copy.deepcopy(shard_records[0])
+  record["plan"]["num_shards"] = 10**12
+  with pytest.raises(ValueError, match=rf"plan num_shards must be in \[1, {10**6}\]"):
+    evaluation.Results.from_dict(record)
+  monkeypatch.setattr(evaluation.checks, "MAX_CHIPS", 4)  # the plan's chips: 4
+  record = copy.deepcopy(shard_records[0])
+  record["plan"]["chips"] *= 2
+  with pytest.raises(ValueError, match="plan chips must have at most 4 items, got 8"):
+    evaluation.Results.from_dict(record)
+  monkeypatch.setattr(evaluation.checks, "MAX_CONDITIONS", 1)
+  with pytest.raises(ValueError, match="plan chip 'random_1000': conditions must have at most 1"):
+    evaluation.Results.from_dict(copy.deepcopy(shard_records[0]))
 
 
 def test_a_deeply_nested_result_file_is_a_clear_error(tmp_path):

@@ -1,4 +1,5 @@
 """Per-layer sensitivity: groups, the cut of the chip's masks, RErr with one faulty layer."""
+import itertools
 import json
 import os
 import subprocess
@@ -94,6 +95,16 @@ def test_a_layer_whose_output_is_multiplied_by_zero_is_insensitive(evaluator):
     memory.clear_masks(layout)
   text = sensitivity_lib.table(report)
   assert "all" in text and f"{100 * live.summary()[0].mean:7.2f}" in text
+
+
+def test_chips_and_offsets_are_read_no_further_than_their_limits(evaluator, monkeypatch):
+  monkeypatch.setattr(sensitivity.checks, "MAX_CHIPS", 2)
+  monkeypatch.setattr(sensitivity.checks, "MAX_OFFSETS", 2)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  with pytest.raises(ValueError, match="chips must have at most 2 items, got more"):
+    sensitivity.sensitivity(evaluator, endless, 0.01)
+  with pytest.raises(ValueError, match="offsets must have at most 2 items, got 3"):
+    sensitivity.sensitivity(evaluator, [chips.RandomChip(0)], 0.01, offsets=[0, 8, 16])
 
 
 def test_bar_plot_and_json_of_a_report(evaluator, tmp_path):

@@ -1,4 +1,6 @@
 """L-infinity weight noise relative to each tensor's range (Fig. 9)."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,12 @@ def test_bad_magnitudes_and_seeds_are_refused(evaluator):
   with pytest.raises(ValueError, match="percent"):
     weight_noise_lib.parse_magnitudes(["-1"])
   assert weight_noise_lib.parse_magnitudes(["1", "2.5"]) == [0.01, 0.025]
+
+
+def test_magnitudes_and_seeds_are_read_no_further_than_their_limits(evaluator, monkeypatch):
+  monkeypatch.setattr(weight_noise.checks, "MAX_CHIPS", 2)
+  monkeypatch.setattr(weight_noise.checks, "MAX_CONDITIONS", 2)
+  with pytest.raises(ValueError, match="seeds must have at most 2 items, got more"):
+    weight_noise.weight_noise(evaluator, [0.1], itertools.count())
+  with pytest.raises(ValueError, match="magnitudes must have at most 2 items, got 3"):
+    weight_noise.weight_noise(evaluator, [0.1, 0.2, 0.3], [0])

@@ -19,7 +19,12 @@ The rules:
 * boolean: ``True`` or ``False`` (numpy's ``bool_`` too), never a number or a string.
 * choice: one of a fixed tuple of values.
 * path: a ``str`` or ``os.PathLike``, not empty; optionally an existing file.
+* size: a count of things tfbet allocates per item (chips, rates, offsets, shards, batch
+  entries) is at most its limit below, checked before anything is allocated; a list of such
+  things is read no further than one item past its limit (:func:`bounded_list`).
 """
+import collections.abc as collections_abc
+import itertools
 import math
 import numbers
 import os
@@ -27,6 +32,28 @@ import os
 import numpy as np
 
 MAX_SEED = 2**63 - 1
+
+# Limits on sizes (the messages name them). Each lies far beyond any experiment of the paper and
+# keeps what tfbet allocates per item (seed lists, plans, counts in result files) small, so a
+# mistyped or hostile size fails at once instead of hanging or exhausting memory.
+# Chips of one evaluation: 20,000 times the paper's 50 (App. F); at 1 s a chip, 12 days of work,
+# while its plan and counts stay within tens of MB.
+MAX_CHIPS = 10**6
+# Rates or voltages of one evaluation (a table of the paper has a handful of rate columns).
+MAX_CONDITIONS = 1000
+# Placements of the weights on one profiled chip (App. C.1 averages over a few).
+MAX_OFFSETS = 10**4
+# Entries (chip, condition, offset) of one evaluation: ~100 bytes each in a result file, so
+# at most ~1 GB, the largest result file tfbet reads (evaluation.MAX_RESULT_BYTES).
+MAX_PLAN_ENTRIES = 10**7
+# Shards of one evaluation: a shard holds at least one chip.
+MAX_SHARDS = MAX_CHIPS
+# Examples in one batch: 2**16 CIFAR images are 800 MB of float32, beyond any accelerator's
+# batch of the paper's models.
+MAX_BATCH_SIZE = 2**16
+# Fault probabilities of one simulated profiled chip (bit cells x voltages): 256 times the
+# paper's largest array (8192 x 128, App. C.1) at one voltage; its two float32 maps take 2 GB.
+MAX_CHIP_CELLS = 2**28
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -46,9 +73,24 @@ def integer(value, name, minimum=None, maximum=None):
   return value
 
 
-def count(value, name, minimum=0):
-  """``value`` as an ``int`` >= ``minimum`` (default 0)."""
-  return integer(value, name, minimum=minimum)
+def count(value, name, minimum=0, maximum=None):
+  """``value`` as an ``int`` >= ``minimum`` (default 0) and <= ``maximum`` (None: unbounded)."""
+  return integer(value, name, minimum=minimum, maximum=maximum)
+
+
+def bounded_list(values, name, maximum):
+  """``values`` (any iterable) as a list of at most ``maximum`` items.
+
+  Reads at most ``maximum + 1`` items, so a huge range or an endless generator fails at once.
+  """
+  if isinstance(values, (str, bytes)) or not isinstance(values, collections_abc.Iterable):
+    raise ArgumentTypeError(f"{name} must be a list (or another iterable), got {values!r}")
+  if isinstance(values, collections_abc.Sized) and len(values) > maximum:
+    raise ValueError(f"{name} must have at most {maximum} items, got {len(values)}")
+  items = list(itertools.islice(values, maximum + 1))
+  if len(items) > maximum:
+    raise ValueError(f"{name} must have at most {maximum} items, got more")
+  return items
 
 
 def seed(value, name="seed"):

@@ -381,7 +381,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     drop_remainder: drop a last, smaller batch. Default: `training`.
   """
   labels = _check_images(images, labels)
-  checks.count(batch_size, "batch_size", minimum=1)
+  checks.count(batch_size, "batch_size", minimum=1, maximum=checks.MAX_BATCH_SIZE)
   if augment is not None and not isinstance(augment, Augmentation):
     raise TypeError(f"augment must be an Augmentation or None, got {augment!r}.")
   channels = images.shape[-1]
@@ -456,9 +456,10 @@ class DataSplits:
       if images.shape[1:] != info.input_shape:
         raise ValueError(f"images must have shape [n, {info.input_shape}] for {info.name}, "
                          f"got {images.shape}.")
-    checks.count(batch_size, "batch_size", minimum=1)
+    checks.count(batch_size, "batch_size", minimum=1, maximum=checks.MAX_BATCH_SIZE)
     if test_batch_size is not None:
-      checks.count(test_batch_size, "test_batch_size", minimum=1)
+      checks.count(test_batch_size, "test_batch_size", minimum=1,
+                   maximum=checks.MAX_BATCH_SIZE)
     checks.seed(seed)
     self.batch_size = batch_size
     self.test_batch_size = batch_size if test_batch_size is None else test_batch_size

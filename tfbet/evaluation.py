@@ -105,7 +105,7 @@ def natural_key(text):
 
 def shard(items, num_shards, shard_index):
   """The ``shard_index``-th of ``num_shards`` disjoint, deterministic parts (round robin)."""
-  num_shards = checks.count(num_shards, "num_shards", minimum=1)
+  num_shards = checks.count(num_shards, "num_shards", minimum=1, maximum=checks.MAX_SHARDS)
   shard_index = checks.count(shard_index, "shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"shard_index must be in [0, {num_shards - 1}], got {shard_index}")
@@ -144,24 +144,34 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
 
   Returns:
     (plan dict, [(chip, conditions, offsets)] of the chips of this shard).
+
+  Sizes are bounded before the plan is built (``checks.MAX_CHIPS``, ``MAX_CONDITIONS``,
+  ``MAX_OFFSETS``, ``MAX_PLAN_ENTRIES``, ``MAX_SHARDS``).
   """
-  chip_list = list(chips)
+  chip_list = checks.bounded_list(chips, "chips", checks.MAX_CHIPS)
+  num_shards = checks.count(num_shards, "num_shards", minimum=1, maximum=checks.MAX_SHARDS)
   if not chip_list:
     raise ValueError("chips must not be empty")
   _distinct([chip.name for chip in chip_list], "chip names")
   kind = _condition_kind(chip_list)
-  entries, work = [], []
+  entries, work, num_entries = [], [], 0
   for chip in chip_list:
     chip_conditions = chip.conditions if conditions is None else conditions
     if chip_conditions is None:
       raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
                        "(bit error rates)")
-    chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+    chip_conditions = [_check_condition(c, kind) for c in checks.bounded_list(
+        chip_conditions, f"chip {chip.name!r}: conditions", checks.MAX_CONDITIONS)]
     if kind == "rate":
       chip_conditions = [checks.rate(c, "condition (bit error rate p)", allow_high_rate)
                          for c in chip_conditions]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
-    chip_offsets = [checks.count(o, "offset") for o in chip_offsets]
+    chip_offsets = [checks.count(o, "offset") for o in checks.bounded_list(
+        chip_offsets, f"chip {chip.name!r}: offsets", checks.MAX_OFFSETS)]
+    num_entries += len(chip_conditions) * len(chip_offsets)
+    if num_entries > checks.MAX_PLAN_ENTRIES:
+      raise ValueError(f"chips x conditions x offsets must be at most {checks.MAX_PLAN_ENTRIES} "
+                       f"entries, got more by chip {chip.name!r}")
     if not chip_conditions or not chip_offsets:
       raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
     _distinct(chip_conditions, f"chip {chip.name!r}: conditions")
@@ -175,7 +185,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
     entries.append({"name": chip.name, "chip": chip.describe(),
                     "conditions": chip_conditions, "offsets": chip_offsets})
     work.append((chip, chip_conditions, chip_offsets))
-  plan = {"num_shards": checks.count(num_shards, "num_shards", minimum=1),
+  plan = {"num_shards": num_shards,
           "shard_index": checks.count(shard_index, "shard_index"), "chips": entries}
   return _check_plan(plan, kind), shard(work, num_shards, shard_index)
 
@@ -184,12 +194,15 @@ def _check_plan(plan, kind):
   """Validates a plan (e.g. read from a file); returns it with normalized values."""
   if not isinstance(plan, dict):
     raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
-  num_shards = checks.count(plan["num_shards"], "plan num_shards", minimum=1)
+  num_shards = checks.count(plan["num_shards"], "plan num_shards", minimum=1,
+                            maximum=checks.MAX_SHARDS)
   shard_index = checks.count(plan["shard_index"], "plan shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"plan shard_index must be in [0, {num_shards - 1}], got {shard_index}")
   if not isinstance(plan["chips"], list):
     raise TypeError("plan chips must be a list")
+  checks.bounded_list(plan["chips"], "plan chips", checks.MAX_CHIPS)
+  num_entries = 0
   if len(plan["chips"]) <= shard_index:
     raise ValueError(f"shard {shard_index} of {num_shards} selects no chips: the evaluation has "
                      f"only {len(plan['chips'])} chip(s); use at most that many shards")
@@ -203,6 +216,13 @@ def _check_plan(plan, kind):
       raise ValueError(f"chip {name!r} is described as {info}, which is chip {expected!r}")
     if not isinstance(entry["conditions"], list) or not isinstance(entry["offsets"], list):
       raise TypeError(f"plan chip {name!r}: conditions and offsets must be lists")
+    checks.bounded_list(entry["conditions"], f"plan chip {name!r}: conditions",
+                        checks.MAX_CONDITIONS)
+    checks.bounded_list(entry["offsets"], f"plan chip {name!r}: offsets", checks.MAX_OFFSETS)
+    num_entries += len(entry["conditions"]) * len(entry["offsets"])
+    if num_entries > checks.MAX_PLAN_ENTRIES:
+      raise ValueError(f"plan chips x conditions x offsets must be at most "
+                       f"{checks.MAX_PLAN_ENTRIES} entries, got more by chip {name!r}")
     entries.append({"name": name, "chip": dict(info),
                     "conditions": [_check_condition(c, kind) for c in entry["conditions"]],
                     "offsets": [checks.count(o, "offset") for o in entry["offsets"]]})

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from tfbet import checks
 from tfbet import evaluation
 from tfbet import memory
 
@@ -100,7 +101,7 @@ def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=
     ``Sensitivity``; the model's masks are all zero afterwards.
   """
   layout = evaluator.layout
-  chip_list = list(chips)
+  chip_list = checks.bounded_list(chips, "chips", checks.MAX_CHIPS)
   if not chip_list:
     raise ValueError("chips must not be empty")
   kinds = {"rate" if chip.conditions is None else "voltage" for chip in chip_list}
@@ -108,7 +109,7 @@ def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=
     raise ValueError("chips must be all random (condition is a rate) or all profiled "
                      "(condition is a voltage)")
   kind = kinds.pop()
-  offsets = list(offsets)
+  offsets = checks.bounded_list(offsets, "offsets", checks.MAX_OFFSETS)
   if not offsets or len(set(offsets)) != len(offsets):
     raise ValueError(f"offsets must be distinct and not empty, got {offsets}")
   group_list = groups(evaluator.model, layout, by)

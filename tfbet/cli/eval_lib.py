@@ -22,6 +22,7 @@ import time
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
@@ -88,8 +89,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "the whole test set).", lower_bound=1, flag_values=flag_values)
   flags.DEFINE_integer(
       "batch_size", None,
-      "Test batch size (>= 1; default: the run's load_data.test_batch_size / batch_size).",
-      lower_bound=1, flag_values=flag_values)
+      f"Test batch size (in [1, {checks.MAX_BATCH_SIZE}]; default: the run's "
+      "load_data.test_batch_size / batch_size).",
+      lower_bound=1, upper_bound=checks.MAX_BATCH_SIZE, flag_values=flag_values)
   if result_flags:
     flags.DEFINE_string(
         "output", None,
@@ -134,12 +136,14 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "rates", list(DEFAULT_RATES),
       "Comma-separated bit error rates p in PERCENT, as in the paper's tables: "
-      "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100).",
+      "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100); at "
+      f"most {checks.MAX_CONDITIONS} rates.",
       flag_values=flag_values)
   flags.DEFINE_integer(
       "num_chips", chip_models.DEFAULT_NUM_CHIPS,
-      "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1.",
-      lower_bound=1, flag_values=flag_values)
+      "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1; "
+      f"at most {checks.MAX_CHIPS}.",
+      lower_bound=1, upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
   flags.DEFINE_integer(
       "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
@@ -157,8 +161,9 @@ def define_flags(flag_values=flags.FLAGS):
       "fraction_0to1", 0.5,
       "Only with --chip_kind=asymmetric: share of p due to 0-to-1 faults, in [0, 1].",
       flag_values=flag_values)
-  flags.DEFINE_integer("num_shards", 1, "Split the chips into this many shards (round robin).",
-                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer("num_shards", 1, "Split the chips into this many shards (round robin); "
+                       f"at most {checks.MAX_SHARDS}.", lower_bound=1,
+                       upper_bound=checks.MAX_SHARDS, flag_values=flag_values)
   flags.DEFINE_integer("shard_index", 0, "Evaluate only this shard, in [0, num_shards).",
                        lower_bound=0, flag_values=flag_values)
   flags.DEFINE_bool(
@@ -178,7 +183,7 @@ def define_flags(flag_values=flags.FLAGS):
 def parse_rates(values):
   """Rates given in percent (strings or numbers) -> fractions, validated and distinct."""
   rates = []
-  for value in values:
+  for value in checks.bounded_list(values, "rates", checks.MAX_CONDITIONS):
     try:
       percent = float(value)
     except (TypeError, ValueError) as error:

@@ -195,7 +195,10 @@ def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(
   Files are paths, or paths relative to ``search_paths`` (searched first) or the shipped gin/
   directory. Unknown configurables or parameters fail with gin's own error message (naming the
   new binding of a renamed one). ``run_config`` is a run directory's operative config, parsed
-  first with old bindings migrated (``migrate_bindings``), so older runs stay readable.
+  first with old bindings migrated (``migrate_bindings``), so older runs stay readable; it is
+  data, checked before gin sees it (``run_dir.check_gin_file``: no imports outside tfbet, no
+  includes, references only to the parts of a training job), after ``modules`` registered
+  their configurables.
   """
   for path in search_paths or ():
     if not os.path.isdir(path):

@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
@@ -38,8 +39,9 @@ def define_flags(flag_values=flags.FLAGS):
       "rate", 1.0, "Bit error rate p in PERCENT of the random chips (ignored with "
       "--chip_files); in (0, 100).", flag_values=flag_values)
   flags.DEFINE_integer(
-      "num_chips", 10, "Number of random chips, seeds first_chip_seed + 0 .. num_chips - 1.",
-      lower_bound=1, flag_values=flag_values)
+      "num_chips", 10, "Number of random chips, seeds first_chip_seed + 0 .. num_chips - 1; "
+      f"at most {checks.MAX_CHIPS}.", lower_bound=1, upper_bound=checks.MAX_CHIPS,
+      flag_values=flag_values)
   flags.DEFINE_integer(
       "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first random chip (default: the first seed of bin/eval, so the chips are "
@@ -57,7 +59,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "offsets", ["0"],
       "Comma-separated bit offsets of the weights on the chips (multiples of 8); RErr of a chip "
-      "is the mean over them.", flag_values=flag_values)
+      f"is the mean over them. At most {checks.MAX_OFFSETS} offsets.", flag_values=flag_values)
   flags.DEFINE_enum(
       "by", "layer", list(sensitivity_lib.GROUPINGS),
       "layer: all quantized tensors of a layer (kernel, bias, ...) are faulty together; "
@@ -136,7 +138,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   try:
-    offsets = [int(o) for o in flag_values.offsets]
+    offsets = [int(o) for o in checks.bounded_list(flag_values.offsets, "--offsets",
+                                                   checks.MAX_OFFSETS)]
     if any(o < 0 or o % 8 for o in offsets):
       raise ValueError(f"--offsets must be non-negative multiples of 8, got {offsets}")
     chip_list, condition = _chips_and_condition(flag_values)

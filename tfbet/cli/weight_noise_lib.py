@@ -10,6 +10,7 @@ import os
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import evaluation
 from tfbet import files
 from tfbet import plots
@@ -34,10 +35,13 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "magnitudes", list(DEFAULT_MAGNITUDES),
       "Comma-separated relative L-infinity magnitudes in PERCENT of each tensor's range "
-      "(--magnitudes=1 adds noise uniform in [-1 %, 1 %] of the range). Each >= 0.",
+      "(--magnitudes=1 adds noise uniform in [-1 %, 1 %] of the range). Each >= 0; at most "
+      f"{checks.MAX_CONDITIONS} magnitudes.",
       flag_values=flag_values)
-  flags.DEFINE_integer("num_samples", 10, "Noise draws per magnitude (seeds first_seed + i).",
-                       lower_bound=1, flag_values=flag_values)
+  # A noise draw costs a pass over the test set, like a chip: the same limit.
+  flags.DEFINE_integer("num_samples", 10, "Noise draws per magnitude (seeds first_seed + i), "
+                       f"at most {checks.MAX_CHIPS}.", lower_bound=1,
+                       upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
   flags.DEFINE_integer("first_seed", 0, "Seed of the first noise draw.", lower_bound=0,
                        flag_values=flag_values)
   flags.DEFINE_string(
@@ -48,7 +52,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 def parse_magnitudes(values):
   magnitudes = []
-  for value in values:
+  for value in checks.bounded_list(values, "magnitudes", checks.MAX_CONDITIONS):
     try:
       percent = float(value)
     except (TypeError, ValueError) as error:
