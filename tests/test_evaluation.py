@@ -1,6 +1,8 @@
 """tfbet.evaluation on a toy quantized model, against eager numpy references and Prop. 1."""
 import copy
 import csv
+import hashlib
+import json
 import math
 
 import numpy as np
@@ -136,21 +138,67 @@ def test_two_shards_merged_equal_one_unsharded_run_count_for_count(toy):
   assert "shard_index" not in merged.metadata  # the parts disagree on it
 
 
-def test_merge_rejects_duplicates_and_results_of_another_model_or_test_set(toy, evaluator):
+def test_merge_rejects_duplicates_and_results_of_another_model_or_test_set_in_plain_words(
+    toy, evaluator):
   part = evaluator.run(_random_chips(2), [0.05], progress=None)
   with pytest.raises(ValueError, match="both shard 0"):
     evaluation.merge([part, part])
   other = evaluation.Results.from_dict(part.to_dict())
   other.clean_errors += 1
-  with pytest.raises(ValueError, match="clean_errors"):
-    evaluation.merge([part, other])
-  for field, change in (("model", {"digest": "0" * 64}), ("data", {"n": NUM_EXAMPLES + 1})):
+  with pytest.raises(ValueError, match="b.json and a.json do not merge: clean errors differ: "
+                                       f"{part.clean_errors + 1} vs {part.clean_errors}"):
+    evaluation.merge([part, other], ["a.json", "b.json"])
+  cases = ((("model", {"digest": "0" * 64}), "model weights differ"),
+           (("data", {"n": NUM_EXAMPLES + 1}),
+            f"test set differs: {NUM_EXAMPLES + 1} vs {NUM_EXAMPLES} examples"),
+           (("data", {"digest": evaluation.DATA_DIGEST_PREFIX + "0" * 64}),
+            f"test set differs: {NUM_EXAMPLES} examples each, but other images, labels or order"),
+           (("data", {"digest": "0" * 64}),
+            "b.json was written by an older tfbet, whose test-set digest depended on the batch "
+            "size, so nobody can tell whether the test sets agree: evaluate it again"))
+  for (field, change), message in cases:
     record = part.to_dict()
     record[field] = dict(record[field], **change)
-    with pytest.raises(ValueError, match="only results of one model"):
-      evaluation.merge([part, evaluation.Results.from_dict(record)])
+    with pytest.raises(ValueError, match="b.json and a.json do not merge: " + message):
+      evaluation.merge([part, evaluation.Results.from_dict(record)], ["a.json", "b.json"])
   with pytest.raises(ValueError, match="at least one"):
     evaluation.merge([])
+
+
+def test_shards_evaluated_at_batch_sizes_32_and_50_merge_into_the_counts_of_one_run(toy):
+  model, images, labels, dataset = toy
+  chip_list = _random_chips(4)
+  whole = evaluation.evaluate(model, dataset, chip_list, [0.05], progress=None)
+
+  def batched(size):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
+
+  parts = [evaluation.evaluate(model, batched(size), chip_list, [0.05], progress=None,
+                               num_shards=2, shard_index=index)
+           for index, size in enumerate((32, 50))]
+  merged = evaluation.merge([evaluation.Results.from_dict(p.to_dict()) for p in parts],
+                            ["b32.json", "b50.json"])
+  assert merged.same_counts(whole)
+
+
+def test_the_data_digest_is_of_the_examples_their_order_and_labels_not_of_the_batches(toy):
+  model, images, labels, _ = toy
+
+  def digest(images, labels, size):
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
+    return evaluation.Evaluator(model, dataset).data_digest
+
+  reference = hashlib.sha256(json.dumps(list(images.shape[1:])).encode())
+  reference.update(hashlib.sha256(images.astype(np.float32).tobytes()).digest())
+  reference.update(hashlib.sha256(labels.astype(np.int64).tobytes()).digest())
+  expected = evaluation.DATA_DIGEST_PREFIX + reference.hexdigest()
+  assert digest(images, labels, 32) == digest(images, labels, 50) == digest(
+      images, labels, NUM_EXAMPLES) == expected
+  changed_label = labels.copy()
+  changed_label[-1] = (changed_label[-1] + 1) % NUM_CLASSES
+  swapped = np.concatenate([images[1:2], images[:1], images[2:]])
+  assert len({expected, digest(images, changed_label, 50),
+              digest(swapped, labels, 50)}) == 3
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +382,7 @@ def test_reading_a_file_that_is_not_a_result_names_it(tmp_path):
   path.write_text('{"format": "something else"}')
   with pytest.raises(ValueError, match="bad.json"):
     evaluation.Results.from_json(str(path))
-  record = {"format": evaluation.FORMAT, "model": {"digest": "x"}, "data": {"n": 10, "digest": ""},
+  record = {"format": evaluation.FORMAT, "model": {"digest": "x"}, "data": {"n": 10, "digest": "d"},
             "clean_errors": 1, "condition_kind": "rate", "chips": {"a": {"kind": "custom"}},
             "entries": [{"chip": "a", "condition": 0.1, "offset": 0, "errors": 11}]}
   with pytest.raises(ValueError, match="errors must be in"):

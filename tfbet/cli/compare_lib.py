@@ -155,7 +155,7 @@ def main(argv):
   paths = argv[1:]
   try:
     results_list = load(paths)
-    labels = comparison.check_comparable(results_list, flag_values.labels or None)
+    labels = comparison.check_comparable(results_list, flag_values.labels or None, paths)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   text = report(results_list, labels, flag_values.delta, flag_values.plot, paths)

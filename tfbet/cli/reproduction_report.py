@@ -57,11 +57,13 @@ def load_results(suite, output_dir):
 
 def _check_one_test_set(loaded):
   """Refuses runs evaluated on different test sets: their comparisons would mean nothing."""
-  digests = {(entry["random"].n, entry["random"].data_digest): (name, seed)
-             for name, seeds in loaded.items() for seed, entry in seeds.items()}
-  if len(digests) > 1:
-    raise ValueError(f"the runs were evaluated on different test sets: {sorted(digests.values())}"
-                     " (n or data digest differ); evaluate them all the same way")
+  runs = [(f"{name} seed {seed}", entry["random"]) for name, seeds in loaded.items()
+          for seed, entry in seeds.items()]
+  for label, results in runs[1:]:
+    difference = evaluation.data_difference(results, runs[0][1], label, runs[0][0])
+    if difference:
+      raise ValueError(f"the runs were evaluated on different test sets: {label} and "
+                       f"{runs[0][0]}: {difference}; evaluate them all the same way")
 
 
 def _random(loaded, name):
