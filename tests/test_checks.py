@@ -95,3 +95,11 @@ def test_dataclass_settings_are_stored_in_their_canonical_types():
   assert type(augment.Augmentation(cutout_size=np.int32(16)).cutout_size) is int
   with pytest.raises(ValueError, match=r"precision must be in \[1, 8\], got 9"):
     quantization.QuantizationScheme(precision=9)
+
+
+def test_an_integer_beyond_every_float_is_refused_as_not_finite_not_with_an_overflow():
+  with pytest.raises(ValueError, match="x must be a finite number in \\[0.0, 1.0\\], got an "
+                                       "integer of 401 digits"):
+    checks.probability(10**400, "x")
+  with pytest.raises(ValueError, match=r"n must be in \[1, 100\], got an integer of 401 digits"):
+    checks.integer(-10**400, "n", 1, 100)

@@ -4,6 +4,8 @@ import csv
 import hashlib
 import json
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -577,3 +579,126 @@ def test_progress_line_shows_mean_rerr_over_offsets_per_condition_and_the_time_l
                                      errors={(0.8, 0): 30, (0.8, 64): 10},
                                      condition_kind="voltage")
   assert voltages.line() == "[1/1] chip1 RErr V=0.8:20.00% (1.0 s elapsed, ~0 s left)"
+
+
+# Every field of a result file that the readers use, as a path into the JSON record, whether a
+# file may lack it (files of older versions; the readers then say "not recorded"), and a value
+# of the wrong type for it.
+USED_FIELDS = {
+    "data.n": (("data", "n"), False, "12"),
+    "data.digest": (("data", "digest"), False, 12),
+    "clean_errors": (("clean_errors",), False, "12"),
+    "entries[0].errors": (("entries", 0, "errors"), False, "12"),
+    "entries[0].condition": (("entries", 0, "condition"), False, "0.01"),
+    "entries[0].offset": (("entries", 0, "offset"), False, "0"),
+    "model.digest": (("model", "digest"), False, 12),
+    "model.name": (("model", "name"), True, 12),
+    "model.num_weights": (("model", "num_weights"), True, "90"),
+    "model.coverage": (("model", "coverage"), True, "90 %"),
+    "model.coverage.faulty_parameters": (("model", "coverage", "faulty_parameters"), False, "90"),
+    "model.coverage.trainable_parameters": (("model", "coverage", "trainable_parameters"), False,
+                                            "100"),
+    "model.coverage.parameters": (("model", "coverage", "parameters"), False, "100"),
+    "model.coverage.faulty_share": (("model", "coverage", "faulty_share"), False, "0.9"),
+}
+MISSING = object()
+WRONG_TYPE = object()
+BAD_VALUES = {"missing": MISSING, "wrong type": WRONG_TYPE, "nan": math.nan, "+inf": math.inf,
+              "-inf": -math.inf, "huge integer": 10**400}
+READERS = ("compare", "energy_budget", "eval --merge", "reproduction report")
+
+
+def _complete_record():
+  """A per-example result of 2 chips at p = 1 %, 10 % on 100 examples, as the binaries write."""
+  rng = np.random.default_rng(5)
+  chip_list = _random_chips(2)
+  plan, _ = evaluation.make_plan(chip_list, [0.01, 0.1])
+  clean = rng.random(100) < 0.05
+  model = {"name": "m", "digest": "ab" * 32, "num_weights": 90, "scheme": {"precision": 8},
+           "coverage": {"faulty_parameters": 90, "trainable_parameters": 100, "parameters": 100,
+                        "faulty_share": 0.9}}
+  results = evaluation.Results(model=model, n=100,
+                               data_digest=evaluation.DATA_DIGEST_PREFIX + "cd" * 32,
+                               clean_errors=int(clean.sum()), condition_kind="rate",
+                               chips={c.name: c.describe() for c in chip_list}, plan=plan,
+                               clean_wrong=clean)
+  for chip in chip_list:
+    for rate in (0.01, 0.1):
+      wrong = clean | (rng.random(100) < rate)
+      results.add(chip.name, rate, 0, int(wrong.sum()), wrong=wrong)
+  return results.to_dict()
+
+
+def _run_binary_main(lib, argv, monkeypatch):
+  """``lib.main`` as its binary runs it (flags parsed into a fresh FlagValues), in-process."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FlagValues()
+  lib.define_flags(flag_values)
+  remaining = flag_values(argv)
+  monkeypatch.setattr(flags, "FLAGS", flag_values)
+  return lib.main(remaining)
+
+
+def _read_with(reader, path, tmp_path, monkeypatch):
+  """Runs ``reader`` on the result file ``path``; a refusal raises UsageError / ValueError."""
+  from tfbet.cli import compare_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import energy_budget_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import reproduce_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import reproduction_report  # pylint: disable=g-import-not-at-top
+  if reader == "compare":
+    return _run_binary_main(compare_lib, ["compare", path], monkeypatch)
+  if reader == "energy_budget":
+    return _run_binary_main(energy_budget_lib, ["energy_budget", path], monkeypatch)
+  if reader == "eval --merge":
+    return _run_binary_main(eval_lib, ["eval", "--merge", path,
+                                       f"--output={tmp_path / 'merged.json'}"], monkeypatch)
+  run = reproduce_lib.Run("m", "M", ("a.gin",))
+  suite = reproduce_lib.Suite(name="s", description="One run.", runs=(run,), rates=(1, 10),
+                              num_chips=2, test_limit=None,
+                              tables=({"title": "T", "runs": ["m"]},), figure_runs=("m",),
+                              figure_families={"M": ["m"]})
+  run_dir = run.directory(str(tmp_path / "runs"), 0)
+  os.makedirs(run_dir)
+  os.replace(path, os.path.join(run_dir, "eval_random.json"))
+  with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
+    json.dump({"num_weights": 90, "test_error": 0.05}, f)
+  return reproduction_report.write_report(suite, str(tmp_path / "runs"),
+                                          str(tmp_path / "report.md"))
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("bad", BAD_VALUES)
+@pytest.mark.parametrize("field", USED_FIELDS)
+def test_every_used_result_field_that_is_missing_mistyped_or_not_finite_is_refused_by_name(
+    field, bad, reader, tmp_path, monkeypatch, capsys):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  record = _complete_record()
+  keys, may_lack, wrong_type = USED_FIELDS[field]
+  parent = record
+  for key in keys[:-1]:
+    parent = parent[key]
+  if BAD_VALUES[bad] is MISSING:
+    del parent[keys[-1]]
+  else:
+    parent[keys[-1]] = wrong_type if BAD_VALUES[bad] is WRONG_TYPE else BAD_VALUES[bad]
+  path = str(tmp_path / "bad.json")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(json.dumps(record))  # NaN and Infinity as Python's json writes and reads them
+  if BAD_VALUES[bad] is MISSING and may_lack:
+    _read_with(reader, path, tmp_path, monkeypatch)  # read, and said to be not recorded
+    shown = capsys.readouterr().out
+    if reader == "eval --merge" and field == "model.coverage":
+      assert "share of its parameters in faulty memory not recorded" in shown
+    if reader == "compare" and field == "model.num_weights":
+      assert "weights not recorded" in shown
+  else:
+    with pytest.raises((app.UsageError, ValueError)) as refusal:
+      _read_with(reader, path, tmp_path, monkeypatch)
+    message = str(refusal.value)
+    file_name = "eval_random.json" if reader == "reproduction report" else "bad.json"
+    assert f"{file_name}: invalid evaluation result" in message, message
+    *where, name = field.split(".")
+    assert name in message and ".".join(where) in message, message
+    shown = capsys.readouterr().out
+  assert not re.search(r"\bnan\b|\binf\b", shown, re.IGNORECASE), shown

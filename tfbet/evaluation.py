@@ -261,9 +261,7 @@ def _condition_kind(chip_list):
 
 
 def _check_condition(value, kind):
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-    raise TypeError(f"conditions must be finite real numbers, got {value!r}")
-  value = float(value)
+  value = checks.real(value, "condition")
   if kind == "rate" and not 0 <= value <= 1:
     raise ValueError(f"a condition of a random chip is a bit error rate in [0, 1] (a fraction, "
                      f"not in %), got {value}")
@@ -605,8 +603,11 @@ class Results:
       if not isinstance(data, dict):
         raise checks.ArgumentTypeError(f"data must be a dict with n and digest, got {data!r:.100}")
       n = checks.integer(_field(data, "n", "data.n"), "data.n", 1, MAX_COUNT)
-      results = cls(model=_field(record, "model"), n=n,
-                    data_digest=_field(data, "digest", "data.digest"),
+      digest = _field(data, "digest", "data.digest")
+      if not isinstance(digest, str) or not digest:
+        raise checks.ArgumentTypeError(f"data.digest must be a non-empty string, got "
+                                       f"{digest!r:.100}")
+      results = cls(model=_field(record, "model"), n=n, data_digest=digest,
                     clean_errors=_field(record, "clean_errors"),
                     condition_kind=_field(record, "condition_kind"),
                     chips=record.get("chips", {}),
