@@ -382,7 +382,7 @@ class Results:
   Attributes:
     model: {"name", "digest", "num_weights", "scheme", "coverage"} of the evaluated model.
     n: number of test examples.
-    data_digest: sha256 of the test images and labels.
+    data_digest: digest of the test examples, their order and labels (module docstring).
     clean_errors: misclassified examples with all masks zero.
     condition_kind: "rate" (random chips) or "voltage" (profiled chips).
     errors: {(chip name, condition, offset): misclassified examples}.
@@ -408,6 +408,12 @@ class Results:
     self.condition_kind = condition_kind
     if chips is None and plan is None:  # Hand-made results: the entries name their chips.
       chips = {key[0]: {} for key in (errors or {})}
+    for value, what in ((chips, "chips"), (metadata, "metadata")):
+      if value is not None and not isinstance(value, dict):
+        raise checks.ArgumentTypeError(f"{what} must be a dict, got {value!r:.100}")
+    if any(not isinstance(info, dict) for info in (chips or {}).values()):
+      raise checks.ArgumentTypeError(f"chips must map names to description dicts, got "
+                                     f"{chips!r:.100}")
     self.chips = {name: dict(info) for name, info in (chips or {}).items()}
     self.plan = None if plan is None else _check_plan(plan, condition_kind)
     self._grid = {}  # {chip name: (conditions, offsets)} of this shard's chips in the plan
@@ -972,7 +978,7 @@ class Evaluator:
   @staticmethod
   def _check_resume(resume, results, work):
     """The chips of ``work`` that ``resume`` holds completely; ValueError if it is foreign."""
-    difference = data_difference(resume, results, "the earlier results", "this evaluation")
+    difference = data_difference(resume, results, "the earlier partial result", "this run")
     if difference:
       raise ValueError(f"cannot resume: {difference}")
     checks = (("model", resume.model, results.model),
