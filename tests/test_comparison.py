@@ -1,4 +1,5 @@
 """Comparing several models' evaluation results: checks, table rows, bin/compare."""
+import json
 import os
 import subprocess
 import sys
@@ -107,3 +108,12 @@ def test_compare_binary_writes_table_and_plot(tmp_path):
       [sys.executable, os.path.join(REPO, "bin", "compare"), paths[0], "--labels=A,B"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "one label per result" in bad.stderr
+  record = two_models()[1].to_dict()
+  record["data"]["n"] = 10**400  # crashed with an OverflowError before
+  (tmp_path / "huge.json").write_text(json.dumps(record))
+  huge = subprocess.run(
+      [sys.executable, os.path.join(REPO, "bin", "compare"), paths[0], str(tmp_path / "huge.json")],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert huge.returncode != 0 and "Traceback" not in huge.stderr, huge.stderr
+  assert "huge.json: invalid evaluation result (data.n must be in [1, 9007199254740992], got an " \
+         "integer of 401 digits)" in huge.stderr
