@@ -64,7 +64,8 @@ def _check_one_test_set(loaded):
     difference = evaluation.data_difference(results, runs[0][1], label, runs[0][0])
     if difference:
       raise ValueError(f"the runs were evaluated on different test sets: {label} and "
-                       f"{runs[0][0]}: {difference}; evaluate them all the same way")
+                       f"{runs[0][0]}: {difference}; evaluate them all the same way (bin/reproduce "
+                       "evaluates a run again once its eval_*.json files are removed)")
 
 
 def _random(loaded, name):
