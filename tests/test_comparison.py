@@ -51,6 +51,11 @@ def test_results_on_different_test_sets_are_refused_naming_the_files_and_the_dif
   fewer = make_results("b", {("c1", 0.01, 0): 4}, n=50)
   with pytest.raises(ValueError, match="test set differs: 50 vs 100 examples"):
     comparison.check_comparable([a, fewer], sources=["a.json", "b.json"])
+  current = make_results("b", {("c1", 0.01, 0): 4}, digest=evaluation.DATA_DIGEST_PREFIX + "ab")
+  with pytest.raises(ValueError, match="b.json and a.json do not compare: a.json was written by "
+                                       "an older tfbet, whose test-set digest depended on the "
+                                       "batch size, .*: evaluate it again"):
+    comparison.check_comparable([a, current], sources=["a.json", "b.json"])
   voltages = make_results("v", {("chip1", 0.9, 0): 4}, kind="voltage")
   with pytest.raises(ValueError, match="results_list\\[1\\] and results_list\\[0\\] do not "
                                        "compare: one measures voltages, the other rates"):
