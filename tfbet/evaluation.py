@@ -19,7 +19,7 @@ Result file (JSON, ``FORMAT``)::
      "model": {"name", "digest", "num_weights", "scheme",    # digest: sha256 of the clean memory
                "coverage": {"faulty_parameters", "trainable_parameters", "parameters",
                             "faulty_share"}},                # share of parameters in faulty memory
-     "data": {"n", "digest"},                                # digest: see data_digest below
+     "data": {"n", "digest"},                                # digest: of the examples, below
      "clean_errors": int,
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
      "chips": {name: {"kind": ..., "seed": ..., ...}},       # the chips of this file
