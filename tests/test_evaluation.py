@@ -702,3 +702,17 @@ def test_every_used_result_field_that_is_missing_mistyped_or_not_finite_is_refus
     assert name in message and ".".join(where) in message, message
     shown = capsys.readouterr().out
   assert not re.search(r"\bnan\b|\binf\b", shown, re.IGNORECASE), shown
+
+
+@pytest.mark.parametrize("voltage", [0.0, -0.9, 1e200, math.inf])
+def test_a_voltage_condition_outside_what_a_memory_runs_at_is_refused(voltage):
+  record = {"format": evaluation.FORMAT, "model": {"digest": "m"},
+            "data": {"n": 10, "digest": "d"}, "clean_errors": 1, "condition_kind": "voltage",
+            "chips": {"chip1": {"kind": "custom"}},
+            "entries": [{"chip": "chip1", "condition": voltage, "offset": 0, "errors": 2}]}
+  with pytest.raises(ValueError, match=r"v.json: invalid evaluation result \(entries\[0\]: "
+                                       r"(a condition of a profiled chip is a voltage in \(0, 10\]"
+                                       r"|condition must be a finite number)"):
+    evaluation.Results.from_dict(record, source="v.json")
+  record["entries"][0]["condition"] = 0.9
+  assert evaluation.Results.from_dict(record).rerr("chip1", 0.9) == 0.2

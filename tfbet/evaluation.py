@@ -94,6 +94,9 @@ MAX_RESULT_BYTES = 1 << 30
 MAX_COUNT = 2**53
 # Marks a data digest that does not depend on the batch size (older files lack it).
 DATA_DIGEST_PREFIX = "examples-sha256:"
+# Highest voltage condition (normalized by V_min): no memory runs at ten times V_min, and the
+# energy model's v**2 stays finite.
+MAX_VOLTAGE = 10.0
 COVERAGE_FIELDS = ("faulty_parameters", "trainable_parameters", "parameters", "faulty_share")
 
 
@@ -265,8 +268,9 @@ def _check_condition(value, kind):
   if kind == "rate" and not 0 <= value <= 1:
     raise ValueError(f"a condition of a random chip is a bit error rate in [0, 1] (a fraction, "
                      f"not in %), got {value}")
-  if kind == "voltage" and value <= 0:
-    raise ValueError(f"a condition of a profiled chip is a voltage > 0, got {value}")
+  if kind == "voltage" and not 0 < value <= MAX_VOLTAGE:
+    raise ValueError(f"a condition of a profiled chip is a voltage in (0, {MAX_VOLTAGE:g}] "
+                     f"(normalized by V_min), got {value}")
   return value
 
 
