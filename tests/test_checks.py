@@ -118,3 +118,11 @@ def test_a_bounded_list_reads_no_further_than_one_item_past_its_limit():
   assert checks.bounded_list(iter([3, 1]), "rates", 2) == [3, 1]
   with pytest.raises(TypeError, match="rates must be a list"):
     checks.bounded_list("0.1,1", "rates", 5)
+
+
+def test_an_integer_beyond_every_float_is_refused_as_not_finite_not_with_an_overflow():
+  with pytest.raises(ValueError, match="x must be a finite number in \\[0.0, 1.0\\], got an "
+                                       "integer of 401 digits"):
+    checks.probability(10**400, "x")
+  with pytest.raises(ValueError, match=r"n must be in \[1, 100\], got an integer of 401 digits"):
+    checks.integer(-10**400, "n", 1, 100)

@@ -113,12 +113,14 @@ def test_run_dir_without_a_model_is_rejected(tmp_path):
 def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   common = ["--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", "--num_shards=2"]
   shard0 = ok(run_binary("eval", f"--run_dir={run_dir}", *common, "--shard_index=0",
-                    f"--output={tmp_path / 's0.json'}", f"--plot={tmp_path / 's0.png'}"))
-  # The second shard names the model and the data explicitly instead of the run directory.
+                    "--batch_size=32", f"--output={tmp_path / 's0.json'}",
+                    f"--plot={tmp_path / 's0.png'}"))
+  # The second shard names the model and the data explicitly instead of the run directory, and
+  # runs at another batch size: the same test set, so the shards merge.
   shard1 = ok(run_binary("eval", f"--model={run_dir / 'model.h5'}", "--gin_file=data/mnist.gin",
                     "--gin_param=load_data.train_limit = 1024",
                     "--gin_param=load_data.batch_size = 64", *common, "--shard_index=1",
-                    f"--output={tmp_path / 's1.json'}"))
+                    "--batch_size=50", f"--output={tmp_path / 's1.json'}"))
   assert "[1/2] random_1000 RErr p=0.5%:" in shard0 and "[2/2] random_1002" in shard0
   assert "[1/2] random_1001" in shard1
   assert "Prop.1 %" in shard0 and "energy %" in shard0

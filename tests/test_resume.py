@@ -132,13 +132,24 @@ def test_a_complete_checkpoint_missing_from_the_state_file_is_still_found(tmp_pa
   np.testing.assert_array_equal(restored_var.numpy(), 2 * np.arange(8, dtype=np.float32))
 
 
-def test_a_damaged_progress_record_is_reported_not_fatal(tmp_path, caplog):
+@pytest.mark.parametrize("record", ['{"history": [', '{"history": {}, "seconds_per_epoch": '
+                                    '[1e400, 2.0]}', '{"history": {}, "seconds_per_epoch": [1.0]}'])
+def test_a_damaged_progress_record_makes_history_and_time_unknown_not_zero(tmp_path, caplog,
+                                                                          record):
   (tmp_path / resume.CHECKPOINT_DIR).mkdir()
-  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text('{"history": [')
+  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text(record)
   progress = resume.Progress(str(tmp_path), 2)
-  assert progress.history == {} and progress.seconds == 0
-  assert "progress.json is damaged" in caplog.text
-  assert "records 0 of the 2 epochs done" in caplog.text
+  assert progress.whole_history() is None and progress.seconds is None
+  assert "the history and training time of the run are unknown" in caplog.text
+  # Later epochs are recorded from epoch 2 on, and a later resume still knows the run's start
+  # is missing (it does not take epochs 2 and 3 for epochs 0 and 1).
+  for epoch in (2, 3):
+    progress.on_epoch_begin(epoch)
+    progress.on_epoch_end(epoch, {"loss": float(epoch)})
+    progress.save()
+  resumed = resume.Progress(str(tmp_path), 4)
+  assert resumed.first_epoch == 2 and resumed.history == {"loss": [2.0, 3.0]}
+  assert resumed.whole_history() is None and resumed.seconds is None
 
 
 def test_checkpoints_recorded_with_old_train_bindings_resume_and_other_values_are_refused(

@@ -49,6 +49,10 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
   assert result["injection"] == {"method": "randbet", "started": True, "start_step": 0,
                                  "start_epoch": 1, "total_steps": 24,
                                  "threshold": "loss_threshold=100"}
+  # What the reproduction report reads of it passes the reader's checks.
+  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  assert checked["num_weights"] == result["num_weights"]
+  assert 0 < checked["train_seconds"] <= seconds
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     config = f.read()
   assert "BitErrorTrainer.method = 'randbet'" in config and "load_data.train_limit = 512" in config
@@ -75,6 +79,30 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_pa
   resumed, whole = _result(output_dir), _result(uninterrupted[0])
   assert resumed["history"] == whole["history"] and len(whole["history"]["loss"]) == 3
   assert resumed["train_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_a_damaged_progress_record_leaves_the_training_time_and_history_unknown_not_zero(
+    tmp_path, real_mnist):  # pylint: disable=unused-argument
+  output_dir = str(tmp_path / "damaged")
+  process = subprocess.Popen(TRAIN + [f"--output_dir={output_dir}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  first_checkpoint = os.path.join(output_dir, "checkpoints", "ckpt-1.index")
+  deadline = time.time() + 300
+  while not os.path.exists(first_checkpoint) and process.poll() is None:
+    assert time.time() < deadline, "no checkpoint written"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  with open(os.path.join(output_dir, "checkpoints", "progress.json"), "w") as f:
+    f.write('{"history": {"loss": [0.5]}, "seconds_per_epoch": [')
+  result = _run(output_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "the history and training time of the run are unknown" in result.stderr
+  recorded = _result(output_dir)
+  assert recorded["train_seconds"] is None and recorded["history"] is None
+  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  assert checked["train_seconds"] is None and checked["history"] is None
 
 
 def _result(output_dir):

@@ -69,7 +69,8 @@ def integer(value, name, minimum=None, maximum=None):
   if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
     low = "-inf" if minimum is None else minimum
     high = "inf" if maximum is None else maximum
-    raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    shown = value if abs(value) < 10**30 else f"an integer of {len(str(abs(value)))} digits"
+    raise ValueError(f"{name} must be in [{low}, {high}], got {shown}")
   return value
 
 
@@ -102,11 +103,15 @@ def real(value, name, minimum=-math.inf, maximum=math.inf):
   """``value`` as a finite ``float`` in ``[minimum, maximum]``."""
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise ArgumentTypeError(f"{name} must be a real number, got {value!r}")
-  value = float(value)
-  if not math.isfinite(value) or not minimum <= value <= maximum:
-    bounds = "" if (minimum, maximum) == (-math.inf, math.inf) else f" in [{minimum}, {maximum}]"
-    raise ValueError(f"{name} must be a finite number{bounds}, got {value}")
-  return value
+  bounds = "" if (minimum, maximum) == (-math.inf, math.inf) else f" in [{minimum}, {maximum}]"
+  try:
+    number = float(value)
+  except OverflowError:  # An integer beyond every float (e.g. 10**400 in a JSON file).
+    raise ValueError(f"{name} must be a finite number{bounds}, got an integer of "
+                     f"{len(str(abs(int(value))))} digits") from None
+  if not math.isfinite(number) or not minimum <= number <= maximum:
+    raise ValueError(f"{name} must be a finite number{bounds}, got {number}")
+  return number
 
 
 def positive(value, name):

@@ -188,7 +188,7 @@ def main(argv):
     if not paths:
       raise ValueError("give result files (bin/eval or bin/eval_chips) as arguments")
     results_list = [evaluation.Results.from_json(path) for path in paths]
-    labels = comparison.check_comparable(results_list, flag_values.labels or None)
+    labels = comparison.check_comparable(results_list, flag_values.labels or None, paths)
     found = answers(results_list, labels, budgets, flag_values.statistic)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error

@@ -25,6 +25,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from tfbet import checks
 from tfbet import files
 from tfbet.cli import gin_utils
 from tfbet.compat import keras
@@ -233,34 +234,54 @@ class Progress(keras.callbacks.Callback):
 
   Add it to the callbacks *before* the checkpoint callback: it records the epoch's metrics and
   time, and the checkpoint callback calls ``save`` just before it writes the checkpoint (a
-  record ahead of the checkpoint restored is cut back on resume).
+  record ahead of the checkpoint restored is cut back on resume). When the record of earlier
+  epochs is lost (missing, damaged or short), the run's history and time are unknown, not 0:
+  ``whole_history`` and ``seconds`` are None, and the record says from which epoch it counts.
   """
 
   def __init__(self, output_dir, epochs_done):
     super().__init__()
     self.path = os.path.join(output_dir, CHECKPOINT_DIR, PROGRESS_FILE)
     self.history, self.seconds_per_epoch = {}, []
-    if epochs_done and tf.io.gfile.exists(self.path):
+    self.first_epoch = 0  # The epoch the record starts at: > 0 when earlier ones were lost.
+    if epochs_done:
       try:
-        with tf.io.gfile.GFile(self.path) as f:
-          saved = json.load(f)
-        # The epochs of the checkpoint restored (an older one if the newest was damaged).
-        self.history = {str(key): [float(v) for v in values[:epochs_done]]
-                        for key, values in saved["history"].items()}
-        self.seconds_per_epoch = [float(v) for v in saved["seconds_per_epoch"][:epochs_done]]
-      except (ValueError, KeyError, TypeError, AttributeError) as e:
+        self._load(epochs_done)
+      except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         logging.warning("progress record %s is damaged (%s)", self.path, e)
-        self.history, self.seconds_per_epoch = {}, []
-    if len(self.seconds_per_epoch) < epochs_done:
-      logging.warning("%s records %d of the %d epochs done; result.json will lack the history "
-                      "and time of the others", self.path, len(self.seconds_per_epoch),
-                      epochs_done)
+        self.history, self.seconds_per_epoch, self.first_epoch = {}, [], 0
+      recorded = self.first_epoch + len(self.seconds_per_epoch)
+      if recorded < epochs_done:
+        logging.warning("%s records %d of the %d epochs done; result.json will say that the "
+                        "history and training time of the run are unknown", self.path,
+                        len(self.seconds_per_epoch), epochs_done)
+        self.history, self.seconds_per_epoch, self.first_epoch = {}, [], epochs_done
     self._started = None
+
+  def _load(self, epochs_done):
+    """Reads the record of the epochs before ``epochs_done`` (those of the checkpoint restored,
+    an older one if the newest was damaged)."""
+    if not tf.io.gfile.exists(self.path):
+      return
+    with tf.io.gfile.GFile(self.path) as f:
+      saved = json.load(f)
+    first = checks.integer(saved.get("first_epoch", 0), "first_epoch", 0, epochs_done)
+    keep = epochs_done - first
+    self.history = {str(key): [float(v) for v in values[:keep]]
+                    for key, values in saved["history"].items()}
+    self.seconds_per_epoch = [checks.real(v, "seconds_per_epoch", 0)
+                              for v in saved["seconds_per_epoch"][:keep]]
+    self.first_epoch = first
 
   @property
   def seconds(self):
-    """Training time of the completed epochs (an epoch cut short by a kill is not counted)."""
-    return sum(self.seconds_per_epoch)
+    """Training time of all completed epochs (an epoch cut short by a kill is not counted);
+    None when the time of earlier epochs is unknown."""
+    return sum(self.seconds_per_epoch) if self.first_epoch == 0 else None
+
+  def whole_history(self):
+    """{metric: [value per epoch]} of every epoch of the run; None when earlier ones are lost."""
+    return self.history if self.first_epoch == 0 else None
 
   def on_epoch_begin(self, epoch, logs=None):
     self._started = time.time()
@@ -273,4 +294,5 @@ class Progress(keras.callbacks.Callback):
   def save(self):
     if _is_chief():
       files.write_text(self.path, json.dumps(
-          {"history": self.history, "seconds_per_epoch": self.seconds_per_epoch}))
+          {"history": self.history, "seconds_per_epoch": self.seconds_per_epoch,
+           "first_epoch": self.first_epoch}))

@@ -23,6 +23,7 @@ the chief's checkpoints, so ``output_dir`` must be on a file system they share.
 import hashlib
 import inspect
 import json
+import math
 import os
 import sys
 
@@ -36,6 +37,7 @@ from tfbet import checks
 from tfbet import chips
 from tfbet import constraints
 from tfbet import data as data_lib
+from tfbet import evaluation as evaluation_lib
 from tfbet import files
 from tfbet import memory
 from tfbet import models
@@ -50,6 +52,8 @@ from tfbet.compat import keras
 STRATEGIES = (None, "mirrored", "multi_worker")
 # The exported model. HDF5, because the Keras v3 ".keras" format cannot reload tfmot wrappers.
 MODEL_FILE = "model.h5"
+# A recorded training time above this (ten years) is not a measurement.
+MAX_TRAIN_SECONDS = 10 * 365 * 24 * 3600
 
 
 def make_strategy(name):
@@ -301,8 +305,8 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
         callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
   gin_utils.save_operative_config(write_dir)
-  result = export(trainer, data, write_dir, history=progress.history, seconds=progress.seconds,
-                  epochs=epochs)
+  result = export(trainer, data, write_dir, history=progress.whole_history(),
+                  seconds=progress.seconds, epochs=epochs)
   if write_dir != output_dir:
     tf.io.gfile.rmtree(write_dir)
   return result
@@ -313,8 +317,9 @@ def injection_record(trainer, history, steps_per_epoch, epochs):
 
   None for a clean method. Injection is sticky, so in the first epoch with a share s > 0 it
   started s * steps_per_epoch steps before the epoch's end; ``start_step`` is the 0-based
-  index of the first injecting step, ``start_epoch`` 1-based as Keras prints epochs. Without a complete history (a
-  damaged progress record) only whether it started is known, from the trainer's flag.
+  index of the first injecting step, ``start_epoch`` 1-based as Keras prints epochs. Without
+  a complete history (a damaged progress record) only whether it started is known, from the
+  trainer's flag.
   """
   if trainer.method == "clean":
     return None
@@ -356,7 +361,8 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
   """Writes model.h5, memory.npz and result.json for the trained quantized model.
 
   result.json records when bit error injection started (``injection_record``; needs the
-  number of ``epochs`` trained, else only whether it started).
+  number of ``epochs`` trained, else only whether it started). ``history`` and ``seconds``
+  (training time) are written as null, "unknown", when None.
   """
   qmodel = trainer.model
   mem = memory.layout(qmodel)
@@ -372,7 +378,7 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
       "test_loss": float(evaluation["loss"]),
       "num_weights": mem.num_weights,
       "scheme": mem.scheme.to_dict(),
-      "history": history or {},
+      "history": history,
       "train_seconds": seconds,
   }
   if trainer.method != "clean":
@@ -383,6 +389,39 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
   logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
                mem.num_weights, output_dir)
   return result
+
+
+def read_result(path):
+  """The ``result.json`` of a finished run, with the fields a report uses checked.
+
+  ``num_weights`` is a count; ``train_seconds`` a finite time in [0, MAX_TRAIN_SECONDS] or None
+  (unknown: not recorded, or lost with a damaged progress record); ``history`` a dict of metric
+  name -> list of finite numbers, or None (unknown), whose "error" values lie in [0, 1]. A bad
+  file raises ValueError naming the file and the field.
+  """
+  record = files.read_json(path, "training result")
+  try:
+    if not isinstance(record, dict):
+      raise checks.ArgumentTypeError(f"must hold a JSON object, got {type(record).__name__}")
+    if "num_weights" not in record:
+      raise ValueError("field num_weights is missing")
+    checks.integer(record["num_weights"], "num_weights", 0, evaluation_lib.MAX_COUNT)
+    if record.get("train_seconds") is not None:
+      checks.real(record["train_seconds"], "train_seconds", 0, MAX_TRAIN_SECONDS)
+    history = record.get("history")
+    if history is not None:
+      if not isinstance(history, dict):
+        raise checks.ArgumentTypeError(f"history must be a dict of metric lists, got "
+                                       f"{history!r:.100}")
+      for key, values in history.items():
+        if not isinstance(values, list):
+          raise checks.ArgumentTypeError(f"history.{key} must be a list, got {values!r:.100}")
+        low, high = (0.0, 1.0) if key.endswith("error") else (-math.inf, math.inf)
+        for epoch, value in enumerate(values):
+          checks.real(value, f"history.{key}[{epoch}]", low, high)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"training result {os.fspath(path)!r}: {error}") from error
+  return record
 
 
 def load_model(path):

@@ -80,8 +80,9 @@ def check_same_model(evaluator, bit_errors):
   """ValueError unless the bin/eval result is of ``evaluator``'s model and test set."""
   if bit_errors.model.get("digest") != evaluator.digest:
     raise ValueError("--bit_errors holds another model (digest differs)")
-  if (bit_errors.n, bit_errors.data_digest) != (evaluator.n, evaluator.data_digest):
-    raise ValueError("--bit_errors was evaluated on another test set")
+  difference = evaluation.data_difference(bit_errors, evaluator, "--bit_errors", "this test set")
+  if difference:
+    raise ValueError(f"--bit_errors was evaluated on another test set: {difference}")
   if bit_errors.condition_kind != "rate":
     raise ValueError("--bit_errors must be a bin/eval result over bit error rates")
 
