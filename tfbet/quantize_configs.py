@@ -542,11 +542,12 @@ def verify_reads(model):
       dequantized[value.name] = (layer_name, variable)
   faulty = [(wrapper.layer.name, variable) for wrapper in wrappers
             for variable, _, _ in wrapper._weight_vars]  # pylint: disable=protected-access
+  owner_of_handle = {id(handle): (layer_name, variable) for layer_name, variable in faulty
+                     for handle in _handles(variable)}
   handles = {}  # graph placeholder name -> (layer name, variable)
   for external, internal in graph.captures:
-    for layer_name, variable in faulty:
-      if external is variable.handle:
-        handles[internal.name] = (layer_name, variable)
+    if id(external) in owner_of_handle:
+      handles[internal.name] = owner_of_handle[id(external)]
 
   reached, bypassed = set(), []
   stack = [t.op for t in tf.nest.flatten(graph.outputs)]
@@ -573,6 +574,13 @@ def verify_reads(model):
     raise ValueError(f"model {model.name!r} never uses the faulty value of these weights in "
                      f"inference ({details}), so the share of the model in faulty memory would "
                      f"be overstated. To quantize it, {_READ_FIX}.")
+
+
+def _handles(variable):
+  """The resource handles a graph may capture for ``variable`` (each copy of a distributed one,
+  whose own ``handle`` exists only inside a replica context)."""
+  copies = getattr(variable, "values", None)
+  return [v.handle for v in copies] if copies is not None else [variable.handle]
 
 
 def has_faulty_state(model):
