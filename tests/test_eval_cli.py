@@ -16,6 +16,7 @@ from tests.helpers import TEST_LIMIT
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
+from tfbet import memory
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
 from tfbet.cli import reporting
@@ -249,3 +250,24 @@ def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flag
   process = run_binary("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
                  "--test_limit=10", *flags)
   assert process.returncode != 0 and message in process.stderr
+
+
+def test_precision_without_scheme_is_refused_instead_of_evaluating_the_models_own_bits(
+    run_dir, tmp_path):
+  process = run_binary("eval", f"--run_dir={run_dir}", "--precision=4", "--num_chips=1",
+                       "--rates=1", f"--output={tmp_path / 'r.json'}")
+  assert process.returncode != 0
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr
+  assert "evaluating" not in process.stdout and not (tmp_path / "r.json").exists()
+
+
+def test_precision_sets_the_bits_of_the_scheme_and_defaults_to_eight(float_model_path):
+  model = keras.models.load_model(float_model_path)
+  for precision, bits in ((None, 8), (4, 4)):
+    quantized = eval_lib.model_for_evaluation(model, "rquant", precision, whiten=False)
+    assert memory.layout(quantized).precision == bits
+    codes, _ = memory.memory_contents(quantized)
+    assert codes.max() < 2 ** bits and codes.max() >= 2 ** (bits - 1)  # the bits are used
+  with pytest.raises(ValueError, match="--precision=4 only goes with --scheme.* at 4 bits"):
+    eval_lib.model_for_evaluation(quantized, None, 4)

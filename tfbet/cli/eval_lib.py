@@ -25,6 +25,7 @@ from absl import flags
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
+from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.cli import gin_utils
@@ -62,8 +63,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "global, normal, asymmetric, unsigned, rquant) before evaluating it. Needs --whiten or "
       "--nowhiten.", flag_values=flag_values)
   flags.DEFINE_integer(
-      "precision", 8, "Bits per weight (1..8) for --scheme.", lower_bound=1, upper_bound=8,
-      flag_values=flag_values)
+      "precision", None, "Bits per weight (1..8) for --scheme (default 8). Only with --scheme: "
+      "a quantized model is evaluated at its own precision, so --precision without --scheme is "
+      "refused.", lower_bound=1, upper_bound=8, flag_values=flag_values)
   flags.DEFINE_list(
       "exclude", [],
       "With --scheme: names of layers left in reliable float memory (the results state the "
@@ -253,22 +255,31 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   return model, data, model_path
 
 
-def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None,
+def model_for_evaluation(model, scheme=None, precision=None, exclude=(), whiten=None,
                          faulty_state=False):
   """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
 
   ``faulty_state`` puts its non-trainable state into faulty memory too
   (``quantize_configs.with_faulty_state``).
 
+  ``precision`` (None: 8) is the bits of ``scheme``.
+
   Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
-  quantized one gets --scheme.
+  quantized one gets --scheme or --precision (it would be evaluated at its own precision).
   """
   quantized = quantize_configs.is_quantized(model)
   if scheme is None:
     if not quantized:
       raise ValueError(f"model {model.name!r} is a float model: pass --scheme=rquant "
-                       "--precision=8 (any preset) to quantize it after training, with "
-                       "--whiten or --nowhiten")
+                       f"--precision={precision or 8} (any preset) to quantize it after "
+                       "training, with --whiten or --nowhiten")
+    if precision is not None:
+      raise ValueError(
+          f"--precision={precision} only goes with --scheme (post-training quantization of a "
+          f"float --model); model {model.name!r} is already quantized at "
+          f"{memory.layout(model).precision} bits and would be evaluated at those. Drop "
+          f"--precision, or quantize a float --model with --scheme=rquant "
+          f"--precision={precision} (any preset)")
     if exclude:
       raise ValueError("--exclude only goes with --scheme (post-training quantization)")
     return quantize_configs.with_faulty_state(model) if faulty_state else model
@@ -279,11 +290,12 @@ def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=Non
                      "(per-channel whitening with training-set statistics) or --nowhiten "
                      "(pixels in [0, 1])")
   return quantize_configs.quantize_model(
-      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None,
+      model, quantization.get_scheme(scheme, 8 if precision is None else precision),
+      exclude=list(exclude) or None,
       faulty_state=faulty_state)
 
 
-def load_test_model(scheme=None, precision=8, exclude=(), faulty_state=False, **kwargs):
+def load_test_model(scheme=None, precision=None, exclude=(), faulty_state=False, **kwargs):
   """(model to evaluate, test dataset): what each Beam worker loads.
 
   The model of ``load_model_and_data(**kwargs)``, quantized after training when ``scheme`` is
