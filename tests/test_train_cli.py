@@ -112,6 +112,32 @@ def test_unknown_gin_binding_fails_with_gins_message(tmp_path):
   assert "not_a_parameter" in result.stderr
 
 
+def test_a_binding_gin_cannot_parse_is_one_line_naming_it(tmp_path):
+  result = _run(str(tmp_path / "bad"), ["--gin_param=BitErrorTrainer.rate = nan"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert ("cannot parse gin binding 'BitErrorTrainer.rate = nan': Failed to parse token 'nan'. "
+          "A value is a Python literal") in result.stderr
+  assert not os.path.exists(tmp_path / "bad" / "checkpoints")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("BitErrorTrainer.rate = inf", "binding 'BitErrorTrainer.rate = inf': Failed to parse token "
+     "'inf'"),
+    ("BitErrorTrainer.rate = 0.01 0.02", "binding 'BitErrorTrainer.rate = 0.01 0.02': Expected "
+     "newline"),
+    ("BitErrorTrainer.rate = (", "binding among 'BitErrorTrainer.rate = (': EOF in multi-line"),
+])
+def test_unparsable_bindings_are_value_errors_naming_the_binding(binding, message):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    with pytest.raises(ValueError) as error:
+      gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
+  finally:
+    gin.clear_config()
+  assert str(error.value).startswith("cannot parse gin " + message)
+  assert "\n" not in str(error.value)
+
+
 def _model_bindings():
   import gin  # pylint: disable=g-import-not-at-top
   lines = gin.config_str().splitlines()
