@@ -82,6 +82,30 @@ def test_restart_clears_only_what_a_run_writes(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
+def test_a_checkpoint_write_killed_midway_leaves_a_temp_folder_that_the_next_start_removes(
+    tmp_path, caplog):
+  directory = tmp_path / resume.CHECKPOINT_DIR
+  _, _, manager = _manager(directory, np.arange(8, dtype=np.float32))
+  manager.save(checkpoint_number=1)
+  # What TensorFlow leaves when killed while writing checkpoint 2: its files, still in ckpt-2_temp.
+  leftover = directory / "ckpt-2_temp"
+  leftover.mkdir()
+  for name in os.listdir(directory):
+    if name.startswith("ckpt-1."):
+      (leftover / name.replace("ckpt-1", "part-00000-of-00001")).write_bytes(
+          (directory / name).read_bytes())
+  (directory / "notes_temp").mkdir()  # not a checkpoint write: kept
+  kept = sorted(os.listdir(directory))
+  started = []
+  with caplog.at_level("WARNING"):
+    resume.holds_output_lock(lambda output_dir: started.append(os.listdir(directory)))(
+        str(tmp_path))
+  assert started and "ckpt-2_temp" not in started[0]
+  assert sorted(os.listdir(directory)) == [name for name in kept if name != "ckpt-2_temp"]
+  assert f"removing {leftover}, left by a checkpoint write that was interrupted" in caplog.text
+  assert tf.train.latest_checkpoint(str(directory)).endswith("ckpt-1")
+
+
 def _manager(directory, value):
   variable = tf.Variable(value)
   checkpoint = tf.train.Checkpoint(v=variable)

@@ -8,7 +8,8 @@
   bindings, less ``train.verbose``, are recorded in ``checkpoints/config.gin`` when a run starts
   and compared when it resumes; ``clear_run`` -- ``bin/train --restart`` -- starts over);
 * the checkpoint reads back (``restore_newest_intact``: a damaged newest checkpoint is skipped,
-  with a warning, for the newest intact one);
+  with a warning, for the newest intact one; ``remove_interrupted_checkpoint_writes`` removes
+  the ``ckpt-N_temp/`` folder a killed checkpoint write leaves);
 * the history and training time of earlier sessions are kept (``Progress``, saved next to the
   checkpoints after every epoch), so ``result.json`` covers the whole run.
 """
@@ -118,11 +119,27 @@ def holds_output_lock(train_fn):
   @functools.wraps(train_fn)
   def locked(output_dir, *args, restart=False, **kwargs):
     tf.io.gfile.makedirs(output_dir)
-    with OutputLock(output_dir):
+    with OutputLock(output_dir) as lock:
       if restart:
         clear_run(output_dir)
+      if lock.held:
+        remove_interrupted_checkpoint_writes(output_dir)
       return train_fn(output_dir, *args, **kwargs)
   return locked
+
+
+def remove_interrupted_checkpoint_writes(output_dir):
+  """Removes the ``checkpoints/ckpt-N_temp/`` folders of checkpoint writes that were killed.
+
+  TensorFlow writes a checkpoint into ``ckpt-N_temp/`` and then renames its files into place; a
+  kill in between leaves the folder, which nothing reads or removes. Called while the lock is
+  held, so no other process is writing one.
+  """
+  pattern = os.path.join(output_dir, CHECKPOINT_DIR, "ckpt-*_temp")
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    if re.fullmatch(r"ckpt-\d+_temp", os.path.basename(path)) and tf.io.gfile.isdir(path):
+      logging.warning("removing %s, left by a checkpoint write that was interrupted", path)
+      tf.io.gfile.rmtree(path)
 
 
 def recorded_config():
