@@ -13,6 +13,7 @@ The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
 from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
 """
+import contextlib
 import functools
 import os
 import shlex
@@ -30,6 +31,7 @@ from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
+from tfbet.cli import resume
 from tfbet.cli import train_lib
 
 IN_PROCESS = "in_process"
@@ -99,7 +101,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
         "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
         "the counts of the chips done so far are kept in <output>.partial.json (written after "
         "every chip): the same command, run again after an interruption, resumes from there and "
-        "gives the same counts. Checked to be writable before any work starts.",
+        "gives the same counts. Checked to be writable before any work starts. While the run "
+        "lasts it holds <output>.lock (host and PID, like bin/train's output lock): a second "
+        "bin/eval with the same --output is refused, naming the process that holds it.",
         flag_values=flag_values)
     flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                         flag_values=flag_values)
@@ -375,6 +379,12 @@ def partial_path(output):
   return (root if ext.lower() == ".json" else output) + ".partial.json"
 
 
+def lock_path(output):
+  """The lock file a bin/eval holds while it writes --output (as bin/train holds its own)."""
+  root, ext = os.path.splitext(output)
+  return (root if ext.lower() == ".json" else output) + ".lock"
+
+
 def check_outputs(flag_values):
   """Fails (UsageError naming the path) unless every output can be written; before any work."""
   paths = list(output_paths(flag_values.output)) + [partial_path(flag_values.output)] \
@@ -528,3 +538,31 @@ def main(argv):
                            shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   finish(results, flag_values)
+
+
+def main_holding_output_lock(argv):
+  """``main`` holding ``lock_path(--output)``: a second bin/eval on the same output is refused,
+  naming the process that holds it, instead of doing all the work again. A full disk or a
+  read-only output ends the run with one line: the counts so far are kept for resuming."""
+  flag_values = flags.FLAGS
+  if not flag_values.output:
+    return main(argv)
+  check_outputs(flag_values)
+  with contextlib.ExitStack() as stack:
+    try:
+      stack.enter_context(resume.OutputLock(None, lock_path(flag_values.output), "--output"))
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+    try:
+      return main(argv)
+    except Exception as error:  # pylint: disable=broad-except  (re-raised unless a write failed)
+      failure = files.write_failure(error)
+      if failure is None:
+        raise
+      path, reason = failure
+      partial = partial_path(flag_values.output)
+      kept = (f"the counts of the chips done so far are kept in {partial}, and the same "
+              "command resumes from them" if os.path.exists(partial) else
+              "the same command starts it again")
+      raise SystemExit(f"cannot write {path or flag_values.output}: {reason}. Once there is "
+                       f"space (or permission), {kept}.") from error
