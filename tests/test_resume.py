@@ -1,4 +1,5 @@
 """Safe resumption: one process per output directory, same config, newest intact checkpoint."""
+import errno
 import json
 import os
 import subprocess
@@ -44,6 +45,38 @@ def test_a_lock_held_on_another_host_is_respected(tmp_path):
   with pytest.raises(ValueError, match="process 1 on host elsewhere"):
     with resume.OutputLock(str(tmp_path)):
       pass
+
+
+def test_an_output_dir_without_write_permission_is_refused_naming_it(tmp_path):
+  output_dir = tmp_path / "run"
+  output_dir.mkdir()
+  os.chmod(output_dir, 0o555)
+  try:
+    try:
+      (output_dir / "probe").write_text("")
+      pytest.skip("permissions block no writes here (root); see "
+                  "test_a_read_only_output_dir_is_refused_in_one_line_before_any_work")
+    except PermissionError:
+      pass
+    started = []
+    with pytest.raises(ValueError, match=rf"cannot write the lock file '{output_dir}/.lock' "
+                       r"\(Permission denied\): --output_dir must be writable; nothing was done"):
+      resume.holds_output_lock(started.append)(str(output_dir))
+    assert not started
+  finally:
+    os.chmod(output_dir, 0o755)
+
+
+def test_a_full_disk_when_the_lock_is_taken_is_refused_naming_the_lock_file(tmp_path,
+                                                                            monkeypatch):
+  def full_disk(path, *args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  monkeypatch.setattr(resume.os, "open", full_disk)
+  started = []
+  with pytest.raises(ValueError, match=rf"cannot write the lock file '{tmp_path}/.lock' "
+                     r"\(No space left on device\): --output_dir must be writable"):
+    resume.holds_output_lock(started.append)(str(tmp_path))
+  assert not started
 
 
 def _pretend_checkpoint(output_dir):

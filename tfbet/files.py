@@ -106,16 +106,18 @@ def write_failure(error):
   Recognizes ``OSError`` by its errno and TensorFlow's file errors (checkpoints, logs), which
   carry only the system's text, by that text.
   """
-  seen = set()
-  while error is not None and id(error) not in seen:
-    seen.add(id(error))
+  chain = []
+  while error is not None and all(error is not seen for seen in chain):
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  for error in chain:  # the original OSError names the path
     if isinstance(error, OSError) and error.errno in WRITE_FAILURES:
       return error.filename, os.strerror(error.errno)
+  for error in chain:
     if isinstance(error, (OSError, tf.errors.OpError)):
       for number in WRITE_FAILURES:
         if os.strerror(number) in str(error):
           return getattr(error, "filename", None), os.strerror(number)
-    error = error.__cause__ or error.__context__
   return None
 
 

@@ -66,10 +66,15 @@ def _pid_alive(pid):
 
 
 class OutputLock:
-  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``."""
+  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``.
 
-  def __init__(self, output_dir):
-    self.path = os.path.join(output_dir, LOCK_FILE)
+  ``lock_path`` locks one output file instead (``bin/eval --output``); ``flag`` is the flag
+  the messages name.
+  """
+
+  def __init__(self, output_dir, lock_path=None, flag="--output_dir"):
+    self.path = lock_path or os.path.join(output_dir, LOCK_FILE)
+    self.flag = flag
     self.held = False
 
   def __enter__(self):
@@ -88,9 +93,12 @@ class OutputLock:
           os.remove(self.path)
           continue
         raise ValueError(
-            f"output_dir is in use: lock file {self.path!r} is held by process "
+            f"{self.flag.lstrip('-')} is in use: lock file {self.path!r} is held by process "
             f"{owner.get('pid', '?')} on host {owner.get('host', '?')}. Wait for it to finish "
-            "or use another --output_dir; if that process is gone, delete the lock file.")
+            f"or use another {self.flag}; if that process is gone, delete the lock file.")
+      except OSError as error:  # read-only, no permission, disk full: before any work
+        raise ValueError(f"cannot write the lock file {self.path!r} ({error.strerror}): "
+                         f"{self.flag} must be writable; nothing was done") from error
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
@@ -118,7 +126,10 @@ def holds_output_lock(train_fn):
   """Wraps ``train_fn(output_dir, ...)``: holds the lock; ``restart=True`` clears the dir first."""
   @functools.wraps(train_fn)
   def locked(output_dir, *args, restart=False, **kwargs):
-    tf.io.gfile.makedirs(output_dir)
+    try:
+      tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as error:
+      raise ValueError(f"cannot create --output_dir {output_dir!r}: {error.message}") from error
     with OutputLock(output_dir) as lock:
       if restart:
         clear_run(output_dir)

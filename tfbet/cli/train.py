@@ -9,7 +9,8 @@ Examples:
       --gin_file=my_experiment.gin --output_dir=runs/mine
 Re-running the same command after a kill resumes from the last epoch checkpoint (a damaged
 newest checkpoint is skipped for the one before it). A directory with checkpoints of a different
-config is refused unless --restart is given; a lock file keeps a second process out.
+config is refused unless --restart is given; a lock file keeps a second process out. A full disk
+or a read-only --output_dir ends the run with one line naming the path; the same command resumes.
 """
 from absl import app
 from absl import flags
@@ -50,6 +51,16 @@ def main(argv):
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
   except ValueError as error:  # Bad settings, files or output directories, named in the text.
     raise app.UsageError(str(error)) from error
+  except Exception as error:  # pylint: disable=broad-except  (re-raised unless a write failed)
+    from tfbet import files  # pylint: disable=g-import-not-at-top
+    failure = files.write_failure(error)
+    if failure is None:
+      raise
+    path, reason = failure
+    raise SystemExit(
+        f"cannot write {path or 'into --output_dir ' + repr(FLAGS.output_dir)}: {reason}. "
+        "What the run did up to its last checkpoint is kept: once there is space (or "
+        "permission), the same command resumes from there.") from error
   print(f"clean test error: {100 * result['test_error']:.2f} % "
         f"({result['num_weights']} quantized weights) -> {FLAGS.output_dir}")
 
