@@ -103,3 +103,12 @@ def test_chip_map_binary_reads_a_memory_image(run_dir, tmp_path):  # noqa: F811
   missing = run_binary("chip_map", f"--chip_file={chip_path}", "--voltage=0.5",
                  f"--memory_image={image_path}")
   assert missing.returncode != 0 and "not profiled" in missing.stderr
+
+
+@pytest.mark.parametrize("binary", ["bisect_rate", "sensitivity", "weight_noise", "diagnose"])
+def test_the_analysis_binaries_refuse_precision_without_scheme_like_bin_eval(run_dir, binary):  # noqa: F811
+  process = run_binary(binary, f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+                       "--precision=4")
+  assert process.returncode != 0 and "Traceback" not in process.stderr
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr
