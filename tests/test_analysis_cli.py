@@ -130,3 +130,12 @@ def test_lists_of_magnitudes_and_offsets_of_the_analysis_binaries_are_bounded():
                        "--offsets=" + ",".join(["0"] * (checks.MAX_OFFSETS + 1)))
   assert f"--offsets must have at most {checks.MAX_OFFSETS} items, got " \
       f"{checks.MAX_OFFSETS + 1}" in process.stderr, process.stderr[-2000:]
+
+
+@pytest.mark.parametrize("binary", ["bisect_rate", "sensitivity", "weight_noise", "diagnose"])
+def test_the_analysis_binaries_refuse_precision_without_scheme_like_bin_eval(run_dir, binary):  # noqa: F811
+  process = run_binary(binary, f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+                       "--precision=4")
+  assert process.returncode != 0 and "Traceback" not in process.stderr
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr

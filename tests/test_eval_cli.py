@@ -19,6 +19,7 @@ from tfbet import checks
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
+from tfbet import memory
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
 from tfbet.cli import reporting
@@ -288,3 +289,92 @@ def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flag
   process = run_binary("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
                  "--test_limit=10", *flags)
   assert process.returncode != 0 and message in process.stderr
+
+
+def test_precision_without_scheme_is_refused_instead_of_evaluating_the_models_own_bits(
+    run_dir, tmp_path):
+  process = run_binary("eval", f"--run_dir={run_dir}", "--precision=4", "--num_chips=1",
+                       "--rates=1", f"--output={tmp_path / 'r.json'}")
+  assert process.returncode != 0
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr
+  assert "evaluating" not in process.stdout and not (tmp_path / "r.json").exists()
+
+
+def test_precision_sets_the_bits_of_the_scheme_and_defaults_to_eight(float_model_path):
+  model = keras.models.load_model(float_model_path)
+  for precision, bits in ((None, 8), (4, 4)):
+    quantized = eval_lib.model_for_evaluation(model, "rquant", precision, whiten=False)
+    assert memory.layout(quantized).precision == bits
+    codes, _ = memory.memory_contents(quantized)
+    assert codes.max() < 2 ** bits and codes.max() >= 2 ** (bits - 1)  # the bits are used
+  with pytest.raises(ValueError, match="--precision=4 only goes with --scheme.* at 4 bits"):
+    eval_lib.model_for_evaluation(quantized, None, 4)
+
+
+FULL_DISK_MODULE = '''
+"""A test double (imported with --gin_module): the disk is full once the first chip's counts are
+written, as a real full disk would make the partial file's next write fail."""
+import errno
+import os
+
+from tfbet import evaluation
+
+_write = evaluation.Results.to_json
+_paths = []
+
+
+def _to_json(self, path):
+  _paths.append(path)
+  if len(_paths) > 1:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  return _write(self, path)
+
+
+evaluation.Results.to_json = _to_json
+'''
+
+
+def test_a_full_disk_during_eval_ends_in_one_line_and_the_same_command_resumes(run_dir,
+                                                                              tmp_path):
+  (tmp_path / "full_disk.py").write_text(FULL_DISK_MODULE)
+  output, partial = tmp_path / "eval.json", tmp_path / "eval.partial.json"
+  command = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=3",
+             f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  full = run_binary("eval", *command, f"--gin_module={tmp_path / 'full_disk.py'}")
+  assert full.returncode == 1 and "Traceback" not in full.stderr
+  assert full.stderr.strip().splitlines()[-1] == (
+      f"cannot write {partial}: No space left on device. Once there is space (or permission), "
+      f"the counts of the chips done so far are kept in {partial}, and the same command "
+      "resumes from them.")
+  assert not output.exists() and not os.path.exists(eval_lib.lock_path(str(output)))
+  again = ok(run_binary("eval", *command))
+  assert f"resuming from {partial}: 1 chip(s) done" in again
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(s) for s in
+                                            chips.default_chip_seeds(3)], [0.005, 0.05])
+  assert evaluation.Results.from_json(str(output)).same_counts(reference)
+
+
+def test_a_second_eval_on_the_same_output_is_refused_naming_the_first(run_dir, tmp_path):
+  output = tmp_path / "eval.json"
+  command = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=5000",
+             f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  # Its progress lines fill the pipe nobody reads after the first: it stays at work, holding
+  # the lock, however fast the chips go.
+  first = subprocess.Popen([sys.executable, os.path.join(REPO, "bin", "eval"), *command],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+  try:
+    for line in first.stdout:
+      if line.startswith("[1/5000]"):
+        break
+    second = run_binary("eval", *command)
+    assert first.poll() is None, "the first evaluation must still run"
+  finally:
+    first.kill()
+    first.wait()
+  assert second.returncode != 0
+  assert (f"output is in use: lock file '{tmp_path / 'eval.lock'}' is held by process "
+          f"{first.pid} on host") in second.stderr
+  assert "evaluating" not in second.stdout and "[1/5000]" not in second.stdout

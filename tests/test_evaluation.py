@@ -511,6 +511,44 @@ def test_an_empty_test_set_is_rejected(toy):
     evaluation.Evaluator(model, empty)
 
 
+@pytest.mark.parametrize("bad, error, message", [
+    # Float labels are refused at their first batch; the first fraction in it is named.
+    (0.5, TypeError, r"integer class indices in \[0, 5\), got float64 labels; the first not a "
+     r"whole number is 0.5 \(example 6\)"),
+    (np.nan, TypeError, r"integer class indices in \[0, 5\), got float64 labels; the first not "
+     r"a whole number is nan \(example 6\)"),
+    # Example 70 is the 7th of the second batch: the index counts over the whole test set.
+    (99, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got 99 "
+     r"\(example 70\)"),
+    (-1, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got -1 "
+     r"\(example 70\)"),
+    (5, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got 5 "
+     r"\(example 70\)"),
+])
+def test_labels_that_are_not_class_indices_of_the_model_are_refused_naming_the_first(
+    toy, bad, error, message):
+  model, images, labels, _ = toy
+  labels = labels.astype(type(bad)).copy()
+  first = 6 if isinstance(bad, float) else 70
+  labels[[first, 200]] = bad
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH_SIZE)
+  with pytest.raises(error, match="dataset labels must be " + message + "$"):
+    evaluation.Evaluator(model, dataset)
+
+
+def test_float_labels_are_refused_even_when_whole_and_integer_ones_of_any_width_count_alike(
+    toy, evaluator):
+  model, images, labels, _ = toy
+  floats = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32))).batch(64)
+  with pytest.raises(TypeError, match=r"integer class indices in \[0, 5\), got float32 labels$"):
+    evaluation.Evaluator(model, floats)
+  for dtype in (np.uint8, np.int32):
+    narrow = tf.data.Dataset.from_tensor_slices((images, labels.astype(dtype))).batch(BATCH_SIZE)
+    other = evaluation.Evaluator(model, narrow)
+    assert other.clean_errors() == WRONG_LABELS
+    assert other.data_digest == evaluator.data_digest
+
+
 def test_shards_are_disjoint_deterministic_and_cover_everything():
   items = list(range(11))
   parts = [evaluation.shard(items, 3, i) for i in range(3)]

@@ -105,6 +105,80 @@ def test_a_damaged_progress_record_leaves_the_training_time_and_history_unknown_
   assert checked["train_seconds"] is None and checked["history"] is None
 
 
+FULL_DISK_MODULE = '''
+"""A test double (imported with --gin_module): the disk is full when epoch 2's progress record
+is written, right before its checkpoint, as a real full disk would make that write fail."""
+import errno
+import os
+
+from tfbet import files
+
+_write_text = files.write_text
+_progress = []
+
+
+def _full_disk(path, text):
+  if path.endswith("progress.json"):
+    _progress.append(path)
+    if len(_progress) == 2:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  return _write_text(path, text)
+
+
+files.write_text = _full_disk
+'''
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_ends_in_one_line_and_the_same_command_resumes(
+    uninterrupted, tmp_path):
+  (tmp_path / "full_disk.py").write_text(FULL_DISK_MODULE)
+  output_dir = str(tmp_path / "full")
+  full = _run(output_dir, [f"--gin_module={tmp_path / 'full_disk.py'}"])
+  assert full.returncode == 1 and "Traceback" not in full.stderr
+  progress = os.path.join(output_dir, "checkpoints", "progress.json")
+  assert full.stderr.strip().splitlines()[-1] == (
+      f"cannot write {progress}: No space left on device. What the run did up to its last "
+      "checkpoint is kept: once there is space (or permission), the same command resumes from "
+      "there.")
+  assert not os.path.exists(os.path.join(output_dir, ".lock"))
+  resumed = _run(output_dir)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from" in resumed.stderr and "ckpt-1 (epoch 1)" in resumed.stderr
+  assert _digest(output_dir) == _digest(uninterrupted[0])
+
+
+READ_ONLY_MODULE = '''
+"""A test double (imported with --gin_module): the file system of OUTPUT is read-only (tests may
+run as root, for whom a chmod blocks nothing)."""
+import errno
+import os
+
+OUTPUT = %r
+_open = os.open
+
+
+def _read_only(path, *args, **kwargs):
+  if os.path.abspath(path).startswith(OUTPUT):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+  return _open(path, *args, **kwargs)
+
+
+os.open = _read_only
+'''
+
+
+def test_a_read_only_output_dir_is_refused_in_one_line_before_any_work(tmp_path):
+  output_dir = tmp_path / "read_only"
+  output_dir.mkdir()
+  (tmp_path / "read_only.py").write_text(READ_ONLY_MODULE % str(output_dir))
+  result = _run(str(output_dir), [f"--gin_module={tmp_path / 'read_only.py'}"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert (f"cannot write the lock file '{output_dir / '.lock'}' (Read-only file system): "
+          "--output_dir must be writable; nothing was done") in result.stderr
+  assert os.listdir(output_dir) == []
+
+
 def _result(output_dir):
   with open(os.path.join(output_dir, "result.json")) as f:
     return json.load(f)
@@ -142,6 +216,32 @@ def test_unknown_gin_binding_fails_with_gins_message(tmp_path):
   result = _run(str(tmp_path / "bad"), ["--gin_param=train.not_a_parameter = 1"])
   assert result.returncode != 0
   assert "not_a_parameter" in result.stderr
+
+
+def test_a_binding_gin_cannot_parse_is_one_line_naming_it(tmp_path):
+  result = _run(str(tmp_path / "bad"), ["--gin_param=BitErrorTrainer.rate = nan"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert ("cannot parse gin binding 'BitErrorTrainer.rate = nan': Failed to parse token 'nan'. "
+          "A value is a Python literal") in result.stderr
+  assert not os.path.exists(tmp_path / "bad" / "checkpoints")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("BitErrorTrainer.rate = inf", "binding 'BitErrorTrainer.rate = inf': Failed to parse token "
+     "'inf'"),
+    ("BitErrorTrainer.rate = 0.01 0.02", "binding 'BitErrorTrainer.rate = 0.01 0.02': Expected "
+     "newline"),
+    ("BitErrorTrainer.rate = (", "binding among 'BitErrorTrainer.rate = (': EOF in multi-line"),
+])
+def test_unparsable_bindings_are_value_errors_naming_the_binding(binding, message):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    with pytest.raises(ValueError) as error:
+      gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
+  finally:
+    gin.clear_config()
+  assert str(error.value).startswith("cannot parse gin " + message)
+  assert "\n" not in str(error.value)
 
 
 def _model_bindings():

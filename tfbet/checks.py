@@ -18,6 +18,8 @@ The rules:
   (a rate above 0.5 is almost always a percent passed by mistake).
 * boolean: ``True`` or ``False`` (numpy's ``bool_`` too), never a number or a string.
 * choice: one of a fixed tuple of values.
+* class labels: an array of integer dtype (never bool or float) with values in
+  ``[0, num_classes)``; the message names the first bad value and its example.
 * path: a ``str`` or ``os.PathLike``, not empty; optionally an existing file.
 * size: a count of things tfbet allocates per item (chips, rates, offsets, shards, batch
   entries) is at most its limit below, checked before anything is allocated; a list of such
@@ -155,6 +157,32 @@ def choice(value, name, choices):
   if value not in choices:
     raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
   return value
+
+
+def class_labels(values, name, num_classes, first_example=0):
+  """``values`` as an int64 numpy array of class indices in ``[0, num_classes)``.
+
+  Checked with whole-array reductions (cheap on large test sets); a float 0.5 would otherwise
+  be cast to class 0, and -1 or 99 silently counted as errors. ``first_example`` is the index
+  of ``values[0]`` in the whole data set, so the message points at the example.
+  """
+  array = np.asarray(values)
+  if array.dtype.kind not in "iu":
+    found = f"{array.dtype} labels"
+    if array.dtype.kind == "f" and array.size:
+      fractional = ~np.isfinite(array) | (array != np.round(array))
+      if fractional.any():
+        index = int(np.argmax(fractional))
+        found += f"; the first not a whole number is {array.flat[index].item()!r} (example " \
+                 f"{first_example + index})"
+    raise ArgumentTypeError(f"{name} must be integer class indices in [0, {num_classes}), got "
+                            f"{found}")
+  if array.size and (array.min() < 0 or array.max() >= num_classes):
+    index = int(np.argmax((array < 0) | (array >= num_classes)))
+    raise ValueError(f"{name} must be class indices in [0, {num_classes}) (the model's "
+                     f"{num_classes} outputs), got {array.flat[index].item()} (example "
+                     f"{first_example + index})")
+  return array.astype(np.int64)
 
 
 def path(value, name, must_exist=False):

@@ -868,6 +868,7 @@ class Evaluator:
   def __init__(self, model, dataset):
     self.model = model
     self.layout = memory.layout(model)
+    num_classes = int(model.output_shape[-1])
     self._batches = []
     images_digest, labels_digest = hashlib.sha256(), hashlib.sha256()
     n = 0
@@ -875,7 +876,7 @@ class Evaluator:
       if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise ValueError("dataset must yield (images, labels) batches")
       images = tf.convert_to_tensor(batch[0], dtype=tf.float32)
-      labels = tf.cast(tf.convert_to_tensor(batch[1]), tf.int64)
+      labels = tf.constant(checks.class_labels(batch[1], "dataset labels", num_classes, n))
       if labels.shape.rank != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"dataset batches must be images [b, ...] with labels [b], got "
                          f"{images.shape} and {labels.shape}")
@@ -1029,7 +1030,8 @@ def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_
              per_example=False):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
-  ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
+  ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``), labels of an
+  integer dtype in [0, number of model outputs) (``checks.class_labels``); see
   ``Evaluator.run`` for the other arguments. The model's masks are all zero afterwards.
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,

@@ -6,6 +6,7 @@ next to the target, which is renamed onto the target only once it is complete. A
 mid-write leaves the previous file intact (and at most a ``*.tmp-<pid>*`` file next to it).
 """
 import contextlib
+import errno
 import json
 import os
 
@@ -91,6 +92,33 @@ def save_figure(figure, path):
   with atomic_path(path) as temporary:
     figure.savefig(temporary, format="png", dpi=100)
   return path
+
+
+# Why a write fails for a reason of the place written to, not of the program: the run can be
+# resumed once there is space or permission.
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def write_failure(error):
+  """(path or None, reason) if ``error`` (or what caused it) is a write that failed because the
+  disk is full, the file system read-only or permission lacking; else None.
+
+  Recognizes ``OSError`` by its errno and TensorFlow's file errors (checkpoints, logs), which
+  carry only the system's text, by that text.
+  """
+  chain = []
+  while error is not None and all(error is not seen for seen in chain):
+    chain.append(error)
+    error = error.__cause__ or error.__context__
+  for error in chain:  # the original OSError names the path
+    if isinstance(error, OSError) and error.errno in WRITE_FAILURES:
+      return error.filename, os.strerror(error.errno)
+  for error in chain:
+    if isinstance(error, (OSError, tf.errors.OpError)):
+      for number in WRITE_FAILURES:
+        if os.strerror(number) in str(error):
+          return getattr(error, "filename", None), os.strerror(number)
+  return None
 
 
 def check_writable(path):

@@ -10,7 +10,9 @@ Examples:
   # 1000 chips on Apache Beam's DirectRunner with 4 worker processes (pip install tfbet[beam]):
   tfbet-eval --run_dir=runs/r --num_chips=1000 --runner=DirectRunner \
       --beam_options=--direct_num_workers=4 --output=runs/eval/all.json
-Rates are in percent; see tfbet/cli/eval_lib.py.
+Rates are in percent; see tfbet/cli/eval_lib.py. While it runs, <output>.lock (host and PID)
+keeps a second evaluation into the same --output out; a full disk or a read-only output ends the
+run with one line, and the same command resumes from the chips done.
 """
 from tfbet.cli import launch
 
@@ -20,7 +22,7 @@ def define_flags():
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   eval_lib.define_flags()
-  return eval_lib.main, (eval_lib, gin_utils)
+  return eval_lib.main_holding_output_lock, (eval_lib, gin_utils)
 
 
 def run():

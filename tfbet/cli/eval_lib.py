@@ -13,6 +13,7 @@ The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
 from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
 """
+import contextlib
 import functools
 import os
 import shlex
@@ -26,10 +27,12 @@ from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
+from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
+from tfbet.cli import resume
 from tfbet.cli import train_lib
 
 IN_PROCESS = "in_process"
@@ -63,8 +66,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "global, normal, asymmetric, unsigned, rquant) before evaluating it. Needs --whiten or "
       "--nowhiten.", flag_values=flag_values)
   flags.DEFINE_integer(
-      "precision", 8, "Bits per weight (1..8) for --scheme.", lower_bound=1, upper_bound=8,
-      flag_values=flag_values)
+      "precision", None, "Bits per weight (1..8) for --scheme (default 8). Only with --scheme: "
+      "a quantized model is evaluated at its own precision, so --precision without --scheme is "
+      "refused.", lower_bound=1, upper_bound=8, flag_values=flag_values)
   flags.DEFINE_list(
       "exclude", [],
       "With --scheme: names of layers left in reliable float memory (the results state the "
@@ -99,7 +103,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
         "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
         "the counts of the chips done so far are kept in <output>.partial.json (written after "
         "every chip): the same command, run again after an interruption, resumes from there and "
-        "gives the same counts. Checked to be writable before any work starts.",
+        "gives the same counts. Checked to be writable before any work starts. While the run "
+        "lasts it holds <output>.lock (host and PID, like bin/train's output lock): a second "
+        "bin/eval with the same --output is refused, naming the process that holds it.",
         flag_values=flag_values)
     flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                         flag_values=flag_values)
@@ -258,22 +264,31 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   return model, data, model_path
 
 
-def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None,
+def model_for_evaluation(model, scheme=None, precision=None, exclude=(), whiten=None,
                          faulty_state=False):
   """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
 
   ``faulty_state`` puts its non-trainable state into faulty memory too
   (``quantize_configs.with_faulty_state``).
 
+  ``precision`` (None: 8) is the bits of ``scheme``.
+
   Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
-  quantized one gets --scheme.
+  quantized one gets --scheme or --precision (it would be evaluated at its own precision).
   """
   quantized = quantize_configs.is_quantized(model)
   if scheme is None:
     if not quantized:
       raise ValueError(f"model {model.name!r} is a float model: pass --scheme=rquant "
-                       "--precision=8 (any preset) to quantize it after training, with "
-                       "--whiten or --nowhiten")
+                       f"--precision={precision or 8} (any preset) to quantize it after "
+                       "training, with --whiten or --nowhiten")
+    if precision is not None:
+      raise ValueError(
+          f"--precision={precision} only goes with --scheme (post-training quantization of a "
+          f"float --model); model {model.name!r} is already quantized at "
+          f"{memory.layout(model).precision} bits and would be evaluated at those. Drop "
+          f"--precision, or quantize a float --model with --scheme=rquant "
+          f"--precision={precision} (any preset)")
     if exclude:
       raise ValueError("--exclude only goes with --scheme (post-training quantization)")
     return quantize_configs.with_faulty_state(model) if faulty_state else model
@@ -284,11 +299,12 @@ def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=Non
                      "(per-channel whitening with training-set statistics) or --nowhiten "
                      "(pixels in [0, 1])")
   return quantize_configs.quantize_model(
-      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None,
+      model, quantization.get_scheme(scheme, 8 if precision is None else precision),
+      exclude=list(exclude) or None,
       faulty_state=faulty_state)
 
 
-def load_test_model(scheme=None, precision=8, exclude=(), faulty_state=False, **kwargs):
+def load_test_model(scheme=None, precision=None, exclude=(), faulty_state=False, **kwargs):
   """(model to evaluate, test dataset): what each Beam worker loads.
 
   The model of ``load_model_and_data(**kwargs)``, quantized after training when ``scheme`` is
@@ -366,6 +382,12 @@ def partial_path(output):
   """Where the counts of the chips done so far are kept while --output is being evaluated."""
   root, ext = os.path.splitext(output)
   return (root if ext.lower() == ".json" else output) + ".partial.json"
+
+
+def lock_path(output):
+  """The lock file a bin/eval holds while it writes --output (as bin/train holds its own)."""
+  root, ext = os.path.splitext(output)
+  return (root if ext.lower() == ".json" else output) + ".lock"
 
 
 def check_outputs(flag_values):
@@ -521,3 +543,31 @@ def main(argv):
                            shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   finish(results, flag_values)
+
+
+def main_holding_output_lock(argv):
+  """``main`` holding ``lock_path(--output)``: a second bin/eval on the same output is refused,
+  naming the process that holds it, instead of doing all the work again. A full disk or a
+  read-only output ends the run with one line: the counts so far are kept for resuming."""
+  flag_values = flags.FLAGS
+  if not flag_values.output:
+    return main(argv)
+  check_outputs(flag_values)
+  with contextlib.ExitStack() as stack:
+    try:
+      stack.enter_context(resume.OutputLock(None, lock_path(flag_values.output), "--output"))
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+    try:
+      return main(argv)
+    except Exception as error:  # pylint: disable=broad-except  (re-raised unless a write failed)
+      failure = files.write_failure(error)
+      if failure is None:
+        raise
+      path, reason = failure
+      partial = partial_path(flag_values.output)
+      kept = (f"the counts of the chips done so far are kept in {partial}, and the same "
+              "command resumes from them" if os.path.exists(partial) else
+              "the same command starts it again")
+      raise SystemExit(f"cannot write {path or flag_values.output}: {reason}. Once there is "
+                       f"space (or permission), {kept}.") from error

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import tokenize
 
 from absl import flags
 import gin
@@ -227,6 +228,20 @@ def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(
     if not hint:
       raise
     raise ValueError(f"{error}{hint}") from error
+  except (SyntaxError, tokenize.TokenError) as error:  # a --gin_param gin cannot read (`nan`)
+    raise ValueError(_binding_syntax_error(error, gin_params)) from error
+
+
+def _binding_syntax_error(error, gin_params):
+  """One line for gin's SyntaxError on a binding (gin's text spans lines, with a caret)."""
+  location = error.args[1] if len(error.args) > 1 else None
+  binding = getattr(location, "line_content", None) or getattr(error, "text", None)
+  binding = repr(binding.strip()) if isinstance(binding, str) else \
+      "among " + ", ".join(repr(param) for param in gin_params or ())
+  reason = str(error.args[0] if error.args else error).strip().splitlines()[-1].strip()
+  return (f"cannot parse gin binding {binding}: {reason.rstrip('.')}. A value is a Python literal "
+          "(a number, a quoted string, True/False/None, a list or tuple of them) or an "
+          "@reference; nan and inf are not accepted")
 
 
 def save_operative_config(directory, name="operative_config.gin"):

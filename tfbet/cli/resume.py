@@ -8,7 +8,8 @@
   bindings, less ``train.verbose``, are recorded in ``checkpoints/config.gin`` when a run starts
   and compared when it resumes; ``clear_run`` -- ``bin/train --restart`` -- starts over);
 * the checkpoint reads back (``restore_newest_intact``: a damaged newest checkpoint is skipped,
-  with a warning, for the newest intact one);
+  with a warning, for the newest intact one; ``remove_interrupted_checkpoint_writes`` removes
+  the ``ckpt-N_temp/`` folder a killed checkpoint write leaves);
 * the history and training time of earlier sessions are kept (``Progress``, saved next to the
   checkpoints after every epoch), so ``result.json`` covers the whole run.
 """
@@ -66,10 +67,15 @@ def _pid_alive(pid):
 
 
 class OutputLock:
-  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``."""
+  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``.
 
-  def __init__(self, output_dir):
-    self.path = os.path.join(output_dir, LOCK_FILE)
+  ``lock_path`` locks one output file instead (``bin/eval --output``); ``flag`` is the flag
+  the messages name.
+  """
+
+  def __init__(self, output_dir, lock_path=None, flag="--output_dir"):
+    self.path = lock_path or os.path.join(output_dir, LOCK_FILE)
+    self.flag = flag
     self.held = False
 
   def __enter__(self):
@@ -88,9 +94,12 @@ class OutputLock:
           os.remove(self.path)
           continue
         raise ValueError(
-            f"output_dir is in use: lock file {self.path!r} is held by process "
+            f"{self.flag.lstrip('-')} is in use: lock file {self.path!r} is held by process "
             f"{owner.get('pid', '?')} on host {owner.get('host', '?')}. Wait for it to finish "
-            "or use another --output_dir; if that process is gone, delete the lock file.")
+            f"or use another {self.flag}; if that process is gone, delete the lock file.")
+      except OSError as error:  # read-only, no permission, disk full: before any work
+        raise ValueError(f"cannot write the lock file {self.path!r} ({error.strerror}): "
+                         f"{self.flag} must be writable; nothing was done") from error
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
@@ -118,12 +127,31 @@ def holds_output_lock(train_fn):
   """Wraps ``train_fn(output_dir, ...)``: holds the lock; ``restart=True`` clears the dir first."""
   @functools.wraps(train_fn)
   def locked(output_dir, *args, restart=False, **kwargs):
-    tf.io.gfile.makedirs(output_dir)
-    with OutputLock(output_dir):
+    try:
+      tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as error:
+      raise ValueError(f"cannot create --output_dir {output_dir!r}: {error.message}") from error
+    with OutputLock(output_dir) as lock:
       if restart:
         clear_run(output_dir)
+      if lock.held:
+        remove_interrupted_checkpoint_writes(output_dir)
       return train_fn(output_dir, *args, **kwargs)
   return locked
+
+
+def remove_interrupted_checkpoint_writes(output_dir):
+  """Removes the ``checkpoints/ckpt-N_temp/`` folders of checkpoint writes that were killed.
+
+  TensorFlow writes a checkpoint into ``ckpt-N_temp/`` and then renames its files into place; a
+  kill in between leaves the folder, which nothing reads or removes. Called while the lock is
+  held, so no other process is writing one.
+  """
+  pattern = os.path.join(output_dir, CHECKPOINT_DIR, "ckpt-*_temp")
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    if re.fullmatch(r"ckpt-\d+_temp", os.path.basename(path)) and tf.io.gfile.isdir(path):
+      logging.warning("removing %s, left by a checkpoint write that was interrupted", path)
+      tf.io.gfile.rmtree(path)
 
 
 def recorded_config():

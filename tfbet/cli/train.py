@@ -15,8 +15,14 @@ Examples:
       --gin_param='RErrMonitor.rates = [0.001, 0.01]' --gin_param='RErrMonitor.every_n_epochs = 2'
 Re-running the same command after a kill resumes from the last epoch checkpoint (a damaged
 newest checkpoint is skipped for the one before it). A directory with checkpoints of a different
-config is refused unless --restart is given; a lock file keeps a second process out.
+config is refused unless --restart is given; a lock file keeps a second process out. A full disk
+or a read-only --output_dir ends the run with one line naming the path; the same command resumes.
+A multi-worker run that loses a worker ends every other worker with one line naming it and the
+command that resumes the run.
 """
+import shlex
+import sys
+
 from absl import app
 from absl import flags
 
@@ -56,6 +62,19 @@ def main(argv):
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
   except ValueError as error:  # Bad settings, files or output directories, named in the text.
     raise app.UsageError(str(error)) from error
+  except Exception as error:  # pylint: disable=broad-except  (re-raised unless told in a line)
+    from tfbet import files  # pylint: disable=g-import-not-at-top
+    lost_peer = train_lib.lost_peer_message(error, shlex.join(sys.argv))
+    if lost_peer:
+      raise SystemExit(lost_peer) from error
+    failure = files.write_failure(error)
+    if failure is None:
+      raise
+    path, reason = failure
+    raise SystemExit(
+        f"cannot write {path or 'into --output_dir ' + repr(FLAGS.output_dir)}: {reason}. "
+        "What the run did up to its last checkpoint is kept: once there is space (or "
+        "permission), the same command resumes from there.") from error
   injection = train_lib.describe_injection(result.get("injection"))
   if injection:
     print(injection)

@@ -25,6 +25,7 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
 
 from absl import logging
@@ -89,6 +90,46 @@ def _check_workers_agree(strategy, start_epoch):
         f"the workers found checkpoints of different epochs {epochs.tolist()} (one per replica) "
         "under --output_dir: it must be a directory all workers share (e.g. NFS or gs://), "
         "where they read the chief's checkpoints")
+
+
+# What a collective op raises when a peer of a multi-worker cluster is gone (killed, crashed,
+# unreachable): TensorFlow's coordination service notices its missing heartbeats.
+PEER_LOSS_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                    tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def lost_peer_message(error, command, tf_config=None):
+  """One line for a multi-worker run that stopped because a peer is gone, or None.
+
+  Names the peer(s) TensorFlow's message names (``/job:worker/replica:0/task:1``), with the
+  address ``TF_CONFIG`` (or ``tf_config``, its JSON text) gives them, and the command that resumes
+  the run: the same on every worker, as each restores the chief's last checkpoint.
+  """
+  kind = next((c for c in type(error).__mro__ if c in PEER_LOSS_ERRORS), None)
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
+    cluster, task = dict(config.get("cluster") or {}), dict(config.get("task") or {})
+    me = (task.get("type"), int(task.get("index", 0)))
+  except (ValueError, TypeError, AttributeError):
+    return None
+  tasks = [(job, i) for job, addresses in cluster.items() for i in range(len(addresses))]
+  if kind is None or len(tasks) < 2:
+    return None
+
+  def describe(job, index):
+    addresses = cluster.get(job) or []
+    return f"{job} {index}" + (f" ({addresses[index]})" if index < len(addresses) else "")
+
+  named = []
+  for job, index in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", str(error)):
+    if (job, int(index)) != me and (job, int(index)) not in named:
+      named.append((job, int(index)))
+  peers = ", ".join(describe(*peer) for peer in named) if named else \
+      "a peer (one of " + ", ".join(describe(*t) for t in tasks if t != me) + ")"
+  return (f"lost {peers} of the multi-worker cluster ({kind.__name__}), so {describe(*me)} "
+          "stops too. The checkpoints of the finished epochs are kept in --output_dir: start "
+          "every worker again with its own TF_CONFIG and the same command to resume from the "
+          f"last one: {command}")
 
 
 @gin.configurable

@@ -129,7 +129,9 @@ def main(argv):
                   if flag_values.bit_errors else None)
     model, data, _ = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, whiten=flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   evaluator = evaluation.Evaluator(model, data.test_dataset())
