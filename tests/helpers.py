@@ -45,7 +45,9 @@ def cnn_inputs(seed=0, n=4):
 
 def run_binary(binary, *args):
   """Runs bin/<binary> with ``args`` in a subprocess; returns the CompletedProcess."""
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+             # this checkout's tfbet, not one installed elsewhere (bin/ puts bin/ on sys.path)
+             PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
   return subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

@@ -16,7 +16,9 @@ import time
 import numpy as np
 
 from tfbet import evaluation
-from tfbet import memory
+from tfbet import lazy_modules
+
+memory = lazy_modules.module("tfbet.memory")  # not needed by the flags of bin/sensitivity
 
 GROUPINGS = ("tensor", "layer")
 

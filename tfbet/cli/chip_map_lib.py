@@ -13,9 +13,11 @@ from absl import flags
 
 from tfbet import chip_models
 from tfbet import files
-from tfbet import memory
+from tfbet import lazy_modules
 from tfbet import plots
 from tfbet import weight_map
+
+memory = lazy_modules.module("tfbet.memory")  # TensorFlow: not for --help
 
 MEMORY_IMAGE = "memory.npz"
 

@@ -13,10 +13,12 @@ from absl import flags
 import numpy as np
 
 from tfbet import chip_models
-from tfbet import diagnostics
 from tfbet import files
+from tfbet import lazy_modules
 from tfbet import plots
 from tfbet.cli import eval_lib
+
+diagnostics = lazy_modules.module("tfbet.diagnostics")  # TensorFlow: not for --help
 
 
 def define_flags(flag_values=flags.FLAGS):

@@ -12,9 +12,11 @@ from absl import flags
 
 from tfbet import evaluation
 from tfbet import files
+from tfbet import lazy_modules
 from tfbet import plots
-from tfbet import weight_noise as noise_lib
 from tfbet.cli import eval_lib
+
+noise_lib = lazy_modules.module("tfbet.weight_noise")  # TensorFlow: not for --help
 
 DEFAULT_MAGNITUDES = ("0.5", "1", "2.5", "5", "10")
 
