@@ -67,3 +67,33 @@ def evaluate_in_process(run_dir, chip_list, conditions, offsets=(0,)):
   model = train_lib.load_model(str(run_dir / "model.h5"))
   return evaluation.evaluate(model, data.test_dataset(), chip_list, conditions,
                              offsets=offsets, progress=None)
+
+
+def capture_figures(monkeypatch):
+  """A list that receives every matplotlib figure tfbet saves (still written to its path)."""
+  from tfbet import files  # pylint: disable=g-import-not-at-top
+  figures, save = [], files.save_figure
+
+  def save_and_keep(figure, path):
+    figures.append(figure)
+    return save(figure, path)
+
+  monkeypatch.setattr(files, "save_figure", save_and_keep)
+  return figures
+
+
+def footer(figure):
+  """The footer (figure-level x label) of a saved figure: what it was measured with."""
+  label = figure._supxlabel  # pylint: disable=protected-access
+  return "" if label is None else label.get_text()
+
+
+SCHEME_8BIT = {"precision": 8, "per_tensor": True, "asymmetric": True, "unsigned": True,
+               "rounding": True, "int_conversion": "truncate"}
+
+
+def model_info(name, faulty=90, parameters=100):
+  """A result's ``model`` field with an 8-bit RQUANT-like scheme and its coverage."""
+  return {"name": name, "digest": name, "num_weights": faulty, "scheme": dict(SCHEME_8BIT),
+          "coverage": {"faulty_parameters": faulty, "trainable_parameters": parameters,
+                       "parameters": parameters, "faulty_share": faulty / parameters}}

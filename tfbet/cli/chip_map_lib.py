@@ -81,4 +81,6 @@ def main(argv):
     files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
-    print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot)}")
+    footer = (f"memory image {path}: {plots.describe_scheme(image['scheme'].to_dict())}, "
+              f"{int(sum(entry['size'] for entry in image['layout']))} weights in faulty memory")
+    print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot, footer=footer)}")

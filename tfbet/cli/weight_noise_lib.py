@@ -112,6 +112,7 @@ def plot(results, path, bit_errors=None):
   axes[0].set_ylabel("RErr in % (mean \u00b1 std)")
   figure.suptitle(f"{results.model.get('name')}: weight noise"
                   + (" vs. bit errors" if bit_errors is not None else ""), fontsize="medium")
+  plots.add_footer(figure, [plots.measured_with(results.model)])
   files.save_figure(figure, path)
   return path
 
