@@ -11,6 +11,8 @@ Re-running the same command after a kill resumes from the last epoch checkpoint 
 newest checkpoint is skipped for the one before it). A directory with checkpoints of a different
 config is refused unless --restart is given; a lock file keeps a second process out.
 """
+import os
+
 from absl import app
 from absl import flags
 
@@ -42,14 +44,19 @@ def define_flags():
 
 def main(argv):
   del argv
+  from tfbet import data  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  new_output_dir = not os.path.exists(FLAGS.output_dir)
   try:
     gin_utils.parse(FLAGS.gin_file, FLAGS.gin_param, search_paths=FLAGS.gin_search_path,
                     modules=FLAGS.gin_module)
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
-  except ValueError as error:  # Bad settings, files or output directories, named in the text.
-    raise app.UsageError(str(error)) from error
+  except (ValueError, data.DataUnavailableError) as error:  # Bad settings, files or output
+    raise app.UsageError(str(error)) from error  # directories, missing data: named in the text.
+  finally:
+    if new_output_dir and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
+      os.rmdir(FLAGS.output_dir)  # a run that failed before writing anything leaves nothing
   print(f"clean test error: {100 * result['test_error']:.2f} % "
         f"({result['num_weights']} quantized weights) -> {FLAGS.output_dir}")
 
