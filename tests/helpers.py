@@ -83,9 +83,10 @@ def capture_figures(monkeypatch):
 
 
 def footer(figure):
-  """The footer (figure-level x label) of a saved figure: what it was measured with."""
+  """The footer (figure-level x label) of a saved figure, its lines unwrapped (plots.add_footer
+  wraps them to the figure's width, indenting continuations by two spaces)."""
   label = figure._supxlabel  # pylint: disable=protected-access
-  return "" if label is None else label.get_text()
+  return "" if label is None else label.get_text().replace("\n  ", " ")
 
 
 SCHEME_8BIT = {"precision": 8, "per_tensor": True, "asymmetric": True, "unsigned": True,

@@ -60,3 +60,11 @@ def test_met_pattern_plot_states_what_the_weights_were_stored_with(tmp_path, mon
   path = plots.draw_met_pattern(chip, pattern, tmp_path / "met.png", footer="4-bit image")
   assert pathlib.Path(path).read_bytes()[:8] == PNG_SIGNATURE
   assert helpers.footer(figures[-1]) == "4-bit image"
+
+
+def test_footer_lines_are_wrapped_to_the_figure_width():
+  figure = plots.new_figure(figsize=(4, 3))
+  plots.add_footer(figure, ["word " * 30, "short"])
+  lines = figure._supxlabel.get_text().split("\n")  # pylint: disable=protected-access
+  assert max(len(line) for line in lines) <= 17 * 4 and lines[-1] == "short"
+  assert helpers.footer(figure) == " ".join(["word"] * 30) + "\nshort"

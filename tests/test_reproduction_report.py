@@ -272,3 +272,14 @@ def test_a_run_trained_with_other_settings_than_the_suite_is_refused(written):
     json.dump({"gin_files": ["other.gin"], "params": []}, f)
   with pytest.raises(ValueError, match="was trained with other settings"):
     reproduction_report.load_results(suite, str(output_dir))
+
+
+def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path, monkeypatch):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  figures = helpers.capture_figures(monkeypatch)
+  suite, output_dir, _ = written
+  reproduction_report.write_report(suite, str(output_dir), str(tmp_path / "report.md"))
+  # These synthetic results record neither scheme nor coverage; the figures say so.
+  assert figures and [helpers.footer(f) for f in figures] == [
+      "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
+  ] * len(figures)

@@ -3,6 +3,8 @@
 Figures use matplotlib's object-oriented API with an Agg canvas (:func:`new_figure`), which
 leaves the global pyplot backend alone; matplotlib loads only when a figure is drawn.
 """
+import textwrap
+
 import numpy as np
 
 from tfbet import checks
@@ -50,8 +52,11 @@ def measured_with(model_info, label=None):
 
 
 def add_footer(figure, lines):
-  """Writes ``lines`` (e.g. :func:`measured_with` of each model) under the figure's axes."""
-  figure.supxlabel("\n".join(lines), x=0.01, ha="left", fontsize="x-small", color="0.25")
+  """Writes ``lines`` (e.g. :func:`measured_with` of each model) under the figure's axes,
+  each wrapped to the figure's width (about 17 characters per inch at this size)."""
+  width = max(40, int(17 * figure.get_figwidth()))
+  text = "\n".join(textwrap.fill(line, width, subsequent_indent="  ") for line in lines)
+  figure.supxlabel(text, x=0.01, ha="left", fontsize="x-small", color="0.25")
 
 
 def _check_profiled(chip):
