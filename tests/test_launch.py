@@ -133,15 +133,19 @@ def test_usage_text_names_commands_as_the_user_started_them(tmp_path):
   assert launch.program_name("/repo/tfbet/cli/eval_chips.py") == "python -m tfbet.cli.eval_chips"
 
 
-def test_a_usage_error_prints_the_message_and_a_hint_not_the_flag_help(tmp_path):
-  process, report = _probe("compare", str(tmp_path / "missing.json"),
-                           str(tmp_path / "other.json"))
+@pytest.mark.parametrize("binary,args,message", [
+    ("compare", ["missing.json", "other.json"], "missing.json"),  # refused by main
+    ("train", [], "--output_dir"),  # refused while parsing the flags
+    ("eval", ["--num_chips=0"], "--num_chips"),
+])
+def test_a_usage_error_prints_the_message_and_a_hint_not_the_flag_help(binary, args, message):
+  process, report = _probe(binary, *args)
   assert process.returncode == 1
   lines = [line for line in process.stderr.splitlines() if not line.startswith("PROBE ")]
-  assert lines[0].startswith("bin/compare: error: ") and "missing.json" in lines[0]
-  assert lines[1:] == ["Run `bin/compare --help` for the flags and examples."]
+  assert lines[0].startswith(f"bin/{binary}: error: ") and message in lines[0]
+  assert lines[1:] == [f"Run `bin/{binary} --help` for the flags and examples."]
   assert "flags:" not in process.stdout + process.stderr
-  assert report["tensorflow"] is False  # a JSON-only binary
+  assert report["tensorflow"] is False  # compare never loads it; flag errors come before
 
 
 # Every example command of every usage text is parsed by the binary's flags (in a process of its
@@ -227,3 +231,19 @@ def test_the_old_example_binding_is_refused_so_the_check_can_fail():
                       finalize=False)
   finally:
     gin.clear_config()
+
+
+@pytest.mark.parametrize("binary,extra", [("compare", ["--labels=A,B"]),
+                                          ("energy_budget", ["--budgets=1", "--labels=A,B"])])
+def test_json_only_binaries_do_their_work_without_tensorflow(tmp_path, binary, extra):
+  from tfbet import evaluation  # pylint: disable=g-import-not-at-top
+  paths = []
+  for name, errors in (("a", (3, 9)), ("b", (2, 4))):
+    results = evaluation.Results(
+        model={"name": name, "digest": name}, n=100, data_digest="d", clean_errors=1,
+        condition_kind="rate", errors={("c", 0.001, 0): errors[0], ("c", 0.01, 0): errors[1]})
+    paths.append(results.to_json(str(tmp_path / f"{name}.json")))
+  process, report = _probe(binary, *paths, *extra, f"--plot={tmp_path / 'plot.png'}")
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert (tmp_path / "plot.png").stat().st_size > 0
+  assert report["tensorflow"] is False

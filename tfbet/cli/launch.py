@@ -177,4 +177,10 @@ def run(define_flags, doc=None, tensorflow=True):
     except app.UsageError as error:
       usage_error(error, sys.argv[0])
 
-  app.run(main_with_clear_errors)
+  def parse_flags(argv):  # absl's parser, with flag errors worded like usage errors
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as error:
+      usage_error(error, argv[0])
+
+  app.run(main_with_clear_errors, flags_parser=parse_flags)
