@@ -163,8 +163,8 @@ def test_pareto_plot_ties_each_budget_answer_to_its_budget_and_labels_rates_once
   assert sorted(marks.values()) == ["1 pt", "2 pt"]
   # The rates label the top axis once each, at the energy they save (p = 0 saves nothing).
   assert [t.get_text() for t in top.get_xticklabels()] == ["0", "0.1", "1"]
-  np.testing.assert_allclose(top.get_xticks(),
-                             [0, 100 * energy.energy_saving(0.001), 100 * energy.energy_saving(0.01)])
+  np.testing.assert_allclose(
+      top.get_xticks(), [0, 100 * energy.energy_saving(0.001), 100 * energy.energy_saving(0.01)])
   assert top.get_xlim() == ax.get_xlim()
   assert helpers.footer(figures[-1]).startswith("M: 8-bit per-tensor asymmetric unsigned")
 
