@@ -619,3 +619,12 @@ def test_simulate_chips_binary_writes_chip_plots_and_rates(tmp_path):
     assert (tmp_path / "plots" / f"chip1_v{voltage:.3f}.png").is_file()
     p_percent = 100 * expected.rates(voltage)["p"]
     assert f"{voltage:8.3f} {p_percent:8.4f}" in result.stdout
+
+
+def test_simulate_chips_table_prints_energy_saved_in_percent_like_the_other_binaries():
+  chip = chips.simulate_profiled_chip(16, 8, [0.811, 0.9], seed=1, name="small")
+  lines = simulate_chips_lib.rates_table(chip).splitlines()
+  assert lines[1].split()[-2:] == ["energy", "%"]
+  # Energy per access scales with V^2 (Fig. 1): 0.811 V/Vmin saves 1 - 0.811^2 = 34.2 %.
+  assert [line.split()[-1] for line in lines[2:4]] == ["34.2", "19.0"]
+  assert "energy saved" in lines[-1]

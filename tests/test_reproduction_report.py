@@ -341,3 +341,14 @@ def test_the_training_time_is_summed_over_the_runs_that_recorded_it_and_unknown_
   text = reproduction_report.scale_text(suite, loaded)
   assert ("training time of these runs, as each measured it: 2.00 h in all (evaluation not "
           "counted; unknown for 5 runs, which recorded none).") in text
+
+
+def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path, monkeypatch):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  figures = helpers.capture_figures(monkeypatch)
+  suite, output_dir, _ = written
+  reproduction_report.write_report(suite, str(output_dir), str(tmp_path / "report.md"))
+  # These synthetic results record neither scheme nor coverage; the figures say so.
+  assert figures and [helpers.footer(f) for f in figures] == [
+      "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
+  ] * len(figures)

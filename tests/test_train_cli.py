@@ -530,3 +530,24 @@ def test_when_injection_started_is_recorded_and_a_late_or_missing_start_is_a_war
                                       steps_per_epoch=8, epochs=4)
   assert record["started"] is injecting and record["start_step"] == start_step
   assert re.search(line, train_lib.describe_injection(record))
+
+
+@pytest.mark.slow
+def test_epochs_are_counted_out_of_the_run_and_the_result_line_is_printed_once(tmp_path,
+                                                                                real_mnist):
+  del real_mnist
+  command = TRAIN[:2] + ["--gin_file=experiments/cpu/tiny.gin", "--gin_param=train.epochs = 3",
+                         "--gin_param=train.evaluate_every_epoch = False",
+                         "--gin_param=load_data.train_limit = 128",
+                         "--gin_param=train.verbose = 2", f"--output_dir={tmp_path / 'run'}"]
+  env = dict(os.environ, PYTHONPATH=ROOT)  # this checkout's tfbet
+  result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
+                          env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.findall(r"^Epoch (\d+/\d+)$", result.stdout, flags=re.MULTILINE) == [
+      "1/3", "2/3", "3/3"]
+  output = result.stdout + result.stderr
+  assert output.count("clean test error") == 1
+  assert result.stdout.rstrip().splitlines()[-1].startswith("clean test error: ")
+  history = json.loads((tmp_path / "run" / "result.json").read_text())["history"]
+  assert all(len(values) == 3 for values in history.values())  # one fit per epoch, all kept

@@ -73,3 +73,16 @@ def test_magnitudes_and_seeds_are_read_no_further_than_their_limits(evaluator, m
     weight_noise.weight_noise(evaluator, [0.1], itertools.count())
   with pytest.raises(ValueError, match="magnitudes must have at most 2 items, got 3"):
     weight_noise.weight_noise(evaluator, [0.1, 0.2, 0.3], [0])
+
+
+def test_weight_noise_plot_names_scheme_and_coverage(tmp_path, monkeypatch):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  figures = helpers.capture_figures(monkeypatch)
+  results = weight_noise.NoiseResults(
+      model=helpers.model_info("net", faulty=3, parameters=4), n=10, data_digest="d",
+      clean_errors=1, errors={(0, 0.01): 2, (1, 0.01): 3, (0, 0.05): 5, (1, 0.05): 6})
+  weight_noise_lib.plot(results, str(tmp_path / "noise.png"))
+  assert (tmp_path / "noise.png").stat().st_size > 0
+  assert helpers.footer(figures[-1]) == (
+      "net: 8-bit per-tensor asymmetric unsigned rounding, 75.00 % of 4 parameters in faulty "
+      "memory")

@@ -74,14 +74,17 @@ import time
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from tfbet import checks
 from tfbet import chip_models
 from tfbet import files
-from tfbet import memory
-from tfbet import quantization
-from tfbet import quantize_configs
+from tfbet import lazy_modules
+
+# Reading, merging and comparing result files needs none of these (docs/design.md, §2).
+tf = lazy_modules.module("tensorflow")
+memory = lazy_modules.module("tfbet.memory")
+quantization = lazy_modules.module("tfbet.quantization")
+quantize_configs = lazy_modules.module("tfbet.quantize_configs")
 
 FORMAT = "tfbet-eval/1"
 CONDITION_KINDS = ("rate", "voltage")
@@ -672,15 +675,15 @@ class Results:
   def from_json(cls, path):
     """Reads a result file; ValueError naming ``path`` if it is not a valid one."""
     try:
-      size = tf.io.gfile.stat(path).length
+      size = files.size(path)
       if size > MAX_RESULT_BYTES:
         raise ValueError(f"{size} bytes, more than the {MAX_RESULT_BYTES} a result file may have")
-      with tf.io.gfile.GFile(path, "r") as f:
+      with files.open_text(path) as f:
         record = json.load(f)
     except RecursionError as error:
       raise ValueError(f"cannot read evaluation result {path!r}: its JSON is nested too deeply "
                        "to be a result file") from error
-    except (OSError, ValueError, tf.errors.OpError) as error:  # JSONDecodeError, bad UTF-8
+    except (OSError, ValueError, *files.tensorflow_errors()) as error:  # bad JSON or UTF-8
       raise ValueError(f"cannot read evaluation result {path!r}: {error}") from error
     return cls.from_dict(record, source=path)
 

@@ -9,8 +9,18 @@ import contextlib
 import errno
 import json
 import os
+import sys
 
-import tensorflow as tf
+from tfbet import lazy_modules
+
+tf = lazy_modules.module("tensorflow")  # only for remote paths (gs://...): local files use os
+
+
+def tensorflow_errors():
+  """TensorFlow's file errors as a tuple for ``except``; empty while TensorFlow is not loaded
+  (then none can be raised), so catching them does not import it."""
+  tf_module = sys.modules.get("tensorflow")
+  return (tf_module.errors.OpError,) if tf_module is not None else ()
 
 
 def _is_local(path):
@@ -40,9 +50,14 @@ def atomic_path(path):
     yield temporary
     if _is_local(temporary):
       _sync(temporary)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+      os.replace(temporary, path)
+    else:
+      tf.io.gfile.rename(temporary, path, overwrite=True)
   except BaseException:
-    if tf.io.gfile.exists(temporary):
+    if _is_local(temporary):
+      if os.path.exists(temporary):
+        os.remove(temporary)
+    elif tf.io.gfile.exists(temporary):
       tf.io.gfile.remove(temporary)
     raise
 
@@ -83,6 +98,18 @@ def read_json(path, what="file"):
       return json.load(f)
   except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8
     raise ValueError(f"cannot read {what} {os.fspath(path)!r}: {error}") from error
+
+
+def size(path):
+  """The size of the file ``path`` in bytes (local or remote)."""
+  path = os.fspath(path)
+  return os.path.getsize(path) if _is_local(path) else tf.io.gfile.stat(path).length
+
+
+def open_text(path):
+  """``path`` opened for reading text (local or remote)."""
+  path = os.fspath(path)
+  return open(path, encoding="utf-8") if _is_local(path) else tf.io.gfile.GFile(path, "r")
 
 
 def save_figure(figure, path):
@@ -128,15 +155,22 @@ def check_writable(path):
   once instead of after the work is done.
   """
   path = os.fspath(path)
-  if tf.io.gfile.isdir(path):
+  local = _is_local(path)
+  if os.path.isdir(path) if local else tf.io.gfile.isdir(path):
     raise ValueError(f"output {path!r} is a directory, not a file path")
-  directory = os.path.dirname(os.path.abspath(path) if _is_local(path) else path)
+  directory = os.path.dirname(os.path.abspath(path) if local else path)
   probe = os.path.join(directory, f".{os.path.basename(path)}.write-test-{os.getpid()}")
   try:
-    tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(probe, "w") as f:
-      f.write("")
-    tf.io.gfile.remove(probe)
-  except (OSError, tf.errors.OpError) as error:
+    if local:
+      os.makedirs(directory, exist_ok=True)
+      with open(probe, "w", encoding="utf-8"):
+        pass
+      os.remove(probe)
+    else:
+      tf.io.gfile.makedirs(directory)
+      with tf.io.gfile.GFile(probe, "w") as f:
+        f.write("")
+      tf.io.gfile.remove(probe)
+  except (OSError, *tensorflow_errors()) as error:
     raise ValueError(f"cannot write output {path!r}: {error}") from error
   return path

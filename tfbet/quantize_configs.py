@@ -318,7 +318,7 @@ def is_quantized(model):
 
 @keras.utils.register_keras_serializable(package="tfbet")
 class QuantizedModel(functional.Functional):
-  """The functional model ``quantize_model`` returns; only ``save`` differs.
+  """The functional model ``quantize_model`` returns; only ``save`` and ``summary`` differ.
 
   HDF5 (``.h5``) and ``.keras`` files round-trip a quantized model bit for bit (load them inside
   ``quantize_scope()``). A SavedModel directory works only without traced layer functions (the
@@ -337,6 +337,30 @@ class QuantizedModel(functional.Functional):
             "(its layers read quantized tensors that traced functions cannot capture); use "
             "save_traces=False (the default here), or a path ending in .h5 or .keras")
     return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
+
+  def summary(self, *args, print_fn=None, **kwargs):  # pylint: disable=arguments-differ
+    """Keras' summary, then a line with the model's own parameter count.
+
+    Keras counts every variable, so its "Non-trainable params" include tfbet's bookkeeping (bit
+    error masks, loaded codes, quantization ranges, tfmot's step counter), which is not model
+    state; the last line separates the two (``tfbet.memory.coverage`` says what is in faulty
+    memory).
+    """
+    super().summary(*args, print_fn=print_fn, **kwargs)
+    bookkeeping = set()
+    for layer in self.layers:
+      if isinstance(layer, _tfmot_keras.QuantizeWrapper):
+        if getattr(layer, "optimizer_step", None) is not None:
+          bookkeeping.add(id(layer.optimizer_step))
+        for _, _, quantizer_vars in getattr(layer, "_weight_vars", ()):
+          bookkeeping.update(id(getattr(v, "variable", v)) for v in quantizer_vars.values())
+    sizes = {id(w): int(w.shape.num_elements()) for w in self.weights}
+    own = sum(size for key, size in sizes.items() if key not in bookkeeping)
+    trainable = sum(int(w.shape.num_elements()) for w in self.trainable_weights)
+    (print_fn or print)(
+        f"tfbet: the model has {own:,} parameters ({trainable:,} trainable); the other "
+        f"{sum(sizes.values()) - own:,} of Keras' count are tfbet's bookkeeping (bit error "
+        "masks, codes, quantization ranges)")
 
 
 def _is_graph_model(model):

@@ -17,17 +17,24 @@ import numpy as np
 
 from tfbet import checks
 from tfbet import evaluation
-from tfbet import memory
+from tfbet import lazy_modules
+
+compat = lazy_modules.module("tfbet.compat")  # these two are not needed by bin/sensitivity's
+memory = lazy_modules.module("tfbet.memory")  # flags
 
 GROUPINGS = ("tensor", "layer")
 
 
 def _layer_names(model):
-  """{id(variable): name of the quantized layer that reads it}."""
+  """{id(variable): name of the layer that reads it, as in the user's float model}.
+
+  tfmot names a quantized layer's wrapper "quant_<name>"; a user knows the layer as <name>.
+  """
   names = {}
   for layer in model.layers:
+    wrapper = isinstance(layer, compat.tfmot.quantization.keras.QuantizeWrapper)
     for weight in layer.weights:
-      names.setdefault(id(weight), layer.name)
+      names.setdefault(id(weight), layer.layer.name if wrapper else layer.name)
   return names
 
 
@@ -43,7 +50,8 @@ class Group:
 def groups(model, layout, by="layer"):
   """[Group] in memory order: one per quantized tensor, or one per layer (all its tensors).
 
-  A tensor is named "<layer name>/<variable name>" (e.g. "quant_conv1/kernel").
+  A tensor is named "<layer name>/<variable name>" (e.g. "conv1/kernel"), with the layer's
+  name in the float model.
   """
   if by not in GROUPINGS:
     raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")

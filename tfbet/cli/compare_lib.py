@@ -134,6 +134,8 @@ def plot_voltages(results_list, labels, path):
     ax.set_ylabel("RErr in % (mean over offsets, min..max)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
+  plots.add_footer(figure, [plots.measured_with(r.model, label)
+                            for r, label in zip(results_list, labels)])
   files.save_figure(figure, path)
   return path
 

@@ -27,13 +27,16 @@ from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
-from tfbet import memory
-from tfbet import quantization
-from tfbet import quantize_configs
+from tfbet import lazy_modules
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
-from tfbet.cli import resume
-from tfbet.cli import train_lib
+
+# TensorFlow loads when a model does, not for --help (docs/design.md, §2).
+memory = lazy_modules.module("tfbet.memory")
+quantization = lazy_modules.module("tfbet.quantization")
+quantize_configs = lazy_modules.module("tfbet.quantize_configs")
+resume = lazy_modules.module("tfbet.cli.resume")
+train_lib = lazy_modules.module("tfbet.cli.train_lib")
 
 IN_PROCESS = "in_process"
 CHIP_KINDS = ("random", "asymmetric")
@@ -253,8 +256,9 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
   if whiten is not None:
     gin_params.append(f"load_data.whiten = {bool(whiten)}")
-  # train_lib (imported above) registers every configurable a bin/train operative config names.
+  # train_lib registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,redefined-outer-name
   # The run's config is checked (and older bindings migrated) first, then the model, both
   # before any data is read.
   gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules,

@@ -469,6 +469,20 @@ def _rate_axes():
   return fig, ax
 
 
+def _footer(fig, suite, loaded, names):
+  """Names the schemes and coverage the plotted runs were measured with, one line each."""
+  labels = {r.name: r.label for r in suite.runs}
+  described = {}
+  for name in names:
+    for entry in loaded.get(name, {}).values():
+      if "random" in entry:
+        described.setdefault(plots.describe_measurement(entry["random"].model), []).append(
+            labels.get(name, name))
+  lines = [f"{'all runs' if len(described) == 1 else ', '.join(dict.fromkeys(runs))}: {text}"
+           for text, runs in described.items()]
+  plots.add_footer(fig, lines or ["scheme and coverage not recorded"])
+
+
 def _save(fig, ax, path, ylabel):
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=8)
@@ -490,6 +504,7 @@ def plot_curves(suite, loaded, path, names):
     if name in loaded:
       p, mean = _curve(suite, loaded, name)
       ax.plot(p, mean, "o-", label=labels[name])
+  _footer(fig, suite, loaded, names)
   _save(fig, ax, path, "RErr in %")
 
 
@@ -507,6 +522,7 @@ def plot_best(suite, loaded, path, families):
         best.append((rate, 100 * min(values)))
     if best:
       ax.plot(*zip(*best), "o-", label=label)
+  _footer(fig, suite, loaded, list(loaded))
   _save(fig, ax, path, "best RErr in % (per method family)")
 
 

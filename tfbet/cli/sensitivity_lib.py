@@ -94,27 +94,38 @@ def table(report):
 
 
 def plot(report, path):
-  """PNG: horizontal bars of RErr per group (std as error bars), clean Err and whole memory."""
+  """PNG: horizontal bars of RErr per group (std as error bars), clean Err and whole memory.
+
+  The bars start at the clean Err, and so does the axis: what a group's faults add is the
+  bar's length (all groups often lie within a point or two of each other, far from 0).
+  """
   names = [g.name for g in report.groups]
   summaries = [report.results[name].summary()[0] for name in names]
   shares = [g.num_weights / report.full.model["num_weights"] for g in report.groups]
-  figure = plots.new_figure(figsize=(7.2, 1.2 + 0.32 * len(names)))
+  clean = 100 * report.full.clean_error
+  whole = 100 * report.full.summary()[0].mean
+  figure = plots.new_figure(figsize=(7.2, 1.9 + 0.32 * len(names)))
   ax = figure.subplots()
   positions = list(range(len(names)))[::-1]
-  ax.barh(positions, [100 * s.mean for s in summaries], xerr=[100 * s.std for s in summaries],
-          color="C0", capsize=2)
+  means = [100 * s.mean for s in summaries]
+  stds = [100 * s.std for s in summaries]
+  ax.barh(positions, [m - clean for m in means], left=clean, xerr=stds, color="C0", capsize=2)
   ax.set_yticks(positions, [f"{n} ({100 * s:.2g} % of weights)" for n, s in zip(names, shares)],
                 fontsize="small")
-  ax.axvline(100 * report.full.clean_error, color="black", linestyle=":", label="clean Err")
-  ax.axvline(100 * report.full.summary()[0].mean, color="C3", linestyle="--",
-             label="whole memory faulty")
+  ax.axvline(clean, color="black", linestyle=":", label=f"clean Err ({clean:.2f} %)")
+  ax.axvline(whole, color="C3", linestyle="--", label=f"whole memory faulty ({whole:.2f} %)")
+  low = min([clean] + [m - s for m, s in zip(means, stds)])
+  high = max([whole] + [m + s for m, s in zip(means, stds)])
+  ax.set_xlim(low, high + 0.05 * max(high - low, 0.1))
   unit = (f"p = {100 * report.condition:g} %" if report.full.condition_kind == "rate"
           else f"V/Vmin = {report.condition:g}")
-  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty")
+  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty (bars start at the "
+                "clean Err)")
   ax.set_title(f"{report.full.model.get('name')}: {unit}, mean \u00b1 std over "
                f"{len(report.full.chip_names)} chips", fontsize="medium")
-  ax.legend(fontsize="small")
+  figure.legend(fontsize="small", loc="outside upper right", ncol=2)  # never over a bar
   ax.grid(True, axis="x", alpha=0.3)
+  plots.add_footer(figure, [plots.measured_with(report.full.model)])
   files.save_figure(figure, path)
   return path
 

@@ -20,6 +20,7 @@ or a read-only --output_dir ends the run with one line naming the path; the same
 A multi-worker run that loses a worker ends every other worker with one line naming it and the
 command that resumes the run.
 """
+import os
 import shlex
 import sys
 
@@ -54,14 +55,16 @@ def define_flags():
 
 def main(argv):
   del argv
+  from tfbet import data  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  new_output_dir = not os.path.exists(FLAGS.output_dir)
   try:
     gin_utils.parse(FLAGS.gin_file, FLAGS.gin_param, search_paths=FLAGS.gin_search_path,
                     modules=FLAGS.gin_module)
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
-  except ValueError as error:  # Bad settings, files or output directories, named in the text.
-    raise app.UsageError(str(error)) from error
+  except (ValueError, data.DataUnavailableError) as error:  # Bad settings, files or output
+    raise app.UsageError(str(error)) from error  # directories, missing data: named in the text.
   except Exception as error:  # pylint: disable=broad-except  (re-raised unless told in a line)
     from tfbet import files  # pylint: disable=g-import-not-at-top
     lost_peer = train_lib.lost_peer_message(error, shlex.join(sys.argv))
@@ -75,6 +78,9 @@ def main(argv):
         f"cannot write {path or 'into --output_dir ' + repr(FLAGS.output_dir)}: {reason}. "
         "What the run did up to its last checkpoint is kept: once there is space (or "
         "permission), the same command resumes from there.") from error
+  finally:
+    if new_output_dir and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
+      os.rmdir(FLAGS.output_dir)  # a run that failed before writing anything leaves nothing
   injection = train_lib.describe_injection(result.get("injection"))
   if injection:
     print(injection)

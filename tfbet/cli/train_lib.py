@@ -263,6 +263,14 @@ class _EpochCheckpoint(keras.callbacks.Callback):
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
+class _OneEpochPerFit(keras.callbacks.Callback):
+  """Ends a ``fit`` after its first epoch: each epoch is a fit of its own (its own data), while
+  ``fit(epochs=<the run's epochs>)`` lets Keras count them as a user does ("Epoch 3/4")."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.model.stop_training = True
+
+
 @resume.holds_output_lock
 @gin.configurable
 def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_every_epoch=True,
@@ -342,9 +350,9 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
   for epoch in range(start_epoch, epochs):
     # One fit call per epoch, so each epoch gets its own (seed, epoch)-determined batches.
     trainer.fit(
-        data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
+        data.train_dataset(epoch), epochs=epochs, initial_epoch=epoch,
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
-        callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
+        callbacks=callbacks + [_OneEpochPerFit()], verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
   gin_utils.save_operative_config(write_dir)
   result = export(trainer, data, write_dir, history=progress.whole_history(),
                   seconds=progress.seconds, epochs=epochs)
@@ -427,9 +435,7 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
     logging.info("%s", describe_injection(result["injection"]))
   with files.atomic_open(os.path.join(output_dir, "result.json")) as f:
     json.dump(result, f, indent=2)
-  logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
-               mem.num_weights, output_dir)
-  return result
+  return result  # bin/train prints the result's line (once)
 
 
 def read_result(path):

@@ -13,9 +13,11 @@ from absl import flags
 from tfbet import checks
 from tfbet import evaluation
 from tfbet import files
+from tfbet import lazy_modules
 from tfbet import plots
-from tfbet import weight_noise as noise_lib
 from tfbet.cli import eval_lib
+
+noise_lib = lazy_modules.module("tfbet.weight_noise")  # TensorFlow: not for --help
 
 DEFAULT_MAGNITUDES = ("0.5", "1", "2.5", "5", "10")
 
@@ -115,6 +117,7 @@ def plot(results, path, bit_errors=None):
   axes[0].set_ylabel("RErr in % (mean \u00b1 std)")
   figure.suptitle(f"{results.model.get('name')}: weight noise"
                   + (" vs. bit errors" if bit_errors is not None else ""), fontsize="medium")
+  plots.add_footer(figure, [plots.measured_with(results.model)])
   files.save_figure(figure, path)
   return path
 
