@@ -103,6 +103,8 @@ def main():
   rate = args.rate / 100.0
   cores = threads.available_cores()
 
+  from tfbet.cli import launch  # pylint: disable=g-import-not-at-top
+  launch.import_tensorflow_quietly()
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   from tfbet import beam_evaluation  # pylint: disable=g-import-not-at-top
