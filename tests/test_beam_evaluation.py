@@ -391,6 +391,29 @@ def test_bin_eval_chips_on_a_beam_runner_counts_like_in_process(run_dir, tmp_pat
   assert results.same_counts(reference)
 
 
+def test_bin_eval_keeps_the_counts_of_a_failed_beam_run_where_the_same_command_resumes(
+    tmp_path):
+  plan, part = _plan_and_part(1)
+  partial = evaluation.Results(model=part.model, n=part.n, data_digest=part.data_digest,
+                               clean_errors=part.clean_errors, condition_kind="rate",
+                               errors=part.errors, plan=plan,
+                               chips={entry["name"]: entry["chip"] for entry in plan["chips"]})
+  error = beam_evaluation.IncompleteRun(
+      "the Beam pipeline failed (Channel closed prematurely.): 1 of 2 chips have no counts "
+      "(random_2); the others' counts are kept in the error's partial results (pass them as "
+      "resume)", partial, ["random_2"])
+  output = str(tmp_path / "r.json")
+  message = eval_lib.incomplete_run_message(error, output)
+  assert message == (
+      "the Beam pipeline failed (Channel closed prematurely.): 1 of 2 chips have no counts "
+      f"(random_2); the counts of the other 1 chips are kept in {tmp_path / 'r.partial.json'}: "
+      "run the same command again to evaluate only the missing ones")
+  kept = evaluation.Results.from_json(str(tmp_path / "r.partial.json"))
+  assert kept.errors == {("random_1", 0.01, 0): 3}
+  assert kept.missing() == [("random_2", 0.01, 0)]
+  assert "are lost without --output" in eval_lib.incomplete_run_message(error, None)
+
+
 def _eval_flags(*args):
   flag_values = flags.FlagValues()
   eval_lib.define_flags(flag_values)
