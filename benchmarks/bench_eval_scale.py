@@ -14,7 +14,8 @@ Each run is timed end to end, as a user waits for it (process or pipeline start,
 loading model and test set, tracing, all chips, merge); a run only counts if its counts equal the
 in-process counts. The start-up of one worker (Python, TensorFlow and tfbet imports, model and
 test set, tracing, clean count) is measured on its own, in a fresh process with 1 thread, and
-so is the time per chip after it. The Beam workers' log lines are kept out of the output.
+so is the time per chip after it, in wall and CPU seconds (the CPU seconds of each step are the
+profile that holds on a loaded machine). The Beam workers' log lines are kept out of the output.
 
 Usage: python benchmarks/bench_eval_scale.py [--num_chips=40] [--test_limit=10000]
     [--workers=1,2] [--worker_threads=1]
@@ -53,16 +54,28 @@ def load(model_path, test_limit, batch_size):
 
 
 def in_process(loader, num_threads, seeds, rate):
-  """Runs in a fresh process: (start-up s, evaluation s, result dict) with ``num_threads``."""
+  """Runs in a fresh process: (start-up s, evaluation s, result dict, CPU seconds of each step)
+  with ``num_threads``. CPU seconds hardly depend on what else the machine runs."""
   started = time.perf_counter()
-  threads.limit(num_threads)
+  cpu = {"python start": time.process_time()}
+  threads.limit(num_threads)  # imports TensorFlow
+  cpu["import TensorFlow"] = time.process_time()
   from tfbet import chips  # pylint: disable=g-import-not-at-top
   from tfbet import evaluation  # pylint: disable=g-import-not-at-top
-  evaluator = evaluation.Evaluator(*loader())
+  from tfbet.cli import train_lib  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  cpu["import tfbet"] = time.process_time()
+  model, dataset = loader()
+  evaluator = evaluation.Evaluator(model, dataset)
+  cpu["load model and test set"] = time.process_time()
   evaluator.clean_errors()  # traces the forward pass, as a worker's setup does
+  cpu["trace + clean count"] = time.process_time()
   ready = time.perf_counter()
   results = evaluator.run([chips.RandomChip(s) for s in seeds], [rate], progress=None)
-  return ready - started, time.perf_counter() - ready, results.to_dict()
+  cpu["all chips"] = time.process_time()
+  steps = list(cpu.items())
+  spent = {name: now - before for (_, before), (name, now) in zip(steps, steps[1:])}
+  spent["python start"] = cpu["python start"]
+  return ready - started, time.perf_counter() - ready, results.to_dict(), spent
 
 
 @contextlib.contextmanager
@@ -132,12 +145,13 @@ def main():
       for num_threads in (1, cores):
         with spawn.Pool(1) as pool:
           start = time.perf_counter()
-          startup, evaluating, record = pool.apply(in_process,
-                                                   (loader, num_threads, seeds, rate))
+          _, evaluating, record, spent = pool.apply(in_process,
+                                                    (loader, num_threads, seeds, rate))
           seconds = time.perf_counter() - start
         results = evaluation.Results.from_dict(record)
         if num_threads == 1:
-          reference, startup_one, per_chip = results, seconds - evaluating, evaluating
+          reference, startup_one, per_chip, cpu_one = (results, seconds - evaluating,
+                                                       evaluating, spent)
         runs.append((f"in-process, {num_threads} thread{'s' * (num_threads > 1)}", seconds,
                      results.same_counts(reference)))
       for count in workers:
@@ -160,6 +174,12 @@ def main():
         "to end")
   print(f"one worker's start-up (fresh process, 1 thread: imports, model and test set, tracing, "
         f"clean count): {startup_one:.1f} s, then {per_chip / args.num_chips:.2f} s per chip")
+  chip_cpu = cpu_one.pop("all chips") / args.num_chips
+  print(f"  CPU seconds: start-up {sum(cpu_one.values()):.1f} ("
+        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu_one.items())
+        + f"), then {chip_cpu:.2f} per chip; so start-up is "
+        f"{100 * sum(cpu_one.values()) / (sum(cpu_one.values()) + chip_cpu * args.num_chips / 2):.0f}"
+        " % of the CPU of each of 2 workers")
   base, all_cores = args.num_chips / runs[0][1], args.num_chips / runs[1][1]
   print(f"{'run':<34} {'seconds':>8} {'chips/s':>8} {'vs 1 thread':>12} {'vs all cores':>13}"
         "  counts = in-process")
