@@ -175,11 +175,12 @@ def main():
   print(f"one worker's start-up (fresh process, 1 thread: imports, model and test set, tracing, "
         f"clean count): {startup_one:.1f} s, then {per_chip / args.num_chips:.2f} s per chip")
   chip_cpu = cpu_one.pop("all chips") / args.num_chips
-  print(f"  CPU seconds: start-up {sum(cpu_one.values()):.1f} ("
+  startup_cpu = sum(cpu_one.values())
+  share = startup_cpu / (startup_cpu + chip_cpu * args.num_chips / 2)
+  print(f"  CPU seconds: start-up {startup_cpu:.1f} ("
         + ", ".join(f"{name} {seconds:.1f}" for name, seconds in cpu_one.items())
-        + f"), then {chip_cpu:.2f} per chip; so start-up is "
-        f"{100 * sum(cpu_one.values()) / (sum(cpu_one.values()) + chip_cpu * args.num_chips / 2):.0f}"
-        " % of the CPU of each of 2 workers")
+        + f"), then {chip_cpu:.2f} per chip; so start-up is {100 * share:.0f} % of the CPU of "
+        "each of 2 workers")
   base, all_cores = args.num_chips / runs[0][1], args.num_chips / runs[1][1]
   print(f"{'run':<34} {'seconds':>8} {'chips/s':>8} {'vs 1 thread':>12} {'vs all cores':>13}"
         "  counts = in-process")

@@ -276,7 +276,8 @@ def test_the_portable_runner_against_a_local_job_service_counts_like_in_process(
                                                                                 tmp_path):
   # The cluster path: Job API (gRPC on localhost), Fn API, SDK workers in processes of their own
   # (Beam's Python subprocess environment; no Java, no Docker, no network).
-  from apache_beam.runners.portability import local_job_service  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.portability import (  # pylint: disable=g-import-not-at-top
+      local_job_service)
   model_path = str(run_dir / "model.h5")
   marker = str(tmp_path / "pids")
   seeds = (1000, 1001, 1002)

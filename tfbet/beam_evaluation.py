@@ -437,7 +437,8 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
       todo = [item for item in items
               if not all((item.chip.name, c, o) in counts.errors
                          for c in item.conditions for o in item.offsets)]
-      if not todo:
+      if not todo:  # a failed pipeline may have kept every count before it failed
+        failure = None
         break
       if attempt:
         logging.warning("the Beam pipeline failed (%s); running a new one for the %d chips "
@@ -476,10 +477,11 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
     if partial is not None:
       partial.metadata = dict(metadata or {}, **_worker_metadata(counts))
     retried = f" and so did {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    names = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
     raise IncompleteRun(
         f"the Beam pipeline failed ({_cause(failure)}){retried}: {len(missing)} of {len(items)} "
-        f"chips have no counts ({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}); the others' "
-        "counts are kept in the error's partial results (pass them as resume)",
+        f"chips have no counts ({names}); the others' counts are kept in the error's partial "
+        "results (pass them as resume)",
         partial, missing) from failure
   if set(partial.errors) != expected:
     missing = sorted(expected - set(partial.errors))[:5]
