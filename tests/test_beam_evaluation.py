@@ -210,6 +210,21 @@ def test_a_failed_pipeline_is_rerun_for_the_chips_still_missing(run_dir, tmp_pat
   assert results.same_counts(expected)
 
 
+def test_a_pipeline_that_fails_after_every_chip_was_kept_gives_the_whole_result(run_dir,
+                                                                                monkeypatch):
+  model_path = str(run_dir / "model.h5")
+  chip_list = [chips.RandomChip(1000), chips.RandomChip(1001)]
+  expected = _in_process(model_path, chip_list, RATES)
+
+  def fail_to_write(record, path):
+    raise OSError(f"injected: cannot write {path}")
+
+  monkeypatch.setattr(beam_evaluation, "_write_result", fail_to_write)
+  results = beam_evaluation.evaluate(functools.partial(load_tiny, model_path), chip_list, RATES,
+                                     options=_in_memory(), retries=0, checkpoint_seconds=0)
+  assert results.same_counts(expected)
+
+
 def test_resuming_refuses_the_counts_of_another_plan(run_dir):
   model_path = str(run_dir / "model.h5")
   other = _in_process(model_path, [chips.RandomChip(7)], RATES)

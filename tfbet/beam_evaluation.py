@@ -470,10 +470,10 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
   expected = {(item.chip.name, c, o) for item in items for c in item.conditions
               for o in item.offsets}
   partial = counts.results(plan)
-  if failure is not None:
-    missing = [item.chip.name for item in items
-               if any((item.chip.name, c, o) not in counts.errors
-                      for c in item.conditions for o in item.offsets)]
+  missing = [item.chip.name for item in items
+             if any((item.chip.name, c, o) not in counts.errors
+                    for c in item.conditions for o in item.offsets)]
+  if failure is not None and missing:
     if partial is not None:
       partial.metadata = dict(metadata or {}, **_worker_metadata(counts))
     retried = f" and so did {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
