@@ -13,7 +13,8 @@ count, as the in-process evaluation.
 * Each worker runs TensorFlow with a thread budget (``worker_threads``, ``tfbet.threads``): on
   the multi-process DirectRunner the machine's cores divided among the workers by default, so
   two workers on two cores do not fight over them. The threads the workers used are recorded in
-  the result's metadata (``worker_threads``; absent in results of older versions).
+  the result's metadata (``worker_threads``, with ``workers``: how many processes measured;
+  both absent in results of older versions).
 * A ``CombineFn`` keeps the counts only, {(chip, condition, offset): errors} and the header they
   share (model, test set, clean count), so its memory grows with the plan's entries, not with
   the number of parts; it refuses a (chip, condition, offset) seen twice and parts from another
