@@ -45,7 +45,9 @@ def cnn_inputs(seed=0, n=4):
 
 def run_binary(binary, *args):
   """Runs bin/<binary> with ``args`` in a subprocess; returns the CompletedProcess."""
-  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2",
+             # this checkout's tfbet, not one installed elsewhere (bin/ puts bin/ on sys.path)
+             PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
   return subprocess.run([sys.executable, os.path.join(REPO, "bin", binary), *map(str, args)],
                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
@@ -65,3 +67,34 @@ def evaluate_in_process(run_dir, chip_list, conditions, offsets=(0,)):
   model = train_lib.load_model(str(run_dir / "model.h5"))
   return evaluation.evaluate(model, data.test_dataset(), chip_list, conditions,
                              offsets=offsets, progress=None)
+
+
+def capture_figures(monkeypatch):
+  """A list that receives every matplotlib figure tfbet saves (still written to its path)."""
+  from tfbet import files  # pylint: disable=g-import-not-at-top
+  figures, save = [], files.save_figure
+
+  def save_and_keep(figure, path):
+    figures.append(figure)
+    return save(figure, path)
+
+  monkeypatch.setattr(files, "save_figure", save_and_keep)
+  return figures
+
+
+def footer(figure):
+  """The footer (figure-level x label) of a saved figure, its lines unwrapped (plots.add_footer
+  wraps them to the figure's width, indenting continuations by two spaces)."""
+  label = figure._supxlabel  # pylint: disable=protected-access
+  return "" if label is None else label.get_text().replace("\n  ", " ")
+
+
+SCHEME_8BIT = {"precision": 8, "per_tensor": True, "asymmetric": True, "unsigned": True,
+               "rounding": True, "int_conversion": "truncate"}
+
+
+def model_info(name, faulty=90, parameters=100):
+  """A result's ``model`` field with an 8-bit RQUANT-like scheme and its coverage."""
+  return {"name": name, "digest": name, "num_weights": faulty, "scheme": dict(SCHEME_8BIT),
+          "coverage": {"faulty_parameters": faulty, "trainable_parameters": parameters,
+                       "parameters": parameters, "faulty_share": faulty / parameters}}

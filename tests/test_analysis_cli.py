@@ -5,6 +5,7 @@ with the library functions called directly.
 """
 import json
 
+from absl import flags
 import numpy as np
 import pytest
 
@@ -15,12 +16,16 @@ from tests.helpers import PNG_MAGIC
 from tests.helpers import run_binary
 from tests.helpers import TEST_LIMIT
 from tfbet import budget
+from tfbet import checks
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
 from tfbet import memory
 from tfbet import sensitivity
+from tfbet.cli import bisect_rate_lib
+from tfbet.cli import sensitivity_lib
 from tfbet.cli import train_lib
+from tfbet.cli import weight_noise_lib
 
 
 def _model_and_images(run_dir):  # pylint: disable=redefined-outer-name
@@ -103,3 +108,34 @@ def test_chip_map_binary_reads_a_memory_image(run_dir, tmp_path):  # noqa: F811
   missing = run_binary("chip_map", f"--chip_file={chip_path}", "--voltage=0.5",
                  f"--memory_image={image_path}")
   assert missing.returncode != 0 and "not profiled" in missing.stderr
+
+
+@pytest.mark.parametrize("binary, flag, lib", [
+    ("sensitivity", "num_chips", sensitivity_lib), ("bisect_rate", "num_chips", bisect_rate_lib),
+    ("weight_noise", "num_samples", weight_noise_lib),
+    ("weight_noise", "batch_size", weight_noise_lib)])
+def test_count_flags_of_the_analysis_binaries_are_bounded_naming_the_limit(binary, flag, lib):
+  flag_values = flags.FlagValues()
+  lib.define_flags(flag_values)
+  limit = checks.MAX_BATCH_SIZE if flag == "batch_size" else checks.MAX_CHIPS
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match=rf"--{flag}=10000000000: .*in the range \[1, {limit}\]"):
+    flag_values([f"bin/{binary}", f"--{flag}=10000000000"])
+
+
+def test_lists_of_magnitudes_and_offsets_of_the_analysis_binaries_are_bounded():
+  with pytest.raises(ValueError, match=f"magnitudes must have at most {checks.MAX_CONDITIONS}"):
+    weight_noise_lib.parse_magnitudes([str(i) for i in range(checks.MAX_CONDITIONS + 1)])
+  process = run_binary("sensitivity", "--model=missing.h5",
+                       "--offsets=" + ",".join(["0"] * (checks.MAX_OFFSETS + 1)))
+  assert f"--offsets must have at most {checks.MAX_OFFSETS} items, got " \
+      f"{checks.MAX_OFFSETS + 1}" in process.stderr, process.stderr[-2000:]
+
+
+@pytest.mark.parametrize("binary", ["bisect_rate", "sensitivity", "weight_noise", "diagnose"])
+def test_the_analysis_binaries_refuse_precision_without_scheme_like_bin_eval(run_dir, binary):  # noqa: F811
+  process = run_binary(binary, f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+                       "--precision=4")
+  assert process.returncode != 0 and "Traceback" not in process.stderr
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr

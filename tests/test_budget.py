@@ -1,4 +1,5 @@
 """Accuracy budget -> rate -> voltage -> energy: interpolation, bisection, profiled voltages."""
+import itertools
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests import helpers
 from tfbet import budget
 from tfbet import chips
 from tfbet import energy
@@ -131,6 +133,13 @@ def test_bisection_brackets_the_budget_with_measured_rates(evaluator):
     budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 2e-4, steps=1)
 
 
+def test_bisection_reads_chips_no_further_than_the_limit(evaluator, monkeypatch):
+  monkeypatch.setattr(budget.checks, "MAX_CHIPS", 2)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  with pytest.raises(ValueError, match="chips must have at most 2 items, got more"):
+    budget.bisect_rate(evaluator, endless, 0.05, 1e-4, 0.2)
+
+
 def test_energy_budget_binary_writes_table_json_and_plot(tmp_path):
   path = rate_results().to_json(str(tmp_path / "m.json"))
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -144,3 +153,39 @@ def test_energy_budget_binary_writes_table_json_and_plot(tmp_path):
   first = record["models"]["m"]["answers"][0]
   assert first["rate"] == pytest.approx(0.00325) and first["how"] == "interpolated"
   assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pareto_plot_ties_each_budget_answer_to_its_budget_and_labels_rates_once(
+    tmp_path, monkeypatch):
+  figures = helpers.capture_figures(monkeypatch)
+  results = rate_results()
+  results.model = helpers.model_info("m")
+  found = energy_budget_lib.answers([results], ["M"], [0.01, 0.02], "mean")
+  energy_budget_lib.plot([results], ["M"], found, tmp_path / "pareto.png")
+  assert (tmp_path / "pareto.png").stat().st_size > 0
+  ax, top = figures[-1].axes
+  # One star per budget, at the answer's saving and RErr, labelled with that budget.
+  marks = {(round(a.xy[0], 6), round(a.xy[1], 6)): a.get_text() for a in ax.texts}
+  assert marks == {(round(100 * item.energy_saving, 6), round(100 * item.rerr, 6)):
+                   f"{100 * item.budget:g} pt" for item in found["M"]}
+  assert sorted(marks.values()) == ["1 pt", "2 pt"]
+  # The rates label the top axis once each, at the energy they save (p = 0 saves nothing).
+  assert [t.get_text() for t in top.get_xticklabels()] == ["0", "0.1", "1"]
+  np.testing.assert_allclose(
+      top.get_xticks(), [0, 100 * energy.energy_saving(0.001), 100 * energy.energy_saving(0.01)])
+  assert top.get_xlim() == ax.get_xlim()
+  assert helpers.footer(figures[-1]).startswith("M: 8-bit per-tensor asymmetric unsigned")
+
+
+def test_pareto_plot_marks_the_answers_of_profiled_chips(tmp_path, monkeypatch):
+  figures = helpers.capture_figures(monkeypatch)
+  voltages = evaluation.Results(
+      model=helpers.model_info("m"), n=100, data_digest="d", clean_errors=3,
+      condition_kind="voltage", errors={("c", 0.9, 0): 4, ("c", 0.85, 0): 20})
+  found = energy_budget_lib.answers([voltages], ["M"], [0.05], "mean")
+  energy_budget_lib.plot([voltages], ["M"], found, tmp_path / "chips.png")
+  ax, top = figures[-1].axes
+  (mark,) = ax.texts
+  assert mark.get_text() == "c: 5 pt"
+  assert mark.xy == pytest.approx((100 * (1 - 0.9 ** 2), 4.0))
+  assert [t.get_text() for t in top.get_xticklabels()] == ["0.9", "0.85"]

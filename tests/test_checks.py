@@ -95,3 +95,34 @@ def test_dataclass_settings_are_stored_in_their_canonical_types():
   assert type(augment.Augmentation(cutout_size=np.int32(16)).cutout_size) is int
   with pytest.raises(ValueError, match=r"precision must be in \[1, 8\], got 9"):
     quantization.QuantizationScheme(precision=9)
+
+
+def test_a_count_with_a_maximum_names_the_limit():
+  assert checks.count(checks.MAX_CHIPS, "num_chips", 1, checks.MAX_CHIPS) == 1_000_000
+  with pytest.raises(ValueError, match=r"num_chips must be in \[1, 1000000\], got 1000001"):
+    checks.count(checks.MAX_CHIPS + 1, "num_chips", 1, checks.MAX_CHIPS)
+
+
+def test_a_bounded_list_reads_no_further_than_one_item_past_its_limit():
+  read = []
+
+  def endless():
+    while True:
+      read.append(len(read))
+      yield read[-1]
+  with pytest.raises(ValueError, match="chips must have at most 5 items, got more"):
+    checks.bounded_list(endless(), "chips", 5)
+  assert read == [0, 1, 2, 3, 4, 5]
+  with pytest.raises(ValueError, match="rates must have at most 5 items, got 1000000000000"):
+    checks.bounded_list(range(10**12), "rates", 5)
+  assert checks.bounded_list(iter([3, 1]), "rates", 2) == [3, 1]
+  with pytest.raises(TypeError, match="rates must be a list"):
+    checks.bounded_list("0.1,1", "rates", 5)
+
+
+def test_an_integer_beyond_every_float_is_refused_as_not_finite_not_with_an_overflow():
+  with pytest.raises(ValueError, match="x must be a finite number in \\[0.0, 1.0\\], got an "
+                                       "integer of 401 digits"):
+    checks.probability(10**400, "x")
+  with pytest.raises(ValueError, match=r"n must be in \[1, 100\], got an integer of 401 digits"):
+    checks.integer(-10**400, "n", 1, 100)

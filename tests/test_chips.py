@@ -3,6 +3,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 import zipfile
 
 from absl import app
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from tfbet import archives
+from tfbet import checks
 from tfbet import chips
 from tfbet import energy
 from tfbet.cli import simulate_chips_lib
@@ -294,6 +296,25 @@ def test_default_chip_seeds_are_fixed_and_distinct():
   assert chips.default_chip_seeds(3) == (1000, 1001, 1002)
   with pytest.raises(ValueError, match="num_chips"):
     chips.default_chip_seeds(0)
+
+
+def test_a_simulated_chip_larger_than_the_limit_is_refused_before_allocation():
+  started = time.perf_counter()
+  with pytest.raises(ValueError, match=rf"rows x cols x voltages \(fault probabilities\) must "
+                                       rf"be in \[0, {checks.MAX_CHIP_CELLS}\], got {2 * 10**18}"):
+    chips.simulate_profiled_chip(10**9, 10**9, [0.8, 0.9], seed=0)
+  assert time.perf_counter() - started < 1
+
+
+def test_default_chip_seeds_are_bounded_before_anything_is_allocated():
+  # 10**9 seeds allocated 24 GB before the limit (issue 23).
+  started = time.perf_counter()
+  for count in (10**9, 10**12, checks.MAX_CHIPS + 1):
+    with pytest.raises(ValueError, match=rf"num_chips must be in \[1, {checks.MAX_CHIPS}\]"):
+      chips.default_chip_seeds(count)
+  assert time.perf_counter() - started < 1
+  seeds = chips.default_chip_seeds(checks.MAX_CHIPS)
+  assert len(seeds) == 10**6 and seeds[-1] == 1000 + 10**6 - 1
 
 
 # Masks through the compiled op.
@@ -598,3 +619,12 @@ def test_simulate_chips_binary_writes_chip_plots_and_rates(tmp_path):
     assert (tmp_path / "plots" / f"chip1_v{voltage:.3f}.png").is_file()
     p_percent = 100 * expected.rates(voltage)["p"]
     assert f"{voltage:8.3f} {p_percent:8.4f}" in result.stdout
+
+
+def test_simulate_chips_table_prints_energy_saved_in_percent_like_the_other_binaries():
+  chip = chips.simulate_profiled_chip(16, 8, [0.811, 0.9], seed=1, name="small")
+  lines = simulate_chips_lib.rates_table(chip).splitlines()
+  assert lines[1].split()[-2:] == ["energy", "%"]
+  # Energy per access scales with V^2 (Fig. 1): 0.811 V/Vmin saves 1 - 0.811^2 = 34.2 %.
+  assert [line.split()[-1] for line in lines[2:4]] == ["34.2", "19.0"]
+  assert "energy saved" in lines[-1]

@@ -1,4 +1,5 @@
 """Comparing several models' evaluation results: checks, table rows, bin/compare."""
+import json
 import os
 import subprocess
 import sys
@@ -41,13 +42,23 @@ def test_rate_rows_hold_mean_and_std_over_chips_per_model():
   assert rows[2].summaries[1] is None and rows[2].summaries[0].mean == pytest.approx(0.25)
 
 
-def test_results_on_different_test_sets_are_refused():
+def test_results_on_different_test_sets_are_refused_naming_the_files_and_the_difference():
   a, _ = two_models()
   other = make_results("b", {("c1", 0.01, 0): 4}, digest="other data")
-  with pytest.raises(ValueError, match="data digest"):
-    comparison.check_comparable([a, other])
+  with pytest.raises(ValueError, match="b.json and a.json do not compare: test set differs: "
+                                       "100 examples each, but other images, labels or order"):
+    comparison.check_comparable([a, other], sources=["a.json", "b.json"])
+  fewer = make_results("b", {("c1", 0.01, 0): 4}, n=50)
+  with pytest.raises(ValueError, match="test set differs: 50 vs 100 examples"):
+    comparison.check_comparable([a, fewer], sources=["a.json", "b.json"])
+  current = make_results("b", {("c1", 0.01, 0): 4}, digest=evaluation.DATA_DIGEST_PREFIX + "ab")
+  with pytest.raises(ValueError, match="b.json and a.json do not compare: a.json was written by "
+                                       "an older tfbet, whose test-set digest depended on the "
+                                       "batch size, .*: evaluate it again"):
+    comparison.check_comparable([a, current], sources=["a.json", "b.json"])
   voltages = make_results("v", {("chip1", 0.9, 0): 4}, kind="voltage")
-  with pytest.raises(ValueError, match="condition_kind"):
+  with pytest.raises(ValueError, match="results_list\\[1\\] and results_list\\[0\\] do not "
+                                       "compare: one measures voltages, the other rates"):
     comparison.check_comparable([a, voltages])
   with pytest.raises(ValueError, match="distinct"):
     comparison.check_comparable([a, a], labels=["x", "x"])
@@ -102,3 +113,12 @@ def test_compare_binary_writes_table_and_plot(tmp_path):
       [sys.executable, os.path.join(REPO, "bin", "compare"), paths[0], "--labels=A,B"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "one label per result" in bad.stderr
+  record = two_models()[1].to_dict()
+  record["data"]["n"] = 10**400  # crashed with an OverflowError before
+  (tmp_path / "huge.json").write_text(json.dumps(record))
+  huge = subprocess.run(
+      [sys.executable, os.path.join(REPO, "bin", "compare"), paths[0], str(tmp_path / "huge.json")],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert huge.returncode != 0 and "Traceback" not in huge.stderr, huge.stderr
+  assert "huge.json: invalid evaluation result (data.n must be in [1, 9007199254740992], got an " \
+         "integer of 401 digits)" in huge.stderr

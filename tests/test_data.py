@@ -1,4 +1,5 @@
 """Tests of tfbet.data: loading the original files or tfds, and the input pipeline."""
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -282,6 +283,17 @@ def test_compute_whitening_matches_numpy_mean_and_std():
   assert mean.dtype == np.float32 and std.shape == (3,)
 
 
+def test_batch_sizes_beyond_the_limit_are_refused_naming_it():
+  images, labels = _random_images(4, 0, (8, 8, 1)), np.arange(4)
+  limit = rf"\[1, {data.checks.MAX_BATCH_SIZE}\], got {2**40}"
+  with pytest.raises(ValueError, match="batch_size must be in " + limit):
+    data.make_dataset(images, labels, batch_size=2**40, training=False)
+  info = dataclasses.replace(data.DATASETS["mnist"], input_shape=(8, 8, 1))
+  for name in ("batch_size", "test_batch_size"):
+    with pytest.raises(ValueError, match=f"{name} must be in " + limit):
+      data.DataSplits(info, images, labels, images, labels, **{name: 2**40})
+
+
 def test_whitened_evaluation_data_has_zero_mean_and_unit_std_per_channel():
   images = _random_images(50, 4, (8, 8, 3))
   images[..., 0] //= 3
@@ -367,7 +379,7 @@ def test_make_dataset_rejects_bad_arguments():
   with pytest.raises(TypeError, match="augment must be an Augmentation"):
     data.make_dataset(images, labels, batch_size=2, training=True, seed=0, epoch=0,
                       augment="cifar")
-  with pytest.raises(ValueError, match=r"batch_size must be in \[1, inf\]"):
+  with pytest.raises(ValueError, match=r"batch_size must be in \[1, 65536\]"):
     data.make_dataset(images, labels, batch_size=0, training=False)
   with pytest.raises(ValueError, match="batch_size must be <= 10"):
     data.make_dataset(images, labels, batch_size=11, training=True, seed=0, epoch=0)

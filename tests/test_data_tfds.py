@@ -139,3 +139,41 @@ def test_prefill_refuses_a_file_whose_content_is_not_the_standard_one(tmp_path, 
 def test_unknown_data_set_names_are_refused_naming_both_kinds_of_source():
   with pytest.raises(ValueError, match="tensorflow-datasets image classification"):
     data.dataset_info("no_such_data_set_anywhere")
+
+
+def test_offline_tfds_fails_after_few_retries_and_leaves_no_empty_folders(
+    tmp_path, monkeypatch, caplog):
+  for key, value in NO_NETWORK.items():  # every connection refused, as offline
+    monkeypatch.setenv(key, value)
+  tfds_dir = tmp_path / "tfds"
+  (tfds_dir / "kept").mkdir(parents=True)  # what was there before stays
+  caplog.set_level("WARNING", logger="urllib3")
+  with pytest.raises(data.DataUnavailableError) as raised:
+    data.load_arrays("mnist", "test", data_dir=str(tmp_path / "nothing"),
+                     tfds_data_dir=str(tfds_dir))
+  retries = [r for r in caplog.records if r.getMessage().startswith("Retrying")]
+  # tfds' own budget is 10 retries per file (3.4 minutes of back-off); here 2 per file.
+  assert len(retries) <= data.TFDS_DOWNLOAD_RETRIES * 4
+  message = str(raised.value)
+  assert (f"{tmp_path / 'nothing' / 'mnist'}/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte"
+          "[.gz]") in message
+  assert sorted(p.name for p in tfds_dir.rglob("*")) == ["kept"]
+
+
+@pytest.mark.slow
+def test_bin_train_without_data_says_where_it_looked_and_fails_in_one_line(tmp_path):
+  env = dict(os.environ, TFBET_DATA_DIR=str(tmp_path / "empty"),
+             TFDS_DATA_DIR=str(tmp_path / "tfds"), PYTHONPATH=ROOT, **NO_NETWORK)
+  done = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "train"),
+                         "--gin_file=experiments/cpu/tiny.gin",
+                         f"--output_dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                        timeout=600, check=False, env=env)
+  assert done.returncode == 1 and "Traceback" not in done.stderr
+  looked = done.stderr.index("mnist train: no local files (looked for "
+                             f"{tmp_path / 'empty' / 'mnist'}/")
+  error = done.stderr.index("bin/train: error: could not load 'mnist' train")
+  assert looked < error
+  assert done.stderr.rstrip().splitlines()[-1] == (
+      "Run `" + os.path.join(ROOT, "bin", "train") + " --help` for the flags and examples.")
+  assert not (tmp_path / "run").exists()  # nothing half made
+  assert not [p for p in (tmp_path / "tfds").rglob("*") if p.is_dir()]

@@ -3,6 +3,7 @@ with two ``bin/train`` worker processes on loopback addresses (``TF_CONFIG``).""
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -103,6 +104,7 @@ class Cluster:
   def start(self, attempt):
     ports = _free_ports(self.num_workers)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    self.addresses = cluster["worker"]
     self.logs = [self.tmp_path / f"worker{i}.{attempt}.log" for i in range(self.num_workers)]
     self.processes = [
         _train(self.output_dir, self.extra, log,
@@ -174,6 +176,62 @@ def _finish(process, log_path):
   assert process.returncode == 0, log_path.read_text()[-3000:]
 
 
+def lost_peer_line(addresses, command):
+  return (f"lost worker 1 ({addresses[1]}) of the multi-worker cluster (UnavailableError), so "
+          f"worker 0 ({addresses[0]}) stops too. The checkpoints of the finished epochs are kept "
+          "in --output_dir: start every worker again with its own TF_CONFIG and the same command "
+          f"to resume from the last one: {command}")
+
+
+# What the chief's collective raised when worker 1 was killed (TensorFlow 2.x, two workers).
+PEER_GONE = (
+    "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/"
+    "replica:0/task:0/device:CPU:0}} Collective ops is aborted by: Error reported from "
+    "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
+    "/job:worker/replica:0/task:1\nThe tasks have crashed. Check the task logs for an earlier "
+    "error, or scheduler events (e.g. preemption, eviction) to debug further.\nThe error could "
+    "be from a previous operation. Restart your program to reset. [Op:CollectiveReduceV2] name: ")
+
+
+def _tf_config(index, addresses):
+  return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+
+
+def test_a_lost_peer_is_one_line_naming_it_and_the_command_that_resumes():
+  import gin  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  addresses = ["10.0.0.1:12345", "10.0.0.2:12345"]
+  error = tf.errors.UnavailableError(None, None, PEER_GONE)
+  command = "bin/train --gin_file=a.gin --output_dir=/shared/run"
+  assert train_lib.lost_peer_message(error, command, _tf_config(0, addresses)) == \
+      lost_peer_line(addresses, command)
+  # gin re-raises the error of a configurable as a subclass of its type, with a longer text.
+  @gin.configurable
+  def collective():
+    raise error
+  try:
+    collective()
+  except tf.errors.UnavailableError as wrapped:
+    assert type(wrapped) is not tf.errors.UnavailableError
+    assert train_lib.lost_peer_message(wrapped, command, _tf_config(0, addresses)) == \
+        lost_peer_line(addresses, command)
+  # The chief lost: worker 1 names it. A text naming no task names every other worker.
+  message = train_lib.lost_peer_message(
+      tf.errors.UnavailableError(None, None, PEER_GONE.replace("task:1", "task:0")), command,
+      _tf_config(1, addresses))
+  assert message.startswith("lost worker 0 (10.0.0.1:12345) of the multi-worker cluster "
+                            "(UnavailableError), so worker 1 (10.0.0.2:12345) stops too.")
+  message = train_lib.lost_peer_message(tf.errors.DeadlineExceededError(None, None, "timed out"),
+                                        command, _tf_config(0, addresses + ["10.0.0.3:1"]))
+  assert message.startswith("lost a peer (one of worker 1 (10.0.0.2:12345), worker 2 "
+                            "(10.0.0.3:1)) of the multi-worker cluster (DeadlineExceededError)")
+  # Not a lost peer: other errors, or no cluster.
+  assert train_lib.lost_peer_message(ValueError(PEER_GONE), command, _tf_config(0, addresses)) \
+      is None
+  assert train_lib.lost_peer_message(error, command, "{}") is None
+  assert train_lib.lost_peer_message(error, command, "not json") is None
+
+
 def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, real_mnist):  # pylint: disable=unused-argument
   epochs = ["--gin_param=train.epochs = 3", "--gin_param=train.weight_constraint = None",
             "--gin_param=WeightClip.w_max = None"]
@@ -189,9 +247,17 @@ def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, rea
       assert all(p.poll() is None for p in cluster.processes), cluster.tail()
       assert time.time() < deadline, "no checkpoint written\n" + cluster.tail()
       time.sleep(0.02)
+    cluster.processes[1].send_signal(signal.SIGKILL)  # A lost machine; the chief must notice.
+    chief = cluster.processes[0]
+    chief.wait(timeout=TIMEOUT)
   finally:
     cluster.kill()
   assert not os.path.exists(os.path.join(multi_dir, "result.json")), "killed too late"
+  chief_log = cluster.logs[0].read_text()
+  assert chief.returncode == 1 and "Traceback" not in chief_log, chief_log[-3000:]
+  command = shlex.join([os.path.join(ROOT, "bin", "train"), *TINY, *cluster.extra,
+                        f"--output_dir={multi_dir}"])
+  assert chief_log.strip().splitlines()[-1] == lost_peer_line(cluster.addresses, command)
   logs = cluster.start(attempt=1).wait()
   for log in logs:
     assert "resumed from" in log and "ckpt-1 (epoch 1)" in log

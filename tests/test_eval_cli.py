@@ -4,7 +4,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
+from absl import flags
 import pytest
 
 from tests.helpers import evaluate_in_process
@@ -13,9 +15,11 @@ from tests.helpers import PNG_MAGIC
 from tests.helpers import REPO
 from tests.helpers import run_binary
 from tests.helpers import TEST_LIMIT
+from tfbet import checks
 from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
+from tfbet import memory
 from tfbet.cli import eval_chips_lib
 from tfbet.cli import eval_lib
 from tfbet.cli import reporting
@@ -37,6 +41,40 @@ def test_offsets_flag_is_a_count_or_an_explicit_list():
       eval_chips_lib.parse_offsets(bad)
   assert eval_chips_lib.evenly_spaced_offsets(2048 * 128, 4) == [0, 65536, 131072, 196608]
   assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
+
+
+@pytest.mark.parametrize("flag, value, limit", [
+    ("num_chips", 10**12, checks.MAX_CHIPS), ("num_chips", 10**8, checks.MAX_CHIPS),
+    ("num_shards", 10**12, checks.MAX_SHARDS), ("batch_size", 2**40, checks.MAX_BATCH_SIZE)])
+def test_eval_count_flags_beyond_their_limit_are_refused_naming_it(flag, value, limit):
+  flag_values = flags.FlagValues()
+  eval_lib.define_flags(flag_values)
+  with pytest.raises(flags.IllegalFlagValueError,
+                     match=rf"--{flag}={value}: .*in the range \[1, {limit}\]"):
+    flag_values(["bin/eval", f"--{flag}={value}"])
+
+
+def test_lists_of_rates_voltages_and_offsets_beyond_their_limit_are_refused_naming_it():
+  too_many = [str(i + 1) for i in range(checks.MAX_CONDITIONS + 1)]
+  with pytest.raises(ValueError, match=f"rates must have at most {checks.MAX_CONDITIONS} items"):
+    eval_lib.parse_rates([str(0.01 * i) for i in range(checks.MAX_CONDITIONS + 1)])
+  with pytest.raises(ValueError, match=f"voltages must have at most {checks.MAX_CONDITIONS}"):
+    eval_chips_lib.parse_voltages(too_many)
+  with pytest.raises(ValueError, match=f"offsets must have at most {checks.MAX_OFFSETS} items"):
+    eval_chips_lib.parse_offsets([str(8 * i) for i in range(checks.MAX_OFFSETS + 1)])
+  with pytest.raises(ValueError, match=rf"number of offsets and must be in \[1, "
+                                       rf"{checks.MAX_OFFSETS}\], got 100000000"):
+    eval_chips_lib.parse_offsets(["100000000"])
+
+
+def test_bin_eval_refuses_a_trillion_chips_at_once(tmp_path):
+  # It hung building the seed list; 10**8 chips ended in a MemoryError (issue 23).
+  started = time.perf_counter()
+  process = run_binary("eval", f"--run_dir={tmp_path}", "--num_chips=1000000000000")
+  assert process.returncode != 0
+  assert f"--num_chips=1000000000000: 1000000000000 is not an integer in the range " \
+      f"[1, {checks.MAX_CHIPS}]" in process.stderr, process.stderr[-2000:]
+  assert time.perf_counter() - started < 60
 
 
 def test_duplicate_voltages_and_offsets_that_alias_one_placement_are_refused():
@@ -76,12 +114,14 @@ def test_run_dir_without_a_model_is_rejected(tmp_path):
 def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
   common = ["--rates=0.5,5", "--num_chips=4", f"--test_limit={TEST_LIMIT}", "--num_shards=2"]
   shard0 = ok(run_binary("eval", f"--run_dir={run_dir}", *common, "--shard_index=0",
-                    f"--output={tmp_path / 's0.json'}", f"--plot={tmp_path / 's0.png'}"))
-  # The second shard names the model and the data explicitly instead of the run directory.
+                    "--batch_size=32", f"--output={tmp_path / 's0.json'}",
+                    f"--plot={tmp_path / 's0.png'}"))
+  # The second shard names the model and the data explicitly instead of the run directory, and
+  # runs at another batch size: the same test set, so the shards merge.
   shard1 = ok(run_binary("eval", f"--model={run_dir / 'model.h5'}", "--gin_file=data/mnist.gin",
                     "--gin_param=load_data.train_limit = 1024",
                     "--gin_param=load_data.batch_size = 64", *common, "--shard_index=1",
-                    f"--output={tmp_path / 's1.json'}"))
+                    "--batch_size=50", f"--output={tmp_path / 's1.json'}"))
   assert "[1/2] random_1000 RErr p=0.5%:" in shard0 and "[2/2] random_1002" in shard0
   assert "[1/2] random_1001" in shard1
   assert "Prop.1 %" in shard0 and "energy %" in shard0
@@ -243,9 +283,99 @@ def test_eval_quantizes_a_float_model_after_training_like_the_python_call(float_
 
 @pytest.mark.parametrize("flags,message", [
     ([], "is a float model: pass --scheme=rquant"),
-    (["--scheme=rquant"], "--whiten or --nowhiten"),
+    # (the message itself: a usage error no longer prints the flags' help after it)
+    (["--scheme=rquant"], "say how the float model expects its inputs: --whiten"),
 ])
 def test_eval_of_a_float_model_says_which_flag_is_missing(float_model_path, flags, message):
   process = run_binary("eval", f"--model={float_model_path}", "--gin_file=data/mnist.gin",
                  "--test_limit=10", *flags)
   assert process.returncode != 0 and message in process.stderr
+
+
+def test_precision_without_scheme_is_refused_instead_of_evaluating_the_models_own_bits(
+    run_dir, tmp_path):
+  process = run_binary("eval", f"--run_dir={run_dir}", "--precision=4", "--num_chips=1",
+                       "--rates=1", f"--output={tmp_path / 'r.json'}")
+  assert process.returncode != 0
+  assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
+          "--model); model 'tiny' is already quantized at 8 bits") in process.stderr
+  assert "evaluating" not in process.stdout and not (tmp_path / "r.json").exists()
+
+
+def test_precision_sets_the_bits_of_the_scheme_and_defaults_to_eight(float_model_path):
+  model = keras.models.load_model(float_model_path)
+  for precision, bits in ((None, 8), (4, 4)):
+    quantized = eval_lib.model_for_evaluation(model, "rquant", precision, whiten=False)
+    assert memory.layout(quantized).precision == bits
+    codes, _ = memory.memory_contents(quantized)
+    assert codes.max() < 2 ** bits and codes.max() >= 2 ** (bits - 1)  # the bits are used
+  with pytest.raises(ValueError, match="--precision=4 only goes with --scheme.* at 4 bits"):
+    eval_lib.model_for_evaluation(quantized, None, 4)
+
+
+FULL_DISK_MODULE = '''
+"""A test double (imported with --gin_module): the disk is full once the first chip's counts are
+written, as a real full disk would make the partial file's next write fail."""
+import errno
+import os
+
+from tfbet import evaluation
+
+_write = evaluation.Results.to_json
+_paths = []
+
+
+def _to_json(self, path):
+  _paths.append(path)
+  if len(_paths) > 1:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  return _write(self, path)
+
+
+evaluation.Results.to_json = _to_json
+'''
+
+
+def test_a_full_disk_during_eval_ends_in_one_line_and_the_same_command_resumes(run_dir,
+                                                                              tmp_path):
+  (tmp_path / "full_disk.py").write_text(FULL_DISK_MODULE)
+  output, partial = tmp_path / "eval.json", tmp_path / "eval.partial.json"
+  command = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=3",
+             f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  full = run_binary("eval", *command, f"--gin_module={tmp_path / 'full_disk.py'}")
+  assert full.returncode == 1 and "Traceback" not in full.stderr
+  assert full.stderr.strip().splitlines()[-1] == (
+      f"cannot write {partial}: No space left on device. Once there is space (or permission), "
+      f"the counts of the chips done so far are kept in {partial}, and the same command "
+      "resumes from them.")
+  assert not output.exists() and not os.path.exists(eval_lib.lock_path(str(output)))
+  again = ok(run_binary("eval", *command))
+  assert f"resuming from {partial}: 1 chip(s) done" in again
+  reference = evaluate_in_process(run_dir, [chips.RandomChip(s) for s in
+                                            chips.default_chip_seeds(3)], [0.005, 0.05])
+  assert evaluation.Results.from_json(str(output)).same_counts(reference)
+
+
+def test_a_second_eval_on_the_same_output_is_refused_naming_the_first(run_dir, tmp_path):
+  output = tmp_path / "eval.json"
+  command = [f"--run_dir={run_dir}", "--rates=0.5,5", "--num_chips=5000",
+             f"--test_limit={TEST_LIMIT}", f"--output={output}"]
+  env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+  # Its progress lines fill the pipe nobody reads after the first: it stays at work, holding
+  # the lock, however fast the chips go.
+  first = subprocess.Popen([sys.executable, os.path.join(REPO, "bin", "eval"), *command],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+  try:
+    for line in first.stdout:
+      if line.startswith("[1/5000]"):
+        break
+    second = run_binary("eval", *command)
+    assert first.poll() is None, "the first evaluation must still run"
+  finally:
+    first.kill()
+    first.wait()
+  assert second.returncode != 0
+  assert (f"output is in use: lock file '{tmp_path / 'eval.lock'}' is held by process "
+          f"{first.pid} on host") in second.stderr
+  assert "evaluating" not in second.stdout and "[1/5000]" not in second.stdout

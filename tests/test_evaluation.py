@@ -1,7 +1,12 @@
 """tfbet.evaluation on a toy quantized model, against eager numpy references and Prop. 1."""
 import copy
 import csv
+import hashlib
+import itertools
+import json
 import math
+import os
+import re
 
 import numpy as np
 import pytest
@@ -136,21 +141,67 @@ def test_two_shards_merged_equal_one_unsharded_run_count_for_count(toy):
   assert "shard_index" not in merged.metadata  # the parts disagree on it
 
 
-def test_merge_rejects_duplicates_and_results_of_another_model_or_test_set(toy, evaluator):
+def test_merge_rejects_duplicates_and_results_of_another_model_or_test_set_in_plain_words(
+    toy, evaluator):
   part = evaluator.run(_random_chips(2), [0.05], progress=None)
   with pytest.raises(ValueError, match="both shard 0"):
     evaluation.merge([part, part])
   other = evaluation.Results.from_dict(part.to_dict())
   other.clean_errors += 1
-  with pytest.raises(ValueError, match="clean_errors"):
-    evaluation.merge([part, other])
-  for field, change in (("model", {"digest": "0" * 64}), ("data", {"n": NUM_EXAMPLES + 1})):
+  with pytest.raises(ValueError, match="b.json and a.json do not merge: clean errors differ: "
+                                       f"{part.clean_errors + 1} vs {part.clean_errors}"):
+    evaluation.merge([part, other], ["a.json", "b.json"])
+  cases = ((("model", {"digest": "0" * 64}), "model weights differ"),
+           (("data", {"n": NUM_EXAMPLES + 1}),
+            f"test set differs: {NUM_EXAMPLES + 1} vs {NUM_EXAMPLES} examples"),
+           (("data", {"digest": evaluation.DATA_DIGEST_PREFIX + "0" * 64}),
+            f"test set differs: {NUM_EXAMPLES} examples each, but other images, labels or order"),
+           (("data", {"digest": "0" * 64}),
+            "b.json was written by an older tfbet, whose test-set digest depended on the batch "
+            "size, so nobody can tell whether the test sets agree: evaluate it again"))
+  for (field, change), message in cases:
     record = part.to_dict()
     record[field] = dict(record[field], **change)
-    with pytest.raises(ValueError, match="only results of one model"):
-      evaluation.merge([part, evaluation.Results.from_dict(record)])
+    with pytest.raises(ValueError, match="b.json and a.json do not merge: " + message):
+      evaluation.merge([part, evaluation.Results.from_dict(record)], ["a.json", "b.json"])
   with pytest.raises(ValueError, match="at least one"):
     evaluation.merge([])
+
+
+def test_shards_evaluated_at_batch_sizes_32_and_50_merge_into_the_counts_of_one_run(toy):
+  model, images, labels, dataset = toy
+  chip_list = _random_chips(4)
+  whole = evaluation.evaluate(model, dataset, chip_list, [0.05], progress=None)
+
+  def batched(size):
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
+
+  parts = [evaluation.evaluate(model, batched(size), chip_list, [0.05], progress=None,
+                               num_shards=2, shard_index=index)
+           for index, size in enumerate((32, 50))]
+  merged = evaluation.merge([evaluation.Results.from_dict(p.to_dict()) for p in parts],
+                            ["b32.json", "b50.json"])
+  assert merged.same_counts(whole)
+
+
+def test_the_data_digest_is_of_the_examples_their_order_and_labels_not_of_the_batches(toy):
+  model, images, labels, _ = toy
+
+  def digest(images, labels, size):
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(size)
+    return evaluation.Evaluator(model, dataset).data_digest
+
+  reference = hashlib.sha256(json.dumps(list(images.shape[1:])).encode())
+  reference.update(hashlib.sha256(images.astype(np.float32).tobytes()).digest())
+  reference.update(hashlib.sha256(labels.astype(np.int64).tobytes()).digest())
+  expected = evaluation.DATA_DIGEST_PREFIX + reference.hexdigest()
+  assert digest(images, labels, 32) == digest(images, labels, 50) == digest(
+      images, labels, NUM_EXAMPLES) == expected
+  changed_label = labels.copy()
+  changed_label[-1] = (changed_label[-1] + 1) % NUM_CLASSES
+  swapped = np.concatenate([images[1:2], images[:1], images[2:]])
+  assert len({expected, digest(images, changed_label, 50),
+              digest(swapped, labels, 50)}) == 3
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +303,43 @@ def test_a_shard_that_selects_no_chips_is_refused(evaluator):
     evaluator.run([], [0.1], progress=None)
 
 
+def test_plan_sizes_are_bounded_before_the_plan_is_built(evaluator, monkeypatch):
+  for name, limit in (("MAX_CHIPS", 3), ("MAX_CONDITIONS", 2), ("MAX_OFFSETS", 2),
+                      ("MAX_PLAN_ENTRIES", 5), ("MAX_SHARDS", 2)):
+    monkeypatch.setattr(evaluation.checks, name, limit)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  cases = [
+      (dict(chips=endless), "chips must have at most 3 items, got more"),
+      (dict(conditions=[0.1, 0.2, 0.3]), "conditions must have at most 2 items, got 3"),
+      (dict(offsets=range(0, 800, 8)), "offsets must have at most 2 items, got 100"),
+      (dict(conditions=[0.1, 0.2], offsets=[0, 8]),
+       r"at most 5 entries, got more by chip 'random_1001'"),
+      (dict(num_shards=10**12), r"num_shards must be in \[1, 2\], got 1000000000000"),
+  ]
+  for arguments, message in cases:
+    arguments = {"chips": _random_chips(2), "conditions": [0.1], **arguments}
+    with pytest.raises(ValueError, match=message):
+      evaluation.make_plan(**arguments)
+  with pytest.raises(ValueError, match="chips must have at most 3 items"):
+    evaluator.run(_random_chips(4), [0.1], progress=None)
+
+
+def test_sizes_in_a_result_files_plan_are_bounded(shard_records, monkeypatch):
+  # merge() builds the set of shard indices of the plan: 10**12 of them hung before.
+  record = copy.deepcopy(shard_records[0])
+  record["plan"]["num_shards"] = 10**12
+  with pytest.raises(ValueError, match=rf"plan num_shards must be in \[1, {10**6}\]"):
+    evaluation.Results.from_dict(record)
+  monkeypatch.setattr(evaluation.checks, "MAX_CHIPS", 4)  # the plan's chips: 4
+  record = copy.deepcopy(shard_records[0])
+  record["plan"]["chips"] *= 2
+  with pytest.raises(ValueError, match="plan chips must have at most 4 items, got 8"):
+    evaluation.Results.from_dict(record)
+  monkeypatch.setattr(evaluation.checks, "MAX_CONDITIONS", 1)
+  with pytest.raises(ValueError, match="plan chip 'random_1000': conditions must have at most 1"):
+    evaluation.Results.from_dict(copy.deepcopy(shard_records[0]))
+
+
 def test_a_deeply_nested_result_file_is_a_clear_error(tmp_path):
   path = tmp_path / "deep.json"
   path.write_text("[" * 100000 + "]" * 100000)
@@ -334,7 +422,7 @@ def test_reading_a_file_that_is_not_a_result_names_it(tmp_path):
   path.write_text('{"format": "something else"}')
   with pytest.raises(ValueError, match="bad.json"):
     evaluation.Results.from_json(str(path))
-  record = {"format": evaluation.FORMAT, "model": {"digest": "x"}, "data": {"n": 10, "digest": ""},
+  record = {"format": evaluation.FORMAT, "model": {"digest": "x"}, "data": {"n": 10, "digest": "d"},
             "clean_errors": 1, "condition_kind": "rate", "chips": {"a": {"kind": "custom"}},
             "entries": [{"chip": "a", "condition": 0.1, "offset": 0, "errors": 11}]}
   with pytest.raises(ValueError, match="errors must be in"):
@@ -421,6 +509,44 @@ def test_an_empty_test_set_is_rejected(toy):
       (np.zeros((0, 12), np.float32), np.zeros((0,), np.int64))).batch(4)
   with pytest.raises(ValueError, match="at least one test example"):
     evaluation.Evaluator(model, empty)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    # Float labels are refused at their first batch; the first fraction in it is named.
+    (0.5, TypeError, r"integer class indices in \[0, 5\), got float64 labels; the first not a "
+     r"whole number is 0.5 \(example 6\)"),
+    (np.nan, TypeError, r"integer class indices in \[0, 5\), got float64 labels; the first not "
+     r"a whole number is nan \(example 6\)"),
+    # Example 70 is the 7th of the second batch: the index counts over the whole test set.
+    (99, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got 99 "
+     r"\(example 70\)"),
+    (-1, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got -1 "
+     r"\(example 70\)"),
+    (5, ValueError, r"class indices in \[0, 5\) \(the model's 5 outputs\), got 5 "
+     r"\(example 70\)"),
+])
+def test_labels_that_are_not_class_indices_of_the_model_are_refused_naming_the_first(
+    toy, bad, error, message):
+  model, images, labels, _ = toy
+  labels = labels.astype(type(bad)).copy()
+  first = 6 if isinstance(bad, float) else 70
+  labels[[first, 200]] = bad
+  dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(BATCH_SIZE)
+  with pytest.raises(error, match="dataset labels must be " + message + "$"):
+    evaluation.Evaluator(model, dataset)
+
+
+def test_float_labels_are_refused_even_when_whole_and_integer_ones_of_any_width_count_alike(
+    toy, evaluator):
+  model, images, labels, _ = toy
+  floats = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32))).batch(64)
+  with pytest.raises(TypeError, match=r"integer class indices in \[0, 5\), got float32 labels$"):
+    evaluation.Evaluator(model, floats)
+  for dtype in (np.uint8, np.int32):
+    narrow = tf.data.Dataset.from_tensor_slices((images, labels.astype(dtype))).batch(BATCH_SIZE)
+    other = evaluation.Evaluator(model, narrow)
+    assert other.clean_errors() == WRONG_LABELS
+    assert other.data_digest == evaluator.data_digest
 
 
 def test_shards_are_disjoint_deterministic_and_cover_everything():
@@ -529,3 +655,140 @@ def test_progress_line_shows_mean_rerr_over_offsets_per_condition_and_the_time_l
                                      errors={(0.8, 0): 30, (0.8, 64): 10},
                                      condition_kind="voltage")
   assert voltages.line() == "[1/1] chip1 RErr V=0.8:20.00% (1.0 s elapsed, ~0 s left)"
+
+
+# Every field of a result file that the readers use, as a path into the JSON record, whether a
+# file may lack it (files of older versions; the readers then say "not recorded"), and a value
+# of the wrong type for it.
+USED_FIELDS = {
+    "data.n": (("data", "n"), False, "12"),
+    "data.digest": (("data", "digest"), False, 12),
+    "clean_errors": (("clean_errors",), False, "12"),
+    "entries[0].errors": (("entries", 0, "errors"), False, "12"),
+    "entries[0].condition": (("entries", 0, "condition"), False, "0.01"),
+    "entries[0].offset": (("entries", 0, "offset"), False, "0"),
+    "model.digest": (("model", "digest"), False, 12),
+    "model.name": (("model", "name"), True, 12),
+    "model.num_weights": (("model", "num_weights"), True, "90"),
+    "model.coverage": (("model", "coverage"), True, "90 %"),
+    "model.coverage.faulty_parameters": (("model", "coverage", "faulty_parameters"), False, "90"),
+    "model.coverage.trainable_parameters": (("model", "coverage", "trainable_parameters"), False,
+                                            "100"),
+    "model.coverage.parameters": (("model", "coverage", "parameters"), False, "100"),
+    "model.coverage.faulty_share": (("model", "coverage", "faulty_share"), False, "0.9"),
+}
+MISSING = object()
+WRONG_TYPE = object()
+BAD_VALUES = {"missing": MISSING, "wrong type": WRONG_TYPE, "nan": math.nan, "+inf": math.inf,
+              "-inf": -math.inf, "huge integer": 10**400}
+READERS = ("compare", "energy_budget", "eval --merge", "reproduction report")
+
+
+def _complete_record():
+  """A per-example result of 2 chips at p = 1 %, 10 % on 100 examples, as the binaries write."""
+  rng = np.random.default_rng(5)
+  chip_list = _random_chips(2)
+  plan, _ = evaluation.make_plan(chip_list, [0.01, 0.1])
+  clean = rng.random(100) < 0.05
+  model = {"name": "m", "digest": "ab" * 32, "num_weights": 90, "scheme": {"precision": 8},
+           "coverage": {"faulty_parameters": 90, "trainable_parameters": 100, "parameters": 100,
+                        "faulty_share": 0.9}}
+  results = evaluation.Results(model=model, n=100,
+                               data_digest=evaluation.DATA_DIGEST_PREFIX + "cd" * 32,
+                               clean_errors=int(clean.sum()), condition_kind="rate",
+                               chips={c.name: c.describe() for c in chip_list}, plan=plan,
+                               clean_wrong=clean)
+  for chip in chip_list:
+    for rate in (0.01, 0.1):
+      wrong = clean | (rng.random(100) < rate)
+      results.add(chip.name, rate, 0, int(wrong.sum()), wrong=wrong)
+  return results.to_dict()
+
+
+def _run_binary_main(lib, argv, monkeypatch):
+  """``lib.main`` as its binary runs it (flags parsed into a fresh FlagValues), in-process."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FlagValues()
+  lib.define_flags(flag_values)
+  remaining = flag_values(argv)
+  monkeypatch.setattr(flags, "FLAGS", flag_values)
+  return lib.main(remaining)
+
+
+def _read_with(reader, path, tmp_path, monkeypatch):
+  """Runs ``reader`` on the result file ``path``; a refusal raises UsageError / ValueError."""
+  from tfbet.cli import compare_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import energy_budget_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import reproduce_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import reproduction_report  # pylint: disable=g-import-not-at-top
+  if reader == "compare":
+    return _run_binary_main(compare_lib, ["compare", path], monkeypatch)
+  if reader == "energy_budget":
+    return _run_binary_main(energy_budget_lib, ["energy_budget", path], monkeypatch)
+  if reader == "eval --merge":
+    return _run_binary_main(eval_lib, ["eval", "--merge", path,
+                                       f"--output={tmp_path / 'merged.json'}"], monkeypatch)
+  run = reproduce_lib.Run("m", "M", ("a.gin",))
+  suite = reproduce_lib.Suite(name="s", description="One run.", runs=(run,), rates=(1, 10),
+                              num_chips=2, test_limit=None,
+                              tables=({"title": "T", "runs": ["m"]},), figure_runs=("m",),
+                              figure_families={"M": ["m"]})
+  run_dir = run.directory(str(tmp_path / "runs"), 0)
+  os.makedirs(run_dir)
+  os.replace(path, os.path.join(run_dir, "eval_random.json"))
+  with open(os.path.join(run_dir, "result.json"), "w", encoding="utf-8") as f:
+    json.dump({"num_weights": 90, "test_error": 0.05}, f)
+  return reproduction_report.write_report(suite, str(tmp_path / "runs"),
+                                          str(tmp_path / "report.md"))
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("bad", BAD_VALUES)
+@pytest.mark.parametrize("field", USED_FIELDS)
+def test_every_used_result_field_that_is_missing_mistyped_or_not_finite_is_refused_by_name(
+    field, bad, reader, tmp_path, monkeypatch, capsys):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  record = _complete_record()
+  keys, may_lack, wrong_type = USED_FIELDS[field]
+  parent = record
+  for key in keys[:-1]:
+    parent = parent[key]
+  if BAD_VALUES[bad] is MISSING:
+    del parent[keys[-1]]
+  else:
+    parent[keys[-1]] = wrong_type if BAD_VALUES[bad] is WRONG_TYPE else BAD_VALUES[bad]
+  path = str(tmp_path / "bad.json")
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(json.dumps(record))  # NaN and Infinity as Python's json writes and reads them
+  if BAD_VALUES[bad] is MISSING and may_lack:
+    _read_with(reader, path, tmp_path, monkeypatch)  # read, and said to be not recorded
+    shown = capsys.readouterr().out
+    if reader == "eval --merge" and field == "model.coverage":
+      assert "share of its parameters in faulty memory not recorded" in shown
+    if reader == "compare" and field == "model.num_weights":
+      assert "weights not recorded" in shown
+  else:
+    with pytest.raises((app.UsageError, ValueError)) as refusal:
+      _read_with(reader, path, tmp_path, monkeypatch)
+    message = str(refusal.value)
+    file_name = "eval_random.json" if reader == "reproduction report" else "bad.json"
+    assert f"{file_name}: invalid evaluation result" in message, message
+    *where, name = field.split(".")
+    assert name in message and ".".join(where) in message, message
+    shown = capsys.readouterr().out
+  assert not re.search(r"\bnan\b|\binf\b", shown, re.IGNORECASE), shown
+
+
+@pytest.mark.parametrize("voltage", [0.0, -0.9, 1e200, math.inf])
+def test_a_voltage_condition_outside_what_a_memory_runs_at_is_refused(voltage):
+  record = {"format": evaluation.FORMAT, "model": {"digest": "m"},
+            "data": {"n": 10, "digest": "d"}, "clean_errors": 1, "condition_kind": "voltage",
+            "chips": {"chip1": {"kind": "custom"}},
+            "entries": [{"chip": "chip1", "condition": voltage, "offset": 0, "errors": 2}]}
+  with pytest.raises(ValueError, match=r"v.json: invalid evaluation result \(entries\[0\]: "
+                                       r"(a condition of a profiled chip is a voltage in \(0, 10\]"
+                                       r"|condition must be a finite number)"):
+    evaluation.Results.from_dict(record, source="v.json")
+  record["entries"][0]["condition"] = 0.9
+  assert evaluation.Results.from_dict(record).rerr("chip1", 0.9) == 0.2

@@ -50,3 +50,23 @@ def test_json_is_written_into_a_new_folder_and_reads_back_equal(tmp_path):
     assert json.load(f) == record
   assert os.listdir(tmp_path / "new" / "deeper") == ["record.json"]
 
+
+
+def test_write_failures_are_told_from_other_errors_with_the_path_where_known():
+  import errno  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/out/r.json")
+  assert files.write_failure(full) == ("/out/r.json", "No space left on device")
+  try:  # wrapped by a caller: the cause still names the path
+    try:
+      raise full
+    except OSError as error:
+      raise RuntimeError("callback failed") from error
+  except RuntimeError as wrapped:
+    assert files.write_failure(wrapped) == ("/out/r.json", "No space left on device")
+  checkpoint = tf.errors.UnknownError(None, None, "/out/ckpt-2_temp/part; Read-only file system")
+  assert files.write_failure(checkpoint) == (None, "Read-only file system")
+  assert files.write_failure(PermissionError(errno.EACCES, "Permission denied", "/x")) == (
+      "/x", "Permission denied")
+  assert files.write_failure(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+  assert files.write_failure(ValueError("No space left on device")) is None

@@ -83,6 +83,45 @@ def test_memory_image_of_another_architecture_is_refused(qmodel, tmp_path):
     memory.import_image(other, path)
 
 
+def _rename(entries, index, name):
+  entries[index]["name"] = name
+
+
+@pytest.mark.parametrize("edit, message", [
+    # Every name differs, shapes equal: the image is of another model.
+    (lambda e: [_rename(e, i, f"other/t{i}:0") for i in range(len(e))],
+     r"tensor 0 is 'other/t0:0', the model's is 'quant_conv/kernel:0'$"),
+    # Two tensors of one shape in the other order: their weights would be swapped.
+    (lambda e: (_rename(e, 2, "quant_norm/beta:0"), _rename(e, 3, "quant_norm/gamma:0")),
+     r"tensor 2 is 'quant_norm/beta:0', the model's is 'quant_norm/gamma:0'; the model has it "
+     r"at position 3"),
+    (lambda e: e[4].update(dtype="float16"),
+     r"tensor 4 \('quant_depthwise/depthwise_kernel:0'\) has dtype 'float16', the model's "
+     r"'float32'"),
+])
+def test_a_memory_image_whose_tensor_names_order_or_dtypes_differ_from_the_model_is_refused(
+    qmodel, image_fields, tmp_path, edit, message):
+  path = _damaged_image(image_fields, tmp_path, layout=_layout_edit(edit))
+  memory.read_image(path)  # A consistent file: only the comparison with the model refuses it.
+  codes_before, _ = memory.memory_contents(qmodel)
+  with pytest.raises(ValueError, match="memory.npz.*field 'layout': " + message):
+    memory.import_image(qmodel, path)
+  np.testing.assert_array_equal(memory.memory_contents(qmodel)[0], codes_before)
+
+
+def test_a_memory_image_without_dtypes_from_an_older_tfbet_still_imports_exactly(
+    image_fields, tmp_path):
+  assert [e["dtype"] for e in json.loads(str(image_fields["layout"]))] == ["float32"] * 8
+  path = _damaged_image(image_fields, tmp_path,
+                        layout=_layout_edit(lambda e: [entry.pop("dtype") for entry in e]))
+  fresh = quantize_configs.quantize_model(small_cnn(seed=7), quantization.get_scheme("normal", 6))
+  assert not np.array_equal(memory.memory_contents(fresh)[0], image_fields["codes"])
+  memory.import_image(fresh, path)
+  codes, ranges = memory.memory_contents(fresh)
+  np.testing.assert_array_equal(codes, image_fields["codes"])
+  np.testing.assert_array_equal(ranges, image_fields["ranges"])
+
+
 def test_truncated_memory_image_gives_a_clear_error(qmodel, tmp_path):
   path = tmp_path / "memory.npz"
   memory.export_image(qmodel, str(path))

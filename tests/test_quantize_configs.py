@@ -195,3 +195,19 @@ def test_savedmodel_with_traced_functions_is_refused_at_save_time_naming_what_wo
   with pytest.raises(ValueError, match=r"save_traces=False.*\.h5 or \.keras"):
     qmodel.save(str(tmp_path / "sm"), save_traces=True)
   assert not (tmp_path / "sm").exists()
+
+
+def test_summary_separates_the_models_parameters_from_tfbets_bookkeeping():
+  model = small_cnn(normalization="batch")
+  qmodel = quantize_configs.quantize_model(model, quantization.get_scheme("rquant"))
+  lines = []
+  qmodel.summary(print_fn=lines.append)
+  keras_total = sum(int(np.prod(w.shape)) for w in qmodel.weights)
+  # The float model's own count is the reference (BatchNormalization statistics included).
+  assert lines[-1] == (
+      f"tfbet: the model has {model.count_params():,} parameters "
+      f"({sum(int(np.prod(w.shape)) for w in model.trainable_weights):,} trainable); the other "
+      f"{keras_total - model.count_params():,} of Keras' count are tfbet's bookkeeping (bit "
+      "error masks, codes, quantization ranges)")
+  assert keras_total > model.count_params()
+  assert memory.coverage(qmodel).parameters == model.count_params()

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from tfbet import checks
 from tfbet import evaluation
 from tfbet.cli import reproduce_lib
 from tfbet.cli import reproduction_report
@@ -93,6 +94,20 @@ def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tm
       reproduce_lib.load_suite(str(path))
   with pytest.raises(ValueError, match="no file"):
     reproduce_lib.load_suite("nosuchsuite")
+
+
+def test_counts_of_a_suite_file_are_bounded_naming_the_limit(tmp_path):
+  with open(os.path.join(reproduce_lib.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  for field, value, message in (
+      ("num_chips", 10**12, rf"num_chips must be in \[0, {checks.MAX_CHIPS}\], got {10**12}"),
+      ("offsets", 10**9, rf"offsets must be in \[0, {checks.MAX_OFFSETS}\], got {10**9}"),
+      ("rates", [1] * (checks.MAX_CONDITIONS + 1),
+       f"rates must have at most {checks.MAX_CONDITIONS} items")):
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(dict(record, **{field: value})))
+    with pytest.raises(ValueError, match="huge.json: " + message):
+      reproduce_lib.load_suite(str(path))
 
 
 def test_nothing_to_report_never_replaces_the_report(tmp_path):

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -272,3 +273,82 @@ def test_a_run_trained_with_other_settings_than_the_suite_is_refused(written):
     json.dump({"gin_files": ["other.gin"], "params": []}, f)
   with pytest.raises(ValueError, match="was trained with other settings"):
     reproduction_report.load_results(suite, str(output_dir))
+
+
+# The fields of a run's result.json that the report uses: a path into the record, whether a run
+# may lack it (then the report says it is unknown), and a value of the wrong type.
+TRAINING_FIELDS = {
+    "num_weights": (("num_weights",), False, "1234"),
+    "train_seconds": (("train_seconds",), True, "3600"),
+    "history": (("history",), True, [0.1]),
+    "history.loss[0]": (("history", "loss", 0), False, "0.5"),
+    "history.error[0]": (("history", "error", 0), False, "0.01"),
+}
+MISSING = object()
+WRONG_TYPE = object()
+BAD_VALUES = {"missing": MISSING, "wrong type": WRONG_TYPE, "nan": float("nan"),
+              "+inf": float("inf"), "-inf": float("-inf"), "huge integer": 10**400}
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+@pytest.mark.parametrize("field", TRAINING_FIELDS)
+def test_every_used_training_result_field_that_is_missing_mistyped_or_not_finite_is_refused(
+    written, tmp_path, field, bad):
+  suite, output_dir, _ = written
+  path = os.path.join(suite.runs[1].directory(str(output_dir), 2), "result.json")
+  record = {"num_weights": 1234, "test_error": 0.02, "train_seconds": 1800.0,
+            "history": {"loss": [0.9, 0.5], "error": [0.2, 0.1]}}
+  keys, may_lack, wrong_type = TRAINING_FIELDS[field]
+  parent = record
+  for key in keys[:-1]:
+    parent = parent[key]
+  if BAD_VALUES[bad] is MISSING:
+    del parent[keys[-1]]
+  else:
+    parent[keys[-1]] = wrong_type if BAD_VALUES[bad] is WRONG_TYPE else BAD_VALUES[bad]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(json.dumps(record))  # NaN, Infinity and 1e400 as a JSON file may hold them
+  report = tmp_path / "report.md"
+  if BAD_VALUES[bad] is MISSING and may_lack:
+    reproduction_report.write_report(suite, str(output_dir), str(report))
+    text = report.read_text()
+    if field == "train_seconds":  # the other runs of the fixture recorded none either
+      assert "training time of these runs, as each measured it: unknown" in text
+  elif BAD_VALUES[bad] is MISSING and field.startswith("history."):
+    # Removing the first value leaves a shorter list of valid values: nothing to refuse.
+    reproduction_report.write_report(suite, str(output_dir), str(report))
+    text = report.read_text()
+  else:
+    with pytest.raises(ValueError) as refusal:
+      reproduction_report.write_report(suite, str(output_dir), str(report))
+    message = str(refusal.value)
+    assert f"training result {path!r}" in message, message
+    name = field.replace("[0]", "")
+    assert name in message, message
+    assert not report.exists()
+    return
+  assert not re.search(r"\bnan\b|\binf\b", text, re.IGNORECASE)
+
+
+def test_the_training_time_is_summed_over_the_runs_that_recorded_it_and_unknown_otherwise(
+    written):
+  suite, output_dir, _ = written
+  for seed, seconds in ((0, 1800.0), (1, 5400.0), (2, None)):
+    path = os.path.join(suite.runs[0].directory(str(output_dir), seed), "result.json")
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump({"num_weights": 1234, "train_seconds": seconds}, f)
+  loaded = reproduction_report.load_results(suite, str(output_dir))
+  text = reproduction_report.scale_text(suite, loaded)
+  assert ("training time of these runs, as each measured it: 2.00 h in all (evaluation not "
+          "counted; unknown for 5 runs, which recorded none).") in text
+
+
+def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path, monkeypatch):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  figures = helpers.capture_figures(monkeypatch)
+  suite, output_dir, _ = written
+  reproduction_report.write_report(suite, str(output_dir), str(tmp_path / "report.md"))
+  # These synthetic results record neither scheme nor coverage; the figures say so.
+  assert figures and [helpers.footer(f) for f in figures] == [
+      "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
+  ] * len(figures)

@@ -1,4 +1,5 @@
 """Safe resumption: one process per output directory, same config, newest intact checkpoint."""
+import errno
 import json
 import os
 import subprocess
@@ -46,6 +47,38 @@ def test_a_lock_held_on_another_host_is_respected(tmp_path):
       pass
 
 
+def test_an_output_dir_without_write_permission_is_refused_naming_it(tmp_path):
+  output_dir = tmp_path / "run"
+  output_dir.mkdir()
+  os.chmod(output_dir, 0o555)
+  try:
+    try:
+      (output_dir / "probe").write_text("")
+      pytest.skip("permissions block no writes here (root); see "
+                  "test_a_read_only_output_dir_is_refused_in_one_line_before_any_work")
+    except PermissionError:
+      pass
+    started = []
+    with pytest.raises(ValueError, match=rf"cannot write the lock file '{output_dir}/.lock' "
+                       r"\(Permission denied\): --output_dir must be writable; nothing was done"):
+      resume.holds_output_lock(started.append)(str(output_dir))
+    assert not started
+  finally:
+    os.chmod(output_dir, 0o755)
+
+
+def test_a_full_disk_when_the_lock_is_taken_is_refused_naming_the_lock_file(tmp_path,
+                                                                            monkeypatch):
+  def full_disk(path, *args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  monkeypatch.setattr(resume.os, "open", full_disk)
+  started = []
+  with pytest.raises(ValueError, match=rf"cannot write the lock file '{tmp_path}/.lock' "
+                     r"\(No space left on device\): --output_dir must be writable"):
+    resume.holds_output_lock(started.append)(str(tmp_path))
+  assert not started
+
+
 def _pretend_checkpoint(output_dir):
   directory = output_dir / resume.CHECKPOINT_DIR
   directory.mkdir(exist_ok=True)
@@ -80,6 +113,30 @@ def test_restart_clears_only_what_a_run_writes(tmp_path):
     (tmp_path / name).write_text("x")
   resume.clear_run(str(tmp_path))
   assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_a_checkpoint_write_killed_midway_leaves_a_temp_folder_that_the_next_start_removes(
+    tmp_path, caplog):
+  directory = tmp_path / resume.CHECKPOINT_DIR
+  _, _, manager = _manager(directory, np.arange(8, dtype=np.float32))
+  manager.save(checkpoint_number=1)
+  # What TensorFlow leaves when killed while writing checkpoint 2: its files, still in ckpt-2_temp.
+  leftover = directory / "ckpt-2_temp"
+  leftover.mkdir()
+  for name in os.listdir(directory):
+    if name.startswith("ckpt-1."):
+      (leftover / name.replace("ckpt-1", "part-00000-of-00001")).write_bytes(
+          (directory / name).read_bytes())
+  (directory / "notes_temp").mkdir()  # not a checkpoint write: kept
+  kept = sorted(os.listdir(directory))
+  started = []
+  with caplog.at_level("WARNING"):
+    resume.holds_output_lock(lambda output_dir: started.append(os.listdir(directory)))(
+        str(tmp_path))
+  assert started and "ckpt-2_temp" not in started[0]
+  assert sorted(os.listdir(directory)) == [name for name in kept if name != "ckpt-2_temp"]
+  assert f"removing {leftover}, left by a checkpoint write that was interrupted" in caplog.text
+  assert tf.train.latest_checkpoint(str(directory)).endswith("ckpt-1")
 
 
 def _manager(directory, value):
@@ -132,13 +189,24 @@ def test_a_complete_checkpoint_missing_from_the_state_file_is_still_found(tmp_pa
   np.testing.assert_array_equal(restored_var.numpy(), 2 * np.arange(8, dtype=np.float32))
 
 
-def test_a_damaged_progress_record_is_reported_not_fatal(tmp_path, caplog):
+@pytest.mark.parametrize("record", ['{"history": [', '{"history": {}, "seconds_per_epoch": '
+                                    '[1e400, 2.0]}', '{"history": {}, "seconds_per_epoch": [1.0]}'])
+def test_a_damaged_progress_record_makes_history_and_time_unknown_not_zero(tmp_path, caplog,
+                                                                          record):
   (tmp_path / resume.CHECKPOINT_DIR).mkdir()
-  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text('{"history": [')
+  (tmp_path / resume.CHECKPOINT_DIR / resume.PROGRESS_FILE).write_text(record)
   progress = resume.Progress(str(tmp_path), 2)
-  assert progress.history == {} and progress.seconds == 0
-  assert "progress.json is damaged" in caplog.text
-  assert "records 0 of the 2 epochs done" in caplog.text
+  assert progress.whole_history() is None and progress.seconds is None
+  assert "the history and training time of the run are unknown" in caplog.text
+  # Later epochs are recorded from epoch 2 on, and a later resume still knows the run's start
+  # is missing (it does not take epochs 2 and 3 for epochs 0 and 1).
+  for epoch in (2, 3):
+    progress.on_epoch_begin(epoch)
+    progress.on_epoch_end(epoch, {"loss": float(epoch)})
+    progress.save()
+  resumed = resume.Progress(str(tmp_path), 4)
+  assert resumed.first_epoch == 2 and resumed.history == {"loss": [2.0, 3.0]}
+  assert resumed.whole_history() is None and resumed.seconds is None
 
 
 def test_checkpoints_recorded_with_old_train_bindings_resume_and_other_values_are_refused(

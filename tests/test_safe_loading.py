@@ -89,8 +89,8 @@ def test_a_module_outside_keras_tfmot_and_tfbet_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"not a model", "not an HDF5 file"),
-    (b"PK\x03\x04 zip", "not an HDF5 file"),
+    (b"not a model", "neither an HDF5 file nor a .keras archive"),
+    (b"PK\x03\x04 zip", "cannot read model file"),
     (safe_loading.HDF5_SIGNATURE + b"\0" * 100, "cannot read model file"),
 ])
 def test_files_that_are_not_models_fail_naming_the_file(tmp_path, content, message):
@@ -158,4 +158,68 @@ def test_a_scheme_field_unknown_to_this_version_is_refused_as_written_by_a_newer
   with pytest.raises(safe_loading.UnsafeModelError,
                      match=r"written by a newer tfbet: the quantization scheme of layer "
                            r"'quant_dense(_\d+)?' has fields \['future_field'\]"):
+    safe_loading.load_model(path)
+
+
+def _fitted_quantized_model():
+  model = _quantized_model()
+  model.compile(optimizer=keras.optimizers.SGD(0.1),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  x = np.random.default_rng(1).normal(size=(8, 6, 6, 1)).astype(np.float32)
+  model.fit(x, np.arange(8) % 4, epochs=1, verbose=0)
+  return model, x
+
+
+def _assert_same_model(expected, actual, x):
+  assert len(expected.weights) == len(actual.weights)
+  for want, got in zip(expected.get_weights(), actual.get_weights()):
+    np.testing.assert_array_equal(want, got)
+  np.testing.assert_array_equal(expected(x, training=False).numpy(),
+                                actual(x, training=False).numpy())
+
+
+def test_a_keras_archive_of_a_trained_quantized_model_round_trips_bit_for_bit(tmp_path):
+  model, x = _fitted_quantized_model()  # called and trained, not only built
+  path = _save(model, tmp_path / "model.keras")
+  with quantize_configs.quantize_scope():
+    _assert_same_model(model, keras.models.load_model(path, compile=False), x)
+  _assert_same_model(model, safe_loading.load_model(path), x)
+
+
+def test_model_checkpoint_keras_files_of_a_quantized_model_load(tmp_path):
+  model, x = _fitted_quantized_model()
+  pattern = str(tmp_path / "ckpt_{epoch}.keras")
+  model.fit(x, np.arange(8) % 4, epochs=2, verbose=0,
+            callbacks=[keras.callbacks.ModelCheckpoint(pattern)])
+  _assert_same_model(model, safe_loading.load_model(str(tmp_path / "ckpt_2.keras")), x)
+
+
+def test_a_float_keras_archive_loads_as_data_and_a_lambda_in_one_is_refused(tmp_path):
+  keras.utils.set_random_seed(0)
+  inputs = keras.Input((4,))
+  model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+  path = _save(model, tmp_path / "float.keras")
+  x = np.random.default_rng(0).normal(size=(2, 4)).astype(np.float32)
+  _assert_same_model(model, safe_loading.load_model(path), x)
+  marker = tmp_path / "marker"
+  evil = str(tmp_path / "evil.keras")
+  _malicious_model(marker).save(evil)
+  marker.unlink(missing_ok=True)
+  with pytest.raises(safe_loading.UnsafeModelError, match=r"evil\.keras.*'payload'.*'Lambda'"):
+    safe_loading.load_model(evil)
+  assert not marker.exists()
+
+
+def test_a_keras_archive_naming_a_foreign_registered_object_is_refused(tmp_path):
+  import zipfile  # pylint: disable=g-import-not-at-top
+  path = _save(_quantized_model(), tmp_path / "model.keras")
+  with zipfile.ZipFile(path) as archive:
+    parts = {name: archive.read(name) for name in archive.namelist()}
+  config = json.loads(parts["config.json"])
+  config["config"]["layers"][1]["registered_name"] = "evil>Payload"
+  parts["config.json"] = json.dumps(config)
+  with zipfile.ZipFile(path, "w") as archive:
+    for name, data in parts.items():
+      archive.writestr(name, data)
+  with pytest.raises(safe_loading.UnsafeModelError, match="'evil>Payload'"):
     safe_loading.load_model(path)

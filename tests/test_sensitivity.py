@@ -1,4 +1,5 @@
 """Per-layer sensitivity: groups, the cut of the chip's masks, RErr with one faulty layer."""
+import itertools
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from tests import helpers
 from tfbet import chips
 from tfbet import evaluation
 from tfbet import memory
@@ -44,8 +46,9 @@ def evaluator():
 def test_layer_groups_partition_the_memory_in_order(evaluator):
   layout = evaluator.layout
   by_layer = sensitivity.groups(evaluator.model, layout, "layer")
-  assert [g.name for g in by_layer] == ["quant_live", "quant_dead", "quant_head"]
-  assert by_layer[0].tensors == ("quant_live/kernel", "quant_live/bias")
+  # The layers' names in the float model, not tfmot's wrappers' ("quant_live").
+  assert [g.name for g in by_layer] == ["live", "dead", "head"]
+  assert by_layer[0].tensors == ("live/kernel", "live/bias")
   assert sum(g.num_weights for g in by_layer) == layout.num_weights
   by_tensor = sensitivity.groups(evaluator.model, layout, "tensor")
   assert len(by_tensor) == len(layout.slots) == 6
@@ -96,6 +99,16 @@ def test_a_layer_whose_output_is_multiplied_by_zero_is_insensitive(evaluator):
   assert "all" in text and f"{100 * live.summary()[0].mean:7.2f}" in text
 
 
+def test_chips_and_offsets_are_read_no_further_than_their_limits(evaluator, monkeypatch):
+  monkeypatch.setattr(sensitivity.checks, "MAX_CHIPS", 2)
+  monkeypatch.setattr(sensitivity.checks, "MAX_OFFSETS", 2)
+  endless = (chips.RandomChip(seed) for seed in itertools.count())
+  with pytest.raises(ValueError, match="chips must have at most 2 items, got more"):
+    sensitivity.sensitivity(evaluator, endless, 0.01)
+  with pytest.raises(ValueError, match="offsets must have at most 2 items, got 3"):
+    sensitivity.sensitivity(evaluator, [chips.RandomChip(0)], 0.01, offsets=[0, 8, 16])
+
+
 def test_bar_plot_and_json_of_a_report(evaluator, tmp_path):
   report = sensitivity.sensitivity(evaluator, [chips.RandomChip(1000)], 0.01, by="tensor")
   path = sensitivity_lib.plot(report, str(tmp_path / "s.png"))
@@ -115,3 +128,34 @@ def test_sensitivity_binary_refuses_a_voltage_without_chip_files():
        "--gin_file=data/mnist.gin", "--voltage=0.9"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert bad.returncode != 0 and "--voltage needs --chip_files" in bad.stderr
+
+
+def test_sensitivity_plot_starts_at_the_clean_error_names_layers_and_states_its_scheme(
+    tmp_path, monkeypatch):
+  figures = helpers.capture_figures(monkeypatch)
+  info = helpers.model_info("net", faulty=97, parameters=100)
+
+  def results(errors):  # 1000 test examples, clean Err 10 %, 3 chips at p = 1 %
+    return evaluation.Results(model=info, n=1000, data_digest="d", clean_errors=100,
+                              condition_kind="rate",
+                              errors={(f"c{i}", 0.01, 0): e for i, e in enumerate(errors)})
+  groups = [sensitivity.Group("conv", ("conv/kernel",), (0,), 30),
+            sensitivity.Group("dense", ("dense/kernel",), (1,), 67)]
+  report = sensitivity.Sensitivity(
+      condition=0.01, by="layer", groups=groups,
+      results={"conv": results([104, 105, 106]), "dense": results([114, 116, 118])},
+      full=results([124, 125, 126]))
+  path = sensitivity_lib.plot(report, tmp_path / "s.png")
+  assert os.path.getsize(path) > 0
+  (ax,) = [a for a in figures[-1].axes if a.get_yticklabels()]
+  # Bars in 10.4..11.8 % drawn from the clean Err (10 %), where the axis starts.
+  assert ax.get_xlim()[0] == pytest.approx(10.0)
+  lengths = sorted(round(bar.get_width(), 6) for bar in ax.patches)
+  assert lengths == [0.5, 1.6]  # mean RErr - clean Err: 10.5 - 10, 11.6 - 10
+  # Shares of the 97 weights in faulty memory: 30 / 97, 67 / 97.
+  assert [t.get_text() for t in ax.get_yticklabels()] == [
+      "conv (31 % of weights)", "dense (69 % of weights)"]
+  assert ax.get_legend() is None and figures[-1].legends  # the legend is outside the bars
+  assert helpers.footer(figures[-1]) == (
+      "net: 8-bit per-tensor asymmetric unsigned rounding, 97.00 % of 100 parameters in faulty "
+      "memory")

@@ -45,6 +45,14 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
     result = json.load(f)
   assert 0.0 <= result["test_error"] <= 1.0
   assert len(result["history"]["loss"]) == 3
+  # tiny.gin's threshold (100) is below every loss: RANDBET injects from the first step.
+  assert result["injection"] == {"method": "randbet", "started": True, "start_step": 0,
+                                 "start_epoch": 1, "total_steps": 24,
+                                 "threshold": "loss_threshold=100"}
+  # What the reproduction report reads of it passes the reader's checks.
+  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  assert checked["num_weights"] == result["num_weights"]
+  assert 0 < checked["train_seconds"] <= seconds
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
     config = f.read()
   assert "BitErrorTrainer.method = 'randbet'" in config and "load_data.train_limit = 512" in config
@@ -71,6 +79,104 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_pa
   resumed, whole = _result(output_dir), _result(uninterrupted[0])
   assert resumed["history"] == whole["history"] and len(whole["history"]["loss"]) == 3
   assert resumed["train_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_a_damaged_progress_record_leaves_the_training_time_and_history_unknown_not_zero(
+    tmp_path, real_mnist):  # pylint: disable=unused-argument
+  output_dir = str(tmp_path / "damaged")
+  process = subprocess.Popen(TRAIN + [f"--output_dir={output_dir}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  first_checkpoint = os.path.join(output_dir, "checkpoints", "ckpt-1.index")
+  deadline = time.time() + 300
+  while not os.path.exists(first_checkpoint) and process.poll() is None:
+    assert time.time() < deadline, "no checkpoint written"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  with open(os.path.join(output_dir, "checkpoints", "progress.json"), "w") as f:
+    f.write('{"history": {"loss": [0.5]}, "seconds_per_epoch": [')
+  result = _run(output_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "the history and training time of the run are unknown" in result.stderr
+  recorded = _result(output_dir)
+  assert recorded["train_seconds"] is None and recorded["history"] is None
+  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  assert checked["train_seconds"] is None and checked["history"] is None
+
+
+FULL_DISK_MODULE = '''
+"""A test double (imported with --gin_module): the disk is full when epoch 2's progress record
+is written, right before its checkpoint, as a real full disk would make that write fail."""
+import errno
+import os
+
+from tfbet import files
+
+_write_text = files.write_text
+_progress = []
+
+
+def _full_disk(path, text):
+  if path.endswith("progress.json"):
+    _progress.append(path)
+    if len(_progress) == 2:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+  return _write_text(path, text)
+
+
+files.write_text = _full_disk
+'''
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_ends_in_one_line_and_the_same_command_resumes(
+    uninterrupted, tmp_path):
+  (tmp_path / "full_disk.py").write_text(FULL_DISK_MODULE)
+  output_dir = str(tmp_path / "full")
+  full = _run(output_dir, [f"--gin_module={tmp_path / 'full_disk.py'}"])
+  assert full.returncode == 1 and "Traceback" not in full.stderr
+  progress = os.path.join(output_dir, "checkpoints", "progress.json")
+  assert full.stderr.strip().splitlines()[-1] == (
+      f"cannot write {progress}: No space left on device. What the run did up to its last "
+      "checkpoint is kept: once there is space (or permission), the same command resumes from "
+      "there.")
+  assert not os.path.exists(os.path.join(output_dir, ".lock"))
+  resumed = _run(output_dir)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "resumed from" in resumed.stderr and "ckpt-1 (epoch 1)" in resumed.stderr
+  assert _digest(output_dir) == _digest(uninterrupted[0])
+
+
+READ_ONLY_MODULE = '''
+"""A test double (imported with --gin_module): the file system of OUTPUT is read-only (tests may
+run as root, for whom a chmod blocks nothing)."""
+import errno
+import os
+
+OUTPUT = %r
+_open = os.open
+
+
+def _read_only(path, *args, **kwargs):
+  if os.path.abspath(path).startswith(OUTPUT):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+  return _open(path, *args, **kwargs)
+
+
+os.open = _read_only
+'''
+
+
+def test_a_read_only_output_dir_is_refused_in_one_line_before_any_work(tmp_path):
+  output_dir = tmp_path / "read_only"
+  output_dir.mkdir()
+  (tmp_path / "read_only.py").write_text(READ_ONLY_MODULE % str(output_dir))
+  result = _run(str(output_dir), [f"--gin_module={tmp_path / 'read_only.py'}"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert (f"cannot write the lock file '{output_dir / '.lock'}' (Read-only file system): "
+          "--output_dir must be writable; nothing was done") in result.stderr
+  assert os.listdir(output_dir) == []
 
 
 def _result(output_dir):
@@ -110,6 +216,32 @@ def test_unknown_gin_binding_fails_with_gins_message(tmp_path):
   result = _run(str(tmp_path / "bad"), ["--gin_param=train.not_a_parameter = 1"])
   assert result.returncode != 0
   assert "not_a_parameter" in result.stderr
+
+
+def test_a_binding_gin_cannot_parse_is_one_line_naming_it(tmp_path):
+  result = _run(str(tmp_path / "bad"), ["--gin_param=BitErrorTrainer.rate = nan"])
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert ("cannot parse gin binding 'BitErrorTrainer.rate = nan': Failed to parse token 'nan'. "
+          "A value is a Python literal") in result.stderr
+  assert not os.path.exists(tmp_path / "bad" / "checkpoints")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("BitErrorTrainer.rate = inf", "binding 'BitErrorTrainer.rate = inf': Failed to parse token "
+     "'inf'"),
+    ("BitErrorTrainer.rate = 0.01 0.02", "binding 'BitErrorTrainer.rate = 0.01 0.02': Expected "
+     "newline"),
+    ("BitErrorTrainer.rate = (", "binding among 'BitErrorTrainer.rate = (': EOF in multi-line"),
+])
+def test_unparsable_bindings_are_value_errors_naming_the_binding(binding, message):
+  import gin  # pylint: disable=g-import-not-at-top
+  try:
+    with pytest.raises(ValueError) as error:
+      gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
+  finally:
+    gin.clear_config()
+  assert str(error.value).startswith("cannot parse gin " + message)
+  assert "\n" not in str(error.value)
 
 
 def _model_bindings():
@@ -373,3 +505,49 @@ def test_bad_values_of_a_part_are_refused_naming_the_value_and_the_part(binding,
   finally:
     gin.clear_config()
   assert message in str(error.value) and f"configurable '{configurable}'" in str(error.value)
+
+
+class _FakeTrainer:
+  method = "randbet"
+
+  def __init__(self, injecting):
+    self.injecting = type("Flag", (), {"numpy": lambda _: injecting})()
+
+  def describe_threshold(self):
+    return "loss_threshold=1.75"
+
+
+@pytest.mark.parametrize("shares, injecting, start_step, line", [
+    ([0.0, 0.0, 0.0, 0.0], False, None, r"^WARNING: RANDBET never injected bit errors: .*1\.75"),
+    ([0.0, 0.0, 0.25, 1.0], True, 22, r"^WARNING: RANDBET injected bit errors from step 23 of 32 "
+     r"\(epoch 3\): more than half"),
+    ([0.0, 0.5, 1.0, 1.0], True, 12, r"^RANDBET injected bit errors from step 13 of 32 \(epoch 2\)$"),
+    ([0.0, 0.5], True, None, r"when it started is unknown"),  # a history of 2 of the 4 epochs
+])
+def test_when_injection_started_is_recorded_and_a_late_or_missing_start_is_a_warning(
+    shares, injecting, start_step, line):
+  record = train_lib.injection_record(_FakeTrainer(injecting), {"injecting": shares},
+                                      steps_per_epoch=8, epochs=4)
+  assert record["started"] is injecting and record["start_step"] == start_step
+  assert re.search(line, train_lib.describe_injection(record))
+
+
+@pytest.mark.slow
+def test_epochs_are_counted_out_of_the_run_and_the_result_line_is_printed_once(tmp_path,
+                                                                                real_mnist):
+  del real_mnist
+  command = TRAIN[:2] + ["--gin_file=experiments/cpu/tiny.gin", "--gin_param=train.epochs = 3",
+                         "--gin_param=train.evaluate_every_epoch = False",
+                         "--gin_param=load_data.train_limit = 128",
+                         "--gin_param=train.verbose = 2", f"--output_dir={tmp_path / 'run'}"]
+  env = dict(os.environ, PYTHONPATH=ROOT)  # this checkout's tfbet
+  result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
+                          env=env)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert re.findall(r"^Epoch (\d+/\d+)$", result.stdout, flags=re.MULTILINE) == [
+      "1/3", "2/3", "3/3"]
+  output = result.stdout + result.stderr
+  assert output.count("clean test error") == 1
+  assert result.stdout.rstrip().splitlines()[-1].startswith("clean test error: ")
+  history = json.loads((tmp_path / "run" / "result.json").read_text())["history"]
+  assert all(len(values) == 3 for values in history.values())  # one fit per epoch, all kept

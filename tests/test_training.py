@@ -511,3 +511,58 @@ def test_standard_callbacks_act_across_epochs(tmp_path):
   uninterrupted.fit(epochs=4, **fit)
   for a, b in zip(resumed.model.get_weights(), uninterrupted.model.get_weights()):
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_fit_that_never_injects_warns_that_the_model_was_trained_clean(caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  trainer = _trainer(threshold=-1.0)  # no loss is below it
+  x, y = _batch()
+  with caplog.at_level(logging.WARNING):
+    history = trainer.fit(x, y, epochs=2, verbose=0)
+  assert history.history["injecting"] == [0.0, 0.0]
+  assert "RANDBET has not injected any bit errors yet" in caplog.text
+  assert "below loss_threshold=-1" in caplog.text and "CLIPPING" in caplog.text
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    _trainer(threshold=1e9).fit(x, y, epochs=1, verbose=0)
+  assert "has not injected" not in caplog.text
+
+
+@pytest.mark.parametrize("share, injects", [(0.99, False), (1.01, True)])
+def test_a_relative_threshold_is_a_share_of_the_first_steps_loss(share, injects):
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, rate=0.05, relative_loss_threshold=share, seed=3,
+                                     weight_decay=0.0)
+  trainer.compile(optimizer=keras.optimizers.SGD(0.0))  # the loss stays that of step 0
+  x, y = _batch()
+  first = float(tf.reduce_mean(keras.losses.categorical_crossentropy(
+      tf.one_hot(y, 3), qmodel(x, training=True), from_logits=True)))
+  trainer.train_on_batch(x, y)  # step 0 sets the reference loss; it is not below share * itself
+  np.testing.assert_allclose(float(trainer.initial_loss.numpy()), first, rtol=1e-6)
+  logs = trainer.train_on_batch(x, y, return_dict=True)
+  assert logs["injecting"] == (1.0 if injects else 0.0)
+  assert trainer.describe_threshold().startswith(f"relative_loss_threshold={share:g}")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(loss_threshold=1.0, relative_loss_threshold=0.5), "not both"),
+    (dict(relative_loss_threshold=0.0), "relative_loss_threshold must be > 0"),
+    (dict(relative_loss_threshold=float("nan")), "relative_loss_threshold")])
+def test_bad_threshold_arguments_are_refused(kwargs, match):
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  with pytest.raises(ValueError, match=match):
+    training.BitErrorTrainer(qmodel, **kwargs)
+
+
+def test_the_papers_threshold_with_another_loss_or_class_count_gets_a_warning(caplog):
+  import logging  # pylint: disable=g-import-not-at-top
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")  # 3 classes
+  with caplog.at_level(logging.WARNING):
+    training.BitErrorTrainer(qmodel, rate=0.01).compile(optimizer="sgd")
+  assert "made for the cross-entropy over 10 classes; with 3 classes" in caplog.text
+  assert "relative_loss_threshold" in caplog.text
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    training.BitErrorTrainer(qmodel, rate=0.01, weight_decay=1e-4).compile(
+        optimizer=keras.optimizers.SGD(0.1, weight_decay=1e-3))
+  assert "both apply" in caplog.text and "weight_decay=0" in caplog.text

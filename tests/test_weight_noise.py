@@ -1,4 +1,6 @@
 """L-infinity weight noise relative to each tensor's range (Fig. 9)."""
+import itertools
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,25 @@ def test_bad_magnitudes_and_seeds_are_refused(evaluator):
   with pytest.raises(ValueError, match="percent"):
     weight_noise_lib.parse_magnitudes(["-1"])
   assert weight_noise_lib.parse_magnitudes(["1", "2.5"]) == [0.01, 0.025]
+
+
+def test_magnitudes_and_seeds_are_read_no_further_than_their_limits(evaluator, monkeypatch):
+  monkeypatch.setattr(weight_noise.checks, "MAX_CHIPS", 2)
+  monkeypatch.setattr(weight_noise.checks, "MAX_CONDITIONS", 2)
+  with pytest.raises(ValueError, match="seeds must have at most 2 items, got more"):
+    weight_noise.weight_noise(evaluator, [0.1], itertools.count())
+  with pytest.raises(ValueError, match="magnitudes must have at most 2 items, got 3"):
+    weight_noise.weight_noise(evaluator, [0.1, 0.2, 0.3], [0])
+
+
+def test_weight_noise_plot_names_scheme_and_coverage(tmp_path, monkeypatch):
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  figures = helpers.capture_figures(monkeypatch)
+  results = weight_noise.NoiseResults(
+      model=helpers.model_info("net", faulty=3, parameters=4), n=10, data_digest="d",
+      clean_errors=1, errors={(0, 0.01): 2, (1, 0.01): 3, (0, 0.05): 5, (1, 0.05): 6})
+  weight_noise_lib.plot(results, str(tmp_path / "noise.png"))
+  assert (tmp_path / "noise.png").stat().st_size > 0
+  assert helpers.footer(figures[-1]) == (
+      "net: 8-bit per-tensor asymmetric unsigned rounding, 75.00 % of 4 parameters in faulty "
+      "memory")

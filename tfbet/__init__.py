@@ -14,8 +14,8 @@ _environment.check()  # first: before any tfbet module imports TensorFlow
 
 __version__ = "0.1.0"
 
-_MODULES = ("chips", "compat", "constraints", "data", "energy", "evaluation", "layers", "memory",
-            "models", "ops", "quantization", "quantize_configs", "quantizers", "training")
+_MODULES = ("callbacks", "chips", "compat", "constraints", "data", "energy", "evaluation", "layers",
+            "memory", "models", "ops", "quantization", "quantize_configs", "quantizers", "training")
 _NAMES = {  # name -> the module that defines it
     "BatchNormalization": "layers", "BitErrorQuantizer": "quantizers",
     "BitErrorTrainer": "training", "GroupNormalization": "layers",

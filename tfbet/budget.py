@@ -160,7 +160,7 @@ def bisect_rate(evaluator, chips, budget, low, high, steps=6, statistic="mean", 
     raise ValueError(f"need rates 0 < low < high < 1, got low={low!r}, high={high!r}")
   if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
     raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-  chips = list(chips)
+  chips = checks.bounded_list(chips, "chips", checks.MAX_CHIPS)
   parts = []
 
   def measure(rate):

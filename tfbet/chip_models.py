@@ -41,8 +41,11 @@ def _ops():
 
 
 def default_chip_seeds(num_chips=DEFAULT_NUM_CHIPS):
-  """Fixed seeds ``1000 + i`` of the random chips used by evaluation (App. F: 50 chips)."""
-  checks.count(num_chips, "num_chips", minimum=1)
+  """Fixed seeds ``1000 + i`` of the random chips used by evaluation (App. F: 50 chips).
+
+  At most ``checks.MAX_CHIPS`` chips, so a mistyped count fails before the tuple is built.
+  """
+  checks.count(num_chips, "num_chips", minimum=1, maximum=checks.MAX_CHIPS)
   return tuple(FIRST_EVALUATION_SEED + i for i in range(num_chips))
 
 

@@ -141,6 +141,8 @@ def simulate_profiled_chip(rows, cols, voltages, *, pattern="uniform", rate_at=N
       raise ValueError(f"weak_column_fraction must be in (0, 1), got {weak_column_fraction}")
   voltages = chip_files.check_voltages(voltages, "simulate_profiled_chip")
   count = voltages.size
+  checks.count(rows * cols * count, "rows x cols x voltages (fault probabilities)",
+               maximum=checks.MAX_CHIP_CELLS)
   rate_at = energy.rate_at_voltage if rate_at is None else rate_at
   if not callable(rate_at):
     raise TypeError(f"rate_at must be a callable voltage -> rate, got {rate_at!r}")

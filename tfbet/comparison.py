@@ -12,13 +12,14 @@ import dataclasses
 from tfbet import evaluation
 
 
-def check_comparable(results_list, labels=None):
+def check_comparable(results_list, labels=None, sources=None):
   """Validates ``results_list`` (``evaluation.Results``) for a comparison; returns the labels.
 
   Args:
     results_list: non-empty sequence of Results on one test set and one condition kind.
     labels: one distinct, non-empty name per result; default: the models' names (made distinct
       by their position if two models share a name).
+    sources: what a refusal calls each result (e.g. its file); default ``results_list[i]``.
   """
   results_list = list(results_list)
   if not results_list:
@@ -27,15 +28,15 @@ def check_comparable(results_list, labels=None):
     if not isinstance(item, evaluation.Results):
       raise TypeError(f"results_list[{index}] must be evaluation.Results, got "
                       f"{type(item).__name__}")
+  sources = ([f"results_list[{i}]" for i in range(len(results_list))] if sources is None
+             else [str(source) for source in sources])
   first = results_list[0]
-  for index, item in enumerate(results_list[1:], start=1):
-    for what, mine, theirs in (("n", item.n, first.n),
-                               ("data digest", item.data_digest, first.data_digest),
-                               ("condition_kind", item.condition_kind, first.condition_kind)):
-      if mine != theirs:
-        raise ValueError(f"results_list[{index}] has {what} {mine!r} but results_list[0] has "
-                         f"{theirs!r}; only results on the same test set and of the same kind "
-                         "(rates or voltages) compare")
+  for source, item in zip(sources[1:], results_list[1:]):
+    difference = (evaluation.data_difference(item, first, source, sources[0])
+                  or evaluation.kind_difference(item, first))
+    if difference:
+      raise ValueError(f"{source} and {sources[0]} do not compare: {difference}; only results "
+                       "on the same test set and of the same kind (rates or voltages) compare")
   if labels is None:
     names = [str(item.model.get("name") or f"model {i}") for i, item in enumerate(results_list)]
     labels = [name if names.count(name) == 1 else f"{name} #{i}" for i, name in enumerate(names)]

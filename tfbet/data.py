@@ -18,11 +18,13 @@ order is a Philox permutation keyed by (seed, e) and the augmentation decisions 
 are drawn from Philox streams keyed by (seed, e) at the example's index, then applied batch by
 batch, so a run resumed at epoch e sees exactly the batches of an uninterrupted run.
 """
+import contextlib
 import dataclasses
 import hashlib
 import os
 from typing import Optional, Tuple
 
+from absl import logging
 import gin
 import numpy as np
 import tensorflow as tf
@@ -195,6 +197,18 @@ def _load_cifar_local(directory: str, fmt: str, info: DatasetInfo, split: str):
 # ----------------------------------------------------------------------------- loading
 
 
+def expected_local_files(data_dir: str, info: DatasetInfo):
+  """Where the original files of a data set of DATASETS are looked for, as text for messages."""
+  if info.name in _CIFAR_LAYOUTS:
+    layouts = _CIFAR_LAYOUTS[info.name]
+    return " or ".join(
+        f"{os.path.join(root, folder)}/{{{','.join(names['train'] + names['test'])}}}"
+        for root in (data_dir, os.path.join(data_dir, info.name))
+        for folder, names in (layouts["binary"], layouts["python"]))
+  return (f"{os.path.join(data_dir, info.name)}/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte"
+          "[.gz]")
+
+
 def _local_location(data_dir: str, info: DatasetInfo):
   if info.name in _CIFAR_LAYOUTS:
     return _cifar_dir(data_dir, info)
@@ -217,23 +231,72 @@ def tfds_file_order(num_examples: int, split: str) -> np.ndarray:
   return np.argsort(np.array(hashes), kind="stable")
 
 
+class DataUnavailableError(RuntimeError):
+  """A data set is neither in local files nor obtainable through tensorflow-datasets."""
+
+
+def _directories(root):
+  """The set of directories under ``root`` (``root`` included; empty if it does not exist)."""
+  return {path for path, _, _ in os.walk(root)}
+
+
+def _remove_new_empty_directories(root, before):
+  """Removes the empty directories under ``root`` that are not in ``before``, deepest first:
+  what a failed tfds download leaves (``*.tmp.*`` folders, the data set's folder)."""
+  for path in sorted(_directories(root) - before, key=len, reverse=True):
+    try:
+      os.rmdir(path)  # only succeeds on an empty directory
+    except OSError:
+      pass
+
+
+# tfds retries a failed download 10 times with a backoff doubling from 0.2 s: 3.4 minutes of
+# silence on a machine without network before its error. Two retries still ride out a glitch.
+TFDS_DOWNLOAD_RETRIES = 2
+
+
+@contextlib.contextmanager
+def _few_download_retries():
+  """tfds' downloader retries at most TFDS_DOWNLOAD_RETRIES times inside the block."""
+  from tensorflow_datasets.core.download import downloader  # pylint: disable=g-import-not-at-top
+  saved = getattr(downloader, "MAX_RETRIES", None)
+  if saved is not None:
+    downloader.MAX_RETRIES = min(saved, TFDS_DOWNLOAD_RETRIES)
+  try:
+    yield
+  finally:
+    if saved is not None:
+      downloader.MAX_RETRIES = saved
+
+
 def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_dir, data_dir):
   """Whole split as numpy through tensorflow-datasets (downloads and prepares when online).
 
   Data sets whose tfds keys are file positions come back in file order (see module docstring);
   `limit` is applied after that, so it keeps the first examples of the file on both paths.
+  A download that fails fails within seconds (TFDS_DOWNLOAD_RETRIES), naming the local files
+  that would have been read instead.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   restore_order = info.tfds_keys_are_file_positions
   split_spec = split if (limit is None or restore_order) else f"{split}[:{limit}]"
+  expected = expected_local_files(data_dir, info) if info.name in DATASETS else None
+  if expected:
+    logging.info("%s %s: no local files (looked for %s; set $%s); loading it through "
+                 "tensorflow-datasets (data_dir %s)", info.name, split, expected, DATA_DIR_ENV,
+                 tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or "tfds' default")
+  tfds_root = os.path.expanduser(tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or
+                                 os.path.join("~", "tensorflow_datasets"))
+  existing = _directories(tfds_root)
   try:
-    dataset = tfds.load(info.tfds_name, split=split_spec, as_supervised=True, batch_size=-1,
-                        data_dir=tfds_data_dir, shuffle_files=False)
+    with _few_download_retries():
+      dataset = tfds.load(info.tfds_name, split=split_spec, as_supervised=True, batch_size=-1,
+                          data_dir=tfds_data_dir, shuffle_files=False)
   except Exception as err:  # download, checksum and preparation errors of many types
-    local_hint = (f" put the original files into {os.path.join(data_dir, info.name)} (or set "
-                  f"${DATA_DIR_ENV} to a folder holding {info.name}/), or"
-                  if info.name in DATASETS else "")
-    raise RuntimeError(
+    _remove_new_empty_directories(tfds_root, existing)
+    local_hint = (f" put the original files at {expected} (or set ${DATA_DIR_ENV} to a folder "
+                  f"holding {info.name}/), or" if expected else "")
+    raise DataUnavailableError(
         f"could not load {info.name!r} {split} from tensorflow-datasets "
         f"({type(err).__name__}: {str(err)[:500]}). Without network access,{local_hint} "
         f"pre-fill tfds' download folder from local copies of the original files "
@@ -381,7 +444,7 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, tra
     drop_remainder: drop a last, smaller batch. Default: `training`.
   """
   labels = _check_images(images, labels)
-  checks.count(batch_size, "batch_size", minimum=1)
+  checks.count(batch_size, "batch_size", minimum=1, maximum=checks.MAX_BATCH_SIZE)
   if augment is not None and not isinstance(augment, Augmentation):
     raise TypeError(f"augment must be an Augmentation or None, got {augment!r}.")
   channels = images.shape[-1]
@@ -456,9 +519,10 @@ class DataSplits:
       if images.shape[1:] != info.input_shape:
         raise ValueError(f"images must have shape [n, {info.input_shape}] for {info.name}, "
                          f"got {images.shape}.")
-    checks.count(batch_size, "batch_size", minimum=1)
+    checks.count(batch_size, "batch_size", minimum=1, maximum=checks.MAX_BATCH_SIZE)
     if test_batch_size is not None:
-      checks.count(test_batch_size, "test_batch_size", minimum=1)
+      checks.count(test_batch_size, "test_batch_size", minimum=1,
+                   maximum=checks.MAX_BATCH_SIZE)
     checks.seed(seed)
     self.batch_size = batch_size
     self.test_batch_size = batch_size if test_batch_size is None else test_batch_size

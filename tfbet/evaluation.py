@@ -19,7 +19,7 @@ Result file (JSON, ``FORMAT``)::
      "model": {"name", "digest", "num_weights", "scheme",    # digest: sha256 of the clean memory
                "coverage": {"faulty_parameters", "trainable_parameters", "parameters",
                             "faulty_share"}},                # share of parameters in faulty memory
-     "data": {"n", "digest"},                                # digest: sha256 of images and labels
+     "data": {"n", "digest"},                                # digest: of the examples, below
      "clean_errors": int,
      "condition_kind": "rate" | "voltage",                   # rate p as a fraction, not in %
      "chips": {name: {"kind": ..., "seed": ..., ...}},       # the chips of this file
@@ -43,6 +43,18 @@ booleans (1250 bytes for 10,000 examples). A comparison of two models on the sam
 them to measure its test-set noise (:mod:`tfbet.paired`). Either the clean count and every entry
 carry them or none does, and each must agree with its count.
 
+Every field that feeds arithmetic or a table is checked when a file is read (type, finiteness,
+range, agreement with the others); a damaged file fails naming the file and the field. Counts
+(n, errors, parameters) are at most ``MAX_COUNT``. ``model.coverage`` may be absent (files of
+older versions: "not recorded"), but when present it must be complete and consistent.
+
+The data digest identifies the test examples, their order and their labels, whatever the batch
+size: ``DATA_DIGEST_PREFIX`` + sha256 over the example shape, the digest of all images and the
+digest of all labels (:func:`digest_of_examples`). Files of older versions carry a bare sha256
+that depended on the batch size; they are matched only with each other (equal at equal batch
+sizes), and merging or comparing one with a current file is refused with a message to evaluate
+it again.
+
 The CSV next to it has one row per entry (``chip,<condition_kind>,offset,errors,n,rerr``) and a
 first row ``clean,,,<clean errors>,n,<clean error>``.
 """
@@ -62,14 +74,17 @@ import time
 
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
 from tfbet import checks
 from tfbet import chip_models
 from tfbet import files
-from tfbet import memory
-from tfbet import quantization
-from tfbet import quantize_configs
+from tfbet import lazy_modules
+
+# Reading, merging and comparing result files needs none of these (docs/design.md, §2).
+tf = lazy_modules.module("tensorflow")
+memory = lazy_modules.module("tfbet.memory")
+quantization = lazy_modules.module("tfbet.quantization")
+quantize_configs = lazy_modules.module("tfbet.quantize_configs")
 
 FORMAT = "tfbet-eval/1"
 CONDITION_KINDS = ("rate", "voltage")
@@ -77,6 +92,15 @@ CONDITION_KINDS = ("rate", "voltage")
 DEFAULT_DELTA = 0.01
 # Result files larger than this are refused before reading (a 50-chip, 6-rate file is ~20 KB).
 MAX_RESULT_BYTES = 1 << 30
+# Largest count (test examples, errors, parameters) a result may hold: ratios of such counts are
+# exact in float64, and it is far beyond any test set or model.
+MAX_COUNT = 2**53
+# Marks a data digest that does not depend on the batch size (older files lack it).
+DATA_DIGEST_PREFIX = "examples-sha256:"
+# Highest voltage condition (normalized by V_min): no memory runs at ten times V_min, and the
+# energy model's v**2 stays finite.
+MAX_VOLTAGE = 10.0
+COVERAGE_FIELDS = ("faulty_parameters", "trainable_parameters", "parameters", "faulty_share")
 
 
 def prop1_excess(n, l, delta=DEFAULT_DELTA):
@@ -105,7 +129,7 @@ def natural_key(text):
 
 def shard(items, num_shards, shard_index):
   """The ``shard_index``-th of ``num_shards`` disjoint, deterministic parts (round robin)."""
-  num_shards = checks.count(num_shards, "num_shards", minimum=1)
+  num_shards = checks.count(num_shards, "num_shards", minimum=1, maximum=checks.MAX_SHARDS)
   shard_index = checks.count(shard_index, "shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"shard_index must be in [0, {num_shards - 1}], got {shard_index}")
@@ -144,24 +168,34 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
 
   Returns:
     (plan dict, [(chip, conditions, offsets)] of the chips of this shard).
+
+  Sizes are bounded before the plan is built (``checks.MAX_CHIPS``, ``MAX_CONDITIONS``,
+  ``MAX_OFFSETS``, ``MAX_PLAN_ENTRIES``, ``MAX_SHARDS``).
   """
-  chip_list = list(chips)
+  chip_list = checks.bounded_list(chips, "chips", checks.MAX_CHIPS)
+  num_shards = checks.count(num_shards, "num_shards", minimum=1, maximum=checks.MAX_SHARDS)
   if not chip_list:
     raise ValueError("chips must not be empty")
   _distinct([chip.name for chip in chip_list], "chip names")
   kind = _condition_kind(chip_list)
-  entries, work = [], []
+  entries, work, num_entries = [], [], 0
   for chip in chip_list:
     chip_conditions = chip.conditions if conditions is None else conditions
     if chip_conditions is None:
       raise ValueError(f"chip {chip.name!r} has no conditions of its own; pass conditions "
                        "(bit error rates)")
-    chip_conditions = [_check_condition(c, kind) for c in chip_conditions]
+    chip_conditions = [_check_condition(c, kind) for c in checks.bounded_list(
+        chip_conditions, f"chip {chip.name!r}: conditions", checks.MAX_CONDITIONS)]
     if kind == "rate":
       chip_conditions = [checks.rate(c, "condition (bit error rate p)", allow_high_rate)
                          for c in chip_conditions]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
-    chip_offsets = [checks.count(o, "offset") for o in chip_offsets]
+    chip_offsets = [checks.count(o, "offset") for o in checks.bounded_list(
+        chip_offsets, f"chip {chip.name!r}: offsets", checks.MAX_OFFSETS)]
+    num_entries += len(chip_conditions) * len(chip_offsets)
+    if num_entries > checks.MAX_PLAN_ENTRIES:
+      raise ValueError(f"chips x conditions x offsets must be at most {checks.MAX_PLAN_ENTRIES} "
+                       f"entries, got more by chip {chip.name!r}")
     if not chip_conditions or not chip_offsets:
       raise ValueError(f"chip {chip.name!r}: conditions and offsets must not be empty")
     _distinct(chip_conditions, f"chip {chip.name!r}: conditions")
@@ -175,7 +209,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
     entries.append({"name": chip.name, "chip": chip.describe(),
                     "conditions": chip_conditions, "offsets": chip_offsets})
     work.append((chip, chip_conditions, chip_offsets))
-  plan = {"num_shards": checks.count(num_shards, "num_shards", minimum=1),
+  plan = {"num_shards": num_shards,
           "shard_index": checks.count(shard_index, "shard_index"), "chips": entries}
   return _check_plan(plan, kind), shard(work, num_shards, shard_index)
 
@@ -184,12 +218,15 @@ def _check_plan(plan, kind):
   """Validates a plan (e.g. read from a file); returns it with normalized values."""
   if not isinstance(plan, dict):
     raise TypeError(f"plan must be a dict, got {type(plan).__name__}")
-  num_shards = checks.count(plan["num_shards"], "plan num_shards", minimum=1)
+  num_shards = checks.count(plan["num_shards"], "plan num_shards", minimum=1,
+                            maximum=checks.MAX_SHARDS)
   shard_index = checks.count(plan["shard_index"], "plan shard_index")
   if shard_index >= num_shards:
     raise ValueError(f"plan shard_index must be in [0, {num_shards - 1}], got {shard_index}")
   if not isinstance(plan["chips"], list):
     raise TypeError("plan chips must be a list")
+  checks.bounded_list(plan["chips"], "plan chips", checks.MAX_CHIPS)
+  num_entries = 0
   if len(plan["chips"]) <= shard_index:
     raise ValueError(f"shard {shard_index} of {num_shards} selects no chips: the evaluation has "
                      f"only {len(plan['chips'])} chip(s); use at most that many shards")
@@ -203,9 +240,17 @@ def _check_plan(plan, kind):
       raise ValueError(f"chip {name!r} is described as {info}, which is chip {expected!r}")
     if not isinstance(entry["conditions"], list) or not isinstance(entry["offsets"], list):
       raise TypeError(f"plan chip {name!r}: conditions and offsets must be lists")
+    checks.bounded_list(entry["conditions"], f"plan chip {name!r}: conditions",
+                        checks.MAX_CONDITIONS)
+    checks.bounded_list(entry["offsets"], f"plan chip {name!r}: offsets", checks.MAX_OFFSETS)
+    num_entries += len(entry["conditions"]) * len(entry["offsets"])
+    if num_entries > checks.MAX_PLAN_ENTRIES:
+      raise ValueError(f"plan chips x conditions x offsets must be at most "
+                       f"{checks.MAX_PLAN_ENTRIES} entries, got more by chip {name!r}")
     entries.append({"name": name, "chip": dict(info),
                     "conditions": [_check_condition(c, kind) for c in entry["conditions"]],
-                    "offsets": [checks.count(o, "offset") for o in entry["offsets"]]})
+                    "offsets": [checks.integer(o, "offset", 0, MAX_COUNT)
+                                for o in entry["offsets"]]})
     for values, what in ((entry["conditions"], "conditions"), (entry["offsets"], "offsets")):
       _distinct(list(values), f"plan chip {name!r}: {what}")
   _distinct([entry["name"] for entry in entries], "plan chip names")
@@ -242,15 +287,105 @@ def _condition_kind(chip_list):
 
 
 def _check_condition(value, kind):
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-    raise TypeError(f"conditions must be finite real numbers, got {value!r}")
-  value = float(value)
+  value = checks.real(value, "condition")
   if kind == "rate" and not 0 <= value <= 1:
     raise ValueError(f"a condition of a random chip is a bit error rate in [0, 1] (a fraction, "
                      f"not in %), got {value}")
-  if kind == "voltage" and value <= 0:
-    raise ValueError(f"a condition of a profiled chip is a voltage > 0, got {value}")
+  if kind == "voltage" and not 0 < value <= MAX_VOLTAGE:
+    raise ValueError(f"a condition of a profiled chip is a voltage in (0, {MAX_VOLTAGE:g}] "
+                     f"(normalized by V_min), got {value}")
   return value
+
+
+def _check_coverage(coverage, num_weights):
+  """``model.coverage`` of a result: whole counts that agree with each other and the share."""
+  if not isinstance(coverage, dict):
+    raise checks.ArgumentTypeError(f"model.coverage must be a dict with {COVERAGE_FIELDS}, got "
+                                   f"{coverage!r:.100}")
+  missing = [key for key in COVERAGE_FIELDS if key not in coverage]
+  if missing:
+    raise ValueError(f"model.coverage lacks {missing}")
+  counts = {key: checks.integer(coverage[key], f"model.coverage.{key}", 0, MAX_COUNT)
+            for key in COVERAGE_FIELDS[:3]}
+  parameters = counts["parameters"]
+  for key in ("faulty_parameters", "trainable_parameters"):
+    if counts[key] > parameters:
+      raise ValueError(f"model.coverage.{key} must be in [0, parameters={parameters}], got "
+                       f"{counts[key]}")
+  share = checks.probability(coverage["faulty_share"], "model.coverage.faulty_share")
+  expected = counts["faulty_parameters"] / parameters if parameters else 0.0
+  if not math.isclose(share, expected, rel_tol=1e-9, abs_tol=1e-12):
+    raise ValueError(f"model.coverage.faulty_share {share!r} is not faulty_parameters / "
+                     f"parameters = {expected!r}")
+  if num_weights is not None and counts["faulty_parameters"] != num_weights:
+    raise ValueError(f"model.coverage.faulty_parameters {counts['faulty_parameters']} differs "
+                     f"from model.num_weights {num_weights} (both count the weights in faulty "
+                     "memory)")
+  return dict(counts, faulty_share=share)
+
+
+def _check_model(model):
+  """The ``model`` field of results, checked where it feeds the tables and the arithmetic."""
+  if not isinstance(model, dict):
+    raise checks.ArgumentTypeError(f"model must be a dict with a 'digest', got {model!r:.100}")
+  model = dict(model)
+  if not isinstance(model.get("digest"), str) or not model["digest"]:
+    raise checks.ArgumentTypeError(f"model.digest must be a non-empty string, got "
+                                   f"{model.get('digest')!r:.100}")
+  if model.get("name") is not None and not isinstance(model["name"], str):
+    raise checks.ArgumentTypeError(f"model.name must be a string, got {model['name']!r:.100}")
+  if model.get("num_weights") is not None:
+    model["num_weights"] = checks.integer(model["num_weights"], "model.num_weights", 0, MAX_COUNT)
+  if model.get("scheme") is not None and not isinstance(model["scheme"], dict):
+    raise checks.ArgumentTypeError(f"model.scheme must be a dict, got {model['scheme']!r:.100}")
+  if model.get("coverage") is not None:  # Absent in files of older versions: not recorded.
+    model["coverage"] = _check_coverage(model["coverage"], model.get("num_weights"))
+  return model
+
+
+def digest_of_examples(example_shape, images_digest, labels_digest):
+  """The data digest (see the module docstring) from sha256 objects fed all images / labels."""
+  digest = hashlib.sha256(json.dumps([int(d) for d in example_shape]).encode())
+  digest.update(images_digest.digest())
+  digest.update(labels_digest.digest())
+  return DATA_DIGEST_PREFIX + digest.hexdigest()
+
+
+def model_difference(model, other):
+  """How two results' ``model`` fields differ, in plain words; None if they are equal."""
+  if model == other:
+    return None
+  if model.get("digest") != other.get("digest"):
+    return "model weights differ (another model, or the same model trained further)"
+  if model.get("scheme") != other.get("scheme"):
+    return "quantization schemes differ"
+  keys = sorted(key for key in set(model) | set(other) if model.get(key) != other.get(key))
+  return "model descriptions differ in " + ", ".join(
+      f"{key} ({model.get(key)!r:.60} vs {other.get(key)!r:.60})" for key in keys)
+
+
+def kind_difference(results, other):
+  """"rates vs voltages" when two results measure different kinds of conditions, else None."""
+  if results.condition_kind == other.condition_kind:
+    return None
+  return (f"one measures {results.condition_kind}s, the other {other.condition_kind}s (random "
+          "chips over bit error rates vs profiled chips over voltages)")
+
+
+def data_difference(results, other, source, other_source):
+  """How the test sets of two results (named ``source``, ``other_source``) differ, in plain
+  words; None if they are the same examples in the same order with the same labels."""
+  if results.n != other.n:
+    return f"test set differs: {results.n} vs {other.n} examples"
+  if results.data_digest == other.data_digest:
+    return None
+  old = [name for name, item in ((source, results), (other_source, other))
+         if not item.data_digest.startswith(DATA_DIGEST_PREFIX)]
+  if len(old) == 1:
+    return (f"{old[0]} was written by an older tfbet, whose test-set digest depended on the "
+            "batch size, so nobody can tell whether the test sets agree: evaluate it again")
+  return (f"test set differs: {results.n} examples each, but other images, labels or order "
+          "(data digests differ)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,7 +409,7 @@ class Results:
   Attributes:
     model: {"name", "digest", "num_weights", "scheme", "coverage"} of the evaluated model.
     n: number of test examples.
-    data_digest: sha256 of the test images and labels.
+    data_digest: digest of the test examples, their order and labels (module docstring).
     clean_errors: misclassified examples with all masks zero.
     condition_kind: "rate" (random chips) or "voltage" (profiled chips).
     errors: {(chip name, condition, offset): misclassified examples}.
@@ -288,17 +423,24 @@ class Results:
                chips=None, metadata=None, plan=None, clean_wrong=None, wrong=None):
     if condition_kind not in CONDITION_KINDS:
       raise ValueError(f"condition_kind must be one of {CONDITION_KINDS}, got {condition_kind!r}")
-    if not isinstance(model, dict) or "digest" not in model:
-      raise TypeError(f"model must be a dict with a 'digest', got {model!r}")
-    self.model = dict(model)
-    self.n = checks.count(n, "n", minimum=1)
-    self.data_digest = str(data_digest)
+    self.model = _check_model(model)
+    self.n = checks.integer(n, "n", 1, MAX_COUNT)
+    if not isinstance(data_digest, str) or not data_digest:
+      raise checks.ArgumentTypeError(f"data_digest must be a non-empty string, got "
+                                     f"{data_digest!r:.100}")
+    self.data_digest = data_digest
     self.clean_errors = checks.count(clean_errors, "clean_errors")
     if self.clean_errors > self.n:
       raise ValueError(f"clean_errors must be in [0, n={self.n}], got {self.clean_errors}")
     self.condition_kind = condition_kind
     if chips is None and plan is None:  # Hand-made results: the entries name their chips.
       chips = {key[0]: {} for key in (errors or {})}
+    for value, what in ((chips, "chips"), (metadata, "metadata")):
+      if value is not None and not isinstance(value, dict):
+        raise checks.ArgumentTypeError(f"{what} must be a dict, got {value!r:.100}")
+    if any(not isinstance(info, dict) for info in (chips or {}).values()):
+      raise checks.ArgumentTypeError(f"chips must map names to description dicts, got "
+                                     f"{chips!r:.100}")
     self.chips = {name: dict(info) for name, info in (chips or {}).items()}
     self.plan = None if plan is None else _check_plan(plan, condition_kind)
     self._grid = {}  # {chip name: (conditions, offsets)} of this shard's chips in the plan
@@ -356,7 +498,7 @@ class Results:
     if not isinstance(chip, str) or not chip:
       raise TypeError(f"chip must be a non-empty name, got {chip!r}")
     key = (chip, _check_condition(condition, self.condition_kind),
-           checks.count(offset, "offset"))
+           checks.integer(offset, "offset", 0, MAX_COUNT))
     errors = checks.count(errors, "errors")
     if errors > self.n:
       raise ValueError(f"errors must be in [0, n={self.n}], got {errors} for {key}")
@@ -490,20 +632,35 @@ class Results:
       raise ValueError(f"{source}: not a tfbet evaluation result (format {found!r}, "
                        f"expected {FORMAT!r})")
     try:
-      results = cls(model=record["model"], n=record["data"]["n"],
-                    data_digest=record["data"]["digest"], clean_errors=record["clean_errors"],
-                    condition_kind=record["condition_kind"], chips=record.get("chips", {}),
+      data = _field(record, "data")
+      if not isinstance(data, dict):
+        raise checks.ArgumentTypeError(f"data must be a dict with n and digest, got {data!r:.100}")
+      n = checks.integer(_field(data, "n", "data.n"), "data.n", 1, MAX_COUNT)
+      digest = _field(data, "digest", "data.digest")
+      if not isinstance(digest, str) or not digest:
+        raise checks.ArgumentTypeError(f"data.digest must be a non-empty string, got "
+                                       f"{digest!r:.100}")
+      results = cls(model=_field(record, "model"), n=n, data_digest=digest,
+                    clean_errors=_field(record, "clean_errors"),
+                    condition_kind=_field(record, "condition_kind"),
+                    chips=record.get("chips", {}),
                     metadata=record.get("metadata", {}), plan=record.get("plan"),
                     clean_wrong=(None if record.get("clean_wrong") is None else _decode_bits(
-                        record["clean_wrong"], record["data"]["n"], "clean_wrong")))
-      if not isinstance(record["entries"], list):
+                        record["clean_wrong"], n, "clean_wrong")))
+      entries = _field(record, "entries")
+      if not isinstance(entries, list):
         raise TypeError("entries must be a list")
-      for entry in record["entries"]:
-        wrong = entry.get("wrong")
-        if wrong is not None:
-          wrong = _decode_bits(wrong, results.n, f"wrong of entry {entry['chip']!r}")
-        results.add(entry["chip"], entry["condition"], entry["offset"], entry["errors"],
-                    wrong=wrong)
+      for index, entry in enumerate(entries):
+        try:
+          if not isinstance(entry, dict):
+            raise checks.ArgumentTypeError(f"must be a dict, got {entry!r:.100}")
+          wrong = entry.get("wrong")
+          if wrong is not None:
+            wrong = _decode_bits(wrong, results.n, f"wrong of entry {entry.get('chip')!r}")
+          results.add(*(_field(entry, key) for key in ("chip", "condition", "offset", "errors")),
+                      wrong=wrong)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+          raise ValueError(f"entries[{index}]: {error}") from error
       return results
     except (KeyError, TypeError, ValueError, AttributeError) as error:
       raise ValueError(f"{source}: invalid evaluation result ({error})") from error
@@ -518,15 +675,15 @@ class Results:
   def from_json(cls, path):
     """Reads a result file; ValueError naming ``path`` if it is not a valid one."""
     try:
-      size = tf.io.gfile.stat(path).length
+      size = files.size(path)
       if size > MAX_RESULT_BYTES:
         raise ValueError(f"{size} bytes, more than the {MAX_RESULT_BYTES} a result file may have")
-      with tf.io.gfile.GFile(path, "r") as f:
+      with files.open_text(path) as f:
         record = json.load(f)
     except RecursionError as error:
       raise ValueError(f"cannot read evaluation result {path!r}: its JSON is nested too deeply "
                        "to be a result file") from error
-    except (OSError, ValueError, tf.errors.OpError) as error:  # JSONDecodeError, bad UTF-8
+    except (OSError, ValueError, *files.tensorflow_errors()) as error:  # bad JSON or UTF-8
       raise ValueError(f"cannot read evaluation result {path!r}: {error}") from error
     return cls.from_dict(record, source=path)
 
@@ -550,6 +707,13 @@ class Results:
             and (not self.per_example or (
                 np.array_equal(self.clean_wrong, other.clean_wrong)
                 and all(np.array_equal(w, other.wrong[k]) for k, w in self.wrong.items()))))
+
+
+def _field(record, key, name=None):
+  """``record[key]``; a ValueError naming the field (``name``, default ``key``) if missing."""
+  if key not in record:
+    raise ValueError(f"field {name or key} is missing")
+  return record[key]
 
 
 def _encode_bits(flags):
@@ -598,14 +762,15 @@ def merge(results_list, sources=None, allow_partial=False):
       raise ValueError(f"{source} has no plan (written by an older tfbet), so nobody can tell "
                        "whether the shards are complete; evaluate it again to merge it")
   for source, item in zip(sources[1:], results_list[1:]):
-    checks = (("model", item.model, first.model), ("n", item.n, first.n),
-              ("data digest", item.data_digest, first.data_digest),
-              ("clean_errors", item.clean_errors, first.clean_errors),
-              ("condition_kind", item.condition_kind, first.condition_kind))
-    for what, mine, theirs in checks:
-      if mine != theirs:
-        raise ValueError(f"{source} has {what} {mine!r} but {sources[0]} has {theirs!r}; only "
-                         "results of one model on one test set merge")
+    difference = (model_difference(item.model, first.model)
+                  or data_difference(item, first, source, sources[0])
+                  or kind_difference(item, first))
+    if difference is None and item.clean_errors != first.clean_errors:
+      difference = (f"clean errors differ: {item.clean_errors} vs {first.clean_errors} (one "
+                    "model on one test set counts the same)")
+    if difference:
+      raise ValueError(f"{source} and {sources[0]} do not merge: {difference}; only results of "
+                       "one model on one test set merge")
     if item.per_example != first.per_example or (
         first.per_example and not np.array_equal(item.clean_wrong, first.clean_wrong)):
       raise ValueError(f"{source} and {sources[0]} differ in their per-example clean errors "
@@ -706,19 +871,20 @@ class Evaluator:
   def __init__(self, model, dataset):
     self.model = model
     self.layout = memory.layout(model)
+    num_classes = int(model.output_shape[-1])
     self._batches = []
-    digest = hashlib.sha256()
+    images_digest, labels_digest = hashlib.sha256(), hashlib.sha256()
     n = 0
     for batch in dataset:
       if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise ValueError("dataset must yield (images, labels) batches")
       images = tf.convert_to_tensor(batch[0], dtype=tf.float32)
-      labels = tf.cast(tf.convert_to_tensor(batch[1]), tf.int64)
+      labels = tf.constant(checks.class_labels(batch[1], "dataset labels", num_classes, n))
       if labels.shape.rank != 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"dataset batches must be images [b, ...] with labels [b], got "
                          f"{images.shape} and {labels.shape}")
-      digest.update(images.numpy().tobytes())
-      digest.update(labels.numpy().tobytes())
+      images_digest.update(images.numpy().tobytes())
+      labels_digest.update(labels.numpy().tobytes())
       self._batches.append((images, labels))
       n += int(labels.shape[0])
     if n == 0:
@@ -727,8 +893,8 @@ class Evaluator:
     if len(shapes) != 1:
       raise ValueError(f"all batches must have the same example shape, got {sorted(shapes)}")
     self.n = n
-    self.data_digest = digest.hexdigest()
     example_shape = shapes.pop()
+    self.data_digest = digest_of_examples(example_shape, images_digest, labels_digest)
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
                                   tf.TensorSpec((None,), tf.int64)])
@@ -738,6 +904,12 @@ class Evaluator:
       return tf.not_equal(predictions, labels)
 
     self._wrong_examples = wrong_examples
+    self.digest = model_digest(self.layout)
+
+  def reread_model(self):
+    """Takes the model's weights as they are now (e.g. after training epochs): refreshes a
+    global range and the digest, as a new ``Evaluator`` would, without re-reading the test set
+    or tracing the forward pass again (``tfbet.callbacks.RErrMonitor``)."""
     self.digest = model_digest(self.layout)
 
   @property
@@ -840,8 +1012,10 @@ class Evaluator:
   @staticmethod
   def _check_resume(resume, results, work):
     """The chips of ``work`` that ``resume`` holds completely; ValueError if it is foreign."""
-    checks = (("model", resume.model, results.model), ("n", resume.n, results.n),
-              ("data digest", resume.data_digest, results.data_digest),
+    difference = data_difference(resume, results, "the earlier partial result", "this run")
+    if difference:
+      raise ValueError(f"cannot resume: {difference}")
+    checks = (("model", resume.model, results.model),
               ("clean_errors", resume.clean_errors, results.clean_errors),
               ("condition_kind", resume.condition_kind, results.condition_kind),
               ("plan", resume.plan, results.plan),
@@ -859,7 +1033,8 @@ def evaluate(model, dataset, chips, conditions=None, offsets=(0,), progress=log_
              per_example=False):
   """RErr counts of quantized ``model`` on ``dataset`` for every chip x condition x offset.
 
-  ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``); see
+  ``dataset`` yields (images, labels) batches (e.g. ``DataSplits.test_dataset()``), labels of an
+  integer dtype in [0, number of model outputs) (``checks.class_labels``); see
   ``Evaluator.run`` for the other arguments. The model's masks are all zero afterwards.
   """
   return Evaluator(model, dataset).run(chips, conditions, offsets, progress=progress,
@@ -873,8 +1048,8 @@ def evaluate_float_model(model, dataset, chips, conditions=None, *, scheme="rqua
                          metadata=None, allow_high_rate=False):
   """Post-training quantization: quantizes a float model, then evaluates it on chips.
 
-  ``model`` is a float Keras model or the path of an HDF5 file (read by ``tfbet.safe_loading``:
-  data, never code);
+  ``model`` is a float Keras model or the path of an .h5 or .keras file (read by
+  ``tfbet.safe_loading``: data, never code);
   ``scheme`` a preset name (or ``QuantizationScheme``) at ``precision`` bits; ``exclude`` as in
   ``tfbet.quantize_model``. ``dataset`` yields (images, labels) batches exactly as the model
   expects them: nothing is rescaled or whitened here. Returns ``Results`` (see ``evaluate``);

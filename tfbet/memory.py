@@ -9,7 +9,8 @@ Memory image file (``export_image`` / ``import_image``): a NumPy ``.npz`` with
 
 * ``codes``: uint8 [W], the stored bytes (low ``precision`` bits used);
 * ``ranges``: float32 [T, 2], (q_min, q_max) of each tensor;
-* ``layout``: JSON string, a list of {"name", "shape", "offset", "size"} in memory order;
+* ``layout``: JSON string, a list of {"name", "shape", "dtype", "offset", "size"} in memory
+  order (``dtype``: the float variable's; images written before it was recorded lack it);
 * ``scheme``: JSON string of the ``QuantizationScheme``; ``format``: "tfbet-memory-image/1".
 """
 import dataclasses
@@ -46,8 +47,8 @@ class Slot:
   qvars: dict
 
   def describe(self):
-    return {"name": self.name, "shape": list(self.shape), "offset": self.offset,
-            "size": self.size}
+    return {"name": self.name, "shape": list(self.shape), "dtype": self.variable.dtype.name,
+            "offset": self.offset, "size": self.size}
 
 
 class MemoryLayout:
@@ -290,16 +291,21 @@ def _json_field(image, key, where):
 
 
 def _check_layout_field(entries, where):
-  """A list of {"name", "shape", "offset", "size"}, tensors back to back from offset 0."""
+  """A list of {"name", "shape", ["dtype",] "offset", "size"}, tensors back to back from 0."""
   if not isinstance(entries, list):
     raise ValueError(f"{where}: field 'layout' must be a list of tensors, got "
                      f"{type(entries).__name__}")
   offset = 0
   for i, entry in enumerate(entries):
     field = f"layout[{i}]"
-    if not isinstance(entry, dict) or set(entry) != {"name", "shape", "offset", "size"}:
+    if not isinstance(entry, dict) or set(entry) - {"dtype"} != {"name", "shape", "offset",
+                                                                 "size"}:
       raise ValueError(f"{where}: field {field} must be an object with keys name, shape, "
-                       f"offset, size; got {str(entry)[:200]}")
+                       f"offset, size (and dtype); got {str(entry)[:200]}")
+    for key in ("name", "dtype"):
+      if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+        raise ValueError(f"{where}: field {field}.{key} must be a non-empty string, got "
+                         f"{str(entry[key])[:200]!r}")
     shape = entry["shape"]
     if (not isinstance(shape, list) or
         not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
@@ -358,17 +364,36 @@ def import_image(model, path):
   if image["scheme"] != mem.scheme:
     raise ValueError(f"memory image {path!r}: field 'scheme' {image['scheme']} != model scheme "
                      f"{mem.scheme}")
-  expected = [(s["shape"], s["size"]) for s in image["layout"]]
-  actual = [(list(s.shape), s.size) for s in mem.slots]
-  if expected != actual:
-    raise ValueError(f"memory image {path!r}: field 'layout' (shapes {[e[0] for e in expected]}) "
-                     f"does not match the model's quantized tensors {[a[0] for a in actual]}")
+  _check_same_layout(image["layout"], mem, path)
   for slot, part, (q_min, q_max) in zip(mem.slots, mem.split(image["codes"]), image["ranges"]):
     slot.qvars["codes"].assign(part)
     slot.qvars["range"].assign([q_min, q_max])
     slot.qvars["frozen"].assign(True)
     slot.variable.assign(quantization.dequantize(part, q_min, q_max, mem.scheme))
   return mem
+
+
+def _check_same_layout(entries, mem, path):
+  """Refuses an image whose tensors differ from the model's in number, order, name, shape or
+  dtype, naming the first difference (equal shapes alone would load weights into the wrong
+  tensors)."""
+  where = f"memory image {path!r}: field 'layout'"
+  model_names = [slot.name for slot in mem.slots]
+  for i, (entry, slot) in enumerate(zip(entries, mem.slots)):
+    if entry["name"] != slot.name:
+      hint = (f"; the model has it at position {model_names.index(entry['name'])} (another "
+              "order)" if entry["name"] in model_names else "")
+      raise ValueError(f"{where}: tensor {i} is {entry['name']!r}, the model's is "
+                       f"{slot.name!r}{hint}")
+    if entry["shape"] != list(slot.shape):
+      raise ValueError(f"{where}: tensor {i} ({slot.name!r}) has shape {entry['shape']}, the "
+                       f"model's {list(slot.shape)}")
+    if "dtype" in entry and entry["dtype"] != slot.variable.dtype.name:
+      raise ValueError(f"{where}: tensor {i} ({slot.name!r}) has dtype {entry['dtype']!r}, the "
+                       f"model's {slot.variable.dtype.name!r}")
+  if len(entries) != len(mem.slots):
+    raise ValueError(f"{where} has {len(entries)} tensors, the model's quantized tensors are "
+                     f"{len(mem.slots)}")
 
 
 def release_image(model_or_layout):

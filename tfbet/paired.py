@@ -101,10 +101,11 @@ def _seed_results(results_list, what):
 
 def _check_same_test_set(all_results, condition):
   first = all_results[0]
-  for results in all_results[1:]:
-    if results.n != first.n or results.data_digest != first.data_digest:
-      raise ValueError("the models were evaluated on different test sets (n or data digest "
-                       "differ); a paired comparison needs the same examples")
+  for index, results in enumerate(all_results[1:], start=1):
+    difference = evaluation.data_difference(results, first, f"result {index}", "result 0")
+    if difference:
+      raise ValueError(f"the models were evaluated on different test sets ({difference}); a "
+                       "paired comparison needs the same examples")
   chip_sets = [set(name for name in r.chip_names if r.offsets(name, condition))
                for r in all_results]
   if not chip_sets[0] or any(chips != chip_sets[0] for chips in chip_sets):

@@ -3,6 +3,8 @@
 Figures use matplotlib's object-oriented API with an Agg canvas (:func:`new_figure`), which
 leaves the global pyplot backend alone; matplotlib loads only when a figure is drawn.
 """
+import textwrap
+
 import numpy as np
 
 from tfbet import checks
@@ -16,6 +18,45 @@ def new_figure(figsize, **kwargs):
   figure = Figure(figsize=figsize, layout="constrained", **kwargs)
   FigureCanvasAgg(figure)
   return figure
+
+
+def describe_scheme(scheme):
+  """'8-bit per-tensor asymmetric unsigned rounding' from a scheme's dict (a result's
+  ``model["scheme"]``, ``QuantizationScheme.to_dict()``); 'scheme not recorded' without one."""
+  if not isinstance(scheme, dict) or "precision" not in scheme:
+    return "scheme not recorded"
+  conversion = "rounding" if scheme.get("rounding") else scheme.get("int_conversion", "truncate")
+  return (f"{scheme['precision']}-bit "
+          f"{'per-tensor' if scheme.get('per_tensor') else 'global'} "
+          f"{'asymmetric' if scheme.get('asymmetric') else 'symmetric'} "
+          f"{'unsigned' if scheme.get('unsigned') else 'signed'} {conversion}")
+
+
+def describe_measurement(model_info):
+  """'<scheme>, <coverage>' of a result's ``model`` field (``tfbet.evaluation``, docs/design.md
+  §6): what a number was measured with."""
+  model_info = model_info if isinstance(model_info, dict) else {}
+  coverage = model_info.get("coverage")
+  if isinstance(coverage, dict) and "faulty_share" in coverage:
+    covered = (f"{100 * coverage['faulty_share']:.2f} % of {coverage.get('parameters')} "
+               "parameters in faulty memory")
+  else:
+    covered = "share of parameters in faulty memory not recorded"
+  return f"{describe_scheme(model_info.get('scheme'))}, {covered}"
+
+
+def measured_with(model_info, label=None):
+  """One line naming what a result was measured with: model, scheme, precision, coverage."""
+  name = label or (model_info or {}).get("name", "model")
+  return f"{name}: {describe_measurement(model_info)}"
+
+
+def add_footer(figure, lines):
+  """Writes ``lines`` (e.g. :func:`measured_with` of each model) under the figure's axes,
+  each wrapped to the figure's width (about 17 characters per inch at this size)."""
+  width = max(40, int(17 * figure.get_figwidth()))
+  text = "\n".join(textwrap.fill(line, width, subsequent_indent="  ") for line in lines)
+  figure.supxlabel(text, x=0.01, ha="left", fontsize="x-small", color="0.25")
 
 
 def _check_profiled(chip):
@@ -56,10 +97,11 @@ def draw_error_map(chip, voltage, path, region=(64, 128), origin=(0, 0)):
   return files.save_figure(figure, path)
 
 
-def draw_met_pattern(chip, pattern, path, max_rows=512):
+def draw_met_pattern(chip, pattern, path, max_rows=512, footer=None):
   """PNG of a :class:`tfbet.weight_map.MetPattern` (``weight_map.met_pattern``): the chip's
   fault map at the voltage with where each tensor starts, the per-tensor x bit-position change
-  probabilities, and the per-bit-position mean."""
+  probabilities, and the per-bit-position mean; ``footer``: what the weights were stored with
+  (scheme, precision, size)."""
   _check_profiled(chip)
   p0t1, p1t0 = chip.probability_maps(pattern.voltage)
   faults = p0t1 + p1t0
@@ -93,5 +135,7 @@ def draw_met_pattern(chip, pattern, path, max_rows=512):
   right.set_xlabel("bit position")
   right.set_ylabel("changed bits in % (all weights)")
   right.set_title(f"expected changed bits: {pattern.expected_changed_bits:.0f}", fontsize="small")
+  if footer:
+    add_footer(figure, [footer])
   files.save_figure(figure, path)
   return path

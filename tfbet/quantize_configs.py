@@ -12,7 +12,9 @@ quantized, perturbed tensor before the layer runs. Nested Sequential/functional 
 inlined into one flat functional graph first (tensorflow-model-optimization cannot wrap a model
 inside a model). A trainable variable that is not reachable this way is not in faulty memory:
 ``quantize_model`` then refuses, naming it, unless the caller leaves its layer out explicitly
-(``exclude``).
+(``exclude``). Frozen layers (``trainable=False``) are no exception: their weights are stored
+like any other. Coverage is then measured on one traced call (``verify_reads``): each faulty
+weight must reach the output, and only through the tensor tfbet hands its layer.
 
 Non-trainable state (BatchNormalization's moving statistics, any float variable a layer keeps
 out of training) stays in reliable memory by default, as in the paper. With ``faulty_state=True``
@@ -107,18 +109,28 @@ def is_state(variable):
   return not variable.trainable and variable.dtype.is_floating
 
 
+def stored_parameters(layer):
+  """The variables of ``layer`` that training would learn, whether or not the layer is frozen.
+
+  A frozen layer (``layer.trainable = False``, the usual fine-tuning set-up) lists no trainable
+  weights, but its variables keep their own ``trainable`` flag: freezing is a training choice,
+  the weights are stored like any other and so belong in faulty memory (docs/design.md §3).
+  """
+  return [v for v in layer.weights if v.trainable]
+
+
 def quantizable_attributes(layer, faulty_state=False):
   """([paths of one variable], ...) to quantize in ``layer``, and the uncovered variables.
 
-  Returns (groups, uncovered): each group lists the attribute paths of one trainable variable
-  (and, with ``faulty_state``, of one state variable, see ``is_state``), in the order of
-  ``layer.weights``; ``uncovered`` are such variables no attribute holds, which could not be
-  quantized.
+  Returns (groups, uncovered): each group lists the attribute paths of one trainable variable,
+  frozen or not (``stored_parameters``), and, with ``faulty_state``, of one state variable (see
+  ``is_state``), in the order of ``layer.weights``; ``uncovered`` are such variables no
+  attribute holds, which could not be quantized.
   """
   found = parameter_paths(layer)
-  wanted = list(layer.trainable_weights)
+  wanted = stored_parameters(layer)
   if faulty_state:
-    wanted += [v for v in layer.non_trainable_weights if is_state(v)]
+    wanted += [v for v in layer.weights if is_state(v)]
   groups, uncovered = [], []
   for variable in wanted:
     if id(variable) in found:
@@ -195,8 +207,10 @@ class BitErrorQuantizeConfig(_tfmot_keras.QuantizeConfig):
 class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
   """tfmot's wrapper that replaces a layer's variables with their quantized, perturbed values.
 
-  Differs from ``QuantizeWrapperV2`` in three ways:
+  Differs from ``QuantizeWrapperV2`` in these ways:
 
+  * a frozen layer (``trainable=False``) lists its quantized variables as non-trainable, as
+    Keras does for any frozen layer (tfmot lists them as trainable whatever the flag);
   * state in faulty memory (``is_state``) stays out of the trainable weights (tfmot lists every
     quantized variable as trainable) and is listed by the wrapper itself, since the layer
     forgets a variable once its attribute holds the quantized tensor;
@@ -217,10 +231,17 @@ class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
     self._trainable_weights = [w for w in self._trainable_weights if w.trainable]
 
   @property
+  def trainable_weights(self):
+    if not self.trainable:  # a frozen layer: its quantized variables are listed as frozen
+      return []
+    return super().trainable_weights
+
+  @property
   def non_trainable_weights(self):
     state = [w for w, _, _ in getattr(self, "_weight_vars", ()) if not w.trainable]
+    frozen = [] if self.trainable else list(self._trainable_weights)
     return self._dedup_weights(
-        state + self.layer.non_trainable_weights + self._non_trainable_weights)
+        frozen + state + self.layer.non_trainable_weights + self._non_trainable_weights)
 
   def call(self, inputs, training=None, **kwargs):
     if any(not w.trainable for w, _, _ in self._weight_vars):
@@ -231,7 +252,23 @@ class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
             "training mode known when the graph is built (training=True or False), not a "
             "tensor: in training mode it updates the reliable state, at inference it reads the "
             "faulty one")
-    return super().call(inputs, training=training, **kwargs)
+    try:
+      return super().call(inputs, training=training, **kwargs)
+    except Exception as error:  # pylint: disable=broad-except
+      if getattr(self, "_read_probe", None) is not None:
+        self._read_probe_failure = f"{type(error).__name__}: {str(error).strip()}"
+      raise
+    finally:
+      self._restore_variables()
+
+  @tf.autograph.experimental.do_not_convert
+  def _restore_variables(self):
+    """Gives the layer's attributes their variables back after it read the quantized tensors.
+
+    So the layer lists (and a .keras file saves) the same variables before and after a call.
+    """
+    self.quantize_config.set_quantize_weights(
+        self.layer, [variable for variable, _, _ in self._weight_vars])
 
   def _infer_output_signature(self, *args, **kwargs):
     self._shape_only = True
@@ -243,7 +280,16 @@ class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
   def _make_quantizer_fn(self, quantizer, x, training, quantizer_vars):
     if getattr(self, "_shape_only", False) or (training and not x.trainable):
       return lambda: x
-    return super()._make_quantizer_fn(quantizer, x, training, quantizer_vars)
+    quantize = super()._make_quantizer_fn(quantizer, x, training, quantizer_vars)
+    probe = getattr(self, "_read_probe", None)
+    if probe is None:
+      return quantize
+
+    def recorded():
+      value = quantize()
+      probe.append((x, value))
+      return value
+    return recorded
 
 
 def custom_objects():
@@ -272,7 +318,7 @@ def is_quantized(model):
 
 @keras.utils.register_keras_serializable(package="tfbet")
 class QuantizedModel(functional.Functional):
-  """The functional model ``quantize_model`` returns; only ``save`` differs.
+  """The functional model ``quantize_model`` returns; only ``save`` and ``summary`` differ.
 
   HDF5 (``.h5``) and ``.keras`` files round-trip a quantized model bit for bit (load them inside
   ``quantize_scope()``). A SavedModel directory works only without traced layer functions (the
@@ -291,6 +337,30 @@ class QuantizedModel(functional.Functional):
             "(its layers read quantized tensors that traced functions cannot capture); use "
             "save_traces=False (the default here), or a path ending in .h5 or .keras")
     return super().save(filepath, overwrite=overwrite, save_format=save_format, **kwargs)
+
+  def summary(self, *args, print_fn=None, **kwargs):  # pylint: disable=arguments-differ
+    """Keras' summary, then a line with the model's own parameter count.
+
+    Keras counts every variable, so its "Non-trainable params" include tfbet's bookkeeping (bit
+    error masks, loaded codes, quantization ranges, tfmot's step counter), which is not model
+    state; the last line separates the two (``tfbet.memory.coverage`` says what is in faulty
+    memory).
+    """
+    super().summary(*args, print_fn=print_fn, **kwargs)
+    bookkeeping = set()
+    for layer in self.layers:
+      if isinstance(layer, _tfmot_keras.QuantizeWrapper):
+        if getattr(layer, "optimizer_step", None) is not None:
+          bookkeeping.add(id(layer.optimizer_step))
+        for _, _, quantizer_vars in getattr(layer, "_weight_vars", ()):
+          bookkeeping.update(id(getattr(v, "variable", v)) for v in quantizer_vars.values())
+    sizes = {id(w): int(w.shape.num_elements()) for w in self.weights}
+    own = sum(size for key, size in sizes.items() if key not in bookkeeping)
+    trainable = sum(int(w.shape.num_elements()) for w in self.trainable_weights)
+    (print_fn or print)(
+        f"tfbet: the model has {own:,} parameters ({trainable:,} trainable); the other "
+        f"{sum(sizes.values()) - own:,} of Keras' count are tfbet's bookkeeping (bit error "
+        "masks, codes, quantization ranges)")
 
 
 def _is_graph_model(model):
@@ -452,7 +522,89 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
     copy.set_weights(original.get_weights())
   quantized._name = model.name  # pylint: disable=protected-access
   quantized.__class__ = QuantizedModel  # the same graph and state; see QuantizedModel.save
+  verify_reads(quantized)
   return quantized
+
+
+_READ_FIX = ("read each weight in call() through the attribute that build() assigned it to "
+             "(self.kernel, self.cell.kernel, ...), not through a closure, self.weights[i], "
+             "self.trainable_weights[i] or variable.read_value(); or leave the layer out with "
+             "quantize_model(..., exclude=[its name])")
+
+
+def verify_reads(model):
+  """Checks, on one traced inference call, that ``model`` reads only faulty weights.
+
+  Coverage is measured, not assumed: the quantized value of every variable in faulty memory
+  must reach an output, and no output may depend on such a variable any other way (a layer
+  reading its float weight through a closure would compute with weights bit errors never hit).
+  The check follows the data flow of the traced graph backwards from the outputs, stopping at
+  the dequantized tensors tfbet hands the layers. Raises ``ValueError`` naming the layer.
+  """
+  wrappers = [l for l in model.layers if isinstance(l, BitErrorQuantizeWrapper)]
+  for wrapper in wrappers:
+    wrapper._read_probe = []  # pylint: disable=protected-access
+  specs = tf.nest.map_structure(lambda t: t.type_spec, model._nested_inputs)  # pylint: disable=protected-access
+  try:
+    graph = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(
+        specs).graph
+  except Exception as error:  # pylint: disable=broad-except
+    failed = [(w.layer.name, w.__dict__["_read_probe_failure"]) for w in wrappers
+              if "_read_probe_failure" in w.__dict__]
+    where = (f"layer {failed[0][0]!r} fails when it reads its quantized weights "
+             f"({failed[0][1]})" if failed else f"it fails ({type(error).__name__}: {error})")
+    raise ValueError(f"cannot quantize model {model.name!r}: {where}. To quantize it, "
+                     f"{_READ_FIX}.") from error
+  finally:
+    recorded = {wrapper.layer.name: wrapper.__dict__.pop("_read_probe") for wrapper in wrappers}
+    for wrapper in wrappers:
+      wrapper.__dict__.pop("_read_probe_failure", None)
+
+  dequantized = {}  # graph tensor name -> (layer name, variable)
+  for layer_name, reads in recorded.items():
+    for variable, value in reads:
+      dequantized[value.name] = (layer_name, variable)
+  faulty = [(wrapper.layer.name, variable) for wrapper in wrappers
+            for variable, _, _ in wrapper._weight_vars]  # pylint: disable=protected-access
+  owner_of_handle = {id(handle): (layer_name, variable) for layer_name, variable in faulty
+                     for handle in _handles(variable)}
+  handles = {}  # graph placeholder name -> (layer name, variable)
+  for external, internal in graph.captures:
+    if id(external) in owner_of_handle:
+      handles[internal.name] = owner_of_handle[id(external)]
+
+  reached, bypassed = set(), []
+  stack = [t.op for t in tf.nest.flatten(graph.outputs)]
+  seen = set()
+  while stack:
+    op = stack.pop()
+    if op.name in seen:
+      continue
+    seen.add(op.name)
+    for tensor in op.inputs:
+      if tensor.name in dequantized:
+        reached.add(id(dequantized[tensor.name][1]))
+        continue
+      if tensor.name in handles:
+        bypassed.append(handles[tensor.name])
+      stack.append(tensor.op)
+  if bypassed:
+    details = "; ".join(sorted({f"layer {layer!r} reads {v.name}" for layer, v in bypassed}))
+    raise ValueError(f"model {model.name!r} reads weights around faulty memory ({details}): "
+                     f"bit errors would never reach them. To quantize it, {_READ_FIX}.")
+  unread = [(layer_name, v) for layer_name, v in faulty if id(v) not in reached]
+  if unread:
+    details = "; ".join(f"layer {layer!r}: {v.name}" for layer, v in unread)
+    raise ValueError(f"model {model.name!r} never uses the faulty value of these weights in "
+                     f"inference ({details}), so the share of the model in faulty memory would "
+                     f"be overstated. To quantize it, {_READ_FIX}.")
+
+
+def _handles(variable):
+  """The resource handles a graph may capture for ``variable`` (each copy of a distributed one,
+  whose own ``handle`` exists only inside a replica context)."""
+  copies = getattr(variable, "values", None)
+  return [v.handle for v in copies] if copies is not None else [variable.handle]
 
 
 def has_faulty_state(model):
@@ -513,7 +665,7 @@ def with_faulty_state(model):
   if len(schemes) != 1:
     raise ValueError(f"model {model.name!r} mixes quantization schemes {schemes}")
   excluded = [l.name for l in model.layers
-              if not isinstance(l, _tfmot_keras.QuantizeWrapper) and l.trainable_weights]
+              if not isinstance(l, _tfmot_keras.QuantizeWrapper) and stored_parameters(l)]
   return quantize_model(float_model(model), schemes.pop(), exclude=excluded or None,
                         faulty_state=True)
 

@@ -12,7 +12,9 @@ is read and checked first, with plain JSON, before Keras sees any of it:
 
 Only then is the model rebuilt from that checked config and its weights read (weights are
 arrays, never code). Anything else fails with ``UnsafeModelError`` naming the file and the layer.
-Only HDF5 files (what ``bin/train`` writes) are accepted.
+HDF5 files (what ``bin/train`` writes) and Keras v3 ``.keras`` archives are accepted: of an
+archive, the config is checked the same way, its training config (optimizer, loss: not needed
+to evaluate) is dropped, and Keras loads a copy holding only the checked parts.
 
 A file written by an older tfbet (a quantize config without a field this version reads, or
 quantizer state of another shape) is refused with a message saying so and what to do: a
@@ -23,6 +25,8 @@ import functools
 import inspect
 import json
 import os
+import tempfile
+import zipfile
 
 import h5py
 
@@ -31,6 +35,12 @@ from tfbet import quantize_configs
 from tfbet.compat import keras
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK\x03\x04"
+# The members of a .keras archive tfbet reads; a bound on its config's size (real model
+# configs are kilobytes to a few megabytes).
+_KERAS_CONFIG, _KERAS_METADATA, _KERAS_WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
+MAX_CONFIG_BYTES = 64 * 2**20
+ACCEPTED = "HDF5 model files (model.h5, as bin/train writes) and .keras archives"
 # Layers whose config carries code (marshalled Python bytecode).
 CODE_CARRYING = frozenset({"Lambda"})
 _TFMOT_CLASSES = frozenset({"QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer",
@@ -78,6 +88,12 @@ def check_config(config, path):
           raise UnsafeModelError(
               f"model file {path!r}: layer {layer!r} is of class {class_name!r}; refusing to "
               f"load it because {why} (tfbet loads model files as data only, never code)")
+      registered = node.get("registered_name")
+      if registered is not None and (not isinstance(registered, str)
+                                     or registered not in allowed):
+        raise UnsafeModelError(
+            f"model file {path!r}: layer {layer!r} names the registered object {registered!r}, "
+            "which is not a known Keras, tfmot or tfbet class; refusing to load it")
       module = node.get("module")
       if module is not None and not (isinstance(module, str) and
                                      module.startswith(ALLOWED_MODULE_PREFIXES)):
@@ -139,19 +155,79 @@ def check_tfbet_fields(config, path):
   walk(config, None)
 
 
-def read_config(path):
-  """The checked model config (a dict) of an HDF5 model file."""
+def _signature(path):
   if os.path.isdir(path):
-    raise UnsafeModelError(f"model {path!r} is a directory (SavedModel?); only HDF5 model files "
-                           "written by bin/train (model.h5) are accepted")
+    raise UnsafeModelError(f"model {path!r} is a directory (SavedModel?); only {ACCEPTED} are "
+                           "accepted")
   try:
     with open(path, "rb") as f:
-      signature = f.read(len(HDF5_SIGNATURE))
+      return f.read(len(HDF5_SIGNATURE))
   except OSError as error:
     raise UnsafeModelError(f"cannot read model file {path!r}: {error}") from error
+
+
+def _parse_config(raw, path, what):
+  try:
+    config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+  except (UnicodeDecodeError, ValueError, RecursionError) as error:
+    raise UnsafeModelError(f"model file {path!r}: {what} is not valid JSON: "
+                           f"{str(error)[:200]}") from error
+  if not isinstance(config, dict):
+    raise UnsafeModelError(f"model file {path!r}: {what} is not a JSON object")
+  return config
+
+
+def read_keras_archive(path):
+  """(checked config without its training config, {member: bytes}) of a ``.keras`` archive."""
+  try:
+    with zipfile.ZipFile(path) as archive:
+      members = {info.filename: info for info in archive.infolist()}
+      for name in (_KERAS_CONFIG, _KERAS_WEIGHTS):
+        if name not in members:
+          raise UnsafeModelError(f"model file {path!r} is a zip archive without {name}; not a "
+                                 f".keras model (accepted: {ACCEPTED})")
+      if members[_KERAS_CONFIG].file_size > MAX_CONFIG_BYTES:
+        raise UnsafeModelError(
+            f"model file {path!r}: {_KERAS_CONFIG} declares {members[_KERAS_CONFIG].file_size} "
+            f"bytes, more than the limit of {MAX_CONFIG_BYTES} for a model config")
+      config = _parse_config(archive.read(_KERAS_CONFIG), path, _KERAS_CONFIG)
+      parts = {name: archive.read(name) for name in (_KERAS_METADATA, _KERAS_WEIGHTS)
+               if name in members}
+  except (zipfile.BadZipFile, OSError, EOFError) as error:
+    raise UnsafeModelError(f"cannot read model file {path!r}: {error}") from error
+  config.pop("compile_config", None)  # optimizer and loss: evaluation does not compile
+  check_config(config, path)
+  check_tfbet_fields(config, path)
+  return config, parts
+
+
+def _load_keras_archive(path):
+  config, parts = read_keras_archive(path)
+  with tempfile.TemporaryDirectory() as folder:
+    checked = os.path.join(folder, "checked.keras")
+    with zipfile.ZipFile(checked, "w") as archive:
+      archive.writestr(_KERAS_CONFIG, json.dumps(config))
+      for name, data in parts.items():
+        archive.writestr(name, data)
+    try:
+      with quantize_configs.quantize_scope():
+        return keras.models.load_model(checked, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError) as error:
+      if _weights_mismatch(error):
+        raise older_tfbet_error(
+            path, "its stored weights do not match the variables this version creates "
+            f"({str(error)[:300]})", probably=True) from error
+      raise UnsafeModelError(f"cannot load model file {path!r}: {str(error)[:500]}") from error
+
+
+def read_config(path):
+  """The checked model config (a dict) of an HDF5 model file."""
+  signature = _signature(path)
+  if signature.startswith(ZIP_SIGNATURE):
+    return read_keras_archive(path)[0]
   if signature != HDF5_SIGNATURE:
-    raise UnsafeModelError(f"model file {path!r} is not an HDF5 file; only HDF5 model files "
-                           "written by bin/train (model.h5) are accepted")
+    raise UnsafeModelError(f"model file {path!r} is neither an HDF5 file nor a .keras "
+                           f"archive; only {ACCEPTED} are accepted")
   try:
     with h5py.File(path, "r") as f:
       raw = f.attrs.get("model_config")
@@ -159,13 +235,7 @@ def read_config(path):
     raise UnsafeModelError(f"cannot read model file {path!r}: {error}") from error
   if raw is None:
     raise UnsafeModelError(f"model file {path!r} has no model_config attribute (weights only?)")
-  try:
-    config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
-  except (UnicodeDecodeError, ValueError, RecursionError) as error:
-    raise UnsafeModelError(f"model file {path!r}: model_config is not valid JSON: "
-                           f"{str(error)[:200]}") from error
-  if not isinstance(config, dict):
-    raise UnsafeModelError(f"model file {path!r}: model_config is not a JSON object")
+  config = _parse_config(raw, path, "model_config")
   check_config(config, path)
   check_tfbet_fields(config, path)
   return config
@@ -173,6 +243,8 @@ def read_config(path):
 
 def load_model(path):
   """Rebuilds a (quantized) model from the checked config of ``path`` and loads its weights."""
+  if _signature(path).startswith(ZIP_SIGNATURE):
+    return _load_keras_archive(path)
   config = read_config(path)
   try:
     with quantize_configs.quantize_scope():

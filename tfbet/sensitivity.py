@@ -15,18 +15,26 @@ import time
 
 import numpy as np
 
+from tfbet import checks
 from tfbet import evaluation
-from tfbet import memory
+from tfbet import lazy_modules
+
+compat = lazy_modules.module("tfbet.compat")  # these two are not needed by bin/sensitivity's
+memory = lazy_modules.module("tfbet.memory")  # flags
 
 GROUPINGS = ("tensor", "layer")
 
 
 def _layer_names(model):
-  """{id(variable): name of the quantized layer that reads it}."""
+  """{id(variable): name of the layer that reads it, as in the user's float model}.
+
+  tfmot names a quantized layer's wrapper "quant_<name>"; a user knows the layer as <name>.
+  """
   names = {}
   for layer in model.layers:
+    wrapper = isinstance(layer, compat.tfmot.quantization.keras.QuantizeWrapper)
     for weight in layer.weights:
-      names.setdefault(id(weight), layer.name)
+      names.setdefault(id(weight), layer.layer.name if wrapper else layer.name)
   return names
 
 
@@ -42,7 +50,8 @@ class Group:
 def groups(model, layout, by="layer"):
   """[Group] in memory order: one per quantized tensor, or one per layer (all its tensors).
 
-  A tensor is named "<layer name>/<variable name>" (e.g. "quant_conv1/kernel").
+  A tensor is named "<layer name>/<variable name>" (e.g. "conv1/kernel"), with the layer's
+  name in the float model.
   """
   if by not in GROUPINGS:
     raise ValueError(f"by must be one of {GROUPINGS}, got {by!r}")
@@ -100,7 +109,7 @@ def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=
     ``Sensitivity``; the model's masks are all zero afterwards.
   """
   layout = evaluator.layout
-  chip_list = list(chips)
+  chip_list = checks.bounded_list(chips, "chips", checks.MAX_CHIPS)
   if not chip_list:
     raise ValueError("chips must not be empty")
   kinds = {"rate" if chip.conditions is None else "voltage" for chip in chip_list}
@@ -108,7 +117,7 @@ def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=
     raise ValueError("chips must be all random (condition is a rate) or all profiled "
                      "(condition is a voltage)")
   kind = kinds.pop()
-  offsets = list(offsets)
+  offsets = checks.bounded_list(offsets, "offsets", checks.MAX_OFFSETS)
   if not offsets or len(set(offsets)) != len(offsets):
     raise ValueError(f"offsets must be distinct and not empty, got {offsets}")
   group_list = groups(evaluator.model, layout, by)

@@ -11,6 +11,10 @@ is built on construction, and it keeps the Keras contract of ``compile``/``fit``
 3. clean forward/backward pass with all error masks zero;
 4. once the clean loss has dropped below ``loss_threshold`` (1.75, App. F; sticky afterwards):
    load bit errors and do a perturbed forward/backward pass;
+   ``relative_loss_threshold`` states it as a share of the clean loss of the first step instead
+   (0.76 is the paper's 1.75 for cross-entropy over 10 classes), for other losses and class
+   counts. A ``fit`` that ends without injection logs a warning saying so: the model would be
+   a CLIPPING model, not a RANDBET one;
 5. update the float weights with both gradients combined (``gradient_combination``, below).
 
 Alg. 1 is ambiguous about step 5: its line 15 writes ``w - lr (grad + grad~)`` while its caption
@@ -58,6 +62,9 @@ the step number, as for ``"randbet"``.
 Weight decay is added to the gradient of every optimizer update (coupled L2 as in PyTorch's
 SGD, App. F): once per step, twice in an alternating step that injects (once per update).
 """
+import math
+
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -71,6 +78,9 @@ from tfbet.compat import keras
 METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
 GRADIENT_COMBINATIONS = ("sum", "average")
 _SEED_STRIDE = 2 ** 40
+# App. F: injection starts once the clean loss is below 1.75, a value made for the cross-entropy
+# over 10 classes (0.76 of its start, log 10 = 2.30).
+PAPER_LOSS_THRESHOLD = 1.75
 # Trainer seeds are below this, so that (seed + 1) * _SEED_STRIDE + step fits in an int64.
 SEED_LIMIT = 2 ** 22
 
@@ -201,10 +211,10 @@ class BitErrorTrainer(keras.Model):
   ``allow_high_rate=True``. ``gradient_combination`` is "sum" or "average" (module docstring).
   """
 
-  def __init__(self, model, *, method="randbet", rate=0.01, loss_threshold=1.75, seed=0,
+  def __init__(self, model, *, method="randbet", rate=0.01, loss_threshold=None, seed=0,
                weight_decay=5e-4, label_smoothing=0.0, pattern=None, pattern_condition=None,
                curriculum_steps=None, gradient_combination="sum", allow_high_rate=False,
-               **kwargs):
+               relative_loss_threshold=None, **kwargs):
     super().__init__(name=kwargs.pop("name", "bit_error_trainer"), **kwargs)
     checks.choice(method, "method", METHODS)
     checks.choice(gradient_combination, "gradient_combination", GRADIENT_COMBINATIONS)
@@ -214,7 +224,19 @@ class BitErrorTrainer(keras.Model):
     rate = checks.rate(rate, "rate", allow_high_rate)
     if method in ("randbet", "curricular", "alternating") and rate == 0.0:
       raise ValueError(f"method {method!r} needs rate > 0")
-    loss_threshold = checks.real(loss_threshold, "loss_threshold")
+    if loss_threshold is not None and relative_loss_threshold is not None:
+      raise ValueError("give loss_threshold (an absolute loss) or relative_loss_threshold (a "
+                       "share of the first step's loss), not both")
+    if relative_loss_threshold is not None:
+      relative_loss_threshold = checks.real(relative_loss_threshold, "relative_loss_threshold",
+                                            minimum=0.0)
+      if relative_loss_threshold <= 0.0:
+        raise ValueError("relative_loss_threshold must be > 0 (a share of the first step's "
+                         f"loss), got {relative_loss_threshold}")
+      self.initial_loss = _local_variable("initial_loss", math.nan, tf.float32)
+    else:
+      loss_threshold = checks.real(
+          PAPER_LOSS_THRESHOLD if loss_threshold is None else loss_threshold, "loss_threshold")
     label_smoothing = _check_label_smoothing(label_smoothing)
     weight_decay = checks.real(weight_decay, "weight_decay", minimum=0.0)
     if method == "curricular":
@@ -239,6 +261,7 @@ class BitErrorTrainer(keras.Model):
     self.method = method
     self.rate = rate
     self.loss_threshold = loss_threshold
+    self.relative_loss_threshold = relative_loss_threshold
     self.seed = seed
     self.weight_decay = weight_decay
     self.gradient_combination = gradient_combination
@@ -284,7 +307,12 @@ class BitErrorTrainer(keras.Model):
     the trainer's ``label_smoothing``, from probabilities if the model ends in a softmax).
 
     Also builds the optimizer's slots (the step updates inside ``tf.cond``) and clips.
+
+    The trainer's ``weight_decay`` (default 5e-4, App. F) is added to every gradient on top of
+    whatever ``optimizer`` does; construct the trainer with ``weight_decay=0`` to leave decay
+    to the optimizer alone. An optimizer with its own ``weight_decay`` gets a warning.
     """
+    self._warn_about_settings(optimizer, custom_loss=loss is not None)
     if loss is None:
       loss = CrossEntropy(from_logits=not outputs_probabilities(self.model),
                           label_smoothing=self.label_smoothing)
@@ -299,6 +327,57 @@ class BitErrorTrainer(keras.Model):
     """Saves the quantized model (the trainer's ``call``): the artifact evaluation loads."""
     with quantize_configs.quantize_scope():
       self.model.save(filepath, *args, **kwargs)
+
+  def _warn_about_settings(self, optimizer, custom_loss):
+    """Warns where a default of the paper may not fit the user's set-up."""
+    own_decay = getattr(optimizer, "weight_decay", None)
+    if self.weight_decay and own_decay:
+      logging.warning(
+          "BitErrorTrainer adds weight decay %g to every gradient and the optimizer decays "
+          "weights itself (weight_decay=%g): both apply. Use BitErrorTrainer(weight_decay=0) "
+          "to keep only the optimizer's.", self.weight_decay, float(own_decay))
+    elif self.weight_decay and not isinstance(optimizer, str):
+      logging.info("BitErrorTrainer adds weight decay %g to every gradient of %s "
+                   "(BitErrorTrainer(weight_decay=0) turns it off)", self.weight_decay,
+                   type(optimizer).__name__)
+    classes = self.model.output_shape[-1]
+    if (self.method != "clean" and self.relative_loss_threshold is None
+        and self.loss_threshold == PAPER_LOSS_THRESHOLD and (custom_loss or classes != 10)):
+      logging.warning(
+          "loss_threshold=%g (App. F) is made for the cross-entropy over 10 classes; with %s "
+          "the clean loss may never fall below it, and %s would then train without bit errors. "
+          "Consider relative_loss_threshold=0.76 (a share of the first step's loss).",
+          PAPER_LOSS_THRESHOLD, "a custom loss" if custom_loss else f"{classes} classes",
+          self.method.upper())
+
+  def threshold(self, loss=None):
+    """The clean loss below which injection starts (App. F); ``loss`` fixes a relative one."""
+    if self.relative_loss_threshold is None:
+      return tf.constant(self.loss_threshold, tf.float32)
+    if loss is not None:
+      first = tf.math.is_nan(self.initial_loss)
+      self.initial_loss.assign(tf.where(first, tf.cast(loss, tf.float32), self.initial_loss))
+    return self.relative_loss_threshold * self.initial_loss
+
+  def describe_threshold(self):
+    if self.relative_loss_threshold is None:
+      return f"loss_threshold={self.loss_threshold:g}"
+    start = float(self.initial_loss.numpy())
+    return (f"relative_loss_threshold={self.relative_loss_threshold:g} (of the first step's "
+            f"loss {start:.4g}: {self.relative_loss_threshold * start:.4g})")
+
+  def fit(self, *args, **kwargs):  # pylint: disable=signature-differs
+    """Keras' ``fit``; logs a warning if bit error injection has not started by its end."""
+    history = super().fit(*args, **kwargs)
+    if self.method != "clean" and not bool(self.injecting.numpy()):
+      losses = history.history.get("loss") or [float("nan")]
+      logging.warning(
+          "%s has not injected any bit errors yet: the clean loss (%.4g at the last epoch) "
+          "has not fallen below %s. Trained so far, the model is a clean (CLIPPING) model, not a "
+          "%s one. Train longer, or set the threshold for this loss (loss_threshold, or "
+          "relative_loss_threshold as a share of the first step's loss).",
+          self.method.upper(), losses[-1], self.describe_threshold(), self.method.upper())
+    return history
 
   # -- bit errors in memory: the only code that writes the error masks ------------------------
 
@@ -399,7 +478,7 @@ class BitErrorTrainer(keras.Model):
     # The compiled loss is scaled by 1 / replicas: the sum over replicas is the global loss.
     global_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
     if self.method != "clean":
-      self.injecting.assign(tf.logical_or(self.injecting, global_loss < self.loss_threshold))
+      self.injecting.assign(tf.logical_or(self.injecting, global_loss < self.threshold(global_loss)))
     injecting = tf.logical_and(self.injecting, self.method != "clean")
     no_errors = tf.zeros(tf.shape(y_pred)[:1], tf.float32)
 

@@ -118,8 +118,9 @@ def weight_noise(evaluator, magnitudes, seeds, progress=None):
     seeds: non-negative integer seeds of the noise samples, distinct.
     progress: optional callable(str), one line per magnitude.
   """
-  magnitudes = [_check_magnitude(m) for m in magnitudes]
-  seeds = list(seeds)
+  magnitudes = [_check_magnitude(m) for m in checks.bounded_list(
+      magnitudes, "magnitudes", checks.MAX_CONDITIONS)]
+  seeds = checks.bounded_list(seeds, "seeds", checks.MAX_CHIPS)  # a draw costs what a chip does
   for values, what in ((magnitudes, "magnitudes"), (seeds, "seeds")):
     if not values or len(set(values)) != len(values):
       raise ValueError(f"{what} must be distinct and not empty, got {values}")

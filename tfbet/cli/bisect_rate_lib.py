@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 
 from tfbet import budget as budget_lib
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet.cli import eval_lib
@@ -32,8 +33,9 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_enum("statistic", "mean", list(budget_lib.STATISTICS),
                     "RErr over chips that must keep the budget: mean or max (worst chip).",
                     flag_values=flag_values)
-  flags.DEFINE_integer("num_chips", chip_models.DEFAULT_NUM_CHIPS, "Number of random chips.",
-                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer("num_chips", chip_models.DEFAULT_NUM_CHIPS,
+                       f"Number of random chips, at most {checks.MAX_CHIPS}.", lower_bound=1,
+                       upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
   flags.DEFINE_integer("first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
                        "Seed of the first chip (default: bin/eval's).", lower_bound=0,
                        flag_values=flag_values)
@@ -59,7 +61,9 @@ def main(argv):
   try:
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, whiten=flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except ValueError as error:
     raise app.UsageError(str(error)) from error
   chip_list = [chip_models.RandomChip(flag_values.first_chip_seed + i)

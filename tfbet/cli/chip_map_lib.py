@@ -13,9 +13,11 @@ from absl import flags
 
 from tfbet import chip_models
 from tfbet import files
-from tfbet import memory
+from tfbet import lazy_modules
 from tfbet import plots
 from tfbet import weight_map
+
+memory = lazy_modules.module("tfbet.memory")  # TensorFlow: not for --help
 
 MEMORY_IMAGE = "memory.npz"
 
@@ -79,4 +81,6 @@ def main(argv):
     files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
-    print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot)}")
+    footer = (f"memory image {path}: {plots.describe_scheme(image['scheme'].to_dict())}, "
+              f"{int(sum(entry['size'] for entry in image['layout']))} weights in faulty memory")
+    print(f"wrote {plots.draw_met_pattern(chip, pattern, flag_values.plot, footer=footer)}")

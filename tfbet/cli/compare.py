@@ -19,7 +19,7 @@ def define_flags():
 
 def run():
   """Runs tfbet-compare (called by the console script, ``python -m`` and bin/)."""
-  launch.run(define_flags, __doc__)
+  launch.run(define_flags, __doc__, tensorflow=False)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def _header(results_list, labels, paths=None):
   lines = [f"{len(results_list)} models on the same test set (n = {first.n} examples)"]
   for index, (item, label) in enumerate(zip(results_list, labels)):
     where = f", {paths[index]}" if paths else ""
-    lines.append(f"  {label}: model {item.model.get('name')} "
-                 f"({item.model.get('num_weights')} weights), clean Err "
+    weights = item.model.get("num_weights")
+    weights = "weights not recorded" if weights is None else f"{weights} weights"
+    lines.append(f"  {label}: model {item.model.get('name')} ({weights}), clean Err "
                  f"{100 * item.clean_error:.2f} %{where}")
   return lines
 
@@ -133,6 +134,8 @@ def plot_voltages(results_list, labels, path):
     ax.set_ylabel("RErr in % (mean over offsets, min..max)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
+  plots.add_footer(figure, [plots.measured_with(r.model, label)
+                            for r, label in zip(results_list, labels)])
   files.save_figure(figure, path)
   return path
 
@@ -155,7 +158,7 @@ def main(argv):
   paths = argv[1:]
   try:
     results_list = load(paths)
-    labels = comparison.check_comparable(results_list, flag_values.labels or None)
+    labels = comparison.check_comparable(results_list, flag_values.labels or None, paths)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   text = report(results_list, labels, flag_values.delta, flag_values.plot, paths)

@@ -13,10 +13,13 @@ from absl import flags
 import numpy as np
 
 from tfbet import chip_models
-from tfbet import diagnostics
 from tfbet import files
+from tfbet import lazy_modules
 from tfbet import plots
 from tfbet.cli import eval_lib
+
+diagnostics = lazy_modules.module("tfbet.diagnostics")  # TensorFlow: not for --help
+memory = lazy_modules.module("tfbet.memory")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -66,7 +69,16 @@ def table(confidence, redundancy, effects):
   return "\n".join(lines)
 
 
-def plot(name, confidence, redundancy, effects, path):
+def model_info(model, name):
+  """A result-like ``model`` field (name, scheme, coverage) of a quantized Keras model."""
+  layout = memory.layout(model)
+  return {"name": name, "scheme": layout.scheme.to_dict(),
+          "coverage": memory.coverage(layout).to_dict()}
+
+
+def plot(name, confidence, redundancy, effects, path, info=None):
+  """PNG: confidence, weight magnitudes and bit position effects; the footer names the scheme
+  and coverage of ``info`` (``model_info``)."""
   figure = plots.new_figure(figsize=(14, 4))
   left, middle, right = figure.subplots(1, 3)
   bins = np.linspace(0, 1, 41)
@@ -95,6 +107,7 @@ def plot(name, confidence, redundancy, effects, path):
   right.set_ylabel("relative change of the logits in %")
   right.set_title(f"bit flipped in {effects[0].num_flipped} weights")
   figure.suptitle(name)
+  plots.add_footer(figure, [plots.measured_with(info or {"name": name})])
   files.save_figure(figure, path)
   return path
 
@@ -112,7 +125,9 @@ def main(argv):
   try:
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, whiten=flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   images, labels = diagnostics.dataset_arrays(data.test_dataset())
@@ -134,4 +149,5 @@ def main(argv):
   if flag_values.plot:
     name = model.name if not flag_values.run_dir else os.path.basename(
         os.path.normpath(flag_values.run_dir))
-    print(f"wrote {plot(name, confidence, redundancy, effects, flag_values.plot)}")
+    info = model_info(model, name)
+    print(f"wrote {plot(name, confidence, redundancy, effects, flag_values.plot, info)}")

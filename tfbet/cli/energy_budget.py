@@ -18,7 +18,7 @@ def define_flags():
 
 def run():
   """Runs tfbet-energy-budget (called by the console script, ``python -m`` and bin/)."""
-  launch.run(define_flags, __doc__)
+  launch.run(define_flags, __doc__, tensorflow=False)
 
 
 if __name__ == "__main__":

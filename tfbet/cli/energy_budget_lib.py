@@ -142,27 +142,42 @@ def _curves(results, statistic):
 
 
 def plot(results_list, labels, found, path, statistic="mean"):
-  """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front."""
-  figure = plots.new_figure(figsize=(7.2, 4.8))
+  """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front.
+
+  The rates (or voltages) of the points label a second x axis on top, once each (the saving is
+  a function of the rate alone); each budget answer is a star labelled with its budget, for
+  random and profiled chips alike; the footer names each model's scheme and coverage.
+  """
+  figure = plots.new_figure(figsize=(7.6, 5.4))
   ax = figure.subplots()
   everything = {}  # {chip ('' for random chips): [points of all models]}
   rates = results_list[0].condition_kind == "rate"
-  for index, (results, label) in enumerate(zip(results_list, labels)):
+  conditions = {}  # {energy saving: condition}, for the top axis
+  curves = [_curves(results, statistic) for results in results_list]
+  near_left = 15 * max(s for c in curves for points in c.values() for s, _, _ in points)
+  for index, (label, curves_of_model) in enumerate(zip(labels, curves)):
     color = f"C{index}"
-    for number, (chip, points) in enumerate(_curves(results, statistic).items()):
+    for number, (chip, points) in enumerate(curves_of_model.items()):
       everything.setdefault(chip, []).extend(points)
       name = label if not chip else f"{label}, {chip}"
       ax.plot([100 * s for s, _, _ in points], [100 * r for _, r, _ in points],
               "os^dv"[number % 5] + "-", color=color, label=name, markersize=4)
-      for saving, rerr, condition in points:
-        text = f"{100 * condition:g}" if rates else f"{condition:.3g}"
-        ax.annotate(text, (100 * saving, 100 * rerr), fontsize=6, color=color,
-                    textcoords="offset points", xytext=(2, 3))
-    for item in found[label]:
-      if rates:
-        marker = "*" if item.how != "at least" else ">"
-        ax.plot(100 * item.energy_saving, 100 * item.rerr, marker, color=color, markersize=11,
-                markerfacecolor="none")
+      conditions.update({round(100 * s, 6): c for s, _, c in points})
+    for number, item in enumerate(found[label]):
+      if item.energy_saving is None:  # a profiled chip on which no voltage keeps the budget
+        continue
+      at_least = rates and item.how == "at least"
+      ax.plot(100 * item.energy_saving, 100 * item.rerr, ">" if at_least else "*", color=color,
+              markersize=12, markerfacecolor="none", markeredgewidth=1.3)
+      text = ("" if rates else f"{item.chip}: ") + ("\u2265 " if at_least else "")
+      # Labels go up and left (toward the smaller budgets, lower on the curve) unless there
+      # is no room there.
+      right = 100 * item.energy_saving > near_left
+      ax.annotate(f"{text}{100 * item.budget:g} pt",
+                  (100 * item.energy_saving, 100 * item.rerr), fontsize="small", color=color,
+                  textcoords="offset points", xytext=(-12 if right else 12, 14 + 11 * (number % 3)),
+                  ha="right" if right else "left",
+                  arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.6})
   # Different profiled chips are different hardware: one front per chip.
   for number, (chip, points) in enumerate(everything.items()):
     front = budget_lib.pareto_front(points)
@@ -171,11 +186,18 @@ def plot(results_list, labels, found, path, statistic="mean"):
             label="Pareto front (all models" + (f", {chip})" if chip else ")"))
   ax.set_xlabel("SRAM access energy saved in % (tfbet.energy model of Fig. 1)")
   ax.set_ylabel(f"RErr in % ({statistic} over {'chips' if rates else 'offsets'})")
-  what = ("numbers: p in %; stars: budget answers (interpolated), >: at least"
-          if rates else "numbers: V/Vmin")
-  ax.set_title(f"Energy saving vs. RErr ({what})", fontsize="medium")
+  top = ax.twiny()  # the condition of each saving, once
+  top.set_xlim(ax.get_xlim())
+  savings = sorted(conditions)
+  top.set_xticks(savings, [f"{100 * conditions[s]:g}" if rates else f"{conditions[s]:.3g}"
+                           for s in savings], fontsize="small")
+  top.set_xlabel("bit error rate p in %" if rates else "V/Vmin", fontsize="small")
+  ax.set_title("Energy saving vs. RErr (stars: most saving within a budget of RErr \u2212 Err"
+               + (", >: at least" if rates else "") + ")", fontsize="medium")
   ax.grid(True, alpha=0.3)
-  ax.legend(fontsize="small")
+  ax.legend(fontsize="small", loc="upper left")
+  plots.add_footer(figure, [plots.measured_with(r.model, label)
+                            for r, label in zip(results_list, labels)])
   files.save_figure(figure, path)
   return path
 
@@ -188,7 +210,7 @@ def main(argv):
     if not paths:
       raise ValueError("give result files (bin/eval or bin/eval_chips) as arguments")
     results_list = [evaluation.Results.from_json(path) for path in paths]
-    labels = comparison.check_comparable(results_list, flag_values.labels or None)
+    labels = comparison.check_comparable(results_list, flag_values.labels or None, paths)
     found = answers(results_list, labels, budgets, flag_values.statistic)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error

@@ -13,7 +13,9 @@ Examples:
   # --worker_threads=N: TensorFlow threads of this process (in_process) or of each Beam worker
   # (default there: the cores divided among the workers). A failed Beam run keeps the counts
   # measured in <output>.partial.json; the same command then evaluates only the missing chips.
-Rates are in percent; see tfbet/cli/eval_lib.py.
+Rates are in percent; see tfbet/cli/eval_lib.py. While it runs, <output>.lock (host and PID)
+keeps a second evaluation into the same --output out; a full disk or a read-only output ends the
+run with one line, and the same command resumes from the chips done.
 """
 from tfbet.cli import launch
 
@@ -23,7 +25,7 @@ def define_flags():
   from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   eval_lib.define_flags()
-  return eval_lib.main, (eval_lib, gin_utils)
+  return eval_lib.main_holding_output_lock, (eval_lib, gin_utils)
 
 
 def run():

@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet.cli import eval_lib
@@ -38,7 +39,8 @@ def define_flags(flag_values=flags.FLAGS):
       "Where the weights start on a chip's bit-cell array (App. C.1). One integer N: N offsets "
       "evenly spaced over the array, k * rows * cols / N rounded down to a multiple of 8 bits "
       "(--offsets=1 is the single mapping at bit 0). Two or more integers: these bit offsets "
-      "(multiples of 8, wrapping around the array).", flag_values=flag_values)
+      f"(multiples of 8, wrapping around the array). At most {checks.MAX_OFFSETS} offsets.",
+      flag_values=flag_values)
   flags.DEFINE_integer(
       "seed", 0,
       "Seed (>= 0) of the transient faults (cells that fail with probability < 1); persistent "
@@ -47,7 +49,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 def parse_voltages(values):
   voltages = []
-  for value in values:
+  for value in checks.bounded_list(values, "voltages", checks.MAX_CONDITIONS):
     try:
       voltages.append(float(value))
     except ValueError as error:
@@ -61,7 +63,8 @@ def parse_voltages(values):
 
 
 def parse_offsets(values):
-  """--offsets -> ("count", N) or ("explicit", [bit offsets])."""
+  """--offsets -> ("count", N) or ("explicit", [bit offsets]), at most checks.MAX_OFFSETS."""
+  values = checks.bounded_list(values, "offsets", checks.MAX_OFFSETS)
   try:
     numbers = [int(value) for value in values]
   except ValueError as error:
@@ -69,9 +72,9 @@ def parse_offsets(values):
   if not numbers:
     raise ValueError("offsets must not be empty")
   if len(numbers) == 1:
-    if numbers[0] < 1:
-      raise ValueError(f"a single --offsets value is the number of offsets and must be >= 1, "
-                       f"got {numbers[0]}")
+    if not 1 <= numbers[0] <= checks.MAX_OFFSETS:
+      raise ValueError(f"a single --offsets value is the number of offsets and must be in "
+                       f"[1, {checks.MAX_OFFSETS}], got {numbers[0]}")
     return "count", numbers[0]
   if any(o < 0 or o % 8 for o in numbers):
     raise ValueError(f"explicit offsets are bit offsets and must be non-negative multiples of "

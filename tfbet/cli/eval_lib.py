@@ -13,6 +13,7 @@ The model and test data come from a ``bin/train`` run (``--run_dir``: model.h5
 and operative_config.gin, so the test set is whitened with the statistics of the training run) or
 from ``--model`` plus ``--gin_file`` / ``--gin_param`` that configure ``load_data``.
 """
+import contextlib
 import functools
 import os
 import shlex
@@ -22,15 +23,21 @@ import time
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
-from tfbet import quantization
-from tfbet import quantize_configs
-from tfbet import threads
+from tfbet import lazy_modules
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
-from tfbet.cli import train_lib
+
+# TensorFlow loads when a model does, not for --help (docs/design.md, §2).
+memory = lazy_modules.module("tfbet.memory")
+quantization = lazy_modules.module("tfbet.quantization")
+quantize_configs = lazy_modules.module("tfbet.quantize_configs")
+resume = lazy_modules.module("tfbet.cli.resume")
+threads = lazy_modules.module("tfbet.threads")
+train_lib = lazy_modules.module("tfbet.cli.train_lib")
 
 IN_PROCESS = "in_process"
 CHIP_KINDS = ("random", "asymmetric")
@@ -52,8 +59,8 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "Exclusive with --model.", flag_values=flag_values)
   flags.DEFINE_string(
       "model", None,
-      "Path of a Keras model in HDF5 (.h5; read as data, never run: Lambda layers are "
-      "refused): a quantized one (as written by bin/train), or a float one with --scheme "
+      "Path of a Keras model file, HDF5 (.h5) or .keras (read as data, never run: Lambda "
+      "layers are refused): a quantized one (as written by bin/train), or a float one with --scheme "
       "(post-training quantization). The "
       "test data is then configured by --gin_file / --gin_param (e.g. "
       "--gin_file=data/mnist.gin). Exclusive with --run_dir.", flag_values=flag_values)
@@ -63,8 +70,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "global, normal, asymmetric, unsigned, rquant) before evaluating it. Needs --whiten or "
       "--nowhiten.", flag_values=flag_values)
   flags.DEFINE_integer(
-      "precision", 8, "Bits per weight (1..8) for --scheme.", lower_bound=1, upper_bound=8,
-      flag_values=flag_values)
+      "precision", None, "Bits per weight (1..8) for --scheme (default 8). Only with --scheme: "
+      "a quantized model is evaluated at its own precision, so --precision without --scheme is "
+      "refused.", lower_bound=1, upper_bound=8, flag_values=flag_values)
   flags.DEFINE_list(
       "exclude", [],
       "With --scheme: names of layers left in reliable float memory (the results state the "
@@ -89,8 +97,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "the whole test set).", lower_bound=1, flag_values=flag_values)
   flags.DEFINE_integer(
       "batch_size", None,
-      "Test batch size (>= 1; default: the run's load_data.test_batch_size / batch_size).",
-      lower_bound=1, flag_values=flag_values)
+      f"Test batch size (in [1, {checks.MAX_BATCH_SIZE}]; default: the run's "
+      "load_data.test_batch_size / batch_size).",
+      lower_bound=1, upper_bound=checks.MAX_BATCH_SIZE, flag_values=flag_values)
   if result_flags:
     flags.DEFINE_string(
         "output", None,
@@ -98,7 +107,9 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
         "same counts is written next to it (.csv instead of .json). While the evaluation runs, "
         "the counts of the chips done so far are kept in <output>.partial.json (written after "
         "every chip): the same command, run again after an interruption, resumes from there and "
-        "gives the same counts. Checked to be writable before any work starts.",
+        "gives the same counts. Checked to be writable before any work starts. While the run "
+        "lasts it holds <output>.lock (host and PID, like bin/train's output lock): a second "
+        "bin/eval with the same --output is refused, naming the process that holds it.",
         flag_values=flag_values)
     flags.DEFINE_string("plot", None, "Optional path of a PNG plot of the results.",
                         flag_values=flag_values)
@@ -142,12 +153,14 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "rates", list(DEFAULT_RATES),
       "Comma-separated bit error rates p in PERCENT, as in the paper's tables: "
-      "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100).",
+      "--rates=0.01,0.1,0.5,1 means p = 0.01 %, 0.1 %, 0.5 % and 1 %. Each in [0, 100); at "
+      f"most {checks.MAX_CONDITIONS} rates.",
       flag_values=flag_values)
   flags.DEFINE_integer(
       "num_chips", chip_models.DEFAULT_NUM_CHIPS,
-      "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1.",
-      lower_bound=1, flag_values=flag_values)
+      "Number of random chips (App. F: 50), the seeds first_chip_seed + 0 .. num_chips - 1; "
+      f"at most {checks.MAX_CHIPS}.",
+      lower_bound=1, upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
   flags.DEFINE_integer(
       "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first chip. The default gives tfbet.chips.default_chip_seeds(): "
@@ -165,8 +178,9 @@ def define_flags(flag_values=flags.FLAGS):
       "fraction_0to1", 0.5,
       "Only with --chip_kind=asymmetric: share of p due to 0-to-1 faults, in [0, 1].",
       flag_values=flag_values)
-  flags.DEFINE_integer("num_shards", 1, "Split the chips into this many shards (round robin).",
-                       lower_bound=1, flag_values=flag_values)
+  flags.DEFINE_integer("num_shards", 1, "Split the chips into this many shards (round robin); "
+                       f"at most {checks.MAX_SHARDS}.", lower_bound=1,
+                       upper_bound=checks.MAX_SHARDS, flag_values=flag_values)
   flags.DEFINE_integer("shard_index", 0, "Evaluate only this shard, in [0, num_shards).",
                        lower_bound=0, flag_values=flag_values)
   flags.DEFINE_bool(
@@ -186,7 +200,7 @@ def define_flags(flag_values=flags.FLAGS):
 def parse_rates(values):
   """Rates given in percent (strings or numbers) -> fractions, validated and distinct."""
   rates = []
-  for value in values:
+  for value in checks.bounded_list(values, "rates", checks.MAX_CONDITIONS):
     try:
       percent = float(value)
     except (TypeError, ValueError) as error:
@@ -230,7 +244,7 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   """
   if (run_dir is None) == (model_path is None):
     raise ValueError("give exactly one of run_dir (a bin/train output directory) and "
-                     "model_path (an HDF5 .h5 file)")
+                     "model_path (an .h5 or .keras model file)")
   config = None
   if run_dir is not None:
     model_path = find_model_file(run_dir)
@@ -250,8 +264,9 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
     gin_params.append(f"load_data.test_batch_size = {int(batch_size)}")
   if whiten is not None:
     gin_params.append(f"load_data.whiten = {bool(whiten)}")
-  # train_lib (imported above) registers every configurable a bin/train operative config names.
+  # train_lib registers every configurable a bin/train operative config names.
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,redefined-outer-name
   # The run's config is checked (and older bindings migrated) first, then the model, both
   # before any data is read.
   gin_utils.parse(gin_files, gin_params, search_paths=gin_search_paths, modules=gin_modules,
@@ -261,22 +276,31 @@ def load_model_and_data(run_dir=None, model_path=None, gin_files=(), gin_params=
   return model, data, model_path
 
 
-def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=None,
+def model_for_evaluation(model, scheme=None, precision=None, exclude=(), whiten=None,
                          faulty_state=False):
   """The quantized model to evaluate: ``model`` itself, or its post-training quantization.
 
   ``faulty_state`` puts its non-trainable state into faulty memory too
   (``quantize_configs.with_faulty_state``).
 
+  ``precision`` (None: 8) is the bits of ``scheme``.
+
   Raises ValueError naming the flag to use when a float model lacks --scheme (or --whiten), or a
-  quantized one gets --scheme.
+  quantized one gets --scheme or --precision (it would be evaluated at its own precision).
   """
   quantized = quantize_configs.is_quantized(model)
   if scheme is None:
     if not quantized:
       raise ValueError(f"model {model.name!r} is a float model: pass --scheme=rquant "
-                       "--precision=8 (any preset) to quantize it after training, with "
-                       "--whiten or --nowhiten")
+                       f"--precision={precision or 8} (any preset) to quantize it after "
+                       "training, with --whiten or --nowhiten")
+    if precision is not None:
+      raise ValueError(
+          f"--precision={precision} only goes with --scheme (post-training quantization of a "
+          f"float --model); model {model.name!r} is already quantized at "
+          f"{memory.layout(model).precision} bits and would be evaluated at those. Drop "
+          f"--precision, or quantize a float --model with --scheme=rquant "
+          f"--precision={precision} (any preset)")
     if exclude:
       raise ValueError("--exclude only goes with --scheme (post-training quantization)")
     return quantize_configs.with_faulty_state(model) if faulty_state else model
@@ -287,11 +311,12 @@ def model_for_evaluation(model, scheme=None, precision=8, exclude=(), whiten=Non
                      "(per-channel whitening with training-set statistics) or --nowhiten "
                      "(pixels in [0, 1])")
   return quantize_configs.quantize_model(
-      model, quantization.get_scheme(scheme, precision), exclude=list(exclude) or None,
+      model, quantization.get_scheme(scheme, 8 if precision is None else precision),
+      exclude=list(exclude) or None,
       faulty_state=faulty_state)
 
 
-def load_test_model(scheme=None, precision=8, exclude=(), faulty_state=False, **kwargs):
+def load_test_model(scheme=None, precision=None, exclude=(), faulty_state=False, **kwargs):
   """(model to evaluate, test dataset): what each Beam worker loads.
 
   The model of ``load_model_and_data(**kwargs)``, quantized after training when ``scheme`` is
@@ -408,6 +433,12 @@ def partial_path(output):
   """Where the counts of the chips done so far are kept while --output is being evaluated."""
   root, ext = os.path.splitext(output)
   return (root if ext.lower() == ".json" else output) + ".partial.json"
+
+
+def lock_path(output):
+  """The lock file a bin/eval holds while it writes --output (as bin/train holds its own)."""
+  root, ext = os.path.splitext(output)
+  return (root if ext.lower() == ".json" else output) + ".lock"
 
 
 def check_outputs(flag_values):
@@ -564,3 +595,31 @@ def main(argv):
                            shard_index=flag_values.shard_index)
   print(f"done in {time.perf_counter() - started:.1f} s", flush=True)
   finish(results, flag_values)
+
+
+def main_holding_output_lock(argv):
+  """``main`` holding ``lock_path(--output)``: a second bin/eval on the same output is refused,
+  naming the process that holds it, instead of doing all the work again. A full disk or a
+  read-only output ends the run with one line: the counts so far are kept for resuming."""
+  flag_values = flags.FLAGS
+  if not flag_values.output:
+    return main(argv)
+  check_outputs(flag_values)
+  with contextlib.ExitStack() as stack:
+    try:
+      stack.enter_context(resume.OutputLock(None, lock_path(flag_values.output), "--output"))
+    except ValueError as error:
+      raise app.UsageError(str(error)) from error
+    try:
+      return main(argv)
+    except Exception as error:  # pylint: disable=broad-except  (re-raised unless a write failed)
+      failure = files.write_failure(error)
+      if failure is None:
+        raise
+      path, reason = failure
+      partial = partial_path(flag_values.output)
+      kept = (f"the counts of the chips done so far are kept in {partial}, and the same "
+              "command resumes from them" if os.path.exists(partial) else
+              "the same command starts it again")
+      raise SystemExit(f"cannot write {path or flag_values.output}: {reason}. Once there is "
+                       f"space (or permission), {kept}.") from error

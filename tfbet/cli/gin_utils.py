@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import tokenize
 
 from absl import flags
 import gin
@@ -195,7 +196,10 @@ def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(
   Files are paths, or paths relative to ``search_paths`` (searched first) or the shipped gin/
   directory. Unknown configurables or parameters fail with gin's own error message (naming the
   new binding of a renamed one). ``run_config`` is a run directory's operative config, parsed
-  first with old bindings migrated (``migrate_bindings``), so older runs stay readable.
+  first with old bindings migrated (``migrate_bindings``), so older runs stay readable; it is
+  data, checked before gin sees it (``run_dir.check_gin_file``: no imports outside tfbet, no
+  includes, references only to the parts of a training job), after ``modules`` registered
+  their configurables.
   """
   for path in search_paths or ():
     if not os.path.isdir(path):
@@ -224,6 +228,20 @@ def parse(gin_files=(), gin_params=(), finalize=True, search_paths=(), modules=(
     if not hint:
       raise
     raise ValueError(f"{error}{hint}") from error
+  except (SyntaxError, tokenize.TokenError) as error:  # a --gin_param gin cannot read (`nan`)
+    raise ValueError(_binding_syntax_error(error, gin_params)) from error
+
+
+def _binding_syntax_error(error, gin_params):
+  """One line for gin's SyntaxError on a binding (gin's text spans lines, with a caret)."""
+  location = error.args[1] if len(error.args) > 1 else None
+  binding = getattr(location, "line_content", None) or getattr(error, "text", None)
+  binding = repr(binding.strip()) if isinstance(binding, str) else \
+      "among " + ", ".join(repr(param) for param in gin_params or ())
+  reason = str(error.args[0] if error.args else error).strip().splitlines()[-1].strip()
+  return (f"cannot parse gin binding {binding}: {reason.rstrip('.')}. A value is a Python literal "
+          "(a number, a quoted string, True/False/None, a list or tuple of them) or an "
+          "@reference; nan and inf are not accepted")
 
 
 def save_operative_config(directory, name="operative_config.gin"):

@@ -13,8 +13,9 @@ on purpose a legacy format. A user can act on none of it, so by default the bina
 
 absl's ``--verbosity=1`` (``-v 1``, DEBUG; absl's default is 0, INFO) or higher shows it all
 (``TF_CPP_MIN_LOG_LEVEL=0``, nothing filtered). This module loads neither TensorFlow nor tfbet's
-other modules before that (``import tfbet`` is lazy).
+other modules before that (``import tfbet`` is lazy), and ``--help`` never loads TensorFlow.
 """
+import importlib
 import logging
 import os
 import re
@@ -107,23 +108,79 @@ def import_tensorflow_quietly():
   sys.stderr.flush()
 
 
-def run(define_flags, doc=None):
+def program_name(argv0):
+  """How the user started the binary: ``bin/train``, ``tfbet-train`` or ``python -m ...``."""
+  if argv0.endswith(".py"):
+    return "python -m tfbet.cli." + os.path.basename(argv0)[:-len(".py")]
+  if os.path.basename(argv0).startswith("tfbet-"):
+    return os.path.basename(argv0)
+  return argv0
+
+
+def usage_text(doc, argv0):
+  """The usage text ``doc`` (written for the ``tfbet-*`` console scripts) for ``argv0``.
+
+  One text serves both ways of starting a binary: started as ``bin/<name>`` from a checkout,
+  every ``tfbet-<name>`` of a binary in that folder reads ``bin/<name>`` instead.
+  """
+  name = program_name(argv0)
+  if name != argv0:
+    return doc
+  folder = os.path.dirname(argv0)
+  binaries = set(os.listdir(folder or ".")) if os.path.isdir(folder or ".") else set()
+
+  def local(match):
+    binary = match.group(1).replace("-", "_")
+    return os.path.join(folder, binary) if binary in binaries else match.group(0)
+
+  return re.sub(r"\btfbet-([a-z][a-z_-]*[a-z])", local, doc)
+
+
+def usage_error(error, argv0):
+  """Prints a usage error as its message and a one-line hint to --help; exits with 1 (absl's
+  own handler prints the whole flag help first, which buries the message)."""
+  name = program_name(argv0)
+  print(f"{name}: error: {error}", file=sys.stderr)
+  print(f"Run `{name} --help` for the flags and examples.", file=sys.stderr)
+  sys.exit(getattr(error, "exitcode", None) or 1)
+
+
+def run(define_flags, doc=None, tensorflow=True):
   """``define_flags()`` defines the flags and returns ``main``; then ``app.run(main)``.
 
-  The flags are defined only now, after the log level is set: defining them imports the
-  binary's library, and with it TensorFlow. ``--help`` lists the flags of ``define_flags``'s
-  module and of the modules it returns with ``main``.
+  Defining the flags imports the binary's library but not TensorFlow (its heavy modules load on
+  first use, ``tfbet.lazy_modules``), so ``--help`` and flag errors are quick. TensorFlow is
+  imported, quietly, only once the flags are parsed and ``main`` starts; ``tensorflow=False``
+  (binaries that read JSON only) never imports it. ``--help`` shows ``doc`` and every flag the
+  binary defines, including those defined by shared modules.
   """
   quiet_tensorflow(sys.argv)
-  if verbosity(sys.argv) < 1:
-    import_tensorflow_quietly()
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+  defined_before = set(flags.FLAGS)
   main, key_modules = define_flags()
-  main_module = sys.modules["__main__"]
-  if doc and not getattr(main_module, "__doc__", None):
-    main_module.__doc__ = doc  # absl prints it as the usage text of --help
+  if doc:
+    sys.modules["__main__"].__doc__ = usage_text(doc, sys.argv[0])  # absl's --help prints it
+  own_flags = [flags.FLAGS[name] for name in sorted(set(flags.FLAGS) - defined_before)]
   for module in (sys.modules[define_flags.__module__],) + tuple(key_modules):
-    for flag in flags.FLAGS.get_key_flags_for_module(module):
-      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
+    own_flags += flags.FLAGS.get_key_flags_for_module(module)
+  for flag in own_flags:
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+  def main_with_clear_errors(argv):
+    if tensorflow and verbosity(sys.argv) < 1:
+      import_tensorflow_quietly()
+    elif tensorflow:
+      importlib.import_module("tensorflow")
+    try:
+      return main(argv)
+    except app.UsageError as error:
+      usage_error(error, sys.argv[0])
+
+  def parse_flags(argv):  # absl's parser, with flag errors worded like usage errors
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as error:
+      usage_error(error, argv[0])
+
+  app.run(main_with_clear_errors, flags_parser=parse_flags)

@@ -128,6 +128,8 @@ def plot_rates(results_list, path, labels=None):
   ax.set_title("Robustness to random bit errors (mean \u00b1 std over chips)")
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize="small")
+  plots.add_footer(figure, [plots.measured_with(r.model, label)
+                            for r, label in zip(results_list, labels)])
   files.save_figure(figure, path)
   return path
 
@@ -157,5 +159,6 @@ def plot_voltages(results, path):
   ax.set_title("Robustness to profiled bit errors (mean over offsets, min..max)")
   ax.grid(True, alpha=0.3)
   ax.legend(fontsize="small")
+  plots.add_footer(figure, [plots.measured_with(results.model)])
   files.save_figure(figure, path)
   return path

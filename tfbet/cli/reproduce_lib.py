@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from tfbet import checks
 from tfbet import chip_simulation
 from tfbet import evaluation
 from tfbet import files
@@ -139,7 +140,7 @@ def load_suite(name):
     runs.append(Run(item["name"], item["label"],
                     (record["base_gin"], f"methods/{item['method']}.gin"),
                     tuple(item.get("params", [])), seeds))
-  rates = tuple(record["rates"])
+  rates = tuple(checks.bounded_list(record["rates"], f"{path}: rates", checks.MAX_CONDITIONS))
   if not rates or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 50
                       for r in rates):
     raise ValueError(f"{path}: rates must be percentages in (0, 50], got {list(rates)}")
@@ -182,6 +183,8 @@ def load_suite(name):
   if suite.num_chips < 1 or suite.offsets < 1 or (
       suite.test_limit is not None and suite.test_limit < 1):
     raise ValueError(f"{path}: num_chips and offsets must be >= 1, test_limit >= 1 or null")
+  checks.count(suite.num_chips, f"{path}: num_chips", maximum=checks.MAX_CHIPS)
+  checks.count(suite.offsets, f"{path}: offsets", maximum=checks.MAX_OFFSETS)
   return suite
 
 

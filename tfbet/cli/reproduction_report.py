@@ -19,6 +19,7 @@ from tfbet import plots
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
 from tfbet.cli import reproduce_lib
+from tfbet.cli import train_lib
 
 # Only rates where at least one of two models keeps RErr below this can tell them apart.
 INFORMATIVE_RERR = 0.5
@@ -41,7 +42,7 @@ def load_results(suite, output_dir):
       # Trained and evaluated as the suite says (also for --report_only): a run of other
       # settings, or a rate missing from one seed, would otherwise pass unnoticed.
       reproduce_lib.check_finished_run(suite, run, seed, run_dir)
-      entry = {"result": files.read_json(result_path, "training result"),
+      entry = {"result": train_lib.read_result(result_path),
                "random": evaluation.Results.from_json(random_path),
                "config": _operative_config(run_dir)}
       for key, name in (("pattern", "eval_pattern.json"), ("chips", "eval_chips.json")):
@@ -57,11 +58,14 @@ def load_results(suite, output_dir):
 
 def _check_one_test_set(loaded):
   """Refuses runs evaluated on different test sets: their comparisons would mean nothing."""
-  digests = {(entry["random"].n, entry["random"].data_digest): (name, seed)
-             for name, seeds in loaded.items() for seed, entry in seeds.items()}
-  if len(digests) > 1:
-    raise ValueError(f"the runs were evaluated on different test sets: {sorted(digests.values())}"
-                     " (n or data digest differ); evaluate them all the same way")
+  runs = [(f"{name} seed {seed}", entry["random"]) for name, seeds in loaded.items()
+          for seed, entry in seeds.items()]
+  for label, results in runs[1:]:
+    difference = evaluation.data_difference(results, runs[0][1], label, runs[0][0])
+    if difference:
+      raise ValueError(f"the runs were evaluated on different test sets: {label} and "
+                       f"{runs[0][0]}: {difference}; evaluate them all the same way (bin/reproduce "
+                       "evaluates a run again once its eval_*.json files are removed)")
 
 
 def _random(loaded, name):
@@ -320,7 +324,8 @@ SUMMARY_CATEGORIES = ("holds on RErr only", "holds on the drop only", "holds",
 
 def _last_epoch_train_errors(loaded, name):
   """Clean training error of the last epoch per seed (from the training history), or None."""
-  values = [loaded[name][s]["result"].get("history", {}).get("error") for s in sorted(loaded[name])]
+  values = [(loaded[name][s]["result"].get("history") or {}).get("error")
+            for s in sorted(loaded[name])]
   return None if any(not v for v in values) else np.array([v[-1] for v in values])
 
 
@@ -464,6 +469,20 @@ def _rate_axes():
   return fig, ax
 
 
+def _footer(fig, suite, loaded, names):
+  """Names the schemes and coverage the plotted runs were measured with, one line each."""
+  labels = {r.name: r.label for r in suite.runs}
+  described = {}
+  for name in names:
+    for entry in loaded.get(name, {}).values():
+      if "random" in entry:
+        described.setdefault(plots.describe_measurement(entry["random"].model), []).append(
+            labels.get(name, name))
+  lines = [f"{'all runs' if len(described) == 1 else ', '.join(dict.fromkeys(runs))}: {text}"
+           for text, runs in described.items()]
+  plots.add_footer(fig, lines or ["scheme and coverage not recorded"])
+
+
 def _save(fig, ax, path, ylabel):
   ax.set_ylabel(ylabel)
   ax.legend(fontsize=8)
@@ -485,6 +504,7 @@ def plot_curves(suite, loaded, path, names):
     if name in loaded:
       p, mean = _curve(suite, loaded, name)
       ax.plot(p, mean, "o-", label=labels[name])
+  _footer(fig, suite, loaded, names)
   _save(fig, ax, path, "RErr in %")
 
 
@@ -502,6 +522,7 @@ def plot_best(suite, loaded, path, families):
         best.append((rate, 100 * min(values)))
     if best:
       ax.plot(*zip(*best), "o-", label=label)
+  _footer(fig, suite, loaded, list(loaded))
   _save(fig, ax, path, "best RErr in % (per method family)")
 
 
@@ -526,7 +547,7 @@ def scale_text(suite, loaded):
   counts = sorted({e["result"]["num_weights"] for _, e in entries})
   epochs = {}
   for name, e in entries:
-    count = len(e["result"].get("history", {}).get("loss", []))
+    count = len((e["result"].get("history") or {}).get("loss", []))
     epochs.setdefault(count or "not recorded", set()).add(name)
   usual = max(epochs, key=lambda k: len(epochs[k]))
   epoch_text = f"{usual} epochs" + "".join(
@@ -543,15 +564,19 @@ def scale_text(suite, loaded):
                  if c.rsplit("_", 1)[-1].isdigit())
   chip_text = (f"chip seeds {seeds[0]}-{seeds[-1]}" if len(seeds) == len(chip_names) else
                "chips " + ", ".join(sorted(chip_names)))
-  timed = [e["result"]["train_seconds"] for _, e in entries if "train_seconds" in e["result"]]
-  untimed = (f"; {len(entries) - len(timed)} runs recorded no training time"
-             if len(timed) < len(entries) else "")
+  timed = [e["result"]["train_seconds"] for _, e in entries
+           if e["result"].get("train_seconds") is not None]
+  if timed:
+    untimed = (f"; unknown for {len(entries) - len(timed)} runs, which recorded none"
+               if len(timed) < len(entries) else "")
+    time_text = f"{sum(timed) / 3600:.2f} h in all (evaluation not counted{untimed})"
+  else:
+    time_text = "unknown (no run recorded it)"
   text = (f"Trained and evaluated: {runs_done} of {runs_total} (run, seed) pairs; "
           f"{' / '.join(f'{c:,}' for c in counts)} quantized weights; {epoch_text} on "
           f"{train_text}; n = {any_results.n} test examples; "
           f"{' / '.join(map(str, chip_counts))} random chips per rate ({chip_text}); training "
-          f"time of these runs, as each measured it: {sum(timed) / 3600:.2f} h in all "
-          f"(evaluation not counted{untimed}).")
+          f"time of these runs, as each measured it: {time_text}.")
   missing = [f"{run.name} seed {seed}" for run in suite.runs for seed in run.seeds
              if seed not in loaded.get(run.name, {})]
   if missing:

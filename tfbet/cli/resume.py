@@ -8,7 +8,8 @@
   bindings, less ``train.verbose``, are recorded in ``checkpoints/config.gin`` when a run starts
   and compared when it resumes; ``clear_run`` -- ``bin/train --restart`` -- starts over);
 * the checkpoint reads back (``restore_newest_intact``: a damaged newest checkpoint is skipped,
-  with a warning, for the newest intact one);
+  with a warning, for the newest intact one; ``remove_interrupted_checkpoint_writes`` removes
+  the ``ckpt-N_temp/`` folder a killed checkpoint write leaves);
 * the history and training time of earlier sessions are kept (``Progress``, saved next to the
   checkpoints after every epoch), so ``result.json`` covers the whole run.
 """
@@ -25,6 +26,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from tfbet import checks
 from tfbet import files
 from tfbet.cli import gin_utils
 from tfbet.compat import keras
@@ -65,10 +67,15 @@ def _pid_alive(pid):
 
 
 class OutputLock:
-  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``."""
+  """Holds ``output_dir/.lock`` (host and PID) while a run trains into ``output_dir``.
 
-  def __init__(self, output_dir):
-    self.path = os.path.join(output_dir, LOCK_FILE)
+  ``lock_path`` locks one output file instead (``bin/eval --output``); ``flag`` is the flag
+  the messages name.
+  """
+
+  def __init__(self, output_dir, lock_path=None, flag="--output_dir"):
+    self.path = lock_path or os.path.join(output_dir, LOCK_FILE)
+    self.flag = flag
     self.held = False
 
   def __enter__(self):
@@ -87,9 +94,12 @@ class OutputLock:
           os.remove(self.path)
           continue
         raise ValueError(
-            f"output_dir is in use: lock file {self.path!r} is held by process "
+            f"{self.flag.lstrip('-')} is in use: lock file {self.path!r} is held by process "
             f"{owner.get('pid', '?')} on host {owner.get('host', '?')}. Wait for it to finish "
-            "or use another --output_dir; if that process is gone, delete the lock file.")
+            f"or use another {self.flag}; if that process is gone, delete the lock file.")
+      except OSError as error:  # read-only, no permission, disk full: before any work
+        raise ValueError(f"cannot write the lock file {self.path!r} ({error.strerror}): "
+                         f"{self.flag} must be writable; nothing was done") from error
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       self.held = True
@@ -117,12 +127,31 @@ def holds_output_lock(train_fn):
   """Wraps ``train_fn(output_dir, ...)``: holds the lock; ``restart=True`` clears the dir first."""
   @functools.wraps(train_fn)
   def locked(output_dir, *args, restart=False, **kwargs):
-    tf.io.gfile.makedirs(output_dir)
-    with OutputLock(output_dir):
+    try:
+      tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as error:
+      raise ValueError(f"cannot create --output_dir {output_dir!r}: {error.message}") from error
+    with OutputLock(output_dir) as lock:
       if restart:
         clear_run(output_dir)
+      if lock.held:
+        remove_interrupted_checkpoint_writes(output_dir)
       return train_fn(output_dir, *args, **kwargs)
   return locked
+
+
+def remove_interrupted_checkpoint_writes(output_dir):
+  """Removes the ``checkpoints/ckpt-N_temp/`` folders of checkpoint writes that were killed.
+
+  TensorFlow writes a checkpoint into ``ckpt-N_temp/`` and then renames its files into place; a
+  kill in between leaves the folder, which nothing reads or removes. Called while the lock is
+  held, so no other process is writing one.
+  """
+  pattern = os.path.join(output_dir, CHECKPOINT_DIR, "ckpt-*_temp")
+  for path in sorted(tf.io.gfile.glob(pattern)):
+    if re.fullmatch(r"ckpt-\d+_temp", os.path.basename(path)) and tf.io.gfile.isdir(path):
+      logging.warning("removing %s, left by a checkpoint write that was interrupted", path)
+      tf.io.gfile.rmtree(path)
 
 
 def recorded_config():
@@ -233,34 +262,54 @@ class Progress(keras.callbacks.Callback):
 
   Add it to the callbacks *before* the checkpoint callback: it records the epoch's metrics and
   time, and the checkpoint callback calls ``save`` just before it writes the checkpoint (a
-  record ahead of the checkpoint restored is cut back on resume).
+  record ahead of the checkpoint restored is cut back on resume). When the record of earlier
+  epochs is lost (missing, damaged or short), the run's history and time are unknown, not 0:
+  ``whole_history`` and ``seconds`` are None, and the record says from which epoch it counts.
   """
 
   def __init__(self, output_dir, epochs_done):
     super().__init__()
     self.path = os.path.join(output_dir, CHECKPOINT_DIR, PROGRESS_FILE)
     self.history, self.seconds_per_epoch = {}, []
-    if epochs_done and tf.io.gfile.exists(self.path):
+    self.first_epoch = 0  # The epoch the record starts at: > 0 when earlier ones were lost.
+    if epochs_done:
       try:
-        with tf.io.gfile.GFile(self.path) as f:
-          saved = json.load(f)
-        # The epochs of the checkpoint restored (an older one if the newest was damaged).
-        self.history = {str(key): [float(v) for v in values[:epochs_done]]
-                        for key, values in saved["history"].items()}
-        self.seconds_per_epoch = [float(v) for v in saved["seconds_per_epoch"][:epochs_done]]
-      except (ValueError, KeyError, TypeError, AttributeError) as e:
+        self._load(epochs_done)
+      except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         logging.warning("progress record %s is damaged (%s)", self.path, e)
-        self.history, self.seconds_per_epoch = {}, []
-    if len(self.seconds_per_epoch) < epochs_done:
-      logging.warning("%s records %d of the %d epochs done; result.json will lack the history "
-                      "and time of the others", self.path, len(self.seconds_per_epoch),
-                      epochs_done)
+        self.history, self.seconds_per_epoch, self.first_epoch = {}, [], 0
+      recorded = self.first_epoch + len(self.seconds_per_epoch)
+      if recorded < epochs_done:
+        logging.warning("%s records %d of the %d epochs done; result.json will say that the "
+                        "history and training time of the run are unknown", self.path,
+                        len(self.seconds_per_epoch), epochs_done)
+        self.history, self.seconds_per_epoch, self.first_epoch = {}, [], epochs_done
     self._started = None
+
+  def _load(self, epochs_done):
+    """Reads the record of the epochs before ``epochs_done`` (those of the checkpoint restored,
+    an older one if the newest was damaged)."""
+    if not tf.io.gfile.exists(self.path):
+      return
+    with tf.io.gfile.GFile(self.path) as f:
+      saved = json.load(f)
+    first = checks.integer(saved.get("first_epoch", 0), "first_epoch", 0, epochs_done)
+    keep = epochs_done - first
+    self.history = {str(key): [float(v) for v in values[:keep]]
+                    for key, values in saved["history"].items()}
+    self.seconds_per_epoch = [checks.real(v, "seconds_per_epoch", 0)
+                              for v in saved["seconds_per_epoch"][:keep]]
+    self.first_epoch = first
 
   @property
   def seconds(self):
-    """Training time of the completed epochs (an epoch cut short by a kill is not counted)."""
-    return sum(self.seconds_per_epoch)
+    """Training time of all completed epochs (an epoch cut short by a kill is not counted);
+    None when the time of earlier epochs is unknown."""
+    return sum(self.seconds_per_epoch) if self.first_epoch == 0 else None
+
+  def whole_history(self):
+    """{metric: [value per epoch]} of every epoch of the run; None when earlier ones are lost."""
+    return self.history if self.first_epoch == 0 else None
 
   def on_epoch_begin(self, epoch, logs=None):
     self._started = time.time()
@@ -273,4 +322,5 @@ class Progress(keras.callbacks.Callback):
   def save(self):
     if _is_chief():
       files.write_text(self.path, json.dumps(
-          {"history": self.history, "seconds_per_epoch": self.seconds_per_epoch}))
+          {"history": self.history, "seconds_per_epoch": self.seconds_per_epoch,
+           "first_epoch": self.first_epoch}))

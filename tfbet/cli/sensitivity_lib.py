@@ -12,6 +12,7 @@ import os
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import chip_models
 from tfbet import evaluation
 from tfbet import files
@@ -38,8 +39,9 @@ def define_flags(flag_values=flags.FLAGS):
       "rate", 1.0, "Bit error rate p in PERCENT of the random chips (ignored with "
       "--chip_files); in (0, 100).", flag_values=flag_values)
   flags.DEFINE_integer(
-      "num_chips", 10, "Number of random chips, seeds first_chip_seed + 0 .. num_chips - 1.",
-      lower_bound=1, flag_values=flag_values)
+      "num_chips", 10, "Number of random chips, seeds first_chip_seed + 0 .. num_chips - 1; "
+      f"at most {checks.MAX_CHIPS}.", lower_bound=1, upper_bound=checks.MAX_CHIPS,
+      flag_values=flag_values)
   flags.DEFINE_integer(
       "first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
       "Seed of the first random chip (default: the first seed of bin/eval, so the chips are "
@@ -57,7 +59,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "offsets", ["0"],
       "Comma-separated bit offsets of the weights on the chips (multiples of 8); RErr of a chip "
-      "is the mean over them.", flag_values=flag_values)
+      f"is the mean over them. At most {checks.MAX_OFFSETS} offsets.", flag_values=flag_values)
   flags.DEFINE_enum(
       "by", "layer", list(sensitivity_lib.GROUPINGS),
       "layer: all quantized tensors of a layer (kernel, bias, ...) are faulty together; "
@@ -92,27 +94,38 @@ def table(report):
 
 
 def plot(report, path):
-  """PNG: horizontal bars of RErr per group (std as error bars), clean Err and whole memory."""
+  """PNG: horizontal bars of RErr per group (std as error bars), clean Err and whole memory.
+
+  The bars start at the clean Err, and so does the axis: what a group's faults add is the
+  bar's length (all groups often lie within a point or two of each other, far from 0).
+  """
   names = [g.name for g in report.groups]
   summaries = [report.results[name].summary()[0] for name in names]
   shares = [g.num_weights / report.full.model["num_weights"] for g in report.groups]
-  figure = plots.new_figure(figsize=(7.2, 1.2 + 0.32 * len(names)))
+  clean = 100 * report.full.clean_error
+  whole = 100 * report.full.summary()[0].mean
+  figure = plots.new_figure(figsize=(7.2, 1.9 + 0.32 * len(names)))
   ax = figure.subplots()
   positions = list(range(len(names)))[::-1]
-  ax.barh(positions, [100 * s.mean for s in summaries], xerr=[100 * s.std for s in summaries],
-          color="C0", capsize=2)
+  means = [100 * s.mean for s in summaries]
+  stds = [100 * s.std for s in summaries]
+  ax.barh(positions, [m - clean for m in means], left=clean, xerr=stds, color="C0", capsize=2)
   ax.set_yticks(positions, [f"{n} ({100 * s:.2g} % of weights)" for n, s in zip(names, shares)],
                 fontsize="small")
-  ax.axvline(100 * report.full.clean_error, color="black", linestyle=":", label="clean Err")
-  ax.axvline(100 * report.full.summary()[0].mean, color="C3", linestyle="--",
-             label="whole memory faulty")
+  ax.axvline(clean, color="black", linestyle=":", label=f"clean Err ({clean:.2f} %)")
+  ax.axvline(whole, color="C3", linestyle="--", label=f"whole memory faulty ({whole:.2f} %)")
+  low = min([clean] + [m - s for m, s in zip(means, stds)])
+  high = max([whole] + [m + s for m, s in zip(means, stds)])
+  ax.set_xlim(low, high + 0.05 * max(high - low, 0.1))
   unit = (f"p = {100 * report.condition:g} %" if report.full.condition_kind == "rate"
           else f"V/Vmin = {report.condition:g}")
-  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty")
+  ax.set_xlabel(f"RErr in % with only this {report.by}'s memory faulty (bars start at the "
+                "clean Err)")
   ax.set_title(f"{report.full.model.get('name')}: {unit}, mean \u00b1 std over "
                f"{len(report.full.chip_names)} chips", fontsize="medium")
-  ax.legend(fontsize="small")
+  figure.legend(fontsize="small", loc="outside upper right", ncol=2)  # never over a bar
   ax.grid(True, axis="x", alpha=0.3)
+  plots.add_footer(figure, [plots.measured_with(report.full.model)])
   files.save_figure(figure, path)
   return path
 
@@ -136,13 +149,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   try:
-    offsets = [int(o) for o in flag_values.offsets]
+    offsets = [int(o) for o in checks.bounded_list(flag_values.offsets, "--offsets",
+                                                   checks.MAX_OFFSETS)]
     if any(o < 0 or o % 8 for o in offsets):
       raise ValueError(f"--offsets must be non-negative multiples of 8, got {offsets}")
     chip_list, condition = _chips_and_condition(flag_values)
     model, data, model_path = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, whiten=flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   evaluator = evaluation.Evaluator(model, data.test_dataset())

@@ -7,10 +7,23 @@ Examples:
   # Your own model: a module registering a gin configurable, referenced from your gin file.
   tfbet-train --gin_module=my_models.py --gin_search_path=my_configs \
       --gin_file=my_experiment.gin --output_dir=runs/mine
+  # RErr on 5 fixed chips at p = 0.1 % and 1 % every 2 epochs (tfbet.callbacks.RErrMonitor, on
+  # the test set), logged as rerr_p0.001, rerr_p0.01, rerr_clean into TensorBoard and the
+  # history of result.json; off by default:
+  tfbet-train --gin_file=experiments/cpu/mnist_randbet.gin --output_dir=runs/monitored \
+      --gin_param='train.rerr_monitor = @RErrMonitor' \
+      --gin_param='RErrMonitor.rates = [0.001, 0.01]' --gin_param='RErrMonitor.every_n_epochs = 2'
 Re-running the same command after a kill resumes from the last epoch checkpoint (a damaged
 newest checkpoint is skipped for the one before it). A directory with checkpoints of a different
-config is refused unless --restart is given; a lock file keeps a second process out.
+config is refused unless --restart is given; a lock file keeps a second process out. A full disk
+or a read-only --output_dir ends the run with one line naming the path; the same command resumes.
+A multi-worker run that loses a worker ends every other worker with one line naming it and the
+command that resumes the run.
 """
+import os
+import shlex
+import sys
+
 from absl import app
 from absl import flags
 
@@ -42,14 +55,35 @@ def define_flags():
 
 def main(argv):
   del argv
+  from tfbet import data  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
   from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  new_output_dir = not os.path.exists(FLAGS.output_dir)
   try:
     gin_utils.parse(FLAGS.gin_file, FLAGS.gin_param, search_paths=FLAGS.gin_search_path,
                     modules=FLAGS.gin_module)
     result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
-  except ValueError as error:  # Bad settings, files or output directories, named in the text.
-    raise app.UsageError(str(error)) from error
+  except (ValueError, data.DataUnavailableError) as error:  # Bad settings, files or output
+    raise app.UsageError(str(error)) from error  # directories, missing data: named in the text.
+  except Exception as error:  # pylint: disable=broad-except  (re-raised unless told in a line)
+    from tfbet import files  # pylint: disable=g-import-not-at-top
+    lost_peer = train_lib.lost_peer_message(error, shlex.join(sys.argv))
+    if lost_peer:
+      raise SystemExit(lost_peer) from error
+    failure = files.write_failure(error)
+    if failure is None:
+      raise
+    path, reason = failure
+    raise SystemExit(
+        f"cannot write {path or 'into --output_dir ' + repr(FLAGS.output_dir)}: {reason}. "
+        "What the run did up to its last checkpoint is kept: once there is space (or "
+        "permission), the same command resumes from there.") from error
+  finally:
+    if new_output_dir and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
+      os.rmdir(FLAGS.output_dir)  # a run that failed before writing anything leaves nothing
+  injection = train_lib.describe_injection(result.get("injection"))
+  if injection:
+    print(injection)
   print(f"clean test error: {100 * result['test_error']:.2f} % "
         f"({result['num_weights']} quantized weights) -> {FLAGS.output_dir}")
 

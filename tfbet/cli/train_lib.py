@@ -23,7 +23,9 @@ the chief's checkpoints, so ``output_dir`` must be on a file system they share.
 import hashlib
 import inspect
 import json
+import math
 import os
+import re
 import sys
 
 from absl import logging
@@ -31,10 +33,12 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfbet import callbacks as callbacks_lib
 from tfbet import checks
 from tfbet import chips
 from tfbet import constraints
 from tfbet import data as data_lib
+from tfbet import evaluation as evaluation_lib
 from tfbet import files
 from tfbet import memory
 from tfbet import models
@@ -49,6 +53,8 @@ from tfbet.compat import keras
 STRATEGIES = (None, "mirrored", "multi_worker")
 # The exported model. HDF5, because the Keras v3 ".keras" format cannot reload tfmot wrappers.
 MODEL_FILE = "model.h5"
+# A recorded training time above this (ten years) is not a measurement.
+MAX_TRAIN_SECONDS = 10 * 365 * 24 * 3600
 
 
 def make_strategy(name):
@@ -86,6 +92,46 @@ def _check_workers_agree(strategy, start_epoch):
         "where they read the chief's checkpoints")
 
 
+# What a collective op raises when a peer of a multi-worker cluster is gone (killed, crashed,
+# unreachable): TensorFlow's coordination service notices its missing heartbeats.
+PEER_LOSS_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                    tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+def lost_peer_message(error, command, tf_config=None):
+  """One line for a multi-worker run that stopped because a peer is gone, or None.
+
+  Names the peer(s) TensorFlow's message names (``/job:worker/replica:0/task:1``), with the
+  address ``TF_CONFIG`` (or ``tf_config``, its JSON text) gives them, and the command that resumes
+  the run: the same on every worker, as each restores the chief's last checkpoint.
+  """
+  kind = next((c for c in type(error).__mro__ if c in PEER_LOSS_ERRORS), None)
+  try:
+    config = json.loads(os.environ.get("TF_CONFIG", "{}") if tf_config is None else tf_config)
+    cluster, task = dict(config.get("cluster") or {}), dict(config.get("task") or {})
+    me = (task.get("type"), int(task.get("index", 0)))
+  except (ValueError, TypeError, AttributeError):
+    return None
+  tasks = [(job, i) for job, addresses in cluster.items() for i in range(len(addresses))]
+  if kind is None or len(tasks) < 2:
+    return None
+
+  def describe(job, index):
+    addresses = cluster.get(job) or []
+    return f"{job} {index}" + (f" ({addresses[index]})" if index < len(addresses) else "")
+
+  named = []
+  for job, index in re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", str(error)):
+    if (job, int(index)) != me and (job, int(index)) not in named:
+      named.append((job, int(index)))
+  peers = ", ".join(describe(*peer) for peer in named) if named else \
+      "a peer (one of " + ", ".join(describe(*t) for t in tasks if t != me) + ")"
+  return (f"lost {peers} of the multi-worker cluster ({kind.__name__}), so {describe(*me)} "
+          "stops too. The checkpoints of the finished epochs are kept in --output_dir: start "
+          "every worker again with its own TF_CONFIG and the same command to resume from the "
+          f"last one: {command}")
+
+
 @gin.configurable
 def pattern_chip(kind="random", seed=0, path=None):
   """The fixed error pattern of PATTBET: a random chip (seed) or a chip file (path)."""
@@ -111,12 +157,18 @@ def pattern_chip(kind="random", seed=0, path=None):
 # ``get_model``, configured as ``tfbet.models.get_model.*``), the data ``load_data.*``.
 WeightClip = gin.external_configurable(constraints.WeightClip, module="tfbet.constraints")
 # The trainer settings a gin file may bind (the model, seed and curriculum come from the job).
-TRAINER_SETTINGS = ("method", "rate", "allow_high_rate", "loss_threshold", "weight_decay",
-                    "label_smoothing", "gradient_combination", "pattern", "pattern_condition")
+TRAINER_SETTINGS = ("method", "rate", "allow_high_rate", "loss_threshold",
+                    "relative_loss_threshold", "weight_decay", "label_smoothing",
+                    "gradient_combination", "pattern", "pattern_condition")
 BitErrorTrainer = gin.external_configurable(training.BitErrorTrainer, module="tfbet.training",
                                             allowlist=TRAINER_SETTINGS)
 paper_optimizer = gin.external_configurable(training.paper_optimizer, module="tfbet.training",
                                             denylist=["total_steps"])
+# RErr while training (off by default): ``train.rerr_monitor = @RErrMonitor`` (no parentheses:
+# the job passes the test set) with ``RErrMonitor.rates`` etc.; the test set keeps its batches.
+MONITOR_SETTINGS = ("rates", "chips", "every_n_epochs", "max_examples", "allow_high_rate")
+RErrMonitor = gin.external_configurable(callbacks_lib.RErrMonitor, module="tfbet.callbacks",
+                                        allowlist=MONITOR_SETTINGS)
 
 
 def _accepts(function, name):
@@ -155,7 +207,7 @@ def build_trainer(data, *, scheme, seed, total_steps, weight_constraint=None, mo
   return trainer
 
 
-def _check_parts(weight_constraint):
+def _check_parts(weight_constraint, rerr_monitor=None):
   """Refuses a config that would train something else than it says, before any work.
 
   The trainer's method has no default here (the class's, RANDBET at 1 %, would be a silent
@@ -172,6 +224,8 @@ def _check_parts(weight_constraint):
   unused = []
   if weight_constraint is None:
     unused.append(("WeightClip", ("w_max",), "train.weight_constraint = @WeightClip()"))
+  if rerr_monitor is None:
+    unused.append(("RErrMonitor", MONITOR_SETTINGS, "train.rerr_monitor = @RErrMonitor"))
   if not _is_bound("BitErrorTrainer.pattern"):
     unused.append(("pattern_chip", ("kind", "seed", "path"),
                    "BitErrorTrainer.pattern = @pattern_chip()"))
@@ -209,10 +263,18 @@ class _EpochCheckpoint(keras.callbacks.Callback):
     logging.info("epoch %d: checkpoint %s", epoch + 1, path)
 
 
+class _OneEpochPerFit(keras.callbacks.Callback):
+  """Ends a ``fit`` after its first epoch: each epoch is a fit of its own (its own data), while
+  ``fit(epochs=<the run's epochs>)`` lets Keras count them as a user does ("Epoch 3/4")."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.model.stop_training = True
+
+
 @resume.holds_output_lock
 @gin.configurable
 def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_every_epoch=True,
-          verbose=1, model_fn=None, weight_constraint=None):
+          verbose=1, model_fn=None, weight_constraint=None, rerr_monitor=None):
   """Trains one model; see the module docstring. Returns the result dict.
 
   The run is configured here, the parts on themselves (see ``BitErrorTrainer``, ``WeightClip``,
@@ -233,6 +295,9 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
       when it takes one; None: the paper models, ``tfbet.models.get_model``.
     weight_constraint: the constraint of every weight, e.g. ``@WeightClip()`` (CLIPPING and
       RANDBET, with ``WeightClip.w_max``); None: no clipping.
+    rerr_monitor: ``@RErrMonitor`` (``tfbet.callbacks``, without parentheses) to log RErr on
+      the test set every ``RErrMonitor.every_n_epochs`` epochs into the history, TensorBoard
+      and result.json; None (default): off.
     restart (keyword, not a gin parameter): discard what an earlier run left in output_dir.
   """
   checks.count(epochs, "train.epochs", minimum=1)
@@ -242,7 +307,10 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
   if weight_constraint is not None and not callable(weight_constraint):
     raise checks.ArgumentTypeError(f"train.weight_constraint must be a constraint such as "
                                    f"@WeightClip() or None, got {weight_constraint!r}")
-  _check_parts(weight_constraint)
+  if rerr_monitor is not None and not callable(rerr_monitor):
+    raise checks.ArgumentTypeError(f"train.rerr_monitor must be @RErrMonitor or None, got "
+                                   f"{rerr_monitor!r}")
+  _check_parts(weight_constraint, rerr_monitor)
   scheme = quantization.get_scheme()
   keras.utils.set_random_seed(seed)
   tf.config.experimental.enable_op_determinism()
@@ -257,6 +325,7 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(trainer=trainer, optimizer=trainer.optimizer,
                                      epoch=epoch_var)
+  monitor = rerr_monitor(data.test_dataset()) if rerr_monitor is not None else None
   # After the parts are built: a bad value of a part leaves no record behind.
   resume.check_config(output_dir)
   manager = tf.train.CheckpointManager(checkpoint, os.path.join(write_dir, "checkpoints"),
@@ -276,21 +345,74 @@ def train(output_dir, *, epochs=gin.REQUIRED, seed=0, distribute=None, evaluate_
       _EpochCheckpoint(manager, epoch_var, progress, remove=write_dir != output_dir),
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"), update_freq="epoch"),
   ]
+  if monitor is not None:  # First: the history, checkpoints and TensorBoard get its values.
+    callbacks.insert(0, monitor)
   for epoch in range(start_epoch, epochs):
     # One fit call per epoch, so each epoch gets its own (seed, epoch)-determined batches.
     trainer.fit(
-        data.train_dataset(epoch), epochs=epoch + 1, initial_epoch=epoch,
+        data.train_dataset(epoch), epochs=epochs, initial_epoch=epoch,
         validation_data=data.test_dataset() if evaluate_every_epoch else None,
-        callbacks=callbacks, verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
+        callbacks=callbacks + [_OneEpochPerFit()], verbose=2 if verbose == 1 and not sys.stdout.isatty() else verbose)
   gin_utils.save_operative_config(write_dir)
-  result = export(trainer, data, write_dir, history=progress.history, seconds=progress.seconds)
+  result = export(trainer, data, write_dir, history=progress.whole_history(),
+                  seconds=progress.seconds, epochs=epochs)
   if write_dir != output_dir:
     tf.io.gfile.rmtree(write_dir)
   return result
 
 
-def export(trainer, data, output_dir, history=None, seconds=None):
-  """Writes model.h5, memory.npz and result.json for the trained quantized model."""
+def injection_record(trainer, history, steps_per_epoch, epochs):
+  """When bit error injection started, from the per-epoch share of injecting steps.
+
+  None for a clean method. Injection is sticky, so in the first epoch with a share s > 0 it
+  started s * steps_per_epoch steps before the epoch's end; ``start_step`` is the 0-based
+  index of the first injecting step, ``start_epoch`` 1-based as Keras prints epochs. Without
+  a complete history (a damaged progress record) only whether it started is known, from the
+  trainer's flag.
+  """
+  if trainer.method == "clean":
+    return None
+  record = {"method": trainer.method, "started": bool(trainer.injecting.numpy()),
+            "start_step": None, "start_epoch": None,
+            "total_steps": steps_per_epoch * epochs if epochs else None,
+            "threshold": trainer.describe_threshold()}
+  shares = (history or {}).get("injecting", [])
+  if epochs and len(shares) == epochs:
+    for epoch, share in enumerate(shares):
+      if share > 0:
+        record.update(start_epoch=epoch + 1, start_step=steps_per_epoch * (epoch + 1)
+                      - int(round(share * steps_per_epoch)))
+        break
+  return record
+
+
+def describe_injection(record):
+  """One line on when injection started, or a warning that it never did (None: clean)."""
+  if record is None:
+    return None
+  name = record["method"].upper()
+  if not record["started"]:
+    return (f"WARNING: {name} never injected bit errors: the clean loss never fell below "
+            f"{record['threshold']}, so this is a clean (CLIPPING) model. Lower the threshold "
+            "(BitErrorTrainer.loss_threshold, or .relative_loss_threshold) or train longer.")
+  if record["start_step"] is None:
+    return f"{name} injected bit errors (when it started is unknown: no complete history)"
+  share = record["start_step"] / record["total_steps"]
+  line = (f"{name} injected bit errors from step {record['start_step'] + 1} of "
+          f"{record['total_steps']} (epoch {record['start_epoch']})")
+  if share > 0.5:
+    line = (f"WARNING: {line}: more than half of the training was clean; lower the "
+            f"threshold ({record['threshold']}) or train longer")
+  return line
+
+
+def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
+  """Writes model.h5, memory.npz and result.json for the trained quantized model.
+
+  result.json records when bit error injection started (``injection_record``; needs the
+  number of ``epochs`` trained, else only whether it started). ``history`` and ``seconds``
+  (training time) are written as null, "unknown", when None.
+  """
   qmodel = trainer.model
   mem = memory.layout(qmodel)
   memory.clear_masks(mem)
@@ -305,14 +427,48 @@ def export(trainer, data, output_dir, history=None, seconds=None):
       "test_loss": float(evaluation["loss"]),
       "num_weights": mem.num_weights,
       "scheme": mem.scheme.to_dict(),
-      "history": history or {},
+      "history": history,
       "train_seconds": seconds,
   }
+  if trainer.method != "clean":
+    result["injection"] = injection_record(trainer, history, data.steps_per_epoch, epochs)
+    logging.info("%s", describe_injection(result["injection"]))
   with files.atomic_open(os.path.join(output_dir, "result.json")) as f:
     json.dump(result, f, indent=2)
-  logging.info("clean test error %.4f (%d weights) -> %s", result["test_error"],
-               mem.num_weights, output_dir)
-  return result
+  return result  # bin/train prints the result's line (once)
+
+
+def read_result(path):
+  """The ``result.json`` of a finished run, with the fields a report uses checked.
+
+  ``num_weights`` is a count; ``train_seconds`` a finite time in [0, MAX_TRAIN_SECONDS] or None
+  (unknown: not recorded, or lost with a damaged progress record); ``history`` a dict of metric
+  name -> list of finite numbers, or None (unknown), whose "error" values lie in [0, 1]. A bad
+  file raises ValueError naming the file and the field.
+  """
+  record = files.read_json(path, "training result")
+  try:
+    if not isinstance(record, dict):
+      raise checks.ArgumentTypeError(f"must hold a JSON object, got {type(record).__name__}")
+    if "num_weights" not in record:
+      raise ValueError("field num_weights is missing")
+    checks.integer(record["num_weights"], "num_weights", 0, evaluation_lib.MAX_COUNT)
+    if record.get("train_seconds") is not None:
+      checks.real(record["train_seconds"], "train_seconds", 0, MAX_TRAIN_SECONDS)
+    history = record.get("history")
+    if history is not None:
+      if not isinstance(history, dict):
+        raise checks.ArgumentTypeError(f"history must be a dict of metric lists, got "
+                                       f"{history!r:.100}")
+      for key, values in history.items():
+        if not isinstance(values, list):
+          raise checks.ArgumentTypeError(f"history.{key} must be a list, got {values!r:.100}")
+        low, high = (0.0, 1.0) if key.endswith("error") else (-math.inf, math.inf)
+        for epoch, value in enumerate(values):
+          checks.real(value, f"history.{key}[{epoch}]", low, high)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"training result {os.fspath(path)!r}: {error}") from error
+  return record
 
 
 def load_model(path):

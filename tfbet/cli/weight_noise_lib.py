@@ -10,11 +10,14 @@ import os
 from absl import app
 from absl import flags
 
+from tfbet import checks
 from tfbet import evaluation
 from tfbet import files
+from tfbet import lazy_modules
 from tfbet import plots
-from tfbet import weight_noise as noise_lib
 from tfbet.cli import eval_lib
+
+noise_lib = lazy_modules.module("tfbet.weight_noise")  # TensorFlow: not for --help
 
 DEFAULT_MAGNITUDES = ("0.5", "1", "2.5", "5", "10")
 
@@ -34,10 +37,13 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_list(
       "magnitudes", list(DEFAULT_MAGNITUDES),
       "Comma-separated relative L-infinity magnitudes in PERCENT of each tensor's range "
-      "(--magnitudes=1 adds noise uniform in [-1 %, 1 %] of the range). Each >= 0.",
+      "(--magnitudes=1 adds noise uniform in [-1 %, 1 %] of the range). Each >= 0; at most "
+      f"{checks.MAX_CONDITIONS} magnitudes.",
       flag_values=flag_values)
-  flags.DEFINE_integer("num_samples", 10, "Noise draws per magnitude (seeds first_seed + i).",
-                       lower_bound=1, flag_values=flag_values)
+  # A noise draw costs a pass over the test set, like a chip: the same limit.
+  flags.DEFINE_integer("num_samples", 10, "Noise draws per magnitude (seeds first_seed + i), "
+                       f"at most {checks.MAX_CHIPS}.", lower_bound=1,
+                       upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
   flags.DEFINE_integer("first_seed", 0, "Seed of the first noise draw.", lower_bound=0,
                        flag_values=flag_values)
   flags.DEFINE_string(
@@ -48,7 +54,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 def parse_magnitudes(values):
   magnitudes = []
-  for value in values:
+  for value in checks.bounded_list(values, "magnitudes", checks.MAX_CONDITIONS):
     try:
       percent = float(value)
     except (TypeError, ValueError) as error:
@@ -76,8 +82,9 @@ def check_same_model(evaluator, bit_errors):
   """ValueError unless the bin/eval result is of ``evaluator``'s model and test set."""
   if bit_errors.model.get("digest") != evaluator.digest:
     raise ValueError("--bit_errors holds another model (digest differs)")
-  if (bit_errors.n, bit_errors.data_digest) != (evaluator.n, evaluator.data_digest):
-    raise ValueError("--bit_errors was evaluated on another test set")
+  difference = evaluation.data_difference(bit_errors, evaluator, "--bit_errors", "this test set")
+  if difference:
+    raise ValueError(f"--bit_errors was evaluated on another test set: {difference}")
   if bit_errors.condition_kind != "rate":
     raise ValueError("--bit_errors must be a bin/eval result over bit error rates")
 
@@ -110,6 +117,7 @@ def plot(results, path, bit_errors=None):
   axes[0].set_ylabel("RErr in % (mean \u00b1 std)")
   figure.suptitle(f"{results.model.get('name')}: weight noise"
                   + (" vs. bit errors" if bit_errors is not None else ""), fontsize="medium")
+  plots.add_footer(figure, [plots.measured_with(results.model)])
   files.save_figure(figure, path)
   return path
 
@@ -124,7 +132,9 @@ def main(argv):
                   if flag_values.bit_errors else None)
     model, data, _ = eval_lib.load_model_and_data(
         flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
-        flag_values.test_limit, flag_values.batch_size)
+        flag_values.test_limit, flag_values.batch_size, whiten=flag_values.whiten)
+    model = eval_lib.model_for_evaluation(model, flag_values.scheme, flag_values.precision,
+                                          flag_values.exclude, flag_values.whiten)
   except (FileNotFoundError, TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   evaluator = evaluation.Evaluator(model, data.test_dataset())
