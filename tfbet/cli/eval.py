@@ -10,6 +10,9 @@ Examples:
   # 1000 chips on Apache Beam's DirectRunner with 4 worker processes (pip install tfbet[beam]):
   tfbet-eval --run_dir=runs/r --num_chips=1000 --runner=DirectRunner \
       --beam_options=--direct_num_workers=4 --output=runs/eval/all.json
+  # --worker_threads=N: TensorFlow threads of this process (in_process) or of each Beam worker
+  # (default there: the cores divided among the workers). A failed Beam run keeps the counts
+  # measured in <output>.partial.json; the same command then evaluates only the missing chips.
 Rates are in percent; see tfbet/cli/eval_lib.py. While it runs, <output>.lock (host and PID)
 keeps a second evaluation into the same --output out; a full disk or a read-only output ends the
 run with one line, and the same command resumes from the chips done.

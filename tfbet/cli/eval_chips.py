@@ -4,7 +4,8 @@ Example:
   tfbet-simulate-chips --preset=chip1 --output=runs/chips/chip1.npz
   tfbet-eval-chips --run_dir=runs/mnist_randbet --chip_files=runs/chips/chip1.npz --offsets=4 \
       --output=runs/eval/chips.json --plot=runs/eval/chips.png
-See tfbet/cli/eval_chips_lib.py.
+--runner, --beam_options and --worker_threads (TensorFlow threads per process) work as in
+tfbet-eval. See tfbet/cli/eval_chips_lib.py.
 """
 from tfbet.cli import launch
 

@@ -125,6 +125,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   eval_lib.check_outputs(flag_values)
+  eval_lib.limit_threads(flag_values)
   try:
     voltages = parse_voltages(flag_values.voltages) or None
     offsets = parse_offsets(flag_values.offsets)

@@ -36,6 +36,7 @@ memory = lazy_modules.module("tfbet.memory")
 quantization = lazy_modules.module("tfbet.quantization")
 quantize_configs = lazy_modules.module("tfbet.quantize_configs")
 resume = lazy_modules.module("tfbet.cli.resume")
+threads = lazy_modules.module("tfbet.threads")
 train_lib = lazy_modules.module("tfbet.cli.train_lib")
 
 IN_PROCESS = "in_process"
@@ -137,6 +138,13 @@ def define_model_flags(flag_values=flags.FLAGS, result_flags=True):
       "e.g. '--direct_num_workers=2' or '--flink_master=host:8081 "
       "--temp_location=/shared/tmp'. Runners other than DirectRunner need --temp_location, a "
       "folder the workers and this process share.", flag_values=flag_values)
+  flags.DEFINE_integer(
+      "worker_threads", None,
+      "TensorFlow intra- and inter-op threads per process, in [1, 1024]: of this process with "
+      f"--runner={IN_PROCESS}, of each worker process with a Beam runner. Default: TensorFlow's "
+      "(every core) in this process; on the DirectRunner the cores divided among its worker "
+      "processes. The results' metadata records the threads used (worker_threads).",
+      flag_values=flag_values)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -324,6 +332,16 @@ def load_test_model(scheme=None, precision=None, exclude=(), faulty_state=False,
   return model, data.test_dataset()
 
 
+def limit_threads(flag_values):
+  """Applies --worker_threads to this process; call before TensorFlow runs its first op."""
+  if flag_values.worker_threads is None:
+    return
+  try:
+    threads.limit(flag_values.worker_threads)
+  except (RuntimeError, TypeError, ValueError) as error:
+    raise app.UsageError(f"--worker_threads: {error}") from error
+
+
 def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, progress,
                    metadata, num_shards=1, shard_index=0):
   """``Results`` of the chips, in this process (resumable, see run_resumable) or on the Beam
@@ -332,6 +350,7 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
     if flag_values.beam_options:
       raise app.UsageError(f"--beam_options needs a Beam --runner (not {IN_PROCESS})")
     evaluator = evaluation.Evaluator(model, data.test_dataset())
+    metadata = dict(metadata, workers=1, worker_threads=threads.current())
     try:
       return run_resumable(evaluator, chip_list, conditions, flag_values.output,
                            offsets=offsets, progress=progress, metadata=metadata,
@@ -370,10 +389,38 @@ def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, pro
   print(f"running {len(chip_list)} work items (one per chip) on Beam's {flag_values.runner}",
         flush=True)
   try:
+    resume = None
+    if flag_values.output and os.path.exists(partial_path(flag_values.output)):
+      resume = evaluation.Results.from_json(partial_path(flag_values.output))
+      print(f"resuming from {partial_path(flag_values.output)}: "
+            f"{len(set(resume.chips) - {key[0] for key in resume.missing() or ()})} chip(s) "
+            "done before", flush=True)
     return beam_evaluation.evaluate(load, chip_list, conditions, offsets, options=options,
-                                    metadata=metadata, allow_high_rate=True)
-  except ValueError as error:
+                                    metadata=metadata, allow_high_rate=True,
+                                    worker_threads=flag_values.worker_threads, resume=resume)
+  except beam_evaluation.IncompleteRun as error:
+    raise SystemExit(f"ERROR: {incomplete_run_message(error, flag_values.output)}") from error
+  except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
+
+
+def incomplete_run_message(error, output):
+  """One line for a failed Beam run: what is missing, where the rest is kept, how to resume.
+
+  The counts measured go to ``partial_path(output)``, the file an in-process run keeps, so the
+  same command run again evaluates only the missing chips.
+  """
+  message = str(error).split("; the others' counts", 1)[0]
+  if error.partial is None:
+    return f"{message}; nothing was measured, run the same command again"
+  if not output:
+    return (f"{message}; the counts of the other chips are lost without --output (with it, "
+            "they are kept and the same command resumes)")
+  path = partial_path(output)
+  error.partial.to_json(path)
+  return (f"{message}; the counts of the other {len(error.partial.chips) - len(error.missing)}"
+          f" chips are kept in {path}: run the same command again to evaluate only the missing "
+          "ones")
 
 
 def output_paths(output):
@@ -514,6 +561,7 @@ def main(argv):
                          f"largest chip seed 2**63 - 1; use --first_chip_seed <= "
                          f"{2**63 - flag_values.num_chips}")
   check_outputs(flag_values)
+  limit_threads(flag_values)
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
   num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
   try:
