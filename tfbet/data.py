@@ -21,6 +21,7 @@ batch, so a run resumed at epoch e sees exactly the batches of an uninterrupted 
 import contextlib
 import dataclasses
 import hashlib
+import logging as stdlib_logging  # urllib3's logger (absl's logging is the module's own)
 import os
 from typing import Optional, Tuple
 
@@ -288,6 +289,9 @@ def _load_tfds(info: DatasetInfo, split: str, limit: Optional[int], tfds_data_di
   tfds_root = os.path.expanduser(tfds_data_dir or os.environ.get("TFDS_DATA_DIR") or
                                  os.path.join("~", "tensorflow_datasets"))
   existing = _directories(tfds_root)
+  # tfds downloads the files in parallel threads, whose urllib3 retry warnings went on after
+  # this function had failed with its one line; that line says all of it.
+  stdlib_logging.getLogger("urllib3").setLevel(stdlib_logging.ERROR)
   try:
     with _few_download_retries():
       dataset = tfds.load(info.tfds_name, split=split_spec, as_supervised=True, batch_size=-1,
