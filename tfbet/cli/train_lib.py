@@ -432,7 +432,6 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
   }
   if trainer.method != "clean":
     result["injection"] = injection_record(trainer, history, data.steps_per_epoch, epochs)
-    logging.info("%s", describe_injection(result["injection"]))
   with files.atomic_open(os.path.join(output_dir, "result.json")) as f:
     json.dump(result, f, indent=2)
   return result  # bin/train prints the result's line (once)
