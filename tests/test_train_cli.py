@@ -36,6 +36,19 @@ def uninterrupted(tmp_path_factory, real_mnist):  # pylint: disable=unused-argum
   return output_dir, time.time() - started
 
 
+def _kill_after_first_checkpoint(output_dir):
+  """Starts the tiny run and kills it (SIGKILL) once its first checkpoint is written."""
+  process = subprocess.Popen(TRAIN + [f"--output_dir={output_dir}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  first_checkpoint = os.path.join(output_dir, "checkpoints", "ckpt-1.index")
+  deadline = time.time() + 300
+  while not os.path.exists(first_checkpoint) and process.poll() is None:
+    assert time.time() < deadline, "no checkpoint written"
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+
+
 def test_train_writes_model_memory_image_result_and_operative_config(uninterrupted):
   output_dir, seconds = uninterrupted
   for name in ("model.h5", "memory.npz", "result.json", "operative_config.gin", "checkpoints",
@@ -61,15 +74,7 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_path):
   output_dir = str(tmp_path / "killed")
-  process = subprocess.Popen(TRAIN + [f"--output_dir={output_dir}"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  first_checkpoint = os.path.join(output_dir, "checkpoints", "ckpt-1.index")
-  deadline = time.time() + 300
-  while not os.path.exists(first_checkpoint) and process.poll() is None:
-    assert time.time() < deadline, "no checkpoint written"
-    time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  _kill_after_first_checkpoint(output_dir)
   assert not os.path.exists(os.path.join(output_dir, "result.json"))
   result = _run(output_dir)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -85,15 +90,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(uninterrupted, tmp_pa
 def test_a_damaged_progress_record_leaves_the_training_time_and_history_unknown_not_zero(
     tmp_path, real_mnist):  # pylint: disable=unused-argument
   output_dir = str(tmp_path / "damaged")
-  process = subprocess.Popen(TRAIN + [f"--output_dir={output_dir}"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  first_checkpoint = os.path.join(output_dir, "checkpoints", "ckpt-1.index")
-  deadline = time.time() + 300
-  while not os.path.exists(first_checkpoint) and process.poll() is None:
-    assert time.time() < deadline, "no checkpoint written"
-    time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
+  _kill_after_first_checkpoint(output_dir)
   with open(os.path.join(output_dir, "checkpoints", "progress.json"), "w") as f:
     f.write('{"history": {"loss": [0.5]}, "seconds_per_epoch": [')
   result = _run(output_dir)
