@@ -30,11 +30,11 @@ MAX_GIN_BYTES = 16 * 2 ** 20
 ALLOWED_REFERENCES = (
     "tfbet.models.get_model", "tfbet.quantization.get_scheme", "tfbet.constraints.WeightClip",
     "tfbet.training.BitErrorTrainer", "tfbet.training.paper_optimizer",
-    "tfbet.cli.train_lib.pattern_chip", "tfbet.augment.Augmentation",
+    "tfbet.cli.training_job.pattern_chip", "tfbet.augment.Augmentation",
     # A callback of the training job, referenced uncalled (train.rerr_monitor = @RErrMonitor).
     "tfbet.callbacks.RErrMonitor")
 # Where bin/train records the model builder of a user's module (--gin_module).
-_MODEL_FN = "tfbet.cli.train_lib.train"
+_MODEL_FN = "tfbet.cli.training_job.train"
 
 _Reference = collections.namedtuple("_Reference", "name evaluate")
 
