@@ -3,23 +3,90 @@ r"""Highest bit error rate that keeps an accuracy budget, measured by bisection 
 Examples:
   tfbet-bisect-rate --run_dir=runs/mnist_randbet --budget=1 --low=0.1 --high=10 --steps=6 \
       --num_chips=10 --output=runs/eval/randbet_bisect.json
-Rates in percent, the budget in percentage points; see tfbet/cli/bisect_rate_lib.py.
+Rates in percent, the budget in percentage points; see tfbet/cli/bisect_rate.py.
 """
+import os
+
+from absl import app
+from absl import flags
+
+from tfbet import budget as budget_lib
+from tfbet import checks
+from tfbet import chip_models
+from tfbet import evaluation
+from tfbet.cli import chip_flags
+from tfbet.cli import evaluation_run
 from tfbet.cli import launch
+from tfbet.cli import model_flags
 
 
-def define_flags():
-  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
-  from tfbet.cli import bisect_rate_lib  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
-  bisect_rate_lib.define_flags()
-  return bisect_rate_lib.main, (bisect_rate_lib, eval_lib)
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/bisect_rate on ``flag_values``."""
+  model_flags.define_flags(flag_values)
+  flags.DEFINE_float("budget", 1.0, "Tolerated RErr - clean Err in percentage POINTS, in "
+                     "[0, 100].", flag_values=flag_values)
+  flags.DEFINE_float("low", 0.01, "Lower end of the bracket: a rate in PERCENT that keeps the "
+                     "budget; 0 < low < high.", flag_values=flag_values)
+  flags.DEFINE_float("high", 10.0, "Upper end: a rate in PERCENT that fails the budget, < 100.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("steps", 6, "Bisection steps; the bracket shrinks to "
+                       "(high / low) ** (2 ** -steps).", lower_bound=0, flag_values=flag_values)
+  flags.DEFINE_enum("statistic", "mean", list(budget_lib.STATISTICS),
+                    "RErr over chips that must keep the budget: mean or max (worst chip).",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("num_chips", chip_models.DEFAULT_NUM_CHIPS,
+                       f"Number of random chips, at most {checks.MAX_CHIPS}.", lower_bound=1,
+                       upper_bound=checks.MAX_CHIPS, flag_values=flag_values)
+  flags.DEFINE_integer("first_chip_seed", chip_models.FIRST_EVALUATION_SEED,
+                       "Seed of the first chip (default: bin/eval's).", lower_bound=0,
+                       flag_values=flag_values)
 
 
-def run():
-  """Runs tfbet-bisect-rate (called by the console script, ``python -m`` and bin/)."""
-  launch.run(define_flags, __doc__)
+def answer_line(found):
+  return (f"highest measured p keeping {found.statistic} RErr - Err <= {100 * found.budget:g} "
+          f"points: {100 * found.low:.4g} % (fails at {100 * found.high:.4g} %), RErr "
+          f"{100 * found.rerr:.2f} %, V/Vmin {found.voltage:.4f}, SRAM energy saved "
+          f"{100 * found.energy_saving:.2f} % (tfbet.energy model of Fig. 1)")
 
 
-if __name__ == "__main__":
-  run()
+def main(argv):
+  """The highest bit error rate that keeps an accuracy budget, measured.
+
+  Like bin/eval, but the rates are chosen by bisection (``tfbet.budget.bisect_rate``): between
+  ``--low`` (which must keep the budget) and ``--high`` (which must fail it), ``--steps`` geometric
+  midpoints on the same random chips, whose errors are nested across rates. Prints the measured
+  table and the answer with its voltage and SRAM energy saving (``tfbet.energy``); ``--output``
+  writes the counts of every measured rate in bin/eval's format, so bin/compare and
+  bin/energy_budget read them.
+  """
+  flag_values = flags.FLAGS
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  if not 0 <= flag_values.budget <= 100:
+    raise app.UsageError(f"--budget is in percentage points, in [0, 100]; got "
+                         f"{flag_values.budget}")
+  if not 0 < flag_values.low < flag_values.high < 100:
+    raise app.UsageError(f"need 0 < --low < --high < 100 (percent), got {flag_values.low}, "
+                         f"{flag_values.high}")
+  try:
+    model, data, model_path = model_flags.load(flag_values)
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  chip_list = chip_flags.make_chips(
+      "random", [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)])
+  evaluator = evaluation.Evaluator(model, data.test_dataset())
+  try:
+    found, results = budget_lib.bisect_rate(
+        evaluator, chip_list, flag_values.budget / 100, flag_values.low / 100,
+        flag_values.high / 100, flag_values.steps, flag_values.statistic,
+        progress=lambda line: print(line, flush=True))
+  except ValueError as error:
+    raise app.UsageError(str(error)) from error
+  results.metadata.update({"tool": "bin/bisect_rate", "model_path": os.path.abspath(model_path),
+                           "bisection": found.to_dict()})
+  evaluation_run.show(results, flag_values)
+  print(answer_line(found), flush=True)
+
+
+if __name__ == "__main__":  # python -m tfbet.cli.bisect_rate
+  launch.start("bisect_rate")

@@ -4,22 +4,237 @@ Examples:
   tfbet-energy-budget runs/eval/rquant.json runs/eval/randbet.json --budgets=0.5,1 \
       --plot=runs/eval/pareto.png --output=runs/eval/budget.json
   tfbet-energy-budget runs/eval/randbet_chips.json --budgets=1   # profiled chips: per voltage
-Budgets are in percentage points of RErr above the clean Err; see tfbet/cli/energy_budget_lib.py.
+Budgets are in percentage points of RErr above the clean Err; see tfbet/cli/energy_budget.py.
 """
+import math
+import os
+
+from absl import app
+from absl import flags
+
+from tfbet import budget as budget_lib
+from tfbet import comparison
+from tfbet import energy
+from tfbet import evaluation
+from tfbet import files
+from tfbet import plots
 from tfbet.cli import launch
 
-
-def define_flags():
-  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
-  from tfbet.cli import energy_budget_lib  # pylint: disable=g-import-not-at-top
-  energy_budget_lib.define_flags()
-  return energy_budget_lib.main, (energy_budget_lib,)
+DEFAULT_BUDGETS = ("0.5", "1")
 
 
-def run():
-  """Runs tfbet-energy-budget (called by the console script, ``python -m`` and bin/)."""
-  launch.run(define_flags, __doc__, tensorflow=False)
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/energy_budget on ``flag_values``."""
+  flags.DEFINE_list(
+      "budgets", list(DEFAULT_BUDGETS),
+      "Comma-separated tolerated increases of RErr over the clean Err, in percentage POINTS "
+      "(--budgets=0.5,1: RErr may be 0.5 or 1 point above Err). Each in [0, 100].",
+      flag_values=flag_values)
+  flags.DEFINE_enum(
+      "statistic", "mean", list(budget_lib.STATISTICS),
+      "RErr statistic that must keep the budget: mean over chips (the paper's RErr) or max "
+      "(the worst chip). For profiled chips: over offsets.", flag_values=flag_values)
+  flags.DEFINE_list(
+      "labels", [],
+      "Comma-separated names of the models, one per result file (default: the stored model "
+      "names).", flag_values=flag_values)
+  flags.DEFINE_string(
+      "output", None, "Optional path of a JSON file with every answer (fractions, not %).",
+      flag_values=flag_values)
+  flags.DEFINE_string(
+      "plot", None,
+      "Optional path of a PNG: SRAM energy saving against RErr per model (measured rates or "
+      "profiled voltages), the budget answers marked, and the Pareto front over all models.",
+      flag_values=flag_values)
 
 
-if __name__ == "__main__":
-  run()
+def parse_budgets(values):
+  """Budgets in percentage points (strings) -> fractions, validated and distinct."""
+  budgets = []
+  for value in values:
+    try:
+      points = float(value)
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"budgets must be numbers in percentage points, got {value!r}") \
+          from error
+    if not 0 <= points <= 100:
+      raise ValueError(f"budgets are in percentage points and must be in [0, 100], got "
+                       f"{value!r}")
+    budgets.append(points / 100.0)
+  if not budgets:
+    raise ValueError("budgets must not be empty")
+  if len(set(budgets)) != len(budgets):
+    raise ValueError(f"budgets must be distinct, got {list(values)}")
+  return budgets
+
+
+def answers(results_list, labels, budgets, statistic="mean"):
+  """{label: [RateBudget or VoltageBudget, ...]} for every model and budget."""
+  found = {}
+  for results, label in zip(results_list, labels):
+    found[label] = []
+    for budget in budgets:
+      if results.condition_kind == "rate":
+        found[label].append(budget_lib.rate_budget(results, budget, statistic))
+      else:
+        found[label].extend(budget_lib.voltage_budgets(results, budget, statistic))
+  return found
+
+
+def _pct(value, digits=2):
+  return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+      f"{100 * value:.{digits}f}"
+
+
+def table(results_list, labels, found, statistic):
+  """Text table of ``answers``."""
+  width = max(10, *(len(label) for label in labels))
+  over = "chips" if results_list[0].condition_kind == "rate" else "offsets"
+  lines = [f"budget: {statistic} RErr over {over} - clean Err <= budget (percentage points)"]
+  if results_list[0].condition_kind == "rate":
+    lines.append(f"{'model':>{width}} {'budget':>6} {'Err %':>6} {'p %':>8} {'how':>32} "
+                 f"{'V/Vmin':>7} {'energy %':>8} {'RErr %':>7}")
+    for label in labels:
+      for item in found[label]:
+        if item.how == "interpolated":
+          how = f"interpolated {100 * item.low:g}..{100 * item.high:g} %"
+        elif item.how == "at least":
+          how = "at least (highest measured)"
+        else:
+          how = f"bisection {100 * item.low:.4g}..{100 * item.high:.4g} %"
+        lines.append(f"{label:>{width}} {100 * item.budget:6.2f} {_pct(item.clean_error):>6} "
+                     f"{100 * item.rate:8.4f} {how:>32} {item.voltage:7.4f} "
+                     f"{100 * item.energy_saving:8.2f} {_pct(item.rerr):>7}")
+    lines.append("p: highest bit error rate that keeps the budget; energy: SRAM access energy "
+                 "saved at its voltage (tfbet.energy model of Fig. 1)")
+  else:
+    lines.append(f"{'model':>{width}} {'chip':>10} {'budget':>6} {'Err %':>6} {'V/Vmin':>7} "
+                 f"{'energy %':>8} {'RErr %':>7} {'fails at':>8}")
+    for label in labels:
+      for item in found[label]:
+        voltage = "none" if item.voltage is None else f"{item.voltage:.3f}"
+        failed = "-" if item.failed_at is None else f"{item.failed_at:.3f}"
+        lines.append(f"{label:>{width}} {item.chip:>10} {100 * item.budget:6.2f} "
+                     f"{_pct(item.clean_error):>6} {voltage:>7} {_pct(item.energy_saving):>8} "
+                     f"{_pct(item.rerr):>7} {failed:>8}")
+    lines.append("V/Vmin: lowest profiled voltage that, with every higher profiled voltage, keeps "
+                 "the budget (none: not even the highest); energy: SRAM access energy saved there")
+  return "\n".join(lines)
+
+
+def _curves(results, statistic):
+  """{curve name: [(energy saving, RErr, condition)]} of one model, p = 0 / V_min included."""
+  if results.condition_kind == "rate":
+    points = [(0.0, results.clean_error, 0.0)]
+    points += [(s, r, p) for p, s, r in budget_lib.energy_points(results, statistic)]
+    return {"": points}
+  curves = {}
+  for chip in results.chip_names:
+    points = []
+    for voltage in results.conditions:
+      cell = comparison.voltage_cell(results, chip, voltage)
+      if cell is not None:
+        value = cell.mean if statistic == "mean" else cell.max
+        points.append((1 - energy.energy_at_voltage(voltage), value, voltage))
+    curves[chip] = points
+  return curves
+
+
+def plot(results_list, labels, found, path, statistic="mean"):
+  """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front.
+
+  The rates (or voltages) of the points label a second x axis on top, once each (the saving is
+  a function of the rate alone); each budget answer is a star labelled with its budget, for
+  random and profiled chips alike; the footer names each model's scheme and coverage.
+  """
+  figure = plots.new_figure(figsize=(7.6, 5.4))
+  ax = figure.subplots()
+  everything = {}  # {chip ('' for random chips): [points of all models]}
+  rates = results_list[0].condition_kind == "rate"
+  conditions = {}  # {energy saving: condition}, for the top axis
+  curves = [_curves(results, statistic) for results in results_list]
+  near_left = 15 * max(s for c in curves for points in c.values() for s, _, _ in points)
+  for index, (label, curves_of_model) in enumerate(zip(labels, curves)):
+    color = f"C{index}"
+    for number, (chip, points) in enumerate(curves_of_model.items()):
+      everything.setdefault(chip, []).extend(points)
+      name = label if not chip else f"{label}, {chip}"
+      ax.plot([100 * s for s, _, _ in points], [100 * r for _, r, _ in points],
+              "os^dv"[number % 5] + "-", color=color, label=name, markersize=4)
+      conditions.update({round(100 * s, 6): c for s, _, c in points})
+    for number, item in enumerate(found[label]):
+      if item.energy_saving is None:  # a profiled chip on which no voltage keeps the budget
+        continue
+      at_least = rates and item.how == "at least"
+      ax.plot(100 * item.energy_saving, 100 * item.rerr, ">" if at_least else "*", color=color,
+              markersize=12, markerfacecolor="none", markeredgewidth=1.3)
+      text = ("" if rates else f"{item.chip}: ") + ("\u2265 " if at_least else "")
+      # Labels go up and left (toward the smaller budgets, lower on the curve) unless there
+      # is no room there.
+      right = 100 * item.energy_saving > near_left
+      ax.annotate(f"{text}{100 * item.budget:g} pt",
+                  (100 * item.energy_saving, 100 * item.rerr), fontsize="small", color=color,
+                  textcoords="offset points", xytext=(-12 if right else 12, 14 + 11 * (number % 3)),
+                  ha="right" if right else "left",
+                  arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.6})
+  # Different profiled chips are different hardware: one front per chip.
+  for number, (chip, points) in enumerate(everything.items()):
+    front = budget_lib.pareto_front(points)
+    ax.step([100 * s for s, _, _ in front], [100 * r for _, r, _ in front],
+            color="black", linestyle=("--", ":", "-.")[number % 3], where="post", linewidth=1,
+            label="Pareto front (all models" + (f", {chip})" if chip else ")"))
+  ax.set_xlabel("SRAM access energy saved in % (tfbet.energy model of Fig. 1)")
+  ax.set_ylabel(f"RErr in % ({statistic} over {'chips' if rates else 'offsets'})")
+  top = ax.twiny()  # the condition of each saving, once
+  top.set_xlim(ax.get_xlim())
+  savings = sorted(conditions)
+  top.set_xticks(savings, [f"{100 * conditions[s]:g}" if rates else f"{conditions[s]:.3g}"
+                           for s in savings], fontsize="small")
+  top.set_xlabel("bit error rate p in %" if rates else "V/Vmin", fontsize="small")
+  ax.set_title("Energy saving vs. RErr (stars: most saving within a budget of RErr \u2212 Err"
+               + (", >: at least" if rates else "") + ")", fontsize="medium")
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize="small", loc="upper left")
+  plots.add_footer(figure, [plots.measured_with(r.model, label)
+                            for r, label in zip(results_list, labels)])
+  files.save_figure(figure, path)
+  return path
+
+
+def main(argv):
+  """Accuracy budget -> bit error rate -> voltage -> energy saving.
+
+  For every result file (bin/eval: random chips over rates; or bin/eval_chips: profiled chips over
+  voltages) and every budget (tolerated RErr - Err in percentage points), prints the highest bit
+  error rate that keeps the budget (``tfbet.budget.rate_budget``: interpolated linearly in p
+  between measured rates and marked so, or "at least" the highest measured rate), the voltage
+  and SRAM access energy saving of ``tfbet.energy``; for profiled chips the lowest profiled
+  voltage per chip. ``--plot`` draws energy saving against RErr for all models with the Pareto
+  front over them (Fig. 1 and Fig. 2 combined).
+  """
+  flag_values = flags.FLAGS
+  paths = argv[1:]
+  try:
+    budgets = parse_budgets(flag_values.budgets)
+    if not paths:
+      raise ValueError("give result files (bin/eval or bin/eval_chips) as arguments")
+    results_list = [evaluation.Results.from_json(path) for path in paths]
+    labels = comparison.check_comparable(results_list, flag_values.labels or None, paths)
+    found = answers(results_list, labels, budgets, flag_values.statistic)
+  except (TypeError, ValueError) as error:
+    raise app.UsageError(str(error)) from error
+  print(table(results_list, labels, found, flag_values.statistic), flush=True)
+  if flag_values.output:
+    record = {"statistic": flag_values.statistic, "how": budget_lib.HOW,
+              "models": {label: {"file": os.path.abspath(path),
+                                 "answers": [item.to_dict() for item in found[label]]}
+                         for label, path in zip(labels, paths)}}
+    files.write_json(flag_values.output, record)
+    print(f"wrote {flag_values.output}")
+  if flag_values.plot:
+    plot(results_list, labels, found, flag_values.plot, flag_values.statistic)
+    print(f"wrote {flag_values.plot}")
+
+
+if __name__ == "__main__":  # python -m tfbet.cli.energy_budget
+  launch.start("energy_budget")

@@ -1,4 +1,4 @@
-"""Starts a binary: quiet TensorFlow by default, flags defined, then ``app.run(main)``.
+"""Starts a binary (``BINARIES``): quiet TensorFlow by default, flags defined, then ``app.run``.
 
 While TensorFlow loads it prints C++ notices (oneDNN, CPU features, the CUDA probe of a machine
 without a GPU driver), gin logs every file lookup, and tf-keras calls the ``model.h5`` we write
@@ -30,6 +30,27 @@ _LOAD_NOISE = re.compile(r"^([IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
                          r"|WARNING: All log messages before absl::InitializeLog\(\) "
                          r"|To enable the following instructions: "
                          r"|E\d{4} .*failed call to cuInit)")
+
+# The binaries: name -> the module that is the binary, whose docstring is its usage text
+# (--help), ``define_flags()`` defines its flags (without importing TensorFlow) and
+# ``main(argv)`` runs it. bin/<name>, the console script tfbet-<name> (setup.py) and
+# ``python -m <module>`` all start it with ``start(name)``.
+BINARIES = {
+    "train": "tfbet.cli.train",
+    "eval": "tfbet.cli.eval",
+    "eval_chips": "tfbet.cli.eval_chips",
+    "simulate_chips": "tfbet.cli.simulate_chips",
+    "reproduce": "tfbet.cli.reproduce",
+    "compare": "tfbet.cli.compare",
+    "energy_budget": "tfbet.cli.energy_budget",
+    "bisect_rate": "tfbet.cli.bisect_rate",
+    "sensitivity": "tfbet.cli.sensitivity",
+    "weight_noise": "tfbet.cli.weight_noise",
+    "diagnose": "tfbet.cli.diagnose",
+    "chip_map": "tfbet.cli.chip_map",
+}
+# The binaries that read and write JSON, npz files and plots only: they never import TensorFlow.
+WITHOUT_TENSORFLOW = ("simulate_chips", "compare", "energy_budget")
 
 # absl's --verbosity: -1 warnings, 0 (the default once flags are parsed) adds INFO, 1 DEBUG.
 _VERBOSITY_FLAGS = ("--verbosity", "-v")
@@ -145,35 +166,32 @@ def usage_error(error, argv0):
   sys.exit(getattr(error, "exitcode", None) or 1)
 
 
-def run(define_flags, doc=None, tensorflow=True):
-  """``define_flags()`` defines the flags and returns ``main``; then ``app.run(main)``.
+def start(name):
+  """Runs the binary ``name`` (a key of BINARIES) on ``sys.argv``: flags, then ``app.run(main)``.
 
-  Defining the flags imports the binary's library but not TensorFlow (its heavy modules load on
+  Defining the flags imports the binary's module but not TensorFlow (its heavy modules load on
   first use, ``tfbet.lazy_modules``), so ``--help`` and flag errors are quick. TensorFlow is
-  imported, quietly, only once the flags are parsed and ``main`` starts; ``tensorflow=False``
-  (binaries that read JSON only) never imports it. ``--help`` shows ``doc`` and every flag the
-  binary defines, including those defined by shared modules.
+  imported, quietly, only once the flags are parsed and ``main`` starts, and never by a binary
+  that reads JSON only. ``--help`` shows the module's docstring and every flag it defines,
+  including those defined by the shared modules.
   """
   quiet_tensorflow(sys.argv)
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
+  binary = importlib.import_module(BINARIES[name])
   defined_before = set(flags.FLAGS)
-  main, key_modules = define_flags()
-  if doc:
-    sys.modules["__main__"].__doc__ = usage_text(doc, sys.argv[0])  # absl's --help prints it
-  own_flags = [flags.FLAGS[name] for name in sorted(set(flags.FLAGS) - defined_before)]
-  for module in (sys.modules[define_flags.__module__],) + tuple(key_modules):
-    own_flags += flags.FLAGS.get_key_flags_for_module(module)
-  for flag in own_flags:
-    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  binary.define_flags()
+  sys.modules["__main__"].__doc__ = usage_text(binary.__doc__, sys.argv[0])  # absl's --help
+  for flag_name in sorted(set(flags.FLAGS) - defined_before):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[flag_name])
 
   def main_with_clear_errors(argv):
-    if tensorflow and verbosity(sys.argv) < 1:
+    if name not in WITHOUT_TENSORFLOW and verbosity(sys.argv) < 1:
       import_tensorflow_quietly()
-    elif tensorflow:
+    elif name not in WITHOUT_TENSORFLOW:
       importlib.import_module("tensorflow")
     try:
-      return main(argv)
+      return binary.main(argv)
     except app.UsageError as error:
       usage_error(error, sys.argv[0])
 
@@ -184,3 +202,13 @@ def run(define_flags, doc=None, tensorflow=True):
       usage_error(error, argv[0])
 
   app.run(main_with_clear_errors, flags_parser=parse_flags)
+
+
+def console_script():
+  """The entry point of every console script ``tfbet-<name>`` (setup.py): runs binary <name>."""
+  script = os.path.basename(sys.argv[0])
+  name = script[len("tfbet-"):].replace("-", "_")
+  if not script.startswith("tfbet-") or name not in BINARIES:
+    raise SystemExit(f"{script}: not a tfbet binary; they are "
+                     + ", ".join(f"tfbet-{b.replace('_', '-')}" for b in BINARIES))
+  start(name)

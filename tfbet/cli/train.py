@@ -27,47 +27,46 @@ import sys
 from absl import app
 from absl import flags
 
+from tfbet.cli import gin_utils
 from tfbet.cli import launch
 
-FLAGS = flags.FLAGS
 
-
-def define_flags():
-  """Defines the flags; returns ``main`` and the modules whose flags --help lists."""
-  from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the flags of bin/train on ``flag_values``."""
   flags.DEFINE_multi_string("gin_file", [], "Gin config file(s), absolute or relative to a "
                             "--gin_search_path or the shipped gin/ directory (e.g. "
                             "experiments/cpu/mnist_randbet.gin); later files override earlier "
-                            "ones.")
+                            "ones.", flag_values=flag_values)
   flags.DEFINE_multi_string("gin_param", [], "Gin binding(s) applied after the files, e.g. "
-                            "--gin_param='train.epochs = 10'.")
+                            "--gin_param='train.epochs = 10'.", flag_values=flag_values)
   flags.DEFINE_string("output_dir", None, "Directory for checkpoints, TensorBoard logs, the "
                       "operative gin config, model.h5, memory.npz and result.json. An existing "
-                      "directory with checkpoints is resumed.")
+                      "directory with checkpoints is resumed.", flag_values=flag_values)
   flags.DEFINE_bool("restart", False, "Discard what an earlier run left in --output_dir "
                     "(checkpoints, logs, model, results) and train from scratch. Without it, a "
                     "directory with checkpoints is resumed, and refused if they were trained with "
-                    "a different config.")
-  flags.mark_flag_as_required("output_dir")
-  gin_utils.define_flags()
-  return main, (gin_utils,)
+                    "a different config.", flag_values=flag_values)
+  flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+  gin_utils.define_flags(flag_values)
 
 
 def main(argv):
+  """Trains the configured model into --output_dir (``tfbet.cli.training_job.train``)."""
   del argv
   from tfbet import data  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
-  new_output_dir = not os.path.exists(FLAGS.output_dir)
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  flag_values = flags.FLAGS
+  output_dir = flag_values.output_dir
+  new_output_dir = not os.path.exists(output_dir)
   try:
-    gin_utils.parse(FLAGS.gin_file, FLAGS.gin_param, search_paths=FLAGS.gin_search_path,
-                    modules=FLAGS.gin_module)
-    result = train_lib.train(FLAGS.output_dir, restart=FLAGS.restart)
+    gin_utils.parse(flag_values.gin_file, flag_values.gin_param,
+                    search_paths=flag_values.gin_search_path, modules=flag_values.gin_module)
+    result = training_job.train(output_dir, restart=flag_values.restart)
   except (ValueError, data.DataUnavailableError) as error:  # Bad settings, files or output
     raise app.UsageError(str(error)) from error  # directories, missing data: named in the text.
   except Exception as error:  # pylint: disable=broad-except  (re-raised unless told in a line)
     from tfbet import files  # pylint: disable=g-import-not-at-top
-    lost_peer = train_lib.lost_peer_message(error, shlex.join(sys.argv))
+    lost_peer = training_job.lost_peer_message(error, shlex.join(sys.argv))
     if lost_peer:
       raise SystemExit(lost_peer) from error
     failure = files.write_failure(error)
@@ -75,23 +74,18 @@ def main(argv):
       raise
     path, reason = failure
     raise SystemExit(
-        f"cannot write {path or 'into --output_dir ' + repr(FLAGS.output_dir)}: {reason}. "
+        f"cannot write {path or 'into --output_dir ' + repr(output_dir)}: {reason}. "
         "What the run did up to its last checkpoint is kept: once there is space (or "
         "permission), the same command resumes from there.") from error
   finally:
-    if new_output_dir and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
-      os.rmdir(FLAGS.output_dir)  # a run that failed before writing anything leaves nothing
-  injection = train_lib.describe_injection(result.get("injection"))
+    if new_output_dir and os.path.isdir(output_dir) and not os.listdir(output_dir):
+      os.rmdir(output_dir)  # a run that failed before writing anything leaves nothing
+  injection = training_job.describe_injection(result.get("injection"))
   if injection:
     print(injection)
   print(f"clean test error: {100 * result['test_error']:.2f} % "
-        f"({result['num_weights']} quantized weights) -> {FLAGS.output_dir}")
+        f"({result['num_weights']} quantized weights) -> {output_dir}")
 
 
-def run():
-  """Runs tfbet-train (called by the console script, ``python -m`` and bin/)."""
-  launch.run(define_flags, __doc__)
-
-
-if __name__ == "__main__":
-  run()
+if __name__ == "__main__":  # python -m tfbet.cli.train
+  launch.start("train")
