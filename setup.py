@@ -11,6 +11,7 @@ that nvcc's code calls, so no libcudart is linked, and ``-z defs`` makes a missi
 error rather than a load error).
 """
 import glob
+import importlib.util
 import os
 import re
 import shlex
@@ -98,9 +99,13 @@ ops_library = Extension(
 )
 
 
-# The binaries: tfbet-train = tfbet.cli.train:run, ... (bin/NAME are thin wrappers of the same).
-_BINARIES = ("train", "eval", "eval_chips", "simulate_chips", "reproduce", "compare",
-             "energy_budget", "bisect_rate", "sensitivity", "weight_noise", "diagnose", "chip_map")
+def _binaries():
+  """The binaries' names: the table of tfbet/cli/launch.py (read without importing tfbet), which
+  starts each console script tfbet-<name>, as it starts bin/<name>."""
+  spec = importlib.util.spec_from_file_location("_tfbet_launch", "tfbet/cli/launch.py")
+  launch = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(launch)
+  return tuple(launch.BINARIES)
 
 
 def _requirements(path):
@@ -119,6 +124,7 @@ setup(
     # pip install tfbet[beam]: chip evaluation on Apache Beam runners (tfbet/beam_evaluation.py).
     extras_require={"beam": _requirements("requirements-beam.txt")},
     entry_points={"console_scripts": [
-        f"tfbet-{name.replace('_', '-')} = tfbet.cli.{name}:run" for name in _BINARIES]},
+        f"tfbet-{name.replace('_', '-')} = tfbet.cli.launch:console_script"
+        for name in _binaries()]},
     python_requires=">=3.10",
 )

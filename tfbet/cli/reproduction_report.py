@@ -18,8 +18,8 @@ from tfbet import paired
 from tfbet import plots
 from tfbet.cli import gin_utils
 from tfbet.cli import reporting
-from tfbet.cli import reproduce_lib
-from tfbet.cli import train_lib
+from tfbet.cli import suites as reproduce_lib
+from tfbet.cli import training_job as train_lib
 
 # Only rates where at least one of two models keeps RErr below this can tell them apart.
 INFORMATIVE_RERR = 0.5

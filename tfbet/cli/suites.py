@@ -1,36 +1,19 @@
-"""Runs a reproduction suite: trains and evaluates its models, then renders the report.
+"""Reproduction suites: the training runs of a report and how they are evaluated, and the checks
+that a run directory holds what its suite asks for.
 
 A *suite* (``gin/suites/<name>.json``) lists training runs (a method's gin file plus bindings,
-each trained with one or more seeds) and how to evaluate them. The driver
-
-1. trains every (run, seed) with ``bin/train`` (skipped when ``result.json`` exists; a killed
-   run resumes from its last checkpoint; a directory trained with other settings is refused),
-2. evaluates RErr with ``bin/eval --per_example`` on ``num_chips`` random chips at every rate
-   (per-example errors make the test-set noise of a comparison measurable),
-3. evaluates the profiled runs with ``bin/eval_chips`` on simulated profiled chips (App. C.1),
-
-and ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files.
+each trained with one or more seeds) and how to evaluate them. bin/reproduce trains and evaluates
+them; ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files, after
+checking that each run was trained and evaluated as its suite says.
 """
 import dataclasses
 import os
-import subprocess
-import sys
-import time
 
 from tfbet import checks
-from tfbet import chip_simulation
 from tfbet import evaluation
 from tfbet import files
 from tfbet.cli import gin_utils
 
-# The binaries run as `python -m tfbet.cli.NAME`. From a checkout (the directory above the
-# package holds setup.py) that checkout goes first on PYTHONPATH, so they run this very tfbet
-# even where another one is installed; an installed tfbet is found as it is.
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CHECKOUT = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
-             else None)
-
-STAGES = ("all", "train", "evaluate")
 # What the driver records of a training run, to refuse reusing it for other settings.
 RUN_RECORD = "suite_run.json"
 
@@ -188,28 +171,6 @@ def load_suite(name):
   return suite
 
 
-def _binary(name):
-  return [sys.executable, "-m", f"tfbet.cli.{name}"]  # works installed, too
-
-
-def _call(command, log_path):
-  """Runs a binary, its output appended to log_path; raises with the log tail on failure."""
-  with open(log_path, "a", encoding="utf-8") as log:
-    log.write(f"\n$ {' '.join(command)}\n")
-    log.flush()
-    path = os.pathsep.join(filter(None, [_CHECKOUT, os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False,
-                            env=dict(os.environ, PYTHONPATH=path))
-  if result.returncode != 0:
-    with open(log_path, encoding="utf-8") as log:
-      tail = log.read()[-3000:]
-    raise RuntimeError(f"{command[2]} failed (exit {result.returncode}); log {log_path}:\n{tail}")
-
-
-def _rates_flag(rates):
-  return ",".join(f"{r:g}" for r in rates)
-
-
 def check_only(suite, only):
   """ValueError unless every name in ``only`` is a run of ``suite`` (a typo would run nothing)."""
   names = [run.name for run in suite.runs]
@@ -226,7 +187,7 @@ def run_record(suite, run, seed):
   return {"gin_files": list(run.gin_files), "params": list(run.bindings(suite, seed))}
 
 
-def _check_record(run_dir, record, write=True):
+def check_record(run_dir, record, write=True):
   """Records a run's settings (unless ``write`` is false), or refuses a directory trained with
   other settings."""
   path = os.path.join(run_dir, RUN_RECORD)
@@ -242,84 +203,10 @@ def _check_record(run_dir, record, write=True):
     files.write_json(path, record)
 
 
-def _train_command(suite, run, seed, run_dir):
-  return (_binary("train") + [f"--gin_file={f}" for f in run.gin_files]
-          + [f"--gin_param={p}" for p in run.bindings(suite, seed)]
-          + ["--gin_param=train.verbose = 2", f"--output_dir={run_dir}"])
-
-
-def _eval_commands(suite, run, run_dir, chip_files):
-  """[(step name, output file, command)] of the evaluations of one trained run."""
-  common = [f"--run_dir={run_dir}"] + (
-      [f"--test_limit={suite.test_limit}"] if suite.test_limit else [])
-  rates = f"--rates={_rates_flag(suite.rates)}"
-  steps = [("eval", "eval_random.json", _binary("eval") + common + [
-      rates, f"--num_chips={suite.num_chips}", "--per_example"])]
-  if run.name == suite.pattern_run:
-    steps.append(("eval pattern", "eval_pattern.json", _binary("eval") + common + [
-        rates, "--num_chips=1", f"--first_chip_seed={pattern_seed(run)}", "--per_example"]))
-  if run.name in suite.profiled_runs:
-    steps.append(("eval chips", "eval_chips.json", _binary("eval_chips") + common + [
-        f"--chip_files={','.join(chip_files)}", f"--offsets={suite.offsets}"]))
-  return [(step, name, command + [f"--output={os.path.join(run_dir, name)}"])
-          for step, name, command in steps]
-
-
-def run_suite(suite, output_dir, only=None, stage="all", progress=print):
-  """Trains (stage 'train'), evaluates ('evaluate') or both ('all') what is not done yet.
-
-  Work goes seed by seed: every run's first seed is trained (and, with 'all', evaluated)
-  before any run's second seed, so a suite stopped early still covers every row.
-  """
-  check_only(suite, only)
-  if stage not in STAGES:
-    raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-  os.makedirs(output_dir, exist_ok=True)
-  chip_files = simulate_chips(suite, output_dir)
-  runs = [run for run in suite.runs if only is None or run.name in only]
-  ranks = [[(run, run.seeds[rank]) for run in runs if rank < len(run.seeds)]
-           for rank in range(max(len(run.seeds) for run in runs))]
-  kinds = {"train": ("train",), "evaluate": ("evaluate",), "all": ("train", "evaluate")}[stage]
-  total = sum(len(jobs) for jobs in ranks)
-  started = time.time()
-  for jobs in ranks:
-    for kind in kinds:
-      for run, seed in jobs:
-        done = sum(len(j) for j in ranks[:ranks.index(jobs)]) + jobs.index((run, seed)) + 1
-        _run_step(suite, run, seed, output_dir, kind, chip_files,
-                  f"[{kind} {done}/{total}] {run.name} seed {seed}", started, progress)
-
-
-def _run_step(suite, run, seed, output_dir, kind, chip_files, where, started, progress):
-  """Trains or evaluates one (run, seed) unless its outputs exist."""
-  run_dir = run.directory(output_dir, seed)
-  os.makedirs(run_dir, exist_ok=True)
-  if kind == "train":
-    _check_record(run_dir, run_record(suite, run, seed))
-    steps = [] if os.path.exists(os.path.join(run_dir, "result.json")) else [
-        ("train", _train_command(suite, run, seed, run_dir))]
-  else:
-    if not os.path.exists(os.path.join(run_dir, "result.json")):
-      progress(f"{where}: not trained yet, not evaluated (the report counts it as missing)")
-      return
-    steps = [(step, command) for step, name, command in
-             _eval_commands(suite, run, run_dir, chip_files)
-             if not os.path.exists(os.path.join(run_dir, name))]
-    check_random_evaluation(suite, run_dir)
-  for step, command in steps:
-    t0 = time.time()
-    progress(f"{where}: {step} ...")
-    _call(command, os.path.join(run_dir, "driver.log"))
-    progress(f"{where}: {step} done in {time.time() - t0:.0f} s "
-             f"(suite {time.time() - started:.0f} s)")
-  if not steps:
-    progress(f"{where}: {kind} done already")
-
-
 def check_finished_run(suite, run, seed, run_dir):
   """Refuses a finished (run, seed) trained (per its RUN_RECORD, where there is one) or
   evaluated otherwise than ``suite`` says: what the report checks before it uses the run."""
-  _check_record(run_dir, run_record(suite, run, seed), write=False)
+  check_record(run_dir, run_record(suite, run, seed), write=False)
   check_random_evaluation(suite, run_dir)
 
 
@@ -337,22 +224,3 @@ def check_random_evaluation(suite, run_dir):
                      f"n = {results.n}, per-example {found[2]}) than suite {suite.name!r} asks "
                      f"for (rates {wanted[0]} %, {suite.num_chips} chips, test_limit "
                      f"{suite.test_limit}, per-example); remove it to evaluate again")
-
-
-def pattern_seed(run):
-  for param in run.params:
-    if param.replace(" ", "").startswith("pattern_chip.seed="):
-      return int(param.split("=")[1])
-  return 123  # methods/pattbet.gin
-
-
-def simulate_chips(suite, output_dir):
-  """Writes the simulated profiled chips of the suite (once) and returns their paths."""
-  paths = []
-  for preset in suite.chip_presets:
-    path = os.path.join(output_dir, "chips", f"{preset}.npz")
-    if not os.path.exists(path):
-      os.makedirs(os.path.dirname(path), exist_ok=True)
-      chip_simulation.simulate_preset(preset).save(path)
-    paths.append(path)
-  return paths
