@@ -3,6 +3,7 @@
 One run of each binary with few chips and test examples; the numbers they print are compared
 with the library functions called directly.
 """
+import importlib
 import json
 
 from absl import flags
@@ -22,15 +23,14 @@ from tfbet import data as data_lib
 from tfbet import evaluation
 from tfbet import memory
 from tfbet import sensitivity
-from tfbet.cli import bisect_rate_lib
-from tfbet.cli import sensitivity_lib
-from tfbet.cli import train_lib
-from tfbet.cli import weight_noise_lib
+from tfbet.cli import launch
+from tfbet.cli import training_job
+from tfbet.cli import weight_noise
 
 
 def _model_and_images(run_dir):  # pylint: disable=redefined-outer-name
   data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
-  model = train_lib.load_model(str(run_dir / "model.h5"))
+  model = training_job.load_model(str(run_dir / "model.h5"))
   return model, data
 
 
@@ -110,13 +110,12 @@ def test_chip_map_binary_reads_a_memory_image(run_dir, tmp_path):  # noqa: F811
   assert missing.returncode != 0 and "not profiled" in missing.stderr
 
 
-@pytest.mark.parametrize("binary, flag, lib", [
-    ("sensitivity", "num_chips", sensitivity_lib), ("bisect_rate", "num_chips", bisect_rate_lib),
-    ("weight_noise", "num_samples", weight_noise_lib),
-    ("weight_noise", "batch_size", weight_noise_lib)])
-def test_count_flags_of_the_analysis_binaries_are_bounded_naming_the_limit(binary, flag, lib):
+@pytest.mark.parametrize("binary, flag", [
+    ("sensitivity", "num_chips"), ("bisect_rate", "num_chips"), ("weight_noise", "num_samples"),
+    ("weight_noise", "batch_size")])
+def test_count_flags_of_the_analysis_binaries_are_bounded_naming_the_limit(binary, flag):
   flag_values = flags.FlagValues()
-  lib.define_flags(flag_values)
+  importlib.import_module(launch.BINARIES[binary]).define_flags(flag_values)
   limit = checks.MAX_BATCH_SIZE if flag == "batch_size" else checks.MAX_CHIPS
   with pytest.raises(flags.IllegalFlagValueError,
                      match=rf"--{flag}=10000000000: .*in the range \[1, {limit}\]"):
@@ -125,7 +124,7 @@ def test_count_flags_of_the_analysis_binaries_are_bounded_naming_the_limit(binar
 
 def test_lists_of_magnitudes_and_offsets_of_the_analysis_binaries_are_bounded():
   with pytest.raises(ValueError, match=f"magnitudes must have at most {checks.MAX_CONDITIONS}"):
-    weight_noise_lib.parse_magnitudes([str(i) for i in range(checks.MAX_CONDITIONS + 1)])
+    weight_noise.parse_magnitudes([str(i) for i in range(checks.MAX_CONDITIONS + 1)])
   process = run_binary("sensitivity", "--model=missing.h5",
                        "--offsets=" + ",".join(["0"] * (checks.MAX_OFFSETS + 1)))
   assert f"--offsets must have at most {checks.MAX_OFFSETS} items, got " \

@@ -20,27 +20,29 @@ from tfbet import chips
 from tfbet import data as data_lib
 from tfbet import evaluation
 from tfbet import memory
-from tfbet.cli import eval_chips_lib
-from tfbet.cli import eval_lib
+from tfbet.cli import chip_flags
+from tfbet.cli import eval as eval_binary
+from tfbet.cli import eval_chips
+from tfbet.cli import model_flags
 from tfbet.cli import reporting
 from tfbet.compat import keras
 
 
 def test_rates_are_read_in_percent():
-  assert eval_lib.parse_rates(["0.01", "0.1", "0.5", "1"]) == [1e-4, 1e-3, 5e-3, 1e-2]
+  assert eval_binary.parse_rates(["0.01", "0.1", "0.5", "1"]) == [1e-4, 1e-3, 5e-3, 1e-2]
   for bad in (["100"], ["-1"], ["x"], [], ["1", "1.0"]):
     with pytest.raises(ValueError):
-      eval_lib.parse_rates(bad)
+      eval_binary.parse_rates(bad)
 
 
 def test_offsets_flag_is_a_count_or_an_explicit_list():
-  assert eval_chips_lib.parse_offsets(["4"]) == ("count", 4)
-  assert eval_chips_lib.parse_offsets(["0", "1024"]) == ("explicit", [0, 1024])
+  assert eval_chips.parse_offsets(["4"]) == ("count", 4)
+  assert eval_chips.parse_offsets(["0", "1024"]) == ("explicit", [0, 1024])
   for bad in (["0"], ["0", "3"], ["8", "8"], ["a"]):
     with pytest.raises(ValueError):
-      eval_chips_lib.parse_offsets(bad)
-  assert eval_chips_lib.evenly_spaced_offsets(2048 * 128, 4) == [0, 65536, 131072, 196608]
-  assert eval_chips_lib.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
+      eval_chips.parse_offsets(bad)
+  assert eval_chips.evenly_spaced_offsets(2048 * 128, 4) == [0, 65536, 131072, 196608]
+  assert eval_chips.evenly_spaced_offsets(100, 3) == [0, 32, 64]  # byte aligned
 
 
 @pytest.mark.parametrize("flag, value, limit", [
@@ -48,7 +50,7 @@ def test_offsets_flag_is_a_count_or_an_explicit_list():
     ("num_shards", 10**12, checks.MAX_SHARDS), ("batch_size", 2**40, checks.MAX_BATCH_SIZE)])
 def test_eval_count_flags_beyond_their_limit_are_refused_naming_it(flag, value, limit):
   flag_values = flags.FlagValues()
-  eval_lib.define_flags(flag_values)
+  eval_binary.define_flags(flag_values)
   with pytest.raises(flags.IllegalFlagValueError,
                      match=rf"--{flag}={value}: .*in the range \[1, {limit}\]"):
     flag_values(["bin/eval", f"--{flag}={value}"])
@@ -57,14 +59,14 @@ def test_eval_count_flags_beyond_their_limit_are_refused_naming_it(flag, value, 
 def test_lists_of_rates_voltages_and_offsets_beyond_their_limit_are_refused_naming_it():
   too_many = [str(i + 1) for i in range(checks.MAX_CONDITIONS + 1)]
   with pytest.raises(ValueError, match=f"rates must have at most {checks.MAX_CONDITIONS} items"):
-    eval_lib.parse_rates([str(0.01 * i) for i in range(checks.MAX_CONDITIONS + 1)])
+    eval_binary.parse_rates([str(0.01 * i) for i in range(checks.MAX_CONDITIONS + 1)])
   with pytest.raises(ValueError, match=f"voltages must have at most {checks.MAX_CONDITIONS}"):
-    eval_chips_lib.parse_voltages(too_many)
+    eval_chips.parse_voltages(too_many)
   with pytest.raises(ValueError, match=f"offsets must have at most {checks.MAX_OFFSETS} items"):
-    eval_chips_lib.parse_offsets([str(8 * i) for i in range(checks.MAX_OFFSETS + 1)])
+    eval_chips.parse_offsets([str(8 * i) for i in range(checks.MAX_OFFSETS + 1)])
   with pytest.raises(ValueError, match=rf"number of offsets and must be in \[1, "
                                        rf"{checks.MAX_OFFSETS}\], got 100000000"):
-    eval_chips_lib.parse_offsets(["100000000"])
+    eval_chips.parse_offsets(["100000000"])
 
 
 def test_bin_eval_refuses_a_trillion_chips_at_once(tmp_path):
@@ -78,17 +80,17 @@ def test_bin_eval_refuses_a_trillion_chips_at_once(tmp_path):
 
 
 def test_duplicate_voltages_and_offsets_that_alias_one_placement_are_refused():
-  assert eval_chips_lib.parse_voltages(["0.8", "0.9"]) == [0.8, 0.9]
+  assert eval_chips.parse_voltages(["0.8", "0.9"]) == [0.8, 0.9]
   for bad, message in ((["0.8", "0.80"], "distinct"), (["nan"], "finite"), (["inf"], "finite"),
                        (["-1"], "> 0")):
     with pytest.raises(ValueError, match=message):
-      eval_chips_lib.parse_voltages(bad)
+      eval_chips.parse_voltages(bad)
   chip = chips.simulate_profiled_chip(8, 64, [0.82], seed=0, name="small")  # 512 bit cells
   for offsets in ([0, 512], [8, 2**70]):  # 512 is the placement of 0 again
     with pytest.raises(ValueError, match=r"'small': offset \d+ is outside its 512 bit cells; "
                                          r"offsets wrap around.*\[0, 512\)"):
-      evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", offsets)))
-  plan, _ = evaluation.make_plan([chip], None, eval_chips_lib.chip_offsets(("explicit", [0, 504])))
+      evaluation.make_plan([chip], None, eval_chips.chip_offsets(("explicit", offsets)))
+  plan, _ = evaluation.make_plan([chip], None, eval_chips.chip_offsets(("explicit", [0, 504])))
   assert plan["chips"][0]["offsets"] == [0, 504]
 
 
@@ -106,9 +108,9 @@ def test_the_prop1_column_caps_a_vacuous_bound_and_says_so():
 def test_run_dir_without_a_model_is_rejected(tmp_path):
   (tmp_path / "operative_config.gin").write_text("")
   with pytest.raises(ValueError, match="model.h5"):
-    eval_lib.load_model_and_data(run_dir=str(tmp_path))
+    model_flags.load_model_and_data(run_dir=str(tmp_path))
   with pytest.raises(ValueError, match="exactly one"):
-    eval_lib.load_model_and_data(run_dir=str(tmp_path), model_path="m.h5")
+    model_flags.load_model_and_data(run_dir=str(tmp_path), model_path="m.h5")
 
 
 def test_eval_shards_merge_into_the_unsharded_counts(run_dir, tmp_path):
@@ -243,9 +245,9 @@ def test_eval_chips_rejects_a_voltage_missing_from_a_chip_file(tmp_path):
   chip = chips.simulate_profiled_chip(8, 64, [0.82], seed=0, name="one_voltage")
   path = chip.save(str(tmp_path / "one.npz"))
   with pytest.raises(ValueError, match="not profiled"):
-    eval_chips_lib.load_chips([path], voltages=[0.9])
+    chip_flags.load_chips([path], voltages=[0.9])
   with pytest.raises(ValueError, match="distinct chip names"):
-    eval_chips_lib.load_chips([path, path])
+    chip_flags.load_chips([path, path])
 
 
 @pytest.fixture(scope="module")
@@ -305,12 +307,12 @@ def test_precision_without_scheme_is_refused_instead_of_evaluating_the_models_ow
 def test_precision_sets_the_bits_of_the_scheme_and_defaults_to_eight(float_model_path):
   model = keras.models.load_model(float_model_path)
   for precision, bits in ((None, 8), (4, 4)):
-    quantized = eval_lib.model_for_evaluation(model, "rquant", precision, whiten=False)
+    quantized = model_flags.model_for_evaluation(model, "rquant", precision, whiten=False)
     assert memory.layout(quantized).precision == bits
     codes, _ = memory.memory_contents(quantized)
     assert codes.max() < 2 ** bits and codes.max() >= 2 ** (bits - 1)  # the bits are used
   with pytest.raises(ValueError, match="--precision=4 only goes with --scheme.* at 4 bits"):
-    eval_lib.model_for_evaluation(quantized, None, 4)
+    model_flags.model_for_evaluation(quantized, None, 4)
 
 
 FULL_DISK_MODULE = '''
@@ -348,7 +350,7 @@ def test_a_full_disk_during_eval_ends_in_one_line_and_the_same_command_resumes(r
       f"cannot write {partial}: No space left on device. Once there is space (or permission), "
       f"the counts of the chips done so far are kept in {partial}, and the same command "
       "resumes from them.")
-  assert not output.exists() and not os.path.exists(eval_lib.lock_path(str(output)))
+  assert not output.exists() and not os.path.exists(eval_binary.lock_path(str(output)))
   again = ok(run_binary("eval", *command))
   assert f"resuming from {partial}: 1 chip(s) done" in again
   reference = evaluate_in_process(run_dir, [chips.RandomChip(s) for s in

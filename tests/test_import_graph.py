@@ -65,3 +65,14 @@ def test_tfbet_modules_import_each_other_without_a_circle():
   graph = import_graph()
   assert "tfbet.chip_models" in graph["tfbet.chips"]  # the graph sees imports
   assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_no_module_imports_a_binarys_module_only_launch_starts_them_by_name():
+  from tfbet.cli import launch  # pylint: disable=g-import-not-at-top
+  graph = import_graph()
+  binaries = set(launch.BINARIES.values())
+  assert binaries <= set(graph)  # every binary is a module of tfbet
+  assert "tfbet.cli.model_flags" in graph["tfbet.cli.eval"]  # shared modules are seen
+  importers = {module: sorted(graph[module] & binaries) for module in graph
+               if graph[module] & binaries}
+  assert importers == {}

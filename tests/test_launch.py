@@ -53,7 +53,7 @@ def test_import_tfbet_loads_tensorflow_only_when_a_module_is_used():
   assert process.stdout.split() == ["False", "True", "True"]
 
 
-BINARIES = sorted(os.listdir(os.path.join(ROOT, "bin")))
+BINARIES = sorted(launch.BINARIES)
 # Runs a binary like bin/<name> would and reports, at exit, which flags it defined (absl's own
 # left out) and whether TensorFlow was imported.
 PROBE = """
@@ -89,6 +89,57 @@ def _probe(binary, *args):
 
 def _help_flags(help_text):
   return set(re.findall(r"^\s+--(?:\[no\])?(\w+):", help_text, flags=re.MULTILINE))
+
+
+def test_bin_holds_one_script_per_binary_of_the_table_and_setup_one_console_script(tmp_path):
+  assert sorted(os.listdir(os.path.join(ROOT, "bin"))) == BINARIES
+  subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path)],
+                 cwd=ROOT, env=_env(), capture_output=True, timeout=300, check=True)
+  with open(tmp_path / "tfbet.egg-info" / "entry_points.txt", encoding="utf-8") as f:
+    scripts = re.findall(r"^(tfbet-\S+) = (\S+)$", f.read(), flags=re.MULTILINE)
+  assert sorted(scripts) == sorted((f"tfbet-{name.replace('_', '-')}",
+                                    "tfbet.cli.launch:console_script") for name in BINARIES)
+
+
+def _console_script(name, *args):
+  """The console script ``name`` (as pip writes it: argv[0] is the script's path) with ``args``."""
+  code = ("import sys; from tfbet.cli import launch; "
+          f"sys.argv[0] = {os.path.join('/venv/bin', name)!r}; launch.console_script()")
+  return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=_env(),
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_a_console_script_starts_the_binary_it_is_named_for_and_another_name_is_refused():
+  started = _console_script("tfbet-eval-chips", "--help")
+  assert started.returncode == 0, started.stderr
+  assert started.stdout.startswith("RErr of a trained model on profiled chip files")
+  assert "tfbet-eval-chips --run_dir=runs/mnist_randbet" in started.stdout
+  refused = _console_script("tfbet-evaluate", "--help")
+  assert refused.returncode == 1
+  assert refused.stderr.startswith("tfbet-evaluate: not a tfbet binary; they are tfbet-train, "
+                                   "tfbet-eval, tfbet-eval-chips, ")
+
+
+def test_old_lib_module_names_still_import_and_find_each_name_where_it_moved():
+  from tfbet.cli import eval_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import eval_chips  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import evaluation_run  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import model_flags  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import reproduce_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import suites  # pylint: disable=g-import-not-at-top
+  assert eval_lib.parse_rates(["0.5", "2"]) == [0.005, 0.02]  # bin/eval's own
+  assert eval_lib.partial_path("out/e.json") == "out/e.partial.json"
+  assert eval_lib.run_resumable is evaluation_run.run_resumable
+  assert eval_lib.load_model_and_data is model_flags.load_model_and_data
+  assert [chip.name for chip in eval_lib.make_chips("random", [7, 8])] == ["random_7", "random_8"]
+  assert reproduce_lib.Suite is suites.Suite and reproduce_lib.STAGES == ("all", "train", "evaluate")
+  from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
+  assert eval_chips_lib.parse_offsets is eval_chips.parse_offsets
+  with pytest.raises(AttributeError, match="tfbet.cli.eval_chips, tfbet.cli.chip_flags; none of "
+                                           "them has 'no_such_name'"):
+    eval_chips_lib.no_such_name  # pylint: disable=pointless-statement
+  with pytest.raises(ImportError):
+    from tfbet.cli import no_such_lib  # pylint: disable=g-import-not-at-top,unused-import
 
 
 @pytest.mark.parametrize("binary", BINARIES)
@@ -206,7 +257,7 @@ def test_every_example_command_of_the_usage_text_parses(examples, binary):
 def test_every_gin_config_the_usage_texts_show_is_accepted_by_gin(examples):
   import gin  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   configs = [config for report in examples.values() for config in report["configs"]]
   assert [["experiments/cpu/mnist_clipping.gin"], ["WeightClip.w_max = 0.05"]] in configs
   assert [[], ["train.epochs = 10"]] in configs
@@ -224,7 +275,7 @@ def test_every_gin_config_the_usage_texts_show_is_accepted_by_gin(examples):
 def test_the_old_example_binding_is_refused_so_the_check_can_fail():
   import gin  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   try:
     with pytest.raises(ValueError, match="bind WeightClip.w_max"):
       gin_utils.parse(["experiments/cpu/mnist_clipping.gin"], ["train.w_max = 0.05"],

@@ -9,7 +9,7 @@ import pytest
 
 from tfbet import checks
 from tfbet import evaluation
-from tfbet.cli import reproduce_lib
+from tfbet.cli import suites
 from tfbet.cli import reproduction_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,7 +27,7 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   output_dir, report = tmp_path / "runs", tmp_path / "docs" / "reproduction.md"
   result = _reproduce(output_dir, report)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-  suite = reproduce_lib.load_suite("tiny")
+  suite = suites.load_suite("tiny")
   for run in suite.runs:
     for seed in run.seeds:
       results = evaluation.Results.from_json(
@@ -56,7 +56,7 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   assert again.stdout.count("done already") == 2 * 4, again.stdout
 
   # A run directory trained with other settings is never reused for this suite.
-  record = output_dir / "pattbet" / "seed0" / reproduce_lib.RUN_RECORD
+  record = output_dir / "pattbet" / "seed0" / suites.RUN_RECORD
   record.write_text(record.read_text().replace("BitErrorTrainer.pattern_condition = 0.1",
                                                "BitErrorTrainer.pattern_condition = 0.2"))
   refused = _reproduce(output_dir, report, "--stage=train")
@@ -64,13 +64,13 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
 
 
 def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tmp_path):
-  for name in reproduce_lib.suite_names():
-    suite = reproduce_lib.load_suite(name)
+  for name in suites.suite_names():
+    suite = suites.load_suite(name)
     assert suite.runs and suite.tables
-  full = reproduce_lib.load_suite("full")
+  full = suites.load_suite("full")
   assert full.test_limit is None and full.num_chips >= 10
   assert all(len(run.seeds) >= 3 for run in full.runs if run.name in ("q_rquant", "clip_0.1"))
-  with open(os.path.join(reproduce_lib.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+  with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
     record = json.load(f)
   for edit, message in (
       (lambda r: r.update(num_chip=2), r"unknown field\(s\) \['num_chip'\]"),
@@ -91,13 +91,13 @@ def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tm
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken))
     with pytest.raises(ValueError, match=message):
-      reproduce_lib.load_suite(str(path))
+      suites.load_suite(str(path))
   with pytest.raises(ValueError, match="no file"):
-    reproduce_lib.load_suite("nosuchsuite")
+    suites.load_suite("nosuchsuite")
 
 
 def test_counts_of_a_suite_file_are_bounded_naming_the_limit(tmp_path):
-  with open(os.path.join(reproduce_lib.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+  with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
     record = json.load(f)
   for field, value, message in (
       ("num_chips", 10**12, rf"num_chips must be in \[0, {checks.MAX_CHIPS}\], got {10**12}"),
@@ -107,21 +107,21 @@ def test_counts_of_a_suite_file_are_bounded_naming_the_limit(tmp_path):
     path = tmp_path / "huge.json"
     path.write_text(json.dumps(dict(record, **{field: value})))
     with pytest.raises(ValueError, match="huge.json: " + message):
-      reproduce_lib.load_suite(str(path))
+      suites.load_suite(str(path))
 
 
 def test_nothing_to_report_never_replaces_the_report(tmp_path):
   report = tmp_path / "docs" / "reproduction.md"
   report.parent.mkdir()
   report.write_text("the committed report")
-  suite = reproduce_lib.load_suite("tiny")
+  suite = suites.load_suite("tiny")
   (tmp_path / "empty").mkdir()
   for output_dir, message in ((tmp_path / "empty", "holds no evaluated run"),
                               (tmp_path / "missing", "does not exist")):
     with pytest.raises(ValueError, match=message):
       reproduction_report.write_report(suite, str(output_dir), str(report))
   with pytest.raises(ValueError, match=r"\['q_rquantt'\] are not runs of suite 'tiny'"):
-    reproduce_lib.check_only(suite, ["q_rquantt"])
+    suites.check_only(suite, ["q_rquantt"])
   # The binary refuses the same way, before any work.
   for extra in (("--report_only",), ("--only=q_rquantt",)):
     result = _reproduce(tmp_path / "missing", report, *extra)
@@ -133,7 +133,7 @@ def test_nothing_to_report_never_replaces_the_report(tmp_path):
 
 
 def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
-  suite = reproduce_lib.load_suite("tiny")
+  suite = suites.load_suite("tiny")
   run_dir = tmp_path / "run"
   run_dir.mkdir()
   chip_names = [f"random_{1000 + i}" for i in range(suite.num_chips)]
@@ -148,38 +148,38 @@ def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
     ).to_json(str(run_dir / "eval_random.json"))
 
   write(suite.rates, chip_names)
-  reproduce_lib.check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+  suites.check_random_evaluation(suite, str(run_dir))
   for rates, chips, n in ((suite.rates[:1], chip_names, suite.test_limit),
                           (suite.rates, chip_names[:1], suite.test_limit),
                           (suite.rates, chip_names, suite.test_limit + 1)):
     write(rates, chips, n)
     with pytest.raises(ValueError, match="holds another evaluation"):
-      reproduce_lib.check_random_evaluation(suite, str(run_dir))  # pylint: disable=protected-access
+      suites.check_random_evaluation(suite, str(run_dir))
 
 
 def test_a_run_recorded_with_old_train_bindings_is_the_same_run(tmp_path):
-  suite = reproduce_lib.load_suite("tiny")
+  suite = suites.load_suite("tiny")
   run = suite.run("randbet_0.1_p5")
   record = {"gin_files": list(run.gin_files), "params": list(run.bindings(suite, 0))}
   old = [{"BitErrorTrainer.rate = 0.05": "train.rate = 0.05"}.get(p, p) for p in record["params"]
          if p != "train.weight_constraint = @WeightClip()"]
   old = [p.replace("WeightClip.w_max = 0.1", "train.w_max = 0.1") for p in old]
   assert "train.w_max = 0.1" in old and "train.rate = 0.05" in old
-  (tmp_path / reproduce_lib.RUN_RECORD).write_text(json.dumps({**record, "params": old}))
-  reproduce_lib._check_record(str(tmp_path), record)  # pylint: disable=protected-access
-  (tmp_path / reproduce_lib.RUN_RECORD).write_text(json.dumps(
+  (tmp_path / suites.RUN_RECORD).write_text(json.dumps({**record, "params": old}))
+  suites.check_record(str(tmp_path), record)
+  (tmp_path / suites.RUN_RECORD).write_text(json.dumps(
       {**record, "params": [p.replace("0.05", "0.1") for p in old]}))
   with pytest.raises(ValueError, match="was trained with other settings"):
-    reproduce_lib._check_record(str(tmp_path), record)  # pylint: disable=protected-access
+    suites.check_record(str(tmp_path), record)
 
 
 def test_every_run_of_the_shipped_suites_parses_as_a_training_config():
   import gin  # pylint: disable=g-import-not-at-top
   from tfbet.cli import gin_utils  # pylint: disable=g-import-not-at-top
-  # train_lib registers the configurables the suites bind.
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
-  for name in reproduce_lib.suite_names():
-    suite = reproduce_lib.load_suite(name)
+  # training_job registers the configurables the suites bind.
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
+  for name in suites.suite_names():
+    suite = suites.load_suite(name)
     for run in suite.runs:
       for seed in run.seeds:
         gin.clear_config()

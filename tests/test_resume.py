@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tfbet.cli import resume
-from tfbet.cli import train_lib  # noqa: F401  (registers the configurables the configs bind)
+from tfbet.cli import training_job  # noqa: F401  (registers the configurables the configs bind)
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ def test_an_operative_config_of_bindings_passes(tmp_path):
 
 
 def test_references_to_the_parts_of_a_training_job_and_macros_pass(tmp_path):
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   path = _write(tmp_path, """\
 train.weight_constraint = @WeightClip()
 WeightClip.w_max = %W_MAX
@@ -59,7 +59,7 @@ ATTACKS = {
 @pytest.mark.parametrize("line, reference", ATTACKS.values(), ids=ATTACKS.keys())
 def test_references_to_anything_but_the_parts_of_a_training_job_are_refused_naming_the_line(
     tmp_path, line, reference):
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   path = _write(tmp_path, f"load_data.name = 'mnist'\n{line}\nevil/train.epochs = 1\n")
   with pytest.raises(ValueError, match=re.escape(f"{path!r} line 2: refusing the reference "
                                                  f"{reference}")):
@@ -68,7 +68,7 @@ def test_references_to_anything_but_the_parts_of_a_training_job_are_refused_nami
 
 
 def test_a_reference_in_a_binding_block_is_refused_naming_its_line(tmp_path):
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   path = _write(tmp_path, "load_data:\n  name = 'mnist'\n  data_dir = @train()\n")
   with pytest.raises(ValueError, match="line 3: refusing the reference `@train\\(\\)` in "
                                        "`load_data.data_dir`"):
@@ -76,7 +76,7 @@ def test_a_reference_in_a_binding_block_is_refused_naming_its_line(tmp_path):
 
 
 def test_a_users_model_builder_may_be_recorded_as_train_model_fn_but_not_called(tmp_path):
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top,unused-import
   module = tmp_path / "users_models_of_test_run_dir.py"
   module.write_text("import gin\n\n@gin.configurable\ndef users_builder(num_classes, "
                     "input_shape):\n  raise AssertionError('never called')\n")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tfbet.cli import gin_utils
-from tfbet.cli import train_lib
+from tfbet.cli import training_job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [sys.executable, os.path.join(ROOT, "bin", "train"),
@@ -24,7 +24,7 @@ def _run(output_dir, extra=()):
 
 
 def _digest(output_dir):
-  return train_lib.weights_digest(train_lib.load_model(os.path.join(output_dir, "model.h5")))
+  return training_job.weights_digest(training_job.load_model(os.path.join(output_dir, "model.h5")))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_train_writes_model_memory_image_result_and_operative_config(uninterrupt
                                  "start_epoch": 1, "total_steps": 24,
                                  "threshold": "loss_threshold=100"}
   # What the reproduction report reads of it passes the reader's checks.
-  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  checked = training_job.read_result(os.path.join(output_dir, "result.json"))
   assert checked["num_weights"] == result["num_weights"]
   assert 0 < checked["train_seconds"] <= seconds
   with open(os.path.join(output_dir, "operative_config.gin")) as f:
@@ -98,7 +98,7 @@ def test_a_damaged_progress_record_leaves_the_training_time_and_history_unknown_
   assert "the history and training time of the run are unknown" in result.stderr
   recorded = _result(output_dir)
   assert recorded["train_seconds"] is None and recorded["history"] is None
-  checked = train_lib.read_result(os.path.join(output_dir, "result.json"))
+  checked = training_job.read_result(os.path.join(output_dir, "result.json"))
   assert checked["train_seconds"] is None and checked["history"] is None
 
 
@@ -421,7 +421,7 @@ def test_a_config_that_would_train_something_else_is_refused_before_any_work(
   try:
     gin_utils.parse([], bindings)
     with pytest.raises(ValueError, match=match):
-      train_lib.train(str(tmp_path / "run"))
+      training_job.train(str(tmp_path / "run"))
   finally:
     gin.clear_config()
   assert not os.path.exists(tmp_path / "run" / "checkpoints")
@@ -443,9 +443,9 @@ def test_each_bound_setting_reaches_its_part():
   try:
     gin_utils.parse([], bindings)
     data = types.SimpleNamespace(num_classes=3, input_shape=(8, 8, 1))
-    trainer = train_lib.build_trainer(
+    trainer = training_job.build_trainer(
         data, scheme=quantization.get_scheme(), seed=7, total_steps=10,
-        weight_constraint=train_lib.WeightClip(),
+        weight_constraint=training_job.WeightClip(),
         model_fn=lambda num_classes, input_shape, kernel_constraint: helpers.small_cnn(
             kernel_constraint))
   finally:
@@ -494,9 +494,9 @@ def test_bad_values_of_a_part_are_refused_naming_the_value_and_the_part(binding,
   import gin  # pylint: disable=g-import-not-at-top
   from tfbet import quantization  # pylint: disable=g-import-not-at-top
   configurable = binding.split(".")[0]
-  build = {"paper_optimizer": lambda: train_lib.paper_optimizer(10),
-           "BitErrorTrainer": lambda: train_lib.BitErrorTrainer(quantized_cnn, seed=0),
-           "WeightClip": train_lib.WeightClip, "get_scheme": quantization.get_scheme}
+  build = {"paper_optimizer": lambda: training_job.paper_optimizer(10),
+           "BitErrorTrainer": lambda: training_job.BitErrorTrainer(quantized_cnn, seed=0),
+           "WeightClip": training_job.WeightClip, "get_scheme": quantization.get_scheme}
   try:
     gin_utils.parse([], ["BitErrorTrainer.method = 'randbet'", binding])
     with pytest.raises(ValueError) as error:
@@ -525,10 +525,10 @@ class _FakeTrainer:
 ])
 def test_when_injection_started_is_recorded_and_a_late_or_missing_start_is_a_warning(
     shares, injecting, start_step, line):
-  record = train_lib.injection_record(_FakeTrainer(injecting), {"injecting": shares},
+  record = training_job.injection_record(_FakeTrainer(injecting), {"injecting": shares},
                                       steps_per_epoch=8, epochs=4)
   assert record["started"] is injecting and record["start_step"] == start_step
-  assert re.search(line, train_lib.describe_injection(record))
+  assert re.search(line, training_job.describe_injection(record))
 
 
 @pytest.mark.slow
