@@ -136,7 +136,7 @@ def plot_chip(chip, directory, region):
 
 
 def main(argv):
-  """Simulate a profiled SRAM chip, save it, plot it, print its rates.
+  """Simulates a profiled SRAM chip, saves it, plots it, prints its rates.
 
   The real profiled chips of the paper (App. C.1) are not public; this writes a chip file in the
   format of :meth:`tfbet.chips.ProfiledChip.save`, either one of the presets ``chip1``..``chip3``
