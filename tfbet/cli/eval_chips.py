@@ -140,8 +140,8 @@ def main(argv):
   print(f"evaluating {len(chip_list)} profiled chips on {data.name}: {'; '.join(plans)}",
         flush=True)
   results = evaluation_run.evaluate_chips(flag_values, model, data, chip_list, voltages,
-                                    chip_offsets(offsets), reporting.print_progress,
-                                    metadata)
+                                          chip_offsets(offsets), reporting.print_progress,
+                                          metadata)
   evaluation_run.finish(results, flag_values)
 
 
