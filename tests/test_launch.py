@@ -203,13 +203,15 @@ def test_a_usage_error_prints_the_message_and_a_hint_not_the_flag_help(binary, a
 # own, without TensorFlow); its gin files and bindings, and every --gin_param='...' a flag's help
 # shows, are then parsed by gin with tfbet's configurables (below, in one process).
 EXAMPLES = """
-import json, re, shlex
+import importlib, json, re, shlex
 from absl import flags
-from tfbet.cli import {binary} as cli
-cli.define_flags()
+from tfbet.cli import launch
+importlib.import_module(launch.BINARIES["{binary}"]).define_flags()
 FLAGS = flags.FLAGS
+# Its commands in every usage text (eval_chips' shows a tfbet-simulate-chips command, too).
+docs = [importlib.import_module(module).__doc__ for module in launch.BINARIES.values()]
 commands, errors, configs = [], {{}}, []
-for line in cli.__doc__.replace("\\\\\\n", " ").splitlines():
+for line in "\\n".join(docs).replace("\\\\\\n", " ").splitlines():
   command = line.strip()
   command = command[len("nohup "):] if command.startswith("nohup ") else command
   if command.startswith("tfbet-{dashed} "):
