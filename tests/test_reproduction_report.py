@@ -220,6 +220,8 @@ def test_a_collapse_to_chance_is_judged_against_fifty_percent_with_chip_and_seed
   margin = 2 * np.sqrt(rerr.var() / len(CHIPS) + seed_std ** 2)
   assert f"RErr {100 * rerr.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
   assert "seed spread pooled from the multi-seed rows" in lines[1]
+  # The report picks the check by the finding's kind.
+  assert claim_checks.check_finding(suite, loaded, findings[1]) == (overall, lines)
 
 
 def test_the_header_names_the_pairs_not_evaluated_yet_and_counts_what_the_runs_recorded(

@@ -4,7 +4,9 @@ Three kinds of claim (the ``findings`` of a suite's tables, docs/design.md): mod
 robust than B (:func:`finding_lines`, paired over chips and test examples with
 :mod:`tfbet.paired`), a run collapses to chance (:func:`collapse_lines`), and PATTBET's RErr on
 its own pattern rises below its training rate (:func:`pattern_claim`). Each returns its verdict
-and the Markdown lines that show how it was reached.
+and the Markdown lines that show how it was reached; :func:`check_finding` picks the check of a
+finding by its ``kind``, so a new kind of claim is one function here plus its fields in the
+suite file's schema (``tfbet.cli.reproduce_lib``).
 """
 import math
 
@@ -148,6 +150,16 @@ def collapse_lines(suite, loaded, finding):
   if len(kinds) > 1:
     overall = f"mixed ({overall})"
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
+
+
+# The check of each kind of finding of a suite's tables; a finding without "kind" compares two
+# runs (finding_lines).
+_CHECKS = {None: finding_lines, "collapse": collapse_lines}
+
+
+def check_finding(suite, loaded, finding):
+  """(overall verdict or None, [Markdown lines]) of one finding, by the check of its kind."""
+  return _CHECKS[finding.get("kind")](suite, loaded, finding)
 
 
 def pattern_claim(suite, loaded):

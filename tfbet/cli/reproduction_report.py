@@ -108,9 +108,7 @@ def _table_sections(suite, loaded):
         claim_lines += lines
         summary.append(verdict)
     for finding in table.get("findings", ()):
-      judge = (claim_checks.collapse_lines if finding.get("kind") == "collapse"
-               else claim_checks.finding_lines)
-      overall, lines = judge(suite, loaded, finding)
+      overall, lines = claim_checks.check_finding(suite, loaded, finding)
       if overall is not None:
         claim_lines += lines
         summary.append((finding["claim"], overall))
