@@ -359,11 +359,3 @@ def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path
       "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
   ] * len(figures)
 
-
-def test_the_names_that_moved_out_of_the_report_module_are_still_found_there():
-  assert reproduction_report.load_results is suite_results.load_results
-  assert reproduction_report.compare_runs is claim_checks.compare_runs
-  assert reproduction_report.claim_verdict is claim_verdicts.claim_verdict
-  assert reproduction_report.QUALITY_BAR == quality_bar.QUALITY_BAR == 0.002
-  with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
-    reproduction_report.no_such_name  # pylint: disable=pointless-statement

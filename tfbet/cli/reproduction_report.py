@@ -21,27 +21,6 @@ from tfbet.cli import report_tables
 from tfbet.cli import suite_results
 
 
-# The public names this module held before it was cut along its jobs, each now in the module of
-# its job; callers of the old place still find them here.
-_MOVED = {
-    "load_results": suite_results, "model_mean": suite_results,
-    "INFORMATIVE_RERR": claim_checks, "pooled_seed_std": claim_checks,
-    "compare_runs": claim_checks, "finding_lines": claim_checks, "collapse_lines": claim_checks,
-    "pattern_claim": claim_checks, "combined_verdict": claim_verdicts,
-    "claim_verdict": claim_verdicts, "SUMMARY_CATEGORIES": claim_verdicts,
-    "QUALITY_BAR": quality_bar, "quality_bar_lines": quality_bar,
-    "rate_table": report_tables, "pattern_lines": report_tables,
-    "plot_curves": report_figures, "plot_best": report_figures,
-}
-
-
-def __getattr__(name):
-  """A name of :data:`_MOVED`, from the module that holds it now."""
-  if name in _MOVED:
-    return getattr(_MOVED[name], name)
-  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def scale_text(suite, loaded):
   """What was trained and evaluated, from the runs' files: pairs done (and the ones still
   missing, whose rows and claims are left out), weights, epochs, training set, chips, time."""
