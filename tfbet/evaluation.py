@@ -129,7 +129,8 @@ class Evaluator:
       raise ValueError(f"all batches must have the same example shape, got {sorted(shapes)}")
     self.n = n
     example_shape = shapes.pop()
-    self.data_digest = result_identity.digest_of_examples(example_shape, images_digest, labels_digest)
+    self.data_digest = result_identity.digest_of_examples(example_shape, images_digest,
+                                                          labels_digest)
 
     @tf.function(input_signature=[tf.TensorSpec((None,) + example_shape, tf.float32),
                                   tf.TensorSpec((None,), tf.int64)])

@@ -59,7 +59,8 @@ def check_model(model):
   if model.get("name") is not None and not isinstance(model["name"], str):
     raise checks.ArgumentTypeError(f"model.name must be a string, got {model['name']!r:.100}")
   if model.get("num_weights") is not None:
-    model["num_weights"] = checks.integer(model["num_weights"], "model.num_weights", 0, checks.MAX_COUNT)
+    model["num_weights"] = checks.integer(model["num_weights"], "model.num_weights", 0,
+                                          checks.MAX_COUNT)
   if model.get("scheme") is not None and not isinstance(model["scheme"], dict):
     raise checks.ArgumentTypeError(f"model.scheme must be a dict, got {model['scheme']!r:.100}")
   if model.get("coverage") is not None:  # Absent in files of older versions: not recorded.
@@ -138,7 +139,8 @@ def evaluation_difference(results, other, source, other_source, same_shard=False
       return f"{name} has no plan (written by an older tfbet)"
   difference = evaluation_plan.plan_difference(other.plan, results.plan, other.condition_kind)
   if difference:
-    return f"{source} is not a shard of the same evaluation as {other_source}: it plans {difference}"
+    return (f"{source} is not a shard of the same evaluation as {other_source}: it plans "
+            f"{difference}")
   if same_shard and results.plan["shard_index"] != other.plan["shard_index"]:
     return (f"{source} is shard {results.plan['shard_index']} of the evaluation, {other_source} "
             f"shard {other.plan['shard_index']}")
