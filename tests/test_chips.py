@@ -13,6 +13,7 @@ import pytest
 
 from tfbet import archives
 from tfbet import checks
+from tfbet import chip_models
 from tfbet import chips
 from tfbet import energy
 from tfbet.cli import simulate_chips_lib
@@ -288,6 +289,41 @@ def test_every_chip_describes_its_kind_and_parameters():
       raise NotImplementedError
 
   assert MyChip().describe() == {"kind": "MyChip"}
+
+
+def test_each_chip_kind_is_registered_once_with_the_settings_it_is_built_from():
+  assert chip_models.KINDS == {"random": chips.RandomChip,
+                               "asymmetric": chips.AsymmetricRandomChip,
+                               "profiled": chips.ProfiledChip}
+  assert chip_models.kinds(("seed", "fraction_0to1")) == ("random", "asymmetric")  # bin/eval
+  assert chip_models.kinds(("seed", "path")) == ("random", "profiled")  # PATTBET's pattern
+  with pytest.raises(ValueError, match="chip kind 'random' is registered already, by RandomChip"):
+    type("Again", (chips.RandomChip,), {}, kind="random", settings=("seed",))
+  assert chip_models.KINDS["random"] is chips.RandomChip
+
+
+def test_a_binary_builds_a_chip_of_any_kind_it_has_the_settings_for(tmp_path):
+  path = str(tmp_path / "tiny.npz")
+  _small_chip().save(path)
+  assert repr(chip_models.build("random", seed=5, fraction_0to1=0.5)) == "RandomChip(seed=5)"
+  assert chip_models.build("asymmetric", seed=5, fraction_0to1=0.25).name == "asymmetric_0.25_5"
+  profiled = chip_models.build("profiled", "pattern_chip", seed=2, path=path)
+  assert (profiled.name, profiled.seed, profiled.conditions) == ("tiny", 2, (0.8, 0.9))
+  with pytest.raises(ValueError, match="pattern_chip.kind must be 'random' or 'profiled', got "
+                                       "'asymmetric'"):
+    chip_models.build("asymmetric", "pattern_chip", seed=2, path=path)
+  with pytest.raises(ValueError, match="pattern_chip.path is required for kind='profiled'"):
+    chip_models.build("profiled", "pattern_chip", seed=2, path=None)
+
+
+def test_a_description_names_its_chip_unless_the_kind_names_chips_freely():
+  for chip in (chips.RandomChip(3), chips.AsymmetricRandomChip(3, 0.75)):
+    assert chip_models.name_of_description(chip.describe()) == chip.name
+    assert type(chip).from_description(chip.describe()).describe() == chip.describe()
+  assert chip_models.name_of_description(_small_chip().describe()) is None
+  assert chip_models.name_of_description({"kind": "MyChip"}) is None
+  with pytest.raises(KeyError, match="seed"):
+    chip_models.name_of_description({"kind": "random"})
 
 
 def test_default_chip_seeds_are_fixed_and_distinct():

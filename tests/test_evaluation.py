@@ -372,7 +372,8 @@ def test_an_interrupted_run_resumes_to_the_counts_of_an_uninterrupted_one(evalua
   assert resumed.same_counts(whole) and resumed.missing() == []
   assert resumed.to_dict()["entries"] == whole.to_dict()["entries"]
   # Counts of another evaluation are never taken over.
-  with pytest.raises(ValueError, match="cannot resume: the earlier results have another plan"):
+  with pytest.raises(ValueError, match="cannot resume: the earlier partial result is not a shard "
+                                       "of the same evaluation as this run: it plans"):
     evaluator.run(chip_list, [0.01, 0.2], progress=None, resume=partial)
   with pytest.raises(ValueError, match="cannot resume"):
     evaluator.run(_random_chips(5, first=7), rates, progress=None, resume=partial)
@@ -495,7 +496,8 @@ def test_bad_chips_and_conditions_are_rejected(evaluator):
   profiled = chips.simulate_profiled_chip(8, 64, [0.85], seed=0, name="p")
   with pytest.raises(ValueError, match="all random"):
     evaluator.run([chips.RandomChip(1), profiled], [0.1], progress=None)
-  with pytest.raises(ValueError, match="fraction, not in %"):
+  with pytest.raises(ValueError, match=r"condition \(bit error rate p\) must be a finite number "
+                                       r"in \[0.0, 1.0\], got 1.5"):
     evaluator.run([chips.RandomChip(1)], [1.5], progress=None)
   with pytest.raises(ValueError, match="no conditions of its own"):
     evaluator.run([chips.RandomChip(1)], progress=None)
@@ -617,7 +619,7 @@ def test_per_example_errors_merge_and_resume_with_their_counts(evaluator):
   resumed = evaluator.run(chip_list, rates, progress=None, per_example=True, resume=partial)
   assert resumed.same_counts(whole)
   # A partial file without per-example errors is not taken over by a per-example run.
-  with pytest.raises(ValueError, match="per-example recording"):
+  with pytest.raises(ValueError, match="cannot resume: per-example clean errors differ"):
     evaluator.run(chip_list, rates, progress=None, per_example=True,
                   resume=evaluator.run(chip_list, rates, progress=None))
   plain = evaluator.run(chip_list, rates, progress=None, num_shards=2, shard_index=1)

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 
 from tfbet import evaluation
+from tfbet.cli import claim_checks
+from tfbet.cli import claim_verdicts
+from tfbet.cli import quality_bar
 from tfbet.cli import reproduce_lib
 from tfbet.cli import reproduction_report
+from tfbet.cli import suite_results
 
 N = 500
 RATES = (1, 10)  # in %
@@ -87,13 +91,13 @@ def test_tables_show_means_over_seeds_and_chips_computed_like_numpy(written, tmp
 
 def test_a_clear_difference_holds_and_identical_models_are_not_resolved(written):
   suite, output_dir, _ = written
-  loaded = reproduction_report.load_results(suite, str(output_dir))
-  clear = reproduction_report.compare_runs(suite, loaded, "good", "bad", 0.1)
+  loaded = suite_results.load_results(suite, str(output_dir))
+  clear = claim_checks.compare_runs(suite, loaded, "good", "bad", 0.1)
   assert clear.verdict == "holds" and clear.seeds_a == clear.seeds_b == 3
   assert clear.se_seeds is not None and not clear.seed_std_assumed
-  assert reproduction_report.compare_runs(suite, loaded, "bad", "good", 0.1).verdict == "reversed"
+  assert claim_checks.compare_runs(suite, loaded, "bad", "good", 0.1).verdict == "reversed"
   # SAME was trained once: the spread over seeds of the 3-seed runs stands in for its own.
-  single = reproduction_report.compare_runs(suite, loaded, "good", "same", 0.1)
+  single = claim_checks.compare_runs(suite, loaded, "good", "same", 0.1)
   assert single.seed_std_assumed and single.verdict == "not resolved"
 
 
@@ -110,17 +114,17 @@ def test_a_lower_rerr_that_clean_accuracy_explains_is_not_called_more_robust(tmp
   for run, clean_p in ((runs[0], 0.02), (runs[1], 0.12)):
     for seed in run.seeds:
       _write(tmp_path, run, seed, clean_p, 0.002, rng)
-  loaded = reproduction_report.load_results(suite, str(tmp_path))
-  rerr = reproduction_report.compare_runs(suite, loaded, "a", "b", 0.01, "rerr")
-  drop = reproduction_report.compare_runs(suite, loaded, "a", "b", 0.01, "drop")
+  loaded = suite_results.load_results(suite, str(tmp_path))
+  rerr = claim_checks.compare_runs(suite, loaded, "a", "b", 0.01, "rerr")
+  drop = claim_checks.compare_runs(suite, loaded, "a", "b", 0.01, "drop")
   assert rerr.verdict == "holds" and drop.verdict == "not resolved"
-  overall, lines = reproduction_report.finding_lines(suite, loaded, suite.tables[0]["findings"][0])
+  overall, lines = claim_checks.finding_lines(suite, loaded, suite.tables[0]["findings"][0])
   assert overall.startswith("holds on RErr only at p = 1, 10 %"), overall
   assert "together: **holds on RErr only" in lines[1]
 
 
 def test_the_two_metrics_and_the_rates_join_into_one_verdict():
-  combined = reproduction_report.combined_verdict
+  combined = claim_verdicts.combined_verdict
   assert combined("holds", "holds", "chips") == "holds"
   assert combined("reversed", "reversed", "chips") == "reversed"
   assert combined("holds", "not resolved", "chips").startswith("holds on RErr only")
@@ -128,7 +132,7 @@ def test_the_two_metrics_and_the_rates_join_into_one_verdict():
   assert combined("holds", "reversed", "chips").startswith("split (A's RErr is lower")
   assert combined("not resolved", "not resolved", "seeds") == \
       "not resolved (limited by seed noise)"
-  claim = reproduction_report.claim_verdict
+  claim = claim_verdicts.claim_verdict
   assert claim([(0.01, "holds", "chips"), (0.05, "not resolved (x)", "chips")]) == \
       "holds at p = 1 %; not resolved at p = 5 %"
   assert claim([(0.01, "holds", "chips"), (0.1, "reversed", "chips")]) == \
@@ -149,7 +153,7 @@ def test_the_two_metrics_and_the_rates_join_into_one_verdict():
       "not resolved at any rate (limited by chip noise)"
   for verdict in (combined(r, d, "chips") for r in ("holds", "reversed", "not resolved")
                   for d in ("holds", "reversed", "not resolved")):
-    assert any(verdict.startswith(c) for c in reproduction_report.SUMMARY_CATEGORIES)
+    assert any(verdict.startswith(c) for c in claim_verdicts.SUMMARY_CATEGORIES)
 
 
 def test_runs_evaluated_on_other_test_examples_are_refused(written):
@@ -158,7 +162,7 @@ def test_runs_evaluated_on_other_test_examples_are_refused(written):
   suite = reproduce_lib.Suite(**{**suite.__dict__, "runs": suite.runs + (other,)})
   _write(output_dir, other, 0, 0.02, 0.01, np.random.default_rng(1), digest="other data")
   with pytest.raises(ValueError, match="different test sets"):
-    reproduction_report.load_results(suite, str(output_dir))
+    suite_results.load_results(suite, str(output_dir))
 
 
 @pytest.mark.parametrize("train_errors, cause", [((0.05, 0.01), "fits the training data less well"),
@@ -179,8 +183,8 @@ def test_a_missed_quality_bar_says_whether_the_gap_is_on_the_training_set(tmp_pa
     result["history"] = {"error": [0.3, train_error]}
     with open(path, "w", encoding="utf-8") as f:
       json.dump(result, f)
-  loaded = reproduction_report.load_results(suite, str(tmp_path))
-  (line,) = reproduction_report.quality_bar_lines(suite, loaded)
+  loaded = suite_results.load_results(suite, str(tmp_path))
+  (line,) = quality_bar.quality_bar_lines(suite, loaded)
   gap = loaded["randbet"][0]["random"].clean_error - loaded["clip"][0]["random"].clean_error
   assert f"{100 * gap:+.2f} (seed spread not measured: no row has several seeds), **misses**" \
       in line
@@ -200,29 +204,31 @@ def test_a_collapse_to_chance_is_judged_against_fifty_percent_with_chip_and_seed
       figure_runs=("good",), figure_families={"G": ["good"]})
   good = [_write(tmp_path, runs[0], seed, 0.02, 0.005, rng) for seed in runs[0].seeds]
   broken = _write(tmp_path, runs[1], 0, 0.02, 0.9, rng)
-  loaded = reproduction_report.load_results(suite, str(tmp_path))
+  loaded = suite_results.load_results(suite, str(tmp_path))
 
-  overall, lines = reproduction_report.collapse_lines(suite, loaded, findings[0])
+  overall, lines = claim_checks.collapse_lines(suite, loaded, findings[0])
   assert overall == "does not hold at p = 1 %" and len(lines) == 2  # p = 10 % is past max_rate
   per_seed = np.array([[r.rerr(chip, 0.01) for chip in CHIPS] for r in good])
   margin = 2 * np.sqrt(np.mean(per_seed.var(axis=1) / len(CHIPS)) / 3
                        + per_seed.mean(axis=1).var(ddof=1) / 3)
   assert f"RErr {100 * per_seed.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
 
-  overall, lines = reproduction_report.collapse_lines(suite, loaded, findings[1])
+  overall, lines = claim_checks.collapse_lines(suite, loaded, findings[1])
   assert overall == "holds at p = 1 %"
   rerr = np.array([broken.rerr(chip, 0.01) for chip in CHIPS])
-  seed_std = reproduction_report.pooled_seed_std(suite, loaded, 0.01, "rerr")
+  seed_std = claim_checks.pooled_seed_std(suite, loaded, 0.01, "rerr")
   margin = 2 * np.sqrt(rerr.var() / len(CHIPS) + seed_std ** 2)
   assert f"RErr {100 * rerr.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
   assert "seed spread pooled from the multi-seed rows" in lines[1]
+  # The report picks the check by the finding's kind.
+  assert claim_checks.check_finding(suite, loaded, findings[1]) == (overall, lines)
 
 
 def test_the_header_names_the_pairs_not_evaluated_yet_and_counts_what_the_runs_recorded(
     written, tmp_path):
   suite, output_dir, _ = written
   os.remove(os.path.join(suite.runs[2].directory(str(output_dir), 0), "eval_random.json"))
-  loaded = reproduction_report.load_results(suite, str(output_dir))
+  loaded = suite_results.load_results(suite, str(output_dir))
   text = reproduction_report.scale_text(suite, loaded)
   assert text.startswith("Trained and evaluated: 6 of 7 (run, seed) pairs; 1,234 quantized")
   assert "chip seeds 1000-1003" in text
@@ -246,8 +252,8 @@ def test_pattbet_on_its_own_pattern_compares_each_lower_rate_with_the_training_r
              os.path.join(run_dir, "eval_pattern.json"))
   with open(os.path.join(run_dir, "operative_config.gin"), "w", encoding="utf-8") as f:
     f.write("train.pattern_condition = 0.1\n")  # an old name: read in today's name
-  loaded = reproduction_report.load_results(suite, str(tmp_path))
-  (claim, overall), lines = reproduction_report.pattern_claim(suite, loaded)
+  loaded = suite_results.load_results(suite, str(tmp_path))
+  (claim, overall), lines = claim_checks.pattern_claim(suite, loaded)
   assert "below its training rate (p = 10 %" in claim and overall == "reversed at p = 1 %"
   change = (pattern.wrong_matrix(0.01)[0, 0].astype(float)
             - pattern.wrong_matrix(0.1)[0, 0].astype(float))
@@ -259,7 +265,7 @@ def test_a_run_evaluated_without_a_rate_of_the_suite_is_refused_not_left_out(wri
   suite, output_dir, _ = written
   wider = dataclasses.replace(suite, rates=(1, 5, 10))
   with pytest.raises(ValueError, match=r"another evaluation \(rates \[1.0, 10.0\] %"):
-    reproduction_report.load_results(wider, str(output_dir))
+    suite_results.load_results(wider, str(output_dir))
 
 
 def test_a_run_trained_with_other_settings_than_the_suite_is_refused(written):
@@ -268,11 +274,11 @@ def test_a_run_trained_with_other_settings_than_the_suite_is_refused(written):
   record = os.path.join(run.directory(str(output_dir), 0), reproduce_lib.RUN_RECORD)
   with open(record, "w", encoding="utf-8") as f:
     json.dump(reproduce_lib.run_record(suite, run, 0), f)
-  assert len(reproduction_report.load_results(suite, str(output_dir))["good"]) == 3
+  assert len(suite_results.load_results(suite, str(output_dir))["good"]) == 3
   with open(record, "w", encoding="utf-8") as f:
     json.dump({"gin_files": ["other.gin"], "params": []}, f)
   with pytest.raises(ValueError, match="was trained with other settings"):
-    reproduction_report.load_results(suite, str(output_dir))
+    suite_results.load_results(suite, str(output_dir))
 
 
 # The fields of a run's result.json that the report uses: a path into the record, whether a run
@@ -337,7 +343,7 @@ def test_the_training_time_is_summed_over_the_runs_that_recorded_it_and_unknown_
     path = os.path.join(suite.runs[0].directory(str(output_dir), seed), "result.json")
     with open(path, "w", encoding="utf-8") as f:
       json.dump({"num_weights": 1234, "train_seconds": seconds}, f)
-  loaded = reproduction_report.load_results(suite, str(output_dir))
+  loaded = suite_results.load_results(suite, str(output_dir))
   text = reproduction_report.scale_text(suite, loaded)
   assert ("training time of these runs, as each measured it: 2.00 h in all (evaluation not "
           "counted; unknown for 5 runs, which recorded none).") in text
@@ -352,3 +358,4 @@ def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path
   assert figures and [helpers.footer(f) for f in figures] == [
       "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
   ] * len(figures)
+

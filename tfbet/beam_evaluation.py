@@ -2,11 +2,11 @@
 
 RErr is an average over chips, and Prop. 1 tightens only with many of them; this module spreads
 the chips over the workers of a Beam runner (the DirectRunner's processes on one machine, or
-Flink, Spark, Dataflow on a cluster) and gives the same ``tfbet.evaluation.Results``, count for
+Flink, Spark, Dataflow on a cluster) and gives the same ``tfbet.results.Results``, count for
 count, as the in-process evaluation.
 
 * A work item is one chip with its conditions and offsets (``WorkItem``, planned by
-  ``tfbet.evaluation.make_plan`` exactly as in-process).
+  ``tfbet.evaluation_plan.make_plan`` exactly as in-process).
 * Each worker loads the model and the test set once (``DoFn.setup``, through the picklable
   ``load`` callable), counts its clean errors and, per item, the errors at every
   (condition, offset); it emits one partial ``Results`` per item.
@@ -53,6 +53,8 @@ import tensorflow as tf
 
 from tfbet import checks
 from tfbet import evaluation
+from tfbet import evaluation_plan
+from tfbet import results as results_lib
 from tfbet import memory
 from tfbet import threads
 
@@ -69,8 +71,9 @@ WorkItem.__doc__ = "One chip evaluated at every condition x offset by one worker
 
 def work_items(chips, conditions=None, offsets=(0,), allow_high_rate=False):
   """(plan, the ``WorkItem`` of every chip); arguments and checks as in ``Evaluator.run``."""
-  plan, work = evaluation.make_plan(chips, conditions, offsets, allow_high_rate=allow_high_rate)
-  kind = "rate" if work[0][0].conditions is None else "voltage"
+  plan, work = evaluation_plan.make_plan(chips, conditions, offsets,
+                                         allow_high_rate=allow_high_rate)
+  kind = evaluation_plan.condition_kind([chip for chip, _, _ in work])
   return plan, [WorkItem(chip, tuple(conds), tuple(offs), kind) for chip, conds, offs in work]
 
 
@@ -107,7 +110,7 @@ class EvaluateChips(beam.DoFn):
   def process(self, item):
     started = time.perf_counter()
     evaluator = self._evaluator
-    part = evaluation.Results(
+    part = results_lib.Results(
         model=evaluator.describe_model(), n=evaluator.n, data_digest=evaluator.data_digest,
         clean_errors=self._clean_errors, condition_kind=item.condition_kind,
         chips={item.chip.name: item.chip.describe()},
@@ -177,7 +180,7 @@ class Counts:
 
   def add_part(self, record):
     """Adds one work item's result dict (checked by ``Results.from_dict``)."""
-    part = evaluation.Results.from_dict(record, source="work item")
+    part = results_lib.Results.from_dict(record, source="work item")
     self.add_header({field: getattr(part, field) for field in HEADER},
                     f"work item of chips {sorted(part.chips)}")
     self.add_errors(part.errors, part.condition_kind)
@@ -195,7 +198,7 @@ class Counts:
     """The ``Results`` of these counts under ``plan`` (None when nothing was counted)."""
     if self.header is None:
       return None
-    return evaluation.Results(
+    return results_lib.Results(
         **self.header, errors=self.errors, plan=plan,
         chips={entry["name"]: entry["chip"] for entry in plan["chips"]})
 
@@ -245,7 +248,7 @@ def _worker_metadata(counts):
 
 
 def _write_result(record, path):
-  evaluation.Results.from_dict(record, source="merged counts").to_json(path)
+  results_lib.Results.from_dict(record, source="merged counts").to_json(path)
 
 
 def build_pipeline(pipeline, load, plan, items, result_path, worker_threads=None,
@@ -374,7 +377,7 @@ def _read_kept_parts(folder, counts):
 
 def _take_over(resume, plan, counts):
   """Adds the complete chips of ``resume`` (an earlier run of the same plan) to ``counts``."""
-  if not isinstance(resume, evaluation.Results):
+  if not isinstance(resume, results_lib.Results):
     raise TypeError(f"resume must be tfbet.evaluation.Results, got {type(resume).__name__}")
   if resume.plan != plan:
     raise ValueError("cannot resume: the earlier results have another plan (chips, "
@@ -456,7 +459,7 @@ def evaluate(load, chips, conditions=None, offsets=(0,), options=None, metadata=
         failure = error
         _read_kept_parts(parts_folder, counts)
         continue
-      done = evaluation.Results.from_json(result_path)
+      done = results_lib.Results.from_json(result_path)
       counts.add_header({field: getattr(done, field) for field in HEADER}, "the pipeline")
       counts.add_errors(done.errors, done.condition_kind)
       counts.workers.update(done.metadata.get("workers", ()))

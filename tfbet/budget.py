@@ -30,7 +30,8 @@ import math
 
 from tfbet import checks
 from tfbet import energy
-from tfbet import evaluation
+from tfbet import evaluation_plan
+from tfbet import results as results_lib
 
 STATISTICS = ("mean", "max")
 HOW = {
@@ -87,7 +88,7 @@ def _with_energy(**fields):
 def rate_statistics(results, statistic="mean"):
   """[(p, statistic of RErr over chips)] at every evaluated rate, increasing; p = 0 -> Err."""
   _check_statistic(statistic)
-  if not isinstance(results, evaluation.Results) or results.condition_kind != "rate":
+  if not isinstance(results, results_lib.Results) or results.condition_kind != "rate":
     raise ValueError("need evaluation.Results over bit error rates (random chips)")
   points = {0.0: results.clean_error}
   for row in results.summary():
@@ -127,9 +128,9 @@ def _statistic_at(results, rate, statistic):
 def _all_rates(chips, parts):
   """One Results over every rate measured, one part per rate (the same chips, model, data)."""
   rates = sorted(rate for part in parts for rate in part.conditions)
-  plan, _ = evaluation.make_plan(chips, rates)
+  plan, _ = evaluation_plan.make_plan(chips, rates)
   first = parts[0]
-  results = evaluation.Results(
+  results = results_lib.Results(
       model=first.model, n=first.n, data_digest=first.data_digest,
       clean_errors=first.clean_errors, condition_kind=first.condition_kind,
       chips={entry["name"]: entry["chip"] for entry in plan["chips"]}, plan=plan)
@@ -240,7 +241,7 @@ def voltage_budgets(results, budget, statistic="mean"):
   """
   budget = check_budget(budget)
   _check_statistic(statistic)
-  if not isinstance(results, evaluation.Results) or results.condition_kind != "voltage":
+  if not isinstance(results, results_lib.Results) or results.condition_kind != "voltage":
     raise ValueError("need evaluation.Results over voltages (profiled chips)")
   err = results.clean_error
   answers = []

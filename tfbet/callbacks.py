@@ -141,7 +141,7 @@ class RErrMonitor(keras.callbacks.Callback):
     allow_high_rate: accept rates above 0.5 (refused by default as likely percents).
 
   Attributes:
-    results: {epoch (from 1): ``tfbet.evaluation.Results``}: the counts of every evaluation.
+    results: {epoch (from 1): ``tfbet.results.Results``}: the counts of every evaluation.
     seconds: {epoch (from 1): seconds the evaluation took}.
   """
 

@@ -46,8 +46,11 @@ MAX_CONDITIONS = 1000
 # Placements of the weights on one profiled chip (App. C.1 averages over a few).
 MAX_OFFSETS = 10**4
 # Entries (chip, condition, offset) of one evaluation: ~100 bytes each in a result file, so
-# at most ~1 GB, the largest result file tfbet reads (evaluation.MAX_RESULT_BYTES).
+# at most ~1 GB, the largest result file tfbet reads (results.MAX_RESULT_BYTES).
 MAX_PLAN_ENTRIES = 10**7
+# Largest count (test examples, errors, parameters, bit offsets) a result may hold: ratios of
+# such counts are exact in float64, and it is far beyond any test set or model.
+MAX_COUNT = 2**53
 # Shards of one evaluation: a shard holds at least one chip.
 MAX_SHARDS = MAX_CHIPS
 # Examples in one batch: 2**16 CIFAR images are 800 MB of float32, beyond any accelerator's

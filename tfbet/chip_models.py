@@ -6,6 +6,13 @@ bit b (0 = least significant) of byte i has address ``offset + 8 * i + b``. A ch
 applied as ``v' = ((v ^ flip) | set) & ~clear``; bits m..7 are never touched. Every chip
 describes itself (:meth:`Chip.describe`) for the result files.
 
+A chip *kind* registers itself once, in its class statement (``class RandomChip(Chip,
+kind="random", settings=("seed",))``): its name (the ``"kind"`` of its descriptions), the
+settings a binary builds it from (:meth:`Chip.from_settings`, :func:`build`) and how a result
+file's description names it (:meth:`Chip.from_description`, :func:`name_of_description`). The
+binaries offer the kinds they have the settings for (:func:`kinds`), so a new chip model is one
+class here (docs/design.md §3, "Chip kinds").
+
 * :class:`RandomChip` - the paper's error model (Sec. 3): a chip is a seed; bit a flips at rate p
   iff ``u(seed, a) <= p``, so errors at p' <= p are a subset of those at p. Condition: p.
 * :class:`AsymmetricRandomChip` - the same chip with faulty cells that only fail 0-to-1 (rate
@@ -62,8 +69,66 @@ def _zeros(num_bytes):
   return np.zeros(num_bytes, dtype=np.uint8)
 
 
+# {kind: Chip subclass} of every registered chip kind, in the order they registered.
+KINDS = {}
+
+
+def kinds(settings):
+  """The registered kinds a binary can build from ``settings`` (the names it has values for)."""
+  return tuple(kind for kind, cls in KINDS.items() if set(cls.settings) <= set(settings))
+
+
+def build(kind, where="chip", **settings):
+  """A chip of ``kind`` from a binary's settings (flags, gin parameters named in ``where``).
+
+  ``kind`` must be one of ``kinds(settings)``; settings that the kind does not take are ignored
+  (``bin/eval`` passes ``fraction_0to1`` to every kind), and one it takes must not be None.
+  """
+  choices = kinds(settings)
+  if kind not in choices:
+    raise ValueError(f"{where}.kind must be {' or '.join(map(repr, choices))}, got {kind!r}")
+  cls = KINDS[kind]
+  for key in cls.settings:
+    if settings[key] is None:
+      raise ValueError(f"{where}.{key} is required for kind={kind!r}")
+  return cls.from_settings(**{key: settings[key] for key in cls.settings})
+
+
+def name_of_description(info):
+  """The name of the chip a result describes; None for kinds named freely and unknown kinds."""
+  cls = KINDS.get(info.get("kind"))
+  chip = None if cls is None else cls.from_description(info)
+  return None if chip is None else chip.name
+
+
 class Chip(abc.ABC):
-  """A bit error model: masks for a slice of the weight memory under one operating condition."""
+  """A bit error model: masks for a slice of the weight memory under one operating condition.
+
+  A subclass registers a chip kind with ``class MyChip(Chip, kind="mine", settings=(...))``
+  (see the module docstring); unregistered subclasses are described by their class name.
+  """
+
+  kind = None  # The registered name, None for an unregistered chip.
+  settings = ()  # What the kind is built from (its constructor's arguments by default).
+
+  def __init_subclass__(cls, kind=None, settings=(), **kwargs):
+    super().__init_subclass__(**kwargs)
+    if kind is not None:
+      if kind in KINDS:
+        raise ValueError(f"chip kind {kind!r} is registered already, by {KINDS[kind].__name__}")
+      cls.kind, cls.settings = kind, tuple(settings)
+      KINDS[kind] = cls
+
+  @classmethod
+  def from_settings(cls, **settings):
+    """The chip built from its kind's settings (checked by the constructor)."""
+    return cls(**settings)
+
+  @classmethod
+  def from_description(cls, info):
+    """The chip that :meth:`describe` gave ``info``; None where the description cannot tell
+    (a chip named freely). By default the description holds the kind's settings."""
+    return cls.from_settings(**{key: info[key] for key in cls.settings})
 
   @property
   @abc.abstractmethod
@@ -78,9 +143,10 @@ class Chip(abc.ABC):
   def describe(self):
     """JSON-able description, stored with results (and compared when merging them).
 
-    ``{"kind": ...}`` plus what makes the chip this chip; subclasses add their parameters.
+    ``{"kind": ...}`` plus what makes the chip this chip: by default its kind's settings.
     """
-    return {"kind": type(self).__name__}
+    return {"kind": self.kind or type(self).__name__,
+            **{key: getattr(self, key) for key in self.settings}}
 
   @abc.abstractmethod
   def masks(self, num_bytes, precision, condition, offset=0):
@@ -95,7 +161,7 @@ class Chip(abc.ABC):
     """
 
 
-class RandomChip(Chip):
+class RandomChip(Chip, kind="random", settings=("seed",)):
   """Uniform random bit flips (Sec. 3): the chip is its seed; errors are nested across p."""
 
   def __init__(self, seed):
@@ -118,14 +184,11 @@ class RandomChip(Chip):
                                    offset=offset)
     return np.asarray(flip, dtype=np.uint8), _zeros(num_bytes), _zeros(num_bytes)
 
-  def describe(self):
-    return {"kind": "random", "seed": self._seed}
-
   def __repr__(self):
     return f"RandomChip(seed={self._seed})"
 
 
-class AsymmetricRandomChip(Chip):
+class AsymmetricRandomChip(Chip, kind="asymmetric", settings=("seed", "fraction_0to1")):
   """Random faults that set (0-to-1, rate p * f) or clear (1-to-0, rate p * (1 - f)) a bit.
 
   Bit a is set iff ``u(seed, a) <= p * f`` and cleared iff ``u(seed, a) > 1 - p * (1 - f)``, so
@@ -159,14 +222,11 @@ class AsymmetricRandomChip(Chip):
     return (_zeros(num_bytes), np.asarray(set_mask, dtype=np.uint8),
             np.asarray(clear_mask, dtype=np.uint8))
 
-  def describe(self):
-    return {"kind": "asymmetric", "seed": self._seed, "fraction_0to1": self._fraction_0to1}
-
   def __repr__(self):
     return f"AsymmetricRandomChip(seed={self._seed}, fraction_0to1={self._fraction_0to1})"
 
 
-class ProfiledChip(Chip):
+class ProfiledChip(Chip, kind="profiled", settings=("path", "seed")):
   """Per-cell fault probability maps of one chip at a few voltages (App. C.1).
 
   ``p0t1[k, r, c]`` / ``p1t0[k, r, c]``: probability that bit cell (r, c) reads 1 after a 0 was
@@ -292,6 +352,15 @@ class ProfiledChip(Chip):
   def load(cls, path, seed=0):
     """Reads a chip file written by :meth:`save`; ValueError naming the file if it is invalid."""
     return cls(seed=seed, **chip_files.read(path))
+
+  @classmethod
+  def from_settings(cls, path, seed):
+    return cls.load(path, seed=seed)
+
+  @classmethod
+  def from_description(cls, info):
+    """None: the maps are in the chip's file, not in its description, so it is named freely."""
+    return None
 
   def describe(self):
     """Kind, seed, array size, pattern and the App. C.1 statistics at every voltage."""

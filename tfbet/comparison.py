@@ -9,11 +9,12 @@ compares a model on 50 chips with another on 2.
 """
 import dataclasses
 
-from tfbet import evaluation
+from tfbet import result_identity
+from tfbet import results as results_lib
 
 
 def check_comparable(results_list, labels=None, sources=None):
-  """Validates ``results_list`` (``evaluation.Results``) for a comparison; returns the labels.
+  """Validates ``results_list`` (``results.Results``) for a comparison; returns the labels.
 
   Args:
     results_list: non-empty sequence of Results on one test set and one condition kind.
@@ -25,15 +26,15 @@ def check_comparable(results_list, labels=None, sources=None):
   if not results_list:
     raise ValueError("results_list must hold at least one Results")
   for index, item in enumerate(results_list):
-    if not isinstance(item, evaluation.Results):
+    if not isinstance(item, results_lib.Results):
       raise TypeError(f"results_list[{index}] must be evaluation.Results, got "
                       f"{type(item).__name__}")
   sources = ([f"results_list[{i}]" for i in range(len(results_list))] if sources is None
              else [str(source) for source in sources])
   first = results_list[0]
   for source, item in zip(sources[1:], results_list[1:]):
-    difference = (evaluation.data_difference(item, first, source, sources[0])
-                  or evaluation.kind_difference(item, first))
+    difference = (result_identity.data_difference(item, first, source, sources[0])
+                  or result_identity.kind_difference(item, first))
     if difference:
       raise ValueError(f"{source} and {sources[0]} do not compare: {difference}; only results "
                        "on the same test set and of the same kind (rates or voltages) compare")
@@ -56,7 +57,7 @@ class RateRow:
   summaries: tuple
 
 
-def rate_rows(results_list, delta=evaluation.DEFAULT_DELTA):
+def rate_rows(results_list, delta=results_lib.DEFAULT_DELTA):
   """[RateRow] over the union of the models' rates, in increasing order."""
   results_list = list(results_list)
   check_comparable(results_list)
@@ -73,7 +74,7 @@ def chip_sets_differ(results_list):
   differ = {}
   conditions = sorted(set().union(*(item.conditions for item in results_list)))
   for condition in conditions:
-    sets = [sorted({c for c, v, _ in item.errors if v == condition}, key=evaluation.natural_key)
+    sets = [sorted({c for c, v, _ in item.errors if v == condition}, key=results_lib.natural_key)
             for item in results_list]
     if any(s != sets[0] for s in sets[1:]):
       differ[condition] = sets
@@ -106,7 +107,7 @@ def voltage_rows(results_list):
   if results_list[0].condition_kind != "voltage":
     raise ValueError("voltage_rows needs results over voltages (profiled chips)")
   chips = sorted(set().union(*(item.chip_names for item in results_list)),
-                 key=evaluation.natural_key)
+                 key=results_lib.natural_key)
   rows = []
   for chip in chips:
     voltages = sorted({v for item in results_list for c, v, _ in item.errors if c == chip})

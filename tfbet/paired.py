@@ -27,7 +27,8 @@ import math
 
 import numpy as np
 
-from tfbet import evaluation
+from tfbet import result_identity
+from tfbet import results as results_lib
 
 METRICS = ("rerr", "drop")
 SOURCES = ("chips", "test set", "seeds")
@@ -93,7 +94,7 @@ def _seed_results(results_list, what):
   if not results_list:
     raise ValueError(f"{what} must hold the Results of at least one seed")
   for index, results in enumerate(results_list):
-    if not isinstance(results, evaluation.Results):
+    if not isinstance(results, results_lib.Results):
       raise TypeError(f"{what}[{index}] must be evaluation.Results, got "
                       f"{type(results).__name__}")
   return results_list
@@ -102,7 +103,7 @@ def _seed_results(results_list, what):
 def _check_same_test_set(all_results, condition):
   first = all_results[0]
   for index, results in enumerate(all_results[1:], start=1):
-    difference = evaluation.data_difference(results, first, f"result {index}", "result 0")
+    difference = result_identity.data_difference(results, first, f"result {index}", "result 0")
     if difference:
       raise ValueError(f"the models were evaluated on different test sets ({difference}); a "
                        "paired comparison needs the same examples")
@@ -112,7 +113,7 @@ def _check_same_test_set(all_results, condition):
     raise ValueError(f"the models were not evaluated on the same chips at condition "
                      f"{condition:g} ({[len(c) for c in chip_sets]} chips); a paired comparison "
                      "needs the same chips")
-  return sorted(chip_sets[0], key=evaluation.natural_key)
+  return sorted(chip_sets[0], key=results_lib.natural_key)
 
 
 def _per_chip(results, condition, chips, metric):
@@ -138,7 +139,7 @@ def compare(results_a, results_b, condition, metric="rerr", seeds_a=None, seeds_
   """Compares model A with model B at ``condition``; returns a :class:`Comparison`.
 
   Args:
-    results_a, results_b: ``evaluation.Results`` of each model, one per training seed, all on
+    results_a, results_b: ``results.Results`` of each model, one per training seed, all on
       the same test set and the same chips at ``condition``.
     condition: the bit error rate (fraction) or voltage to compare at.
     metric: "rerr" (RErr) or "drop" (RErr - Err).
