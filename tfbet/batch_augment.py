@@ -154,7 +154,8 @@ def _gather_pixels(images, row, col, fill):
 
 
 def _sample_nearest_batch(images, source_y, source_x, fill):
-  """_sample_nearest for a batch: source coordinates [b, h, w] per example."""
+  """image_ops' nearest-neighbour sampling for a batch: source coordinates [b, h, w] per
+  example."""
   return _gather_pixels(images, tf.cast(tf.round(source_y), tf.int32),
                         tf.cast(tf.round(source_x), tf.int32), fill)
 
@@ -177,7 +178,7 @@ def _blend_batch(degenerate, images, factor):
 
 
 def _grayscale_batch(images):
-  """_grayscale for a batch: [b, h, w, 1] float32."""
+  """image_ops' greyscale (ITU-R 601-2 luma, rounded) for a batch: [b, h, w, 1] float32."""
   values = image_ops.to_float(images)
   if images.shape[-1] == 1:
     return values
@@ -352,13 +353,13 @@ def _cutout_batch(images, size: int, centers, fill):
 
 
 def augment_batch(images, parameters, augmentation: augment.Augmentation, fill):
-  """augment_image for a batch, with the decisions of draw_parameters; float32 in [0, 1].
+  """augment.augment_image for a batch, with the decisions of draw_parameters; float32 in [0, 1].
 
   Args:
     images: uint8 [b, height, width, channels].
     parameters: the rows of draw_parameters(...) for these examples (tensors or arrays).
     augmentation: which stages run (the one the parameters were drawn for).
-    fill: mean colour in [0, 1], [channels] (see augment_image).
+    fill: mean colour in [0, 1], [channels] (see augment.augment_image).
   """
   keys = {"crop_offset": augmentation.crop_padding, "flip": augmentation.flip,
           "policy_choice": augmentation.autoaugment, "policy_apply": augmentation.autoaugment,

@@ -31,9 +31,12 @@ OP_NAMES = (
 
 
 # ----------------------------------------------------------------------------- helpers
+# The pixel arithmetic shared with the batched pass (public for tfbet.batch_augment, which must
+# round exactly as the operations here do).
 
 
 def to_float(image):
+  """Pixel values as float32, on their 0..255 scale."""
   return tf.cast(image, tf.float32)
 
 
