@@ -2,7 +2,7 @@
 
 tensorflow-model-optimization wraps layers, never a model inside a model, and rebuilds the
 layer graph with ``clone_model``: ``quantize_model`` therefore takes a graph model (Sequential or
-functional, nested ones too) and flattens it first (docs/design.md §3, "Nested models").
+functional, nested ones too) and flattens it first (docs/design.md §6, "Nested models").
 """
 import tensorflow as tf
 

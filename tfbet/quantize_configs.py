@@ -378,8 +378,8 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
 
   ``model`` must be a Sequential or functional Keras model (nested ones are inlined, see
   ``flat_models.flatten_model``): it is rebuilt layer by layer with ``clone_model``, which
-  subclassed models do not support. ``scheme`` is a preset name of ``tfbet.quantization.PRESETS`` or a
-  ``QuantizationScheme``.
+  subclassed models do not support. ``scheme`` is a preset name of
+  ``tfbet.quantization.PRESETS``, a ``QuantizationScheme`` or its ``to_dict`` config.
 
   Every trainable variable a layer reads is quantized (see the module docstring); if one cannot
   be, this raises ``ValueError`` listing them. ``exclude`` leaves layers in reliable float
