@@ -343,7 +343,7 @@ class BitErrorTrainer(keras.Model):
           self.method.upper(), losses[-1], self.describe_threshold(), self.method.upper())
     return history
 
-  # -- the rate and seed of a step's bit errors (its method loads them: tfbet.training_methods) --
+  # -- the rate and seed of a step's bit errors (its method loads them) ------------------------
 
   def current_rate(self):
     """The bit error rate of this step (rises over time for curricular RANDBET)."""
