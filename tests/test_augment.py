@@ -1,4 +1,5 @@
-"""Tests of tfbet.augment against numpy references written here."""
+"""Tests of tfbet.augment, tfbet.image_ops and tfbet.batch_augment against numpy references
+written here."""
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -8,6 +9,8 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfbet import augment  # noqa: E402
+from tfbet import batch_augment  # noqa: E402
+from tfbet import image_ops  # noqa: E402
 
 FILL = np.array([11, 22, 33], np.uint8)
 
@@ -38,56 +41,56 @@ def test_cifar10_policy_has_25_sub_policies_of_two_valid_operations():
   for sub_policy in augment.CIFAR10_POLICY:
     assert len(sub_policy) == 2
     for name, probability, level in sub_policy:
-      assert name in augment.OP_NAMES
+      assert name in image_ops.OP_NAMES
       assert 0.0 <= probability <= 1.0
       assert level in range(10)
   used = {name for sub in augment.CIFAR10_POLICY for name, _, _ in sub}
-  assert used == set(augment.OP_NAMES) - {"ShearX"}
-  assert len(augment.OP_NAMES) == 14
+  assert used == set(image_ops.OP_NAMES) - {"ShearX"}
+  assert len(image_ops.OP_NAMES) == 14
 
 
 def test_invert_solarize_posterize_match_numpy(image):
   t = tf.constant(image)
-  np.testing.assert_array_equal(augment.invert(t).numpy(), 255 - image)
+  np.testing.assert_array_equal(image_ops.invert(t).numpy(), 255 - image)
   for threshold in (0.0, 100.0, 227.56, 256.0):
     expected = np.where(image < threshold, image, 255 - image)
-    np.testing.assert_array_equal(augment.solarize(t, threshold).numpy(), expected)
+    np.testing.assert_array_equal(image_ops.solarize(t, threshold).numpy(), expected)
   for bits in range(1, 9):
     expected = (image // 2 ** (8 - bits)) * 2 ** (8 - bits)
-    np.testing.assert_array_equal(augment.posterize(t, bits).numpy(), expected)
+    np.testing.assert_array_equal(image_ops.posterize(t, bits).numpy(), expected)
 
 
 def test_magnitude_levels_map_to_the_autoaugment_ranges():
   shape = (32, 32, 3)
-  bits = [int(augment.level_to_argument("Posterize", lv, 1.0, shape)) for lv in range(10)]
+  bits = [int(image_ops.level_to_argument("Posterize", lv, 1.0, shape)) for lv in range(10)]
   assert bits == [8, 8, 7, 7, 6, 6, 5, 5, 4, 4]
-  thresholds = [float(augment.level_to_argument("Solarize", lv, 1.0, shape)) for lv in range(10)]
+  thresholds = [float(image_ops.level_to_argument("Solarize", lv, 1.0, shape)) for lv in range(10)]
   np.testing.assert_allclose(thresholds, np.linspace(256, 0, 10), rtol=1e-6)
-  assert float(augment.level_to_argument("Rotate", 9, -1.0, shape)) == pytest.approx(-30.0)
-  assert float(augment.level_to_argument("ShearY", 9, 1.0, shape)) == pytest.approx(0.3)
-  assert float(augment.level_to_argument("TranslateX", 9, 1.0, shape)) == pytest.approx(
+  assert float(image_ops.level_to_argument("Rotate", 9, -1.0, shape)) == pytest.approx(-30.0)
+  assert float(image_ops.level_to_argument("ShearY", 9, 1.0, shape)) == pytest.approx(0.3)
+  assert float(image_ops.level_to_argument("TranslateX", 9, 1.0, shape)) == pytest.approx(
       150 / 331 * 32, rel=1e-6)
-  assert float(augment.level_to_argument("Color", 9, -1.0, shape)) == pytest.approx(0.1)
-  assert float(augment.level_to_argument("Sharpness", 0, 1.0, shape)) == pytest.approx(1.0)
-  assert augment.level_to_argument("Equalize", 5, 1.0, shape) is None
+  assert float(image_ops.level_to_argument("Color", 9, -1.0, shape)) == pytest.approx(0.1)
+  assert float(image_ops.level_to_argument("Sharpness", 0, 1.0, shape)) == pytest.approx(1.0)
+  assert image_ops.level_to_argument("Equalize", 5, 1.0, shape) is None
 
 
 def test_translations_shift_content_and_fill_with_the_given_colour(image):
   t = tf.constant(image)
-  np.testing.assert_array_equal(augment.translate_x(t, 3, FILL).numpy(),
+  np.testing.assert_array_equal(image_ops.translate_x(t, 3, FILL).numpy(),
                                 _shift_reference(image, 0, 3, FILL))
-  np.testing.assert_array_equal(augment.translate_x(t, -4, FILL).numpy(),
+  np.testing.assert_array_equal(image_ops.translate_x(t, -4, FILL).numpy(),
                                 _shift_reference(image, 0, -4, FILL))
-  np.testing.assert_array_equal(augment.translate_y(t, 5, FILL).numpy(),
+  np.testing.assert_array_equal(image_ops.translate_y(t, 5, FILL).numpy(),
                                 _shift_reference(image, 5, 0, FILL))
 
 
 def test_rotation_by_90_degrees_is_numpy_rot90_and_by_0_is_identity():
   square = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
   t = tf.constant(square)
-  np.testing.assert_array_equal(augment.rotate(t, 90.0, FILL).numpy(), np.rot90(square))
-  np.testing.assert_array_equal(augment.rotate(t, -90.0, FILL).numpy(), np.rot90(square, -1))
-  np.testing.assert_array_equal(augment.rotate(t, 0.0, FILL).numpy(), square)
+  np.testing.assert_array_equal(image_ops.rotate(t, 90.0, FILL).numpy(), np.rot90(square))
+  np.testing.assert_array_equal(image_ops.rotate(t, -90.0, FILL).numpy(), np.rot90(square, -1))
+  np.testing.assert_array_equal(image_ops.rotate(t, 0.0, FILL).numpy(), square)
 
 
 def test_shear_matches_a_numpy_nearest_neighbour_reference(image):
@@ -103,9 +106,9 @@ def test_shear_matches_a_numpy_nearest_neighbour_reference(image):
         expected_x[y, x] = image[y, sx] if 0 <= sx < w else FILL
         sy = int(np.round(np.float32(y) + s * (np.float32(x) - cx)))
         expected_y[y, x] = image[sy, x] if 0 <= sy < h else FILL
-    np.testing.assert_array_equal(augment.shear_x(tf.constant(image), shear, FILL).numpy(),
+    np.testing.assert_array_equal(image_ops.shear_x(tf.constant(image), shear, FILL).numpy(),
                                   expected_x)
-    np.testing.assert_array_equal(augment.shear_y(tf.constant(image), shear, FILL).numpy(),
+    np.testing.assert_array_equal(image_ops.shear_y(tf.constant(image), shear, FILL).numpy(),
                                   expected_y)
 
 
@@ -116,7 +119,7 @@ def test_auto_contrast_stretches_each_channel_to_full_range():
   for c in range(2):
     lo, hi = expected[..., c].min(), expected[..., c].max()
     expected[..., c] = np.round((expected[..., c] - lo) * (np.float32(255.0) / (hi - lo)))
-  result = augment.auto_contrast(tf.constant(image)).numpy()
+  result = image_ops.auto_contrast(tf.constant(image)).numpy()
   np.testing.assert_array_equal(result, expected.astype(np.uint8))
   assert result[..., :2].min() == 0 and result[..., :2].max() == 255
 
@@ -143,25 +146,25 @@ def test_equalize_matches_a_numpy_histogram_equalization():
   rng = np.random.default_rng(3)
   image = np.clip(rng.normal(100, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
   image[..., 1] = 17  # single level: unchanged
-  np.testing.assert_array_equal(augment.equalize(tf.constant(image)).numpy(),
+  np.testing.assert_array_equal(image_ops.equalize(tf.constant(image)).numpy(),
                                 _equalize_reference(image))
 
 
 def test_enhancements_blend_towards_their_degenerate_image(image):
   t = tf.constant(image)
-  np.testing.assert_array_equal(augment.brightness(t, 0.5).numpy(),
+  np.testing.assert_array_equal(image_ops.brightness(t, 0.5).numpy(),
                                 np.clip(np.round(image * 0.5), 0, 255).astype(np.uint8))
-  np.testing.assert_array_equal(augment.brightness(t, 1.9).numpy(),
+  np.testing.assert_array_equal(image_ops.brightness(t, 1.9).numpy(),
                                 np.clip(np.round(image * np.float32(1.9)), 0, 255))
-  for op in (augment.contrast, augment.color, augment.brightness, augment.sharpness):
+  for op in (image_ops.contrast, image_ops.color, image_ops.brightness, image_ops.sharpness):
     np.testing.assert_array_equal(op(t, 1.0).numpy(), image)
   luma = np.round(image.astype(np.float64) @ [0.299, 0.587, 0.114])
-  np.testing.assert_array_equal(augment.contrast(t, 0.0).numpy(),
+  np.testing.assert_array_equal(image_ops.contrast(t, 0.0).numpy(),
                                 np.full(image.shape, np.round(luma.mean()), np.uint8))
-  np.testing.assert_array_equal(augment.color(t, 0.0).numpy(),
+  np.testing.assert_array_equal(image_ops.color(t, 0.0).numpy(),
                                 np.repeat(luma[..., None], 3, axis=-1).astype(np.uint8))
   gray = tf.constant(image[..., :1])
-  np.testing.assert_array_equal(augment.color(gray, 0.0).numpy(), image[..., :1])
+  np.testing.assert_array_equal(image_ops.color(gray, 0.0).numpy(), image[..., :1])
 
 
 def test_sharpness_degenerate_is_the_13_weight_smoothing_inside_the_border(image):
@@ -171,17 +174,17 @@ def test_sharpness_degenerate_is_the_13_weight_smoothing_inside_the_border(image
     for c in range(1, x.shape[1] - 1):
       window = x[y - 1:y + 2, c - 1:c + 2]
       smooth[y, c] = np.round((window.sum(axis=(0, 1)) + 4 * x[y, c]) / 13.0)
-  np.testing.assert_array_equal(augment.sharpness(tf.constant(image), 0.0).numpy(),
+  np.testing.assert_array_equal(image_ops.sharpness(tf.constant(image), 0.0).numpy(),
                                 smooth.astype(np.uint8))
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_every_operation_keeps_shape_dtype_and_range(channels):
   image = np.random.default_rng(4).integers(0, 256, (9, 7, channels), dtype=np.uint8)
-  for name in augment.OP_NAMES:
+  for name in image_ops.OP_NAMES:
     for level in (0, 4, 9):
       for sign in (-1.0, 1.0):
-        out = augment.apply_op(tf.constant(image), name, level, sign, FILL[:channels])
+        out = image_ops.apply_op(tf.constant(image), name, level, sign, FILL[:channels])
         assert out.dtype == tf.uint8 and out.shape == image.shape, name
 
 
@@ -193,7 +196,7 @@ def test_crop_with_padding_matches_numpy_pad_and_slice(image):
   for oy, ox in ((0, 0), (4, 4), (8, 1), (3, 7)):
     expected = padded[oy:oy + image.shape[0], ox:ox + image.shape[1]]
     np.testing.assert_array_equal(
-        augment.crop_with_padding(tf.constant(image), padding, oy, ox, FILL).numpy(), expected)
+        image_ops.crop_with_padding(tf.constant(image), padding, oy, ox, FILL).numpy(), expected)
 
 
 def test_random_crop_uses_every_offset_and_is_one_of_the_candidates(image):
@@ -225,12 +228,12 @@ def test_random_flip_mirrors_about_half_of_the_time(image):
 def test_cutout_sets_a_16_square_to_the_mean_colour():
   image = np.random.default_rng(5).random((32, 32, 3)).astype(np.float32)
   mean = np.array([0.49, 0.48, 0.45], np.float32)
-  out = augment.cutout(tf.constant(image), 16, 20, 9, mean).numpy()
+  out = image_ops.cutout(tf.constant(image), 16, 20, 9, mean).numpy()
   expected = image.copy()
   expected[12:28, 1:17] = mean
   np.testing.assert_array_equal(out, expected)
   # Clipped at the border: centre (2, 30) keeps rows 0..9, cols 22..31.
-  out = augment.cutout(tf.constant(image), 16, 2, 30, mean).numpy()
+  out = image_ops.cutout(tf.constant(image), 16, 2, 30, mean).numpy()
   expected = image.copy()
   expected[0:10, 22:32] = mean
   np.testing.assert_array_equal(out, expected)
@@ -298,26 +301,26 @@ def test_augmentation_rejects_bad_settings():
 FILL_FLOAT = np.array([0.25, 0.5, 0.75], np.float32)
 # Every operation at two levels, in both steps of a sub-policy, always applied.
 ALL_OPS_POLICY = tuple(
-    ((name, 1.0, (3 * i) % 10), (augment.OP_NAMES[(i + 5) % 14], 1.0, 9 - i % 10))
-    for i, name in enumerate(augment.OP_NAMES))
+    ((name, 1.0, (3 * i) % 10), (image_ops.OP_NAMES[(i + 5) % 14], 1.0, 9 - i % 10))
+    for i, name in enumerate(image_ops.OP_NAMES))
 
 
 def _reference_augmentation(image, row, augmentation, fill, policy=augment.CIFAR10_POLICY):
   """One example through the single-image operations with the decisions of one parameter row."""
-  fill_uint8 = augment._to_uint8(tf.constant(fill) * 255.0)  # pylint: disable=protected-access
+  fill_uint8 = image_ops.to_uint8(tf.constant(fill) * 255.0)  # pylint: disable=protected-access
   image = tf.constant(image)
   if augmentation.crop_padding:
-    image = augment.crop_with_padding(image, augmentation.crop_padding, *row["crop_offset"],
+    image = image_ops.crop_with_padding(image, augmentation.crop_padding, *row["crop_offset"],
                                       fill_uint8)
   if augmentation.flip and row["flip"]:
     image = image[:, ::-1]
   if augmentation.autoaugment:
     for step, (name, _, level) in enumerate(policy[row["policy_choice"]]):
       if row["policy_apply"][step]:
-        image = augment.apply_op(image, name, level, row["policy_sign"][step], fill_uint8)
+        image = image_ops.apply_op(image, name, level, row["policy_sign"][step], fill_uint8)
   image = tf.cast(image, tf.float32) / 255.0
   if augmentation.cutout_size:
-    image = augment.cutout(image, augmentation.cutout_size, *row["cutout_center"], fill)
+    image = image_ops.cutout(image, augmentation.cutout_size, *row["cutout_center"], fill)
   return image.numpy()
 
 
@@ -329,8 +332,8 @@ def _rows(parameters, i):
 def test_batched_augmentation_equals_the_single_image_operations_example_by_example(channels):
   images = np.random.default_rng(8).integers(0, 256, (40, 32, 32, channels), dtype=np.uint8)
   fill = FILL_FLOAT[:channels]
-  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, 40, (32, 32), seed=5, epoch=2)
-  batch = augment.augment_batch(images, parameters, augment.CIFAR_AUGMENTATION, fill).numpy()
+  parameters = batch_augment.draw_parameters(augment.CIFAR_AUGMENTATION, 40, (32, 32), seed=5, epoch=2)
+  batch = batch_augment.augment_batch(images, parameters, augment.CIFAR_AUGMENTATION, fill).numpy()
   assert batch.dtype == np.float32 and batch.shape == images.shape
   for i, image in enumerate(images):
     np.testing.assert_array_equal(
@@ -342,16 +345,16 @@ def test_every_batched_policy_operation_equals_its_single_image_operation():
   images = np.random.default_rng(9).integers(0, 256, (42, 12, 10, 3), dtype=np.uint8)
   images[0] = 77  # flat image: auto-contrast and equalize leave it unchanged
   only_policy = augment.Augmentation(autoaugment=True)
-  parameters = augment.draw_parameters(only_policy, 42, (12, 10), seed=1, epoch=0,
+  parameters = batch_augment.draw_parameters(only_policy, 42, (12, 10), seed=1, epoch=0,
                                        policy=ALL_OPS_POLICY)
   parameters["policy_choice"] = np.arange(42, dtype=np.int32) % 14  # every sub-policy 3 times
-  batch = augment.autoaugment_batch(images, parameters["policy_choice"],
+  batch = batch_augment.autoaugment_batch(images, parameters["policy_choice"],
                                     parameters["policy_apply"], parameters["policy_sign"], FILL,
                                     policy=ALL_OPS_POLICY).numpy()
   for i, image in enumerate(images):
     expected = tf.constant(image)
     for step, (name, _, level) in enumerate(ALL_OPS_POLICY[i % 14]):
-      expected = augment.apply_op(expected, name, level, parameters["policy_sign"][i, step], FILL)
+      expected = image_ops.apply_op(expected, name, level, parameters["policy_sign"][i, step], FILL)
     np.testing.assert_array_equal(batch[i], expected.numpy(), err_msg=str(ALL_OPS_POLICY[i % 14]))
 
 
@@ -362,7 +365,7 @@ def _within_binomial(count, total, probability, sigmas=5.0):
 
 def test_drawn_decisions_follow_the_policy_table_within_binomial_tolerance():
   n = 100_000
-  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, n, (32, 32), seed=3, epoch=7)
+  parameters = batch_augment.draw_parameters(augment.CIFAR_AUGMENTATION, n, (32, 32), seed=3, epoch=7)
   choice = parameters["policy_choice"]
   policy = augment.CIFAR10_POLICY
   for index, sub_policy in enumerate(policy):
@@ -372,9 +375,9 @@ def test_drawn_decisions_follow_the_policy_table_within_binomial_tolerance():
       applied = parameters["policy_apply"][chosen, step].sum()
       assert _within_binomial(applied, chosen.sum(), probability), (index, step)
   # Each operation runs with the share the table gives it (1/25 * sum of its probabilities).
-  applied_ops = np.array([[augment.OP_NAMES.index(name) for name, _, _ in sub] for sub in policy])
+  applied_ops = np.array([[image_ops.OP_NAMES.index(name) for name, _, _ in sub] for sub in policy])
   counts = np.bincount(applied_ops[choice][parameters["policy_apply"]], minlength=14)
-  for op, name in enumerate(augment.OP_NAMES):
+  for op, name in enumerate(image_ops.OP_NAMES):
     share = sum(p for sub in policy for n_, p, _ in sub if n_ == name) / len(policy)
     assert _within_binomial(counts[op], n, share), name
   signs = parameters["policy_sign"]
@@ -393,8 +396,8 @@ def test_batched_crop_flip_and_cutout_shares_measured_on_the_output():
   position = (np.arange(size)[:, None] * 16 + np.arange(size)[None, :] + 1).astype(np.uint8)
   images = np.repeat(position[None, :, :, None], n, axis=0)  # pixel value encodes (y, x)
   setting = augment.Augmentation(crop_padding=padding, flip=True)
-  parameters = augment.draw_parameters(setting, n, (size, size), seed=11, epoch=0)
-  out = np.round(augment.augment_batch(images, parameters, setting, [0.0]).numpy()[..., 0] * 255)
+  parameters = batch_augment.draw_parameters(setting, n, (size, size), seed=11, epoch=0)
+  out = np.round(batch_augment.augment_batch(images, parameters, setting, [0.0]).numpy()[..., 0] * 255)
   centre = out[:, 7, 7].astype(int) - 1
   offset_y, offset_x = centre // 16 - 7 + padding, centre % 16 - 7 + padding
   flipped = out[:, 7, 6] > out[:, 7, 8]
@@ -405,8 +408,8 @@ def test_batched_crop_flip_and_cutout_shares_measured_on_the_output():
   assert _within_binomial(flipped.sum(), n, 0.5)
 
   cut = augment.Augmentation(cutout_size=4)
-  parameters = augment.draw_parameters(cut, n, (size, size), seed=12, epoch=0)
-  out = augment.augment_batch(np.full((n, size, size, 1), 255, np.uint8), parameters, cut, [0.0])
+  parameters = batch_augment.draw_parameters(cut, n, (size, size), seed=12, epoch=0)
+  out = batch_augment.augment_batch(np.full((n, size, size, 1), 255, np.uint8), parameters, cut, [0.0])
   centres = []
   for square in out.numpy()[..., 0] == 0:
     rows, cols = np.nonzero(square)
@@ -423,10 +426,10 @@ def test_batched_crop_flip_and_cutout_shares_measured_on_the_output():
 
 def test_drawn_decisions_are_a_pure_function_of_seed_and_epoch_per_stage():
   setting = augment.CIFAR_AUGMENTATION
-  first = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
-  again = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
-  other_epoch = augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=2)
-  other_seed = augment.draw_parameters(setting, 500, (32, 32), seed=5, epoch=1)
+  first = batch_augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
+  again = batch_augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=1)
+  other_epoch = batch_augment.draw_parameters(setting, 500, (32, 32), seed=4, epoch=2)
+  other_seed = batch_augment.draw_parameters(setting, 500, (32, 32), seed=5, epoch=1)
   assert set(first) == {"crop_offset", "flip", "policy_choice", "policy_apply", "policy_sign",
                         "cutout_center"}
   for key in first:
@@ -434,19 +437,19 @@ def test_drawn_decisions_are_a_pure_function_of_seed_and_epoch_per_stage():
     assert not np.array_equal(first[key], other_epoch[key]), key
     assert not np.array_equal(first[key], other_seed[key]), key
   # Switching a stage off leaves the decisions of the others unchanged.
-  crop_only = augment.draw_parameters(augment.Augmentation(crop_padding=4), 500, (32, 32), 4, 1)
+  crop_only = batch_augment.draw_parameters(augment.Augmentation(crop_padding=4), 500, (32, 32), 4, 1)
   assert set(crop_only) == {"crop_offset"}
   np.testing.assert_array_equal(crop_only["crop_offset"], first["crop_offset"])
 
 
 def test_augment_batch_with_every_stage_off_only_scales_and_refuses_missing_decisions():
   images = np.random.default_rng(10).integers(0, 256, (3, 5, 4, 3), dtype=np.uint8)
-  parameters = augment.draw_parameters(augment.NO_AUGMENTATION, 3, (5, 4), 0, 0)
+  parameters = batch_augment.draw_parameters(augment.NO_AUGMENTATION, 3, (5, 4), 0, 0)
   assert parameters == {}
-  out = augment.augment_batch(images, parameters, augment.NO_AUGMENTATION, FILL_FLOAT)
+  out = batch_augment.augment_batch(images, parameters, augment.NO_AUGMENTATION, FILL_FLOAT)
   np.testing.assert_array_equal(out.numpy(), images.astype(np.float32) / 255.0)
   with pytest.raises(ValueError, match=r"parameters lack \['flip'\]"):
-    augment.augment_batch(images, parameters, augment.Augmentation(flip=True), FILL_FLOAT)
+    batch_augment.augment_batch(images, parameters, augment.Augmentation(flip=True), FILL_FLOAT)
 
 
 
@@ -456,17 +459,26 @@ def test_batched_augmentation_in_a_graph_equals_the_eager_one():
   product, within one ulp). Every geometric operation at every level and sign, then App. F."""
   policy = tuple(((name, 1.0, level), (name, 0.0, level))
                  for name in ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-                 for level in range(augment.NUM_LEVELS))
+                 for level in range(image_ops.NUM_LEVELS))
   images = np.random.default_rng(13).integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
   choice = np.arange(100, dtype=np.int32) % 50
   apply = np.ones((100, 2), bool)
   sign = np.repeat([[1.0], [-1.0]], 50, axis=0).astype(np.float32) * np.ones((1, 2), np.float32)
-  run = lambda x: augment.autoaugment_batch(x, choice, apply, sign, FILL, policy=policy)
+  run = lambda x: batch_augment.autoaugment_batch(x, choice, apply, sign, FILL, policy=policy)
   np.testing.assert_array_equal(tf.function(run)(images).numpy(), run(images).numpy())
 
-  parameters = augment.draw_parameters(augment.CIFAR_AUGMENTATION, 64, (32, 32), seed=6, epoch=0)
-  eager = augment.augment_batch(images[:64], parameters, augment.CIFAR_AUGMENTATION, FILL_FLOAT)
-  graph = tf.function(lambda x: augment.augment_batch(x, parameters, augment.CIFAR_AUGMENTATION,
+  parameters = batch_augment.draw_parameters(augment.CIFAR_AUGMENTATION, 64, (32, 32), seed=6, epoch=0)
+  eager = batch_augment.augment_batch(images[:64], parameters, augment.CIFAR_AUGMENTATION, FILL_FLOAT)
+  graph = tf.function(lambda x: batch_augment.augment_batch(x, parameters, augment.CIFAR_AUGMENTATION,
                                                       FILL_FLOAT))(images[:64])
   np.testing.assert_array_max_ulp(graph.numpy(), eager.numpy(), maxulp=1)
   np.testing.assert_array_equal(np.round(graph.numpy() * 255), np.round(eager.numpy() * 255))
+
+
+def test_names_that_moved_out_of_augment_still_read_from_there_and_others_fail():
+  assert augment.draw_parameters is batch_augment.draw_parameters
+  assert augment.augment_batch is batch_augment.augment_batch
+  assert augment.shear_x is image_ops.shear_x and augment.OP_NAMES == image_ops.OP_NAMES
+  assert augment.NUM_LEVELS == 10
+  with pytest.raises(AttributeError, match="no attribute 'to_uint8'"):
+    augment.to_uint8  # pylint: disable=pointless-statement

@@ -1,5 +1,7 @@
 """tfbet needs Keras 2 (tf-keras): Keras 3 already in use fails at import, saying how to fix it."""
+import ast
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -48,3 +50,16 @@ def test_quantizing_a_keras_3_model_says_how_to_fix_it():
   assert process.returncode != 0
   assert "Keras 3 models cannot be quantized" in process.stderr
   assert "from tfbet.compat import keras" in process.stderr
+
+
+def test_private_keras_and_tfmot_modules_are_imported_in_compat_only():
+  private = ("tf_keras.src", "tf_keras.python", "tensorflow_model_optimization.python",
+             "keras.src", "tensorflow.python.keras")
+  importers = set()
+  for path in sorted(pathlib.Path(ROOT, "tfbet").rglob("*.py")):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+      names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+               [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+      if any(name.startswith(private) for name in names):
+        importers.add(path.relative_to(ROOT).as_posix())
+  assert importers == {"tfbet/compat.py"}

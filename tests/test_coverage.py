@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfbet import chips
+from tfbet import flat_models
 from tfbet import memory
 from tfbet import quantize_configs
 from tfbet.compat import keras
@@ -124,7 +125,7 @@ def test_memory_holds_every_trainable_parameter_and_each_tensor_changes_the_outp
 
 def test_nested_models_are_inlined_keeping_outer_names_and_sharing_reused_layers():
   model = _randomized(_nested_functional_with_clashing_names_used_twice)
-  flat = quantize_configs.flatten_model(model)
+  flat = flat_models.flatten_model(model)
   assert not any(isinstance(layer, keras.Model) for layer in flat.layers)
   names = [layer.name for layer in flat.layers]
   # The outer "dense" keeps its name; the nested one is prefixed with its models' names.

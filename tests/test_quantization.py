@@ -126,6 +126,21 @@ def test_int_conversion_survives_to_dict_and_a_config_without_it_loads_as_trunca
   assert quantize_configs.BitErrorQuantizeConfig.from_config(config.get_config()).scheme == scheme
 
 
+def test_a_name_a_dict_and_a_scheme_become_the_same_scheme_in_every_constructor():
+  scheme = q.get_scheme("unsigned", 4, "floor")
+  assert q.as_scheme(scheme) is scheme
+  assert q.as_scheme(scheme.to_dict()) == scheme
+  assert q.as_scheme("NORMAL") == q.QuantizationScheme(8, True, False, False, False)
+  for given in ("unsigned", q.get_scheme("unsigned"), q.get_scheme("unsigned").to_dict()):
+    assert quantizers.BitErrorQuantizer(given).scheme == q.get_scheme("unsigned")
+    assert (quantize_configs.BitErrorQuantizeConfig([["kernel"]], given).scheme
+            == q.get_scheme("unsigned"))
+  with pytest.raises(ValueError, match="unknown quantization preset 'robust'"):
+    q.as_scheme("robust")
+  with pytest.raises(TypeError):
+    q.as_scheme({"precision": 8, "bits": 3})
+
+
 def test_get_scheme_takes_int_conversion_from_gin():
   gin.clear_config()
   try:

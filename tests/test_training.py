@@ -134,7 +134,7 @@ def test_randbet_draws_a_fresh_chip_every_step_and_pattbet_the_same_pattern():
 
   def masks_at(iteration):
     trainer.optimizer.iterations.assign(iteration)
-    trainer._load_errors()  # pylint: disable=protected-access
+    trainer._method.load_errors(trainer)  # pylint: disable=protected-access
     return np.concatenate([s.qvars["flip"].numpy().ravel() for s in mem.slots])
 
   assert not np.array_equal(masks_at(0), masks_at(1))
@@ -566,3 +566,39 @@ def test_the_papers_threshold_with_another_loss_or_class_count_gets_a_warning(ca
     training.BitErrorTrainer(qmodel, rate=0.01, weight_decay=1e-4).compile(
         optimizer=keras.optimizers.SGD(0.1, weight_decay=1e-3))
   assert "both apply" in caplog.text and "weight_decay=0" in caplog.text
+
+
+# Recorded with the trainer of before issue 24, whose step branched on the method name: two
+# steps of each method (seed 3, paper optimizer over 4 steps, weight decay 5e-4) end at weights
+# with this sum and sum of squares, and this perturbed loss.
+_RECORDED_STEPS = {
+    "clean": (dict(rate=0.0), -4.259340919874376, 5.371184870618565, None),
+    "randbet": (dict(rate=0.05), -4.232750681228936, 5.326696575286875, 1.1611769199371338),
+    "average": (dict(method="randbet", rate=0.05, gradient_combination="average"),
+                -4.214539215667173, 5.363677553806399, 1.1812876462936401),
+    "pattbet": (dict(rate=0.0, pattern=chips.RandomChip(7), pattern_condition=0.05),
+                -4.218040129228029, 5.331991079051608, 1.1251685619354248),
+    "curricular": (dict(rate=0.05, curriculum_steps=2), -4.297042883816175, 5.337734886093779,
+                   1.1378298997879028),
+    "alternating": (dict(rate=0.05), -4.239048467949033, 5.282085017237257, 1.138272762298584),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_RECORDED_STEPS))
+def test_two_steps_of_every_method_end_at_the_weights_recorded_before_methods_became_classes(
+    name):
+  settings, weight_sum, square_sum, perturbed_loss = _RECORDED_STEPS[name]
+  settings = dict(settings)
+  qmodel = quantize_configs.quantize_model(small_cnn(), "rquant")
+  trainer = training.BitErrorTrainer(qmodel, method=settings.pop("method", name), seed=3,
+                                     loss_threshold=1e9, **settings)
+  trainer.compile(optimizer=training.paper_optimizer(4))
+  x, y = _batch()
+  for _ in range(2):
+    logs = trainer.train_on_batch(x, y, return_dict=True)
+  weights = np.concatenate([v.numpy().ravel() for v in qmodel.trainable_variables])
+  weights = weights.astype(np.float64)
+  assert float(np.sum(weights)) == pytest.approx(weight_sum, rel=1e-6)
+  assert float(np.sum(weights * weights)) == pytest.approx(square_sum, rel=1e-6)
+  assert logs.get("perturbed_loss") == (
+      None if perturbed_loss is None else pytest.approx(perturbed_loss, rel=1e-6))

@@ -30,8 +30,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfbet.augment import (Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION, augment_batch,
-                           draw_parameters)
+from tfbet.augment import Augmentation, CIFAR_AUGMENTATION, NO_AUGMENTATION
+from tfbet.batch_augment import augment_batch, draw_parameters
 from tfbet import checks
 from tfbet import formats
 

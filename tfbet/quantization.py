@@ -98,6 +98,14 @@ def get_scheme(name="rquant", precision=8, int_conversion="truncate"):
   return QuantizationScheme(precision=precision, int_conversion=int_conversion, **PRESETS[key])
 
 
+def as_scheme(scheme):
+  """The ``QuantizationScheme`` that a preset name (``get_scheme``), a ``to_dict`` config or a
+  scheme stands for: what every constructor taking a scheme accepts (a saved config is a dict)."""
+  if isinstance(scheme, dict):
+    return QuantizationScheme.from_dict(scheme)
+  return get_scheme(scheme)
+
+
 def tensor_range(weights, scheme):
   """(q_min, q_max) of one tensor, float32 scalars: [-max|w|, max|w|] or [min w, max w]."""
   w = tf.convert_to_tensor(weights, tf.float32)

@@ -9,12 +9,12 @@ Coverage (never silent): a Keras layer reads its variables through attributes (`
 ``self.cell.recurrent_kernel``, ``self._query_dense.kernel``). ``parameter_paths`` finds every
 such attribute recursively through sub-layers; the quantize wrapper replaces each one with the
 quantized, perturbed tensor before the layer runs. Nested Sequential/functional models are
-inlined into one flat functional graph first (tensorflow-model-optimization cannot wrap a model
-inside a model). A trainable variable that is not reachable this way is not in faulty memory:
-``quantize_model`` then refuses, naming it, unless the caller leaves its layer out explicitly
-(``exclude``). Frozen layers (``trainable=False``) are no exception: their weights are stored
-like any other. Coverage is then measured on one traced call (``verify_reads``): each faulty
-weight must reach the output, and only through the tensor tfbet hands its layer.
+inlined into one flat functional graph first (``flat_models``; tensorflow-model-optimization
+cannot wrap a model inside a model). A trainable variable that is not reachable this way is not
+in faulty memory: ``quantize_model`` then refuses, naming it, unless the caller leaves its layer
+out explicitly (``exclude``). Frozen layers (``trainable=False``) are no exception: their weights
+are stored like any other. Coverage is then measured on one traced call (``traced_reads``): each
+faulty weight must reach the output, and only through the tensor tfbet hands its layer.
 
 Non-trainable state (BatchNormalization's moving statistics, any float variable a layer keeps
 out of training) stays in reliable memory by default, as in the paper. With ``faulty_state=True``
@@ -26,17 +26,19 @@ parameters, state included, that is in faulty memory.
 import re
 
 import tensorflow as tf
-from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
-
-from tf_keras.src.engine import functional
 
 from tfbet import compat
+from tfbet import flat_models
 from tfbet import quantization
 from tfbet import quantizers
+from tfbet import traced_reads
 from tfbet.compat import keras
 from tfbet.compat import tfmot
 
 _tfmot_keras = tfmot.quantization.keras
+# Moved to their own modules (docs/design.md §2); still importable from here.
+flatten_model = flat_models.flatten_model
+verify_reads = traced_reads.verify_reads
 # Bookkeeping lists of Keras layers that hold variables but are not read by call().
 _SKIPPED_ATTRIBUTES = frozenset(("_trainable_weights", "_non_trainable_weights"))
 _PATH_STEP = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[(\d+)\])?$")
@@ -149,11 +151,9 @@ class BitErrorQuantizeConfig(_tfmot_keras.QuantizeConfig):
   """
 
   def __init__(self, weight_attrs, scheme="rquant"):
-    if isinstance(scheme, dict):
-      scheme = quantization.QuantizationScheme.from_dict(scheme)
     self.weight_attrs = tuple(
         (entry,) if isinstance(entry, str) else tuple(entry) for entry in weight_attrs)
-    self.scheme = quantization.get_scheme(scheme)
+    self.scheme = quantization.as_scheme(scheme)
 
   def get_weights_and_quantizers(self, layer):
     _build_sublayers(layer)
@@ -204,7 +204,7 @@ class BitErrorQuantizeConfig(_tfmot_keras.QuantizeConfig):
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
-class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
+class BitErrorQuantizeWrapper(_tfmot_keras.QuantizeWrapperV2):
   """tfmot's wrapper that replaces a layer's variables with their quantized, perturbed values.
 
   Differs from ``QuantizeWrapperV2`` in these ways:
@@ -220,7 +220,9 @@ class BitErrorQuantizeWrapper(quantize_wrapper.QuantizeWrapperV2):
     model), the quantizers are not traced: the shape does not depend on weight values, and
     tracing them took most of ``quantize_model``'s time on large models;
   * ``call`` is converted by autograph only if the wrapped layer's is (a Keras layer's is not):
-    the wrapper's own control flow is plain Python, and converting it cost a third of the rest.
+    the wrapper's own control flow is plain Python, and converting it cost a third of the rest;
+  * while ``traced_reads.verify_reads`` traces a call (``_read_probe`` is a list), it records
+    each (variable, quantized tensor) its layer reads, and why the layer failed, if it did.
   """
 
   def _should_use_autograph(self):
@@ -317,7 +319,7 @@ def is_quantized(model):
 
 
 @keras.utils.register_keras_serializable(package="tfbet")
-class QuantizedModel(functional.Functional):
+class QuantizedModel(compat.Functional):
   """The functional model ``quantize_model`` returns; only ``save`` and ``summary`` differ.
 
   HDF5 (``.h5``) and ``.keras`` files round-trip a quantized model bit for bit (load them inside
@@ -363,90 +365,6 @@ class QuantizedModel(functional.Functional):
         "masks, codes, quantization ranges)")
 
 
-def _is_graph_model(model):
-  return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
-
-
-def _check_graph_model(model, what):
-  if not isinstance(model, keras.Model):
-    raise TypeError(f"{what} must be a tf_keras Model (Keras 2), got {type(model)!r}; Keras 3 "
-                    "models cannot be quantized by tensorflow-model-optimization. "
-                    + compat.KERAS_FIX)
-  if not _is_graph_model(model):
-    raise ValueError(
-        f"{what} {model.name!r} is a subclassed Keras model; quantize_model needs Sequential or "
-        "functional models (also when nested) because tensorflow-model-optimization rebuilds "
-        "the layer graph with clone_model. Build the network functionally and put custom "
-        "training logic on an outer model (tfbet.training.BitErrorTrainer).")
-  if not model.built:
-    raise ValueError(f"{what} {model.name!r} must be built (call it on an input or give an "
-                     "input shape)")
-
-
-def flatten_model(model):
-  """A functional model computing the same as ``model`` with nested models inlined.
-
-  Every layer of a nested Sequential/functional model becomes a layer of the returned model
-  (a copy with the same weights; names get the nested model's name as a prefix when they would
-  clash). A nested model used twice shares its inlined layers. ``model`` is not modified.
-  """
-  _check_graph_model(model, "model")
-  if not any(isinstance(layer, keras.Model) for layer in model.layers):
-    return model
-  copies = {}  # id(original layer) -> copy
-  used_names = set()
-
-  def copy_of(layer, prefix):
-    if id(layer) not in copies:
-      name = layer.name
-      if name in used_names:
-        name = prefix + name
-      if name in used_names:
-        raise ValueError(f"cannot inline nested models: two layers would be named {name!r}")
-      used_names.add(name)
-      config = layer.get_config()
-      config["name"] = name
-      copies[id(layer)] = (layer.__class__.from_config(config), layer)
-    return copies[id(layer)][0]
-
-  def run(graph, inputs, prefix):
-    """Calls the layers of ``graph`` on ``inputs`` (a list); returns its outputs (a list)."""
-    _check_graph_model(graph, "nested model")
-    if not getattr(graph, "_is_graph_network", False):
-      raise ValueError(f"nested Sequential model {graph.name!r} has no input shape; build it "
-                       "with an Input layer")
-    tensors = {id(k): v for k, v in zip(graph.inputs, inputs)}
-    for depth in sorted(graph._nodes_by_depth, reverse=True):  # pylint: disable=protected-access
-      for node in graph._nodes_by_depth[depth]:  # pylint: disable=protected-access
-        if node.is_input:
-          continue
-        if any(id(t) not in tensors for t in tf.nest.flatten(node.keras_inputs)):
-          continue  # a node of another model that shares this layer
-        args, kwargs = tf.nest.map_structure(
-            lambda t: tensors[id(t)] if id(t) in tensors else t,
-            (node.call_args, node.call_kwargs))
-        if isinstance(node.layer, keras.Model):
-          outputs = run(node.layer, tf.nest.flatten(args[0]),
-                        prefix + node.layer.name + "_")
-          outputs = tf.nest.pack_sequence_as(node.outputs, outputs)
-        else:
-          outputs = copy_of(node.layer, prefix)(*args, **kwargs)
-        for old, new in zip(tf.nest.flatten(node.outputs), tf.nest.flatten(outputs)):
-          tensors[id(old)] = new
-    return [tensors[id(t)] for t in graph.outputs]
-
-  for layer in model.layers:  # outer layers first: their names stay as they are
-    if not isinstance(layer, keras.Model):
-      copy_of(layer, "")
-  inputs = [keras.Input(type_spec=t.type_spec, name=t.name.split(":")[0]) for t in model.inputs]
-  outputs = run(model, inputs, "")
-  flat = keras.Model(inputs, tf.nest.pack_sequence_as(model._nested_outputs, outputs),  # pylint: disable=protected-access
-                     name=model.name)
-  for copy, original in copies.values():
-    copy.set_weights(original.get_weights())
-  return flat
-
-
 def _excluded(layer, exclude):
   if exclude is None:
     return False
@@ -459,9 +377,9 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
   """Returns a copy of ``model`` whose trainable parameters live in quantized, faulty memory.
 
   ``model`` must be a Sequential or functional Keras model (nested ones are inlined, see
-  ``flatten_model``): it is rebuilt layer by layer with ``clone_model``, which subclassed
-  models do not support. ``scheme`` is a preset name of ``tfbet.quantization.PRESETS`` or a
-  ``QuantizationScheme``.
+  ``flat_models.flatten_model``): it is rebuilt layer by layer with ``clone_model``, which
+  subclassed models do not support. ``scheme`` is a preset name of
+  ``tfbet.quantization.PRESETS``, a ``QuantizationScheme`` or its ``to_dict`` config.
 
   Every trainable variable a layer reads is quantized (see the module docstring); if one cannot
   be, this raises ``ValueError`` listing them. ``exclude`` leaves layers in reliable float
@@ -470,8 +388,8 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
   into faulty memory too; it needs a per-tensor scheme. ``tfbet.memory.coverage`` states the
   share of parameters in faulty memory.
   """
-  scheme = quantization.get_scheme(scheme)
-  _check_graph_model(model, "model")
+  scheme = quantization.as_scheme(scheme)
+  flat_models.check_graph_model(model, "model")
   if is_quantized(model):
     raise ValueError(f"model {model.name!r} is already quantized"
                      + ("; for its state use with_faulty_state(model)" if faulty_state else ""))
@@ -484,7 +402,7 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
     if isinstance(exclude, str):
       exclude = [exclude]
     exclude = frozenset(exclude)
-  flat = flatten_model(model)
+  flat = flat_models.flatten_model(model)
   if exclude is not None and not callable(exclude):
     unknown = exclude - {layer.name for layer in flat.layers}
     if unknown:
@@ -522,89 +440,8 @@ def quantize_model(model, scheme="rquant", exclude=None, faulty_state=False):
     copy.set_weights(original.get_weights())
   quantized._name = model.name  # pylint: disable=protected-access
   quantized.__class__ = QuantizedModel  # the same graph and state; see QuantizedModel.save
-  verify_reads(quantized)
+  traced_reads.verify_reads(quantized)
   return quantized
-
-
-_READ_FIX = ("read each weight in call() through the attribute that build() assigned it to "
-             "(self.kernel, self.cell.kernel, ...), not through a closure, self.weights[i], "
-             "self.trainable_weights[i] or variable.read_value(); or leave the layer out with "
-             "quantize_model(..., exclude=[its name])")
-
-
-def verify_reads(model):
-  """Checks, on one traced inference call, that ``model`` reads only faulty weights.
-
-  Coverage is measured, not assumed: the quantized value of every variable in faulty memory
-  must reach an output, and no output may depend on such a variable any other way (a layer
-  reading its float weight through a closure would compute with weights bit errors never hit).
-  The check follows the data flow of the traced graph backwards from the outputs, stopping at
-  the dequantized tensors tfbet hands the layers. Raises ``ValueError`` naming the layer.
-  """
-  wrappers = [l for l in model.layers if isinstance(l, BitErrorQuantizeWrapper)]
-  for wrapper in wrappers:
-    wrapper._read_probe = []  # pylint: disable=protected-access
-  specs = tf.nest.map_structure(lambda t: t.type_spec, model._nested_inputs)  # pylint: disable=protected-access
-  try:
-    graph = tf.function(lambda inputs: model(inputs, training=False)).get_concrete_function(
-        specs).graph
-  except Exception as error:  # pylint: disable=broad-except
-    failed = [(w.layer.name, w.__dict__["_read_probe_failure"]) for w in wrappers
-              if "_read_probe_failure" in w.__dict__]
-    where = (f"layer {failed[0][0]!r} fails when it reads its quantized weights "
-             f"({failed[0][1]})" if failed else f"it fails ({type(error).__name__}: {error})")
-    raise ValueError(f"cannot quantize model {model.name!r}: {where}. To quantize it, "
-                     f"{_READ_FIX}.") from error
-  finally:
-    recorded = {wrapper.layer.name: wrapper.__dict__.pop("_read_probe") for wrapper in wrappers}
-    for wrapper in wrappers:
-      wrapper.__dict__.pop("_read_probe_failure", None)
-
-  dequantized = {}  # graph tensor name -> (layer name, variable)
-  for layer_name, reads in recorded.items():
-    for variable, value in reads:
-      dequantized[value.name] = (layer_name, variable)
-  faulty = [(wrapper.layer.name, variable) for wrapper in wrappers
-            for variable, _, _ in wrapper._weight_vars]  # pylint: disable=protected-access
-  owner_of_handle = {id(handle): (layer_name, variable) for layer_name, variable in faulty
-                     for handle in _handles(variable)}
-  handles = {}  # graph placeholder name -> (layer name, variable)
-  for external, internal in graph.captures:
-    if id(external) in owner_of_handle:
-      handles[internal.name] = owner_of_handle[id(external)]
-
-  reached, bypassed = set(), []
-  stack = [t.op for t in tf.nest.flatten(graph.outputs)]
-  seen = set()
-  while stack:
-    op = stack.pop()
-    if op.name in seen:
-      continue
-    seen.add(op.name)
-    for tensor in op.inputs:
-      if tensor.name in dequantized:
-        reached.add(id(dequantized[tensor.name][1]))
-        continue
-      if tensor.name in handles:
-        bypassed.append(handles[tensor.name])
-      stack.append(tensor.op)
-  if bypassed:
-    details = "; ".join(sorted({f"layer {layer!r} reads {v.name}" for layer, v in bypassed}))
-    raise ValueError(f"model {model.name!r} reads weights around faulty memory ({details}): "
-                     f"bit errors would never reach them. To quantize it, {_READ_FIX}.")
-  unread = [(layer_name, v) for layer_name, v in faulty if id(v) not in reached]
-  if unread:
-    details = "; ".join(f"layer {layer!r}: {v.name}" for layer, v in unread)
-    raise ValueError(f"model {model.name!r} never uses the faulty value of these weights in "
-                     f"inference ({details}), so the share of the model in faulty memory would "
-                     f"be overstated. To quantize it, {_READ_FIX}.")
-
-
-def _handles(variable):
-  """The resource handles a graph may capture for ``variable`` (each copy of a distributed one,
-  whose own ``handle`` exists only inside a replica context)."""
-  copies = getattr(variable, "values", None)
-  return [v.handle for v in copies] if copies is not None else [variable.handle]
 
 
 def has_faulty_state(model):

@@ -115,9 +115,7 @@ class BitErrorQuantizer(tfmot.quantization.keras.quantizers.Quantizer):
   """Quantizes one weight tensor with ``scheme`` and applies its bit error masks."""
 
   def __init__(self, scheme="rquant", name=None):
-    if isinstance(scheme, dict):
-      scheme = quantization.QuantizationScheme.from_dict(scheme)
-    self.scheme = quantization.get_scheme(scheme)
+    self.scheme = quantization.as_scheme(scheme)
     # Names this quantizer's variables; layers with several tensors of the same name (attention
     # projections, RNN cells) need distinct ones. None: the wrapper's name for the tensor.
     self.name = name

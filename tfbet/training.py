@@ -36,7 +36,7 @@ that injected errors) and ``injecting`` (the share of such steps). ``error`` is 
 misclassified examples, unweighted like Keras' ``metrics`` (use ``weighted_metrics`` for
 weighted ones); ``loss`` is the compiled loss, weighted.
 
-Methods (``method``):
+Methods (``method``; each is a small class in ``tfbet.training_methods``):
 
 * ``"clean"``: steps 1-3 and 5 without errors (NORMAL, RQUANT, CLIPPING);
 * ``"randbet"``: a fresh random chip every step, seed ``(seed + 1) * 2**40 + step``, disjoint
@@ -65,17 +65,16 @@ SGD, App. F): once per step, twice in an alternating step that injects (once per
 import math
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
 
 from tfbet import checks
 from tfbet import memory
 from tfbet import quantization
 from tfbet import quantize_configs
-from tfbet import quantizers
+from tfbet import training_methods
 from tfbet.compat import keras
 
-METHODS = ("clean", "randbet", "pattbet", "curricular", "alternating")
+METHODS = tuple(training_methods.METHODS)
 GRADIENT_COMBINATIONS = ("sum", "average")
 _SEED_STRIDE = 2 ** 40
 # App. F: injection starts once the clean loss is below 1.75, a value made for the cross-entropy
@@ -99,13 +98,6 @@ def _check_label_smoothing(value):
   if value == 1.0:
     raise ValueError("label_smoothing must be in [0, 1), got 1.0 (no mass left for the label)")
   return value
-
-
-def _local_variable(name, value, dtype):
-  """A per-replica variable: every replica computes the same value, no cross-device sync."""
-  return tf.Variable(value, dtype=dtype, trainable=False, name=name,
-                     synchronization=tf.VariableSynchronization.ON_READ,
-                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
 
 def _is_one_hot(y_true, y_pred):
@@ -193,13 +185,6 @@ def outputs_probabilities(model):
   return getattr(activation, "__name__", "") == "softmax"
 
 
-def _local_bytes(name, value):
-  """A per-replica uint8 tensor, held as a ``ByteVariable`` (collectives carry no uint8)."""
-  value = np.asarray(value, np.uint8)
-  words = _local_variable(name, quantizers.ByteVariable.pack(value, value.shape), tf.int32)
-  return quantizers.ByteVariable(words, value.shape)
-
-
 class BitErrorTrainer(keras.Model):
   """Trains a quantized classifier ``model`` with clipping and (random) bit error injection.
 
@@ -218,12 +203,10 @@ class BitErrorTrainer(keras.Model):
     super().__init__(name=kwargs.pop("name", "bit_error_trainer"), **kwargs)
     checks.choice(method, "method", METHODS)
     checks.choice(gradient_combination, "gradient_combination", GRADIENT_COMBINATIONS)
-    if method == "alternating" and gradient_combination != "sum":
-      raise ValueError("gradient_combination='average' does not apply to method 'alternating' "
-                       "(its clean and perturbed gradients make separate updates); use 'sum'")
     rate = checks.rate(rate, "rate", allow_high_rate)
-    if method in ("randbet", "curricular", "alternating") and rate == 0.0:
-      raise ValueError(f"method {method!r} needs rate > 0")
+    self._method = training_methods.METHODS[method](
+        rate, gradient_combination=gradient_combination, curriculum_steps=curriculum_steps,
+        pattern=pattern, pattern_condition=pattern_condition)
     if loss_threshold is not None and relative_loss_threshold is not None:
       raise ValueError("give loss_threshold (an absolute loss) or relative_loss_threshold (a "
                        "share of the first step's loss), not both")
@@ -233,26 +216,12 @@ class BitErrorTrainer(keras.Model):
       if relative_loss_threshold <= 0.0:
         raise ValueError("relative_loss_threshold must be > 0 (a share of the first step's "
                          f"loss), got {relative_loss_threshold}")
-      self.initial_loss = _local_variable("initial_loss", math.nan, tf.float32)
+      self.initial_loss = training_methods.local_variable("initial_loss", math.nan, tf.float32)
     else:
       loss_threshold = checks.real(
           PAPER_LOSS_THRESHOLD if loss_threshold is None else loss_threshold, "loss_threshold")
     label_smoothing = _check_label_smoothing(label_smoothing)
     weight_decay = checks.real(weight_decay, "weight_decay", minimum=0.0)
-    if method == "curricular":
-      if curriculum_steps is None:
-        raise ValueError("method 'curricular' needs curriculum_steps >= 1 (half the training "
-                         "steps)")
-      curriculum_steps = checks.count(curriculum_steps, "curriculum_steps", minimum=1)
-    if method == "alternating" and tf.distribute.has_strategy() and not isinstance(
-        tf.distribute.get_strategy(), tf.distribute.OneDeviceStrategy):
-      raise ValueError("method 'alternating' makes two optimizer updates per step and cannot "
-                       "run under a distribution strategy; use 'randbet'")
-    if method == "pattbet" and (pattern is None or pattern_condition is None):
-      raise ValueError("method 'pattbet' needs pattern (a chip) and pattern_condition")
-    if method != "pattbet" and (pattern is not None or pattern_condition is not None):
-      raise ValueError(f"pattern and pattern_condition apply to method 'pattbet' only, not "
-                       f"{method!r} (they would be ignored)")
     seed = check_seed(seed)
     if len(model.outputs) != 1 or model.output_shape[-1] is None or model.output_shape[-1] < 2:
       raise ValueError("BitErrorTrainer trains classifiers with one output of >= 2 classes "
@@ -266,15 +235,10 @@ class BitErrorTrainer(keras.Model):
     self.weight_decay = weight_decay
     self.gradient_combination = gradient_combination
     self.label_smoothing = label_smoothing
-    self.curriculum_steps = curriculum_steps
+    self.curriculum_steps = self._method.curriculum_steps
     self.layout = memory.layout(model)
-    self.injecting = _local_variable("injecting", False, tf.bool)
-    self._pattern = None
-    if method == "pattbet":
-      masks = pattern.masks(self.layout.num_weights, self.layout.precision, pattern_condition)
-      self._pattern = [[_local_bytes(f"pattern_{name}_{i}", part)
-                        for i, part in enumerate(self.layout.split(mask))]
-                       for name, mask in zip(("flip", "set", "clear"), masks)]
+    self.injecting = training_methods.local_variable("injecting", False, tf.bool)
+    self._method.build(self.layout)
     self.trackers = {name: keras.metrics.Mean(name=name) for name in (
         "loss", "error", "perturbed_loss", "perturbed_error", "injecting")}
     self._evaluating = False
@@ -341,7 +305,7 @@ class BitErrorTrainer(keras.Model):
                    "(BitErrorTrainer(weight_decay=0) turns it off)", self.weight_decay,
                    type(optimizer).__name__)
     classes = self.model.output_shape[-1]
-    if (self.method != "clean" and self.relative_loss_threshold is None
+    if (self._method.injects and self.relative_loss_threshold is None
         and self.loss_threshold == PAPER_LOSS_THRESHOLD and (custom_loss or classes != 10)):
       logging.warning(
           "loss_threshold=%g (App. F) is made for the cross-entropy over 10 classes; with %s "
@@ -369,7 +333,7 @@ class BitErrorTrainer(keras.Model):
   def fit(self, *args, **kwargs):  # pylint: disable=signature-differs
     """Keras' ``fit``; logs a warning if bit error injection has not started by its end."""
     history = super().fit(*args, **kwargs)
-    if self.method != "clean" and not bool(self.injecting.numpy()):
+    if self._method.injects and not bool(self.injecting.numpy()):
       losses = history.history.get("loss") or [float("nan")]
       logging.warning(
           "%s has not injected any bit errors yet: the clean loss (%.4g at the last epoch) "
@@ -379,32 +343,14 @@ class BitErrorTrainer(keras.Model):
           self.method.upper(), losses[-1], self.describe_threshold(), self.method.upper())
     return history
 
-  # -- bit errors in memory: the only code that writes the error masks ------------------------
+  # -- the rate and seed of a step's bit errors (its method loads them) ------------------------
 
   def current_rate(self):
     """The bit error rate of this step (rises over time for curricular RANDBET)."""
-    if self.method != "curricular":
-      return tf.constant(self.rate, tf.float64)
-    progress = tf.minimum(
-        tf.cast(self.optimizer.iterations, tf.float64) / float(self.curriculum_steps), 1.0)
-    return self.rate / 20.0 + (self.rate - self.rate / 20.0) * progress
+    return self._method.rate_at(self.optimizer.iterations)
 
   def step_seed(self):
     return (self.seed + 1) * _SEED_STRIDE + tf.cast(self.optimizer.iterations, tf.int64)
-
-  def _load_errors(self):
-    if self._pattern is not None:
-      for index, slot in enumerate(self.layout.slots):
-        memory.assign_masks(slot, {name: variables[index] for name, variables in
-                                   zip(memory.MASK_NAMES, self._pattern)})
-    else:
-      memory.assign_random_flips(self.layout, self.step_seed(), self.current_rate())
-
-  def _clear_errors(self):
-    # Random chips only write the flip masks; a pattern may use all three.
-    names = memory.MASK_NAMES if self._pattern is not None else ("flip",)
-    for slot in self.layout.slots:
-      memory.clear_slot(slot, names)
 
   # -- pieces of the step ---------------------------------------------------------------------
 
@@ -414,7 +360,7 @@ class BitErrorTrainer(keras.Model):
       if getattr(var, "constraint", None) is not None:
         var.assign(var.constraint(var))
 
-  def _project_to_ranges(self, ranges):
+  def project_to_ranges(self, ranges):
     """Clips each quantized float tensor to (q_min, q_max), in cross-replica context."""
     def project(strategy, ranges):
       for slot, (q_min, q_max) in zip(self.layout.slots, ranges):
@@ -433,7 +379,7 @@ class BitErrorTrainer(keras.Model):
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     return y_pred, loss, grads
 
-  def _apply(self, grads):
+  def apply_update(self, grads):
     """One optimizer update with ``grads`` plus the weight decay (added once per update)."""
     variables = self.model.trainable_variables
     if self.weight_decay:
@@ -443,7 +389,8 @@ class BitErrorTrainer(keras.Model):
       grads = [g + decay * v for g, v in zip(grads, variables)]
     self.optimizer.apply_gradients(zip(grads, variables))
 
-  def _tensor_ranges(self):
+  def tensor_ranges(self):
+    """The (q_min, q_max) of every quantized float tensor now."""
     scheme = self.layout.scheme
     return [quantization.tensor_range(slot.variable, scheme) for slot in self.layout.slots]
 
@@ -477,52 +424,22 @@ class BitErrorTrainer(keras.Model):
     replica = tf.distribute.get_replica_context()
     # The compiled loss is scaled by 1 / replicas: the sum over replicas is the global loss.
     global_loss = replica.all_reduce(tf.distribute.ReduceOp.SUM, loss)
-    if self.method != "clean":
+    if self._method.injects:
       self.injecting.assign(tf.logical_or(self.injecting, global_loss < self.threshold(global_loss)))
-    injecting = tf.logical_and(self.injecting, self.method != "clean")
-    no_errors = tf.zeros(tf.shape(y_pred)[:1], tf.float32)
+    injecting = tf.logical_and(self.injecting, self._method.injects)
+    nothing = (tf.zeros_like(loss), tf.zeros(tf.shape(y_pred)[:1], tf.float32))
 
     def perturbed_pass():
       memory.update_global_range(self.layout)
-      self._load_errors()
+      self._method.load_errors(self)
       p_pred, p_loss, p_grads = self._loss_and_gradients(x, y, sample_weight)
-      self._clear_errors()
+      self._method.clear_errors(self.layout)
       return p_loss, classification_errors(y, p_pred), p_grads
 
-    if self.method == "clean":
-      self._apply(grads)
-    elif self.method == "alternating":
-      # Two updates; the second one inside the branch (not possible under a distribution
-      # strategy, where optimizer updates must not sit inside control flow).
-      self._apply(grads)
-      ranges = self._tensor_ranges()
-
-      def perturbed_update():
-        # The step's second update reuses its iteration: the schedule counts steps.
-        self.optimizer.iterations.assign_sub(1)
-        p_loss, p_errors, p_grads = perturbed_pass()
-        self._apply(p_grads)
-        self._project_to_ranges(ranges)
-        return p_loss, p_errors
-
-      p_loss, p_errors = tf.cond(injecting, perturbed_update,
-                                 lambda: (tf.zeros_like(loss), no_errors))
-    else:
-      # Only the forward/backward pass is conditional; one update with the combined gradients
-      # (the perturbed ones are zeros while not injecting), outside control flow so it also
-      # works under MirroredStrategy.
-      p_loss, p_errors, p_grads = tf.cond(
-          injecting, perturbed_pass,
-          lambda: (tf.zeros_like(loss), no_errors, [tf.zeros_like(g) for g in grads]))
-      combined = [g + pg for g, pg in zip(grads, p_grads)]
-      if self.gradient_combination == "average":
-        # The mean of two gradients; a step without the perturbed one keeps the clean one.
-        scale = tf.where(injecting, 0.5, 1.0)
-        combined = [c * tf.cast(scale, c.dtype) for c in combined]
-      self._apply(combined)
+    p_loss, p_errors = self._method.update(self, grads, injecting, perturbed_pass, nothing)
     self._track_clean_pass(y, y_pred, sample_weight, global_loss)
     self.trackers["injecting"].update_state(tf.cast(injecting, tf.float32))
-    if self.method == "clean":
+    if not self._method.injects:
       return self._logs(["loss", "error", "injecting"])
     # Averaged over the steps that injected errors only; collective ops outside tf.cond.
     weight = tf.cast(injecting, tf.float32)
