@@ -279,7 +279,8 @@ def pipeline_options(runner, args=()):
   multi_processing --direct_num_workers=0``) unless ``args`` set these, and runs on Beam's
   FnApiRunner: Beam's DirectRunner would first try its Prism runner, a separate binary it
   downloads from the internet, while the FnApiRunner runs batch pipelines in the worker
-  processes these options ask for, offline.
+  processes these options ask for, offline. Its workers log warnings and errors only, unless
+  ``args`` set ``--default_sdk_harness_log_level``.
   """
   args = list(args)
   kind = runner_class(runner)
@@ -291,6 +292,8 @@ def pipeline_options(runner, args=()):
       args.append("--direct_running_mode=multi_processing")
     if not any(a.startswith("--direct_num_workers") for a in args):
       args.append("--direct_num_workers=0")
+    if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+      args.append("--default_sdk_harness_log_level=WARNING")  # the workers' INFO lines: noise
   options = beam_options.PipelineOptions(args + [f"--runner={runner}"])
   unknown = sorted(set(options.get_all_options(retain_unknown_options=True))
                    - set(options.get_all_options()))

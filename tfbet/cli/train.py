@@ -46,6 +46,11 @@ def define_flags(flag_values=flags.FLAGS):
                     "(checkpoints, logs, model, results) and train from scratch. Without it, a "
                     "directory with checkpoints is resumed, and refused if they were trained with "
                     "a different config.", flag_values=flag_values)
+  flags.DEFINE_integer("worker_threads", None, "TensorFlow intra- and inter-op threads of this "
+                       "process, in [1, 1024] (default: TensorFlow's, every core). The trained "
+                       "weights depend on it in the last bits (the order of floating-point "
+                       "sums); result.json records the threads used (worker_threads).",
+                       flag_values=flag_values)
   flags.mark_flag_as_required("output_dir", flag_values=flag_values)
   gin_utils.define_flags(flag_values)
 
@@ -58,6 +63,12 @@ def main(argv):
   flag_values = flags.FLAGS
   output_dir = flag_values.output_dir
   new_output_dir = not os.path.exists(output_dir)
+  if flag_values.worker_threads is not None:
+    from tfbet import threads  # pylint: disable=g-import-not-at-top
+    try:
+      threads.limit(flag_values.worker_threads)
+    except (RuntimeError, TypeError, ValueError) as error:
+      raise app.UsageError(f"--worker_threads: {error}") from error
   try:
     gin_utils.parse(flag_values.gin_file, flag_values.gin_param,
                     search_paths=flag_values.gin_search_path, modules=flag_values.gin_module)

@@ -45,6 +45,7 @@ from tfbet import models
 from tfbet import quantization
 from tfbet import quantize_configs
 from tfbet import safe_loading
+from tfbet import threads
 from tfbet import training
 from tfbet.cli import gin_utils
 from tfbet.cli import resume
@@ -429,6 +430,7 @@ def export(trainer, data, output_dir, history=None, seconds=None, epochs=None):
       "scheme": mem.scheme.to_dict(),
       "history": history,
       "train_seconds": seconds,
+      "worker_threads": threads.current(),
   }
   if trainer.method != "clean":
     result["injection"] = injection_record(trainer, history, data.steps_per_epoch, epochs)

@@ -1,0 +1,220 @@
+"""The jobs of a reproduction suite: one (run, seed) trained and evaluated, here or on Beam.
+
+A job is resumable and writes only into its own run directory: it calls ``bin/train`` unless
+``result.json`` exists (a killed run resumes from its last checkpoint; ``bin/train``'s lock
+keeps a second process out of the directory, so a retried job never trains twice into it),
+then ``bin/eval`` / ``bin/eval_chips`` for each evaluation file not written yet. ``run_suite``
+runs the jobs one after another in this process; ``run_suite_on_beam`` hands them to an Apache
+Beam runner as work items (e.g. DirectRunner worker processes on this machine), each job's
+binaries with the thread budget of its worker (``--worker_threads``). TensorFlow's results
+depend on its thread count (the order of floating-point sums), so a suite gives the same
+numbers on both paths when they use the same budget.
+"""
+import os
+import subprocess
+import sys
+import time
+
+from tfbet import chip_simulation
+from tfbet.cli import suites
+
+# The binaries run as `python -m tfbet.cli.NAME`. From a checkout (the directory above the
+# package holds setup.py) that checkout goes first on PYTHONPATH, so they run this very tfbet
+# even where another one is installed; an installed tfbet is found as it is.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_CHECKOUT = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
+             else None)
+
+STAGES = ("all", "train", "evaluate")
+_KINDS = {"train": ("train",), "evaluate": ("evaluate",), "all": ("train", "evaluate")}
+
+
+def _binary(name):
+  return [sys.executable, "-m", f"tfbet.cli.{name}"]  # works installed, too
+
+
+def _call(command, log_path):
+  """Runs a binary, its output appended to log_path; raises with the log tail on failure."""
+  with open(log_path, "a", encoding="utf-8") as log:
+    log.write(f"\n$ {' '.join(command)}\n")
+    log.flush()
+    path = os.pathsep.join(filter(None, [_CHECKOUT, os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False,
+                            env=dict(os.environ, PYTHONPATH=path))
+  if result.returncode != 0:
+    with open(log_path, encoding="utf-8") as log:
+      tail = log.read()[-3000:]
+    raise RuntimeError(f"{command[2]} failed (exit {result.returncode}); log {log_path}:\n{tail}")
+
+
+def _rates_flag(rates):
+  return ",".join(f"{r:g}" for r in rates)
+
+
+def _threads_flag(worker_threads):
+  return [] if worker_threads is None else [f"--worker_threads={worker_threads}"]
+
+
+def _train_command(suite, run, seed, run_dir, worker_threads=None):
+  return (_binary("train") + [f"--gin_file={f}" for f in run.gin_files]
+          + [f"--gin_param={p}" for p in run.bindings(suite, seed)]
+          + ["--gin_param=train.verbose = 2", f"--output_dir={run_dir}"]
+          + _threads_flag(worker_threads))
+
+
+def _eval_commands(suite, run, run_dir, chip_files, worker_threads=None):
+  """[(step name, output file, command)] of the evaluations of one trained run."""
+  common = [f"--run_dir={run_dir}"] + (
+      [f"--test_limit={suite.test_limit}"] if suite.test_limit else [])
+  rates = f"--rates={_rates_flag(suite.rates)}"
+  steps = [("eval", "eval_random.json", _binary("eval") + common + [
+      rates, f"--num_chips={suite.num_chips}", "--per_example"])]
+  if run.name == suite.pattern_run:
+    steps.append(("eval pattern", "eval_pattern.json", _binary("eval") + common + [
+        rates, "--num_chips=1", f"--first_chip_seed={pattern_seed(run)}", "--per_example"]))
+  if run.name in suite.profiled_runs:
+    steps.append(("eval chips", "eval_chips.json", _binary("eval_chips") + common + [
+        f"--chip_files={','.join(chip_files)}", f"--offsets={suite.offsets}"]))
+  return [(step, name, command + [f"--output={os.path.join(run_dir, name)}"]
+           + _threads_flag(worker_threads)) for step, name, command in steps]
+
+
+def ranks(suite, only=None, stage="all"):
+  """The (run, seed) pairs to work on, seed by seed: [[every run's first seed], [every
+  second seed], ...], so a suite stopped early still covers every row."""
+  suites.check_only(suite, only)
+  if stage not in STAGES:
+    raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+  runs = [run for run in suite.runs if only is None or run.name in only]
+  return [[(run, run.seeds[rank]) for run in runs if rank < len(run.seeds)]
+          for rank in range(max(len(run.seeds) for run in runs))]
+
+
+def run_suite(suite, output_dir, only=None, stage="all", worker_threads=None, progress=print):
+  """Trains (stage 'train'), evaluates ('evaluate') or both ('all') what is not done yet, one
+  job after another in this process, seed by seed (``ranks``; with 'all', a rank is trained,
+  then evaluated); ``worker_threads``: the binaries' thread budget (None: TensorFlow's
+  default, every core)."""
+  by_rank = ranks(suite, only, stage)
+  os.makedirs(output_dir, exist_ok=True)
+  chip_files = simulate_chips(suite, output_dir)
+  total = sum(len(rank) for rank in by_rank)
+  started, first = time.time(), 1
+  for rank in by_rank:
+    for kind in _KINDS[stage]:
+      for number, (run, seed) in enumerate(rank, start=first):
+        run_step(suite, run, seed, output_dir, kind, chip_files,
+                 f"[{kind} {number}/{total}] {run.name} seed {seed}", started, progress,
+                 worker_threads)
+    first += len(rank)
+
+
+def run_step(suite, run, seed, output_dir, kind, chip_files, where, started, progress,
+             worker_threads=None):
+  """Trains or evaluates one (run, seed) unless its outputs exist."""
+  run_dir = run.directory(output_dir, seed)
+  os.makedirs(run_dir, exist_ok=True)
+  if kind == "train":
+    suites.check_record(run_dir, suites.run_record(suite, run, seed))
+    steps = [] if os.path.exists(os.path.join(run_dir, "result.json")) else [
+        ("train", _train_command(suite, run, seed, run_dir, worker_threads))]
+  else:
+    if not os.path.exists(os.path.join(run_dir, "result.json")):
+      progress(f"{where}: not trained yet, not evaluated (the report counts it as missing)")
+      return
+    steps = [(step, command) for step, name, command in
+             _eval_commands(suite, run, run_dir, chip_files, worker_threads)
+             if not os.path.exists(os.path.join(run_dir, name))]
+    suites.check_random_evaluation(suite, run_dir)
+  for step, command in steps:
+    t0 = time.time()
+    progress(f"{where}: {step} ...")
+    _call(command, os.path.join(run_dir, "driver.log"))
+    progress(f"{where}: {step} done in {time.time() - t0:.0f} s "
+             f"(suite {time.time() - started:.0f} s)")
+  if not steps:
+    progress(f"{where}: {kind} done already")
+
+
+def pattern_seed(run):
+  for param in run.params:
+    if param.replace(" ", "").startswith("pattern_chip.seed="):
+      return int(param.split("=")[1])
+  return 123  # methods/pattbet.gin
+
+
+def simulate_chips(suite, output_dir):
+  """Writes the simulated profiled chips of the suite (once) and returns their paths."""
+  paths = []
+  for preset in suite.chip_presets:
+    path = os.path.join(output_dir, "chips", f"{preset}.npz")
+    if not os.path.exists(path):
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      chip_simulation.simulate_preset(preset).save(path)
+    paths.append(path)
+  return paths
+
+
+def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, stage="all",
+                      worker_threads=None, progress=print):
+  """``run_suite`` with each job a work item of the Beam ``runner`` (options as in
+  ``tfbet.beam_evaluation.pipeline_options``). A job does its kinds of ``stage`` in turn
+  ('all': train, then evaluate). ``worker_threads`` defaults to the cores divided among the
+  DirectRunner's worker processes (TensorFlow's default on other runners). Returns the threads
+  used. A failed pipeline raises naming the jobs left; the same call resumes them."""
+  # pylint: disable=g-import-not-at-top  (both need tfbet[beam])
+  import apache_beam as beam
+  from tfbet import beam_evaluation
+  todo = [job for rank in ranks(suite, only, stage) for job in rank]
+  options = beam_evaluation.pipeline_options(runner, list(beam_options))
+  if worker_threads is None:
+    worker_threads = beam_evaluation.default_worker_threads(options)
+  os.makedirs(output_dir, exist_ok=True)
+  chip_files = simulate_chips(suite, output_dir)
+  workers = beam_evaluation.local_worker_processes(options)
+  progress(f"{len(todo)} jobs on {runner}"
+           + (f" ({workers} worker processes" if workers else " (")
+           + f", {worker_threads or 'default'} TensorFlow threads each)")
+  items = [(run.name, seed, number) for number, (run, seed) in enumerate(todo, start=1)]
+  job = _SuiteJob(suite, os.path.abspath(output_dir), stage, chip_files, worker_threads,
+                  len(todo), time.time())
+  try:
+    with beam.Pipeline(options=options) as pipeline:
+      (pipeline | "Jobs" >> beam.Create(items)  # pylint: disable=expression-not-assigned
+       # Redistributed, so the runner spreads the jobs over its workers.
+       | "Spread" >> beam.Reshuffle() | "TrainAndEvaluate" >> beam.FlatMap(job))
+  except Exception as error:  # pylint: disable=broad-except  (a failed job, a lost worker)
+    left = [f"{run.name} seed {seed}" for run, seed in todo
+            if not _done(suite, run, seed, output_dir, stage)]
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    raise RuntimeError(f"the suite's pipeline failed ({lines[-1] if lines else error!r}); jobs "
+                       f"not finished: {left or 'none'}. The same command resumes them from "
+                       "their checkpoints.") from error
+  return worker_threads
+
+
+def _done(suite, run, seed, output_dir, stage):
+  """Whether a job's outputs of ``stage`` exist."""
+  run_dir = run.directory(output_dir, seed)
+  names = (["result.json"] if stage in ("all", "train") else []) + (
+      [name for _, name, _ in _eval_commands(suite, run, run_dir, ())]
+      if stage in ("all", "evaluate") else [])
+  return all(os.path.exists(os.path.join(run_dir, name)) for name in names)
+
+
+class _SuiteJob:
+  """The work of one item, (run name, seed, its number), in a Beam worker: ``run_step`` for
+  each kind of the stage, progress printed with the worker's process id."""
+
+  def __init__(self, suite, output_dir, stage, chip_files, worker_threads, total, started):
+    self._args = (suite, output_dir, stage, tuple(chip_files), worker_threads, total, started)
+
+  def __call__(self, item):
+    suite, output_dir, stage, chip_files, worker_threads, total, started = self._args
+    name, seed, number = item
+    run = suite.run(name)
+    for kind in _KINDS[stage]:
+      run_step(suite, run, seed, output_dir, kind, chip_files,
+               f"[job {number}/{total}, pid {os.getpid()}] {name} seed {seed} {kind}", started,
+               lambda line: print(line, flush=True), worker_threads)
+    yield name, seed
