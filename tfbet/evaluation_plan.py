@@ -117,7 +117,7 @@ def make_plan(chips, conditions=None, offsets=(0,), num_shards=1, shard_index=0,
     chip_conditions = [check_condition(c, kind, allow_high_rate) for c in checks.bounded_list(
         chip_conditions, f"chip {chip.name!r}: conditions", checks.MAX_CONDITIONS)]
     chip_offsets = offsets(chip) if callable(offsets) else offsets
-    chip_offsets = [check_offset(o) for o in checks.bounded_list(
+    chip_offsets = [checks.count(o, "offset") for o in checks.bounded_list(
         chip_offsets, f"chip {chip.name!r}: offsets", checks.MAX_OFFSETS)]
     entry = {"name": chip.name, "chip": chip.describe(),
              "conditions": chip_conditions, "offsets": chip_offsets}

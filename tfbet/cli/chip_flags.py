@@ -1,13 +1,16 @@
 """Chips from the binaries' flags: random chips of a kind (--chip_kind), profiled chip files.
 
-The kinds of random chips a binary makes are listed here once (``CHIP_KINDS``, ``make_chips``),
-so a new kind of chip changes this module only.
+The kinds of chips a binary makes from a seed come from the registry of
+``tfbet.chip_models`` (``CHIP_KINDS``: the registered kinds built from the settings these flags
+give); a new kind registers itself there and adds its words to --chip_kind's help here.
 """
 from absl import flags
 
 from tfbet import chip_models
 
-CHIP_KINDS = ("random", "asymmetric")
+# The settings --chip_kind's chips are built from.
+_SETTINGS = ("seed", "fraction_0to1")
+CHIP_KINDS = chip_models.kinds(_SETTINGS)  # ("random", "asymmetric")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -24,12 +27,9 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 def make_chips(kind, seeds, fraction_0to1=0.5):
-  """The random chips of ``kind`` (one of CHIP_KINDS) with the given seeds."""
-  if kind == "random":
-    return [chip_models.RandomChip(seed) for seed in seeds]
-  if kind == "asymmetric":
-    return [chip_models.AsymmetricRandomChip(seed, fraction_0to1) for seed in seeds]
-  raise ValueError(f"chip kind must be one of {CHIP_KINDS}, got {kind!r}")
+  """The chips of ``kind`` (one of CHIP_KINDS) with the given seeds."""
+  return [chip_models.build(kind, "make_chips", seed=seed, fraction_0to1=fraction_0to1)
+          for seed in seeds]
 
 
 def load_chips(paths, seed=0, voltages=None):

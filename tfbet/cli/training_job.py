@@ -135,14 +135,9 @@ def lost_peer_message(error, command, tf_config=None):
 
 @gin.configurable
 def pattern_chip(kind="random", seed=0, path=None):
-  """The fixed error pattern of PATTBET: a random chip (seed) or a chip file (path)."""
-  if kind == "random":
-    return chips.RandomChip(seed)
-  if kind == "profiled":
-    if path is None:
-      raise ValueError("pattern_chip.path is required for kind='profiled'")
-    return chips.ProfiledChip.load(path, seed=seed)
-  raise ValueError(f"pattern_chip.kind must be 'random' or 'profiled', got {kind!r}")
+  """The fixed error pattern of PATTBET: a chip of a registered kind built from a seed (and,
+  for kind='profiled', a chip file, path)."""
+  return chips.build(kind, "pattern_chip", seed=seed, path=path)
 
 
 # The parts of a training job, each configured in one place, on itself (as in DDSP): a gin file
