@@ -25,7 +25,7 @@ def _reproduce(output_dir, report, *extra):
 @pytest.mark.slow
 def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, real_mnist):  # pylint: disable=unused-argument
   output_dir, report = tmp_path / "runs", tmp_path / "docs" / "reproduction.md"
-  result = _reproduce(output_dir, report)
+  result = _reproduce(output_dir, report, "--worker_threads=1")
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   suite = suites.load_suite("tiny")
   for run in suite.runs:
@@ -49,6 +49,26 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   # The numbers in the table are the measured ones: RQUANT's Err is the mean over its seeds.
   clean = [s.clean_error for s in seeds]
   assert f"| RQUANT | 2 | {100 * np.mean(clean):.2f} ± {100 * np.std(clean, ddof=1):.2f} |" in text
+
+  # The same suite as work items of Beam's DirectRunner, 2 worker processes x 1 thread: the
+  # same weights and the same counts as the sequential run with the same thread budget.
+  on_beam = tmp_path / "beam"
+  beam = _reproduce(on_beam, tmp_path / "beam.md", "--runner=DirectRunner", "--worker_threads=1",
+                    "--beam_options=--direct_num_workers=2")
+  assert beam.returncode == 0, beam.stdout[-3000:] + beam.stderr[-3000:]
+  assert "4 jobs on DirectRunner (2 worker processes, 1 TensorFlow threads each)" in beam.stdout
+  for run in suite.runs:
+    for seed in run.seeds:
+      here, there = run.directory(str(output_dir), seed), run.directory(str(on_beam), seed)
+      trained = [json.load(open(os.path.join(d, "result.json"), encoding="utf-8"))
+                 for d in (here, there)]
+      assert trained[0]["worker_threads"] == trained[1]["worker_threads"] == 1
+      assert trained[0]["test_loss"] == trained[1]["test_loss"]
+      for name in ("eval_random.json", "eval_pattern.json", "eval_chips.json"):
+        if os.path.exists(os.path.join(here, name)):
+          a, b = (evaluation.Results.from_json(os.path.join(d, name)) for d in (here, there))
+          assert a.model["digest"] == b.model["digest"] and a.errors == b.errors, (run, name)
+  assert (on_beam / "pattbet" / "seed0" / "eval_pattern.json").exists()
 
   # A second call finds everything done and only re-renders the report.
   again = _reproduce(output_dir, report)
