@@ -1,4 +1,4 @@
-"""Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
+r"""Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
 
   tfbet-reproduce --suite=full --output_dir=runs/full     # 30 runs, 2.5-10 minutes each here
   tfbet-reproduce --suite=recipe --output_dir=runs/full --report=docs/recipe_diagnostics.md
