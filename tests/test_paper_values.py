@@ -1,0 +1,49 @@
+"""The paper's numbers that the reproduction report prints beside ours, checked against the paper."""
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAB21 = os.path.join(ROOT, "gin", "suites", "paper", "tab21_mnist.json")
+PAPER = os.path.join(os.path.dirname(ROOT), "shared", "paper", "bit-error-robustness.txt")
+
+
+def _paper_rows(text):
+  """(label, [Err, RErr...]) of Tab. 21's m = 8 and 4 bit rows, read from the paper's text."""
+  lines = text[text.index("MNIST: summary results for"):].splitlines()
+  rows = []
+  for line in lines[3:]:
+    cells = [c.strip() for c in line.split("\t")]
+    numbers = [c for c in cells[2:] if c]
+    if len(cells) < 3 or len(numbers) != 8:
+      break  # the m = 2 rows hold five RErr values
+    rows.append((cells[1], [float(n) for n in numbers]))
+  return rows
+
+
+def test_tab21_values_are_the_papers_row_by_row():
+  if not os.path.exists(PAPER):
+    pytest.skip(f"the paper's text is not at {PAPER}")
+  with open(PAPER, encoding="utf-8") as f:
+    paper = _paper_rows(f.read())
+  with open(TAB21, encoding="utf-8") as f:
+    ours = json.load(f)
+  assert len(paper) == len(ours["rows"]) == 25
+  for (label, numbers), row in zip(paper, ours["rows"]):
+    assert row["paper_label"] == label
+    assert [row["err"]] + row["rerr"] == numbers, label
+  assert [r["precision"] for r in ours["rows"]] == [8] * 11 + [4] * 14
+  # App. G.8's sentence: CLIPPING 0.025 at p = 20 % (the last column), 8 bit.
+  clipping = next(r for r in ours["rows"] if r["model"] == "CLIPPING 0.025")
+  assert ours["rates_percent"][-1] == 20 and clipping["rerr"][-1] == 32.68
+
+
+def test_tab21_rows_are_complete_and_named_once():
+  with open(TAB21, encoding="utf-8") as f:
+    ours = json.load(f)
+  keys = [(r["precision"], r["model"]) for r in ours["rows"]]
+  assert len(set(keys)) == len(keys)
+  for row in ours["rows"]:
+    assert len(row["rerr"]) == len(ours["rates_percent"])
+    assert all(0 <= v <= 100 for v in [row["err"]] + row["rerr"])
