@@ -33,10 +33,10 @@ def define_flags(flag_values=flags.FLAGS):
                       "paper's main findings with 3 seeds on the core rows, 30 training runs of "
                       "2.5-10 minutes each on 2 cores; 'recipe': why RANDBET 0.05 at p = 10 % "
                       "misses the quality bar, sharing the full suite's runs in the same "
-                      "--output_dir; 'tab21': the paper's MNIST table (App. G.8) at its bit error rates "
-                      "up to 20 %, 20 training runs; 'quick': 5 short runs, one seed; 'tiny': a "
-                      "smoke test) or "
-                      "the path of a suite .json file.", flag_values=flag_values)
+                      "--output_dir; 'tab21': the paper's MNIST table (App. G.8) at its bit "
+                      "error rates up to 20 %, 20 training runs; 'quick': 5 short runs, one "
+                      "seed; 'tiny': a smoke test) or the path of a suite .json file.",
+                      flag_values=flag_values)
   flags.DEFINE_enum("stage", "all", list(suite_jobs.STAGES), "'train' trains every run "
                     "first, 'evaluate' evaluates trained runs, 'all' does both, then reports.",
                     flag_values=flag_values)
