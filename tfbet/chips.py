@@ -43,8 +43,8 @@ from tfbet.plots import draw_error_map
 __all__ = [
     "APP_C1_TABLE", "AsymmetricRandomChip", "CHIP_FILE_KEYS", "Chip",
     "DEFAULT_COLUMN_CONCENTRATION", "DEFAULT_NUM_CHIPS", "DEFAULT_WEAK_COLUMN_FRACTION",
-    "FIRST_EVALUATION_SEED", "FORMAT_VERSION", "KINDS", "PATTERNS", "PRESETS", "PRESET_ABSOLUTE_TOLERANCE",
-    "PRESET_RELATIVE_TOLERANCE", "ProfiledChip", "RandomChip", "TRANSIENT_PROBABILITY_RANGE",
-    "build", "check_rate", "default_chip_seeds", "draw_error_map", "preset_arguments", "simulate_preset",
-    "simulate_profiled_chip",
+    "FIRST_EVALUATION_SEED", "FORMAT_VERSION", "KINDS", "PATTERNS", "PRESETS",
+    "PRESET_ABSOLUTE_TOLERANCE", "PRESET_RELATIVE_TOLERANCE", "ProfiledChip", "RandomChip",
+    "TRANSIENT_PROBABILITY_RANGE", "build", "check_rate", "default_chip_seeds", "draw_error_map",
+    "preset_arguments", "simulate_preset", "simulate_profiled_chip",
 ]
