@@ -32,10 +32,10 @@ from benchmarks import bench_eval_scale  # noqa: E402  pylint: disable=g-import-
 def load(model_path, test_limit):
   """What every worker loads: the tiny model and the first ``test_limit`` MNIST test images."""
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top
   data = data_lib.load_data(name="mnist", train_limit=1000, test_limit=test_limit,
                             test_batch_size=test_limit)
-  return train_lib.load_model(model_path), data.test_dataset()
+  return training_job.load_model(model_path), data.test_dataset()
 
 
 def worker_peaks(peaks, stop):

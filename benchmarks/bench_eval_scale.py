@@ -48,9 +48,9 @@ NOISE = re.compile(r"^([IW]\d{4} |WARNING: All log messages before absl|To enabl
 def load(model_path, test_limit, batch_size):
   """What every worker (and the in-process run) loads: the model and the MNIST test set."""
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top
   data = data_lib.load_data(name="mnist", test_limit=test_limit, test_batch_size=batch_size)
-  return train_lib.load_model(model_path), data.test_dataset()
+  return training_job.load_model(model_path), data.test_dataset()
 
 
 def in_process(loader, num_threads, seeds, rate):
@@ -62,7 +62,7 @@ def in_process(loader, num_threads, seeds, rate):
   cpu["import TensorFlow"] = time.process_time()
   from tfbet import chips  # pylint: disable=g-import-not-at-top
   from tfbet import evaluation  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  from tfbet.cli import training_job  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   cpu["import tfbet"] = time.process_time()
   model, dataset = loader()
   evaluator = evaluation.Evaluator(model, dataset)

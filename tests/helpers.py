@@ -62,9 +62,9 @@ def evaluate_in_process(run_dir, chip_list, conditions, offsets=(0,)):
   """bin/eval's evaluation of the tiny run without the binaries (data rebuilt as in training)."""
   from tfbet import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfbet import evaluation  # pylint: disable=g-import-not-at-top
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top
   data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
-  model = train_lib.load_model(str(run_dir / "model.h5"))
+  model = training_job.load_model(str(run_dir / "model.h5"))
   return evaluation.evaluate(model, data.test_dataset(), chip_list, conditions,
                              offsets=offsets, progress=None)
 

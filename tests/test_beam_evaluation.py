@@ -22,7 +22,7 @@ from tfbet import data as data_lib  # noqa: E402  pylint: disable=g-import-not-a
 from tfbet import evaluation  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet import quantize_configs  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet.cli import eval_lib  # noqa: E402  pylint: disable=g-import-not-at-top
-from tfbet.cli import train_lib  # noqa: E402  pylint: disable=g-import-not-at-top
+from tfbet.cli import training_job  # noqa: E402  pylint: disable=g-import-not-at-top
 from tfbet.compat import keras  # noqa: E402  pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ def _run_bin(binary, *args):
 def load_tiny(model_path):
   """Worker loader: the tiny run's model and its first TEST_LIMIT MNIST test images."""
   data = data_lib.load_data(**dict(DATA, test_limit=TEST_LIMIT))
-  return train_lib.load_model(model_path), data.test_dataset()
+  return training_job.load_model(model_path), data.test_dataset()
 
 
 def _in_process(model_path, chip_list, conditions, offsets=(0,)):

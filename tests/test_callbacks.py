@@ -15,7 +15,7 @@ from tfbet import quantize_configs
 from tfbet import training
 from tfbet.cli import eval_lib
 from tfbet.cli import gin_utils
-from tfbet.cli import train_lib
+from tfbet.cli import training_job
 from tfbet.compat import keras
 
 
@@ -59,7 +59,7 @@ def test_the_monitors_counts_are_bin_evals_counts_on_the_model_saved_at_that_epo
   chip_list = eval_lib.make_chips("random", seeds)
   reference_set = tf.data.Dataset.from_tensor_slices((x_eval[:40], y_eval[:40])).batch(16)
   for epoch in (1, 2):
-    model = train_lib.load_model(str(tmp_path / f"epoch{epoch}.h5"))
+    model = training_job.load_model(str(tmp_path / f"epoch{epoch}.h5"))
     reference = eval_lib.run_resumable(evaluation.Evaluator(model, reference_set), chip_list,
                                        rates, None, progress=None, allow_high_rate=True)
     measured = monitor.results[epoch]
@@ -96,7 +96,7 @@ def test_modelcheckpoint_on_rerr_keeps_the_most_robust_epoch(tmp_path):
   saved = sorted(int(os.path.basename(p)[4:-3]) for p in glob.glob(str(tmp_path / "best*.h5")))
   assert saved == improved
   # The file kept last holds the weights of the lowest RErr.
-  model = train_lib.load_model(str(tmp_path / f"best{saved[-1]}.h5"))
+  model = training_job.load_model(str(tmp_path / f"best{saved[-1]}.h5"))
   chip_list = [chip_models.RandomChip(seed) for seed in chip_models.default_chip_seeds(3)]
   reference = evaluation.evaluate(model, [(x_eval[i:i + 20], y_eval[i:i + 20])
                                           for i in range(0, 64, 20)], chip_list, [0.05],
@@ -114,7 +114,7 @@ def test_every_n_epochs_leaves_other_epochs_out_and_does_not_change_training():
                                     every_n_epochs=2)
     history = trainer.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
                           callbacks=[monitor] if monitored else [])
-    return history.history, monitor, train_lib.weights_digest(trainer.model)
+    return history.history, monitor, training_job.weights_digest(trainer.model)
 
   first, monitor, digest = fit(True)
   again, _, digest_again = fit(True)
@@ -197,7 +197,7 @@ def test_bin_train_logs_rerr_through_gin_into_result_json_and_tensorboard(tmp_pa
         "load_data.train_limit = 128",
         "train.rerr_monitor = @RErrMonitor", "RErrMonitor.rates = [0.01, 0.05]",
         "RErrMonitor.chips = 2", "RErrMonitor.max_examples = 64"])
-    train_lib.train(str(output_dir))
+    training_job.train(str(output_dir))
     operative = (output_dir / "operative_config.gin").read_text()
   finally:
     gin.clear_config()
@@ -236,7 +236,7 @@ def test_bin_train_refuses_a_monitor_config_before_any_work(
   try:
     gin_utils.parse(["experiments/cpu/tiny.gin"], ["load_data.train_limit = 64", *bindings])
     with pytest.raises(ValueError) as raised:
-      train_lib.train(str(tmp_path / "run"))
+      training_job.train(str(tmp_path / "run"))
   finally:
     gin.clear_config()
   assert message in str(raised.value)

@@ -87,7 +87,7 @@ def _train(output_dir, env):
 
 def test_bin_train_without_local_data_trains_through_tfds_to_the_same_weights(
     tfds_mnist, tmp_path):
-  from tfbet.cli import train_lib  # pylint: disable=g-import-not-at-top
+  from tfbet.cli import training_job  # pylint: disable=g-import-not-at-top
   empty = tmp_path / "no_local_data"
   empty.mkdir()
   through_tfds = _train(tmp_path / "tfds", {data.DATA_DIR_ENV: str(empty),
@@ -95,7 +95,7 @@ def test_bin_train_without_local_data_trains_through_tfds_to_the_same_weights(
   local = _train(tmp_path / "local", {})
   assert 0.0 <= through_tfds["test_error"] <= 1.0
   assert through_tfds["test_error"] == local["test_error"]
-  digests = [train_lib.weights_digest(train_lib.load_model(str(tmp_path / run / "model.h5")))
+  digests = [training_job.weights_digest(training_job.load_model(str(tmp_path / run / "model.h5")))
              for run in ("tfds", "local")]
   assert digests[0] == digests[1]
 

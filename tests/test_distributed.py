@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from tfbet.cli import train_lib
+from tfbet.cli import training_job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 420  # seconds for one launch of the workers; they are killed after it
@@ -26,11 +26,11 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfbet.cli import gin_utils, train_lib
+    from tfbet.cli import gin_utils, training_job
     gin_utils.parse(["experiments/cpu/tiny.gin"], [
         "train.epochs = 1", "train.distribute = 'mirrored'", "train.verbose = 0",
         "load_data.train_limit = 256"])
-    result = train_lib.train(sys.argv[1])
+    result = training_job.train(sys.argv[1])
     strategy_devices = len(tf.config.list_logical_devices("CPU"))
     print(json.dumps({"devices": strategy_devices, "error": result["test_error"],
                       "injecting": result["history"]["injecting"][-1]}))
@@ -138,7 +138,7 @@ class Cluster:
 
 
 def _weights(output_dir):
-  return train_lib.load_model(os.path.join(output_dir, train_lib.MODEL_FILE)).get_weights()
+  return training_job.load_model(os.path.join(output_dir, training_job.MODEL_FILE)).get_weights()
 
 
 def _result(output_dir):
@@ -203,7 +203,7 @@ def test_a_lost_peer_is_one_line_naming_it_and_the_command_that_resumes():
   addresses = ["10.0.0.1:12345", "10.0.0.2:12345"]
   error = tf.errors.UnavailableError(None, None, PEER_GONE)
   command = "bin/train --gin_file=a.gin --output_dir=/shared/run"
-  assert train_lib.lost_peer_message(error, command, _tf_config(0, addresses)) == \
+  assert training_job.lost_peer_message(error, command, _tf_config(0, addresses)) == \
       lost_peer_line(addresses, command)
   # gin re-raises the error of a configurable as a subclass of its type, with a longer text.
   @gin.configurable
@@ -213,23 +213,23 @@ def test_a_lost_peer_is_one_line_naming_it_and_the_command_that_resumes():
     collective()
   except tf.errors.UnavailableError as wrapped:
     assert type(wrapped) is not tf.errors.UnavailableError
-    assert train_lib.lost_peer_message(wrapped, command, _tf_config(0, addresses)) == \
+    assert training_job.lost_peer_message(wrapped, command, _tf_config(0, addresses)) == \
         lost_peer_line(addresses, command)
   # The chief lost: worker 1 names it. A text naming no task names every other worker.
-  message = train_lib.lost_peer_message(
+  message = training_job.lost_peer_message(
       tf.errors.UnavailableError(None, None, PEER_GONE.replace("task:1", "task:0")), command,
       _tf_config(1, addresses))
   assert message.startswith("lost worker 0 (10.0.0.1:12345) of the multi-worker cluster "
                             "(UnavailableError), so worker 1 (10.0.0.2:12345) stops too.")
-  message = train_lib.lost_peer_message(tf.errors.DeadlineExceededError(None, None, "timed out"),
+  message = training_job.lost_peer_message(tf.errors.DeadlineExceededError(None, None, "timed out"),
                                         command, _tf_config(0, addresses + ["10.0.0.3:1"]))
   assert message.startswith("lost a peer (one of worker 1 (10.0.0.2:12345), worker 2 "
                             "(10.0.0.3:1)) of the multi-worker cluster (DeadlineExceededError)")
   # Not a lost peer: other errors, or no cluster.
-  assert train_lib.lost_peer_message(ValueError(PEER_GONE), command, _tf_config(0, addresses)) \
+  assert training_job.lost_peer_message(ValueError(PEER_GONE), command, _tf_config(0, addresses)) \
       is None
-  assert train_lib.lost_peer_message(error, command, "{}") is None
-  assert train_lib.lost_peer_message(error, command, "not json") is None
+  assert training_job.lost_peer_message(error, command, "{}") is None
+  assert training_job.lost_peer_message(error, command, "not json") is None
 
 
 def test_two_workers_killed_and_resumed_match_a_single_process_run(tmp_path, real_mnist):  # pylint: disable=unused-argument

@@ -12,7 +12,7 @@ _MOVED = {
     "train_lib": ("training_job",),
     "eval_lib": ("eval", "model_flags", "chip_flags", "evaluation_run"),
     "eval_chips_lib": ("eval_chips", "chip_flags"),
-    "reproduce_lib": ("suites", "reproduce"),
+    "reproduce_lib": ("suites", "suite_jobs", "reproduce"),
     "bisect_rate_lib": ("bisect_rate",),
     "chip_map_lib": ("chip_map",),
     "compare_lib": ("compare",),
@@ -25,19 +25,22 @@ _MOVED = {
 
 
 class _MovedModule(types.ModuleType):
-  """An old module name whose attributes are looked up in the modules that hold them now."""
+  """An old module name whose attributes are looked up in the modules that hold them now.
+
+  Those modules are imported with it, as the old module was: importing ``train_lib`` still
+  registers the training job's gin configurables before anything reads a gin file.
+  """
 
   def __init__(self, name, homes):
     super().__init__(f"{__name__}.{name}")
-    self.homes = tuple(f"{__name__}.{home}" for home in homes)
+    self.homes = tuple(importlib.import_module(f"{__name__}.{home}") for home in homes)
 
   def __getattr__(self, attribute):
     for home in self.homes:
-      module = importlib.import_module(home)
-      if hasattr(module, attribute):
-        return getattr(module, attribute)
-    raise AttributeError(f"{self.__name__} moved to {', '.join(self.homes)}; none of them has "
-                         f"{attribute!r}")
+      if hasattr(home, attribute):
+        return getattr(home, attribute)
+    raise AttributeError(f"{self.__name__} moved to {', '.join(h.__name__ for h in self.homes)}; "
+                         f"none of them has {attribute!r}")
 
 
 def __getattr__(name):

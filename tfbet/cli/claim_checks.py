@@ -6,7 +6,7 @@ robust than B (:func:`finding_lines`, paired over chips and test examples with
 its own pattern rises below its training rate (:func:`pattern_claim`). Each returns its verdict
 and the Markdown lines that show how it was reached; :func:`check_finding` picks the check of a
 finding by its ``kind``, so a new kind of claim is one function here plus its fields in the
-suite file's schema (``tfbet.cli.reproduce_lib``).
+suite file's schema (``tfbet.cli.suites``).
 """
 import math
 

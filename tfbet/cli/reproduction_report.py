@@ -1,7 +1,7 @@
 """Renders a reproduction suite's report (Markdown + figures) from its runs' JSON files.
 
 Every number, verdict and sentence that states a result is computed from the files that
-``tfbet.cli.reproduce_lib.run_suite`` wrote (read by :mod:`tfbet.cli.suite_results`); the claims
+``tfbet.cli.suite_jobs.run_suite`` wrote (read by :mod:`tfbet.cli.suite_results`); the claims
 checked and the tables come from the suite file (``gin/suites/<name>.json``, ``"tables"``).
 This module puts the report together: its header, summary and sections, from the claims
 (:mod:`tfbet.cli.claim_checks`), the quality bar (:mod:`tfbet.cli.quality_bar`), the tables

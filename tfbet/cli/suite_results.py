@@ -1,6 +1,6 @@
 """A reproduction suite's results: its runs' JSON files read into one mapping, and its numbers.
 
-``load_results`` reads what ``tfbet.cli.reproduce_lib.run_suite`` wrote, checked once here (each
+``load_results`` reads what ``tfbet.cli.suite_jobs.run_suite`` wrote, checked once here (each
 run trained and evaluated as the suite says, all on one test set); the helpers below answer the
 per-run numbers that the tables, claims and figures of the report share.
 """
@@ -10,8 +10,8 @@ import numpy as np
 
 from tfbet import evaluation
 from tfbet.cli import gin_utils
-from tfbet.cli import suites as reproduce_lib
-from tfbet.cli import training_job as train_lib
+from tfbet.cli import suites
+from tfbet.cli import training_job
 
 
 def load_results(suite, output_dir):
@@ -28,8 +28,8 @@ def load_results(suite, output_dir):
         continue
       # Trained and evaluated as the suite says (also for --report_only): a run of other
       # settings, or a rate missing from one seed, would otherwise pass unnoticed.
-      reproduce_lib.check_finished_run(suite, run, seed, run_dir)
-      entry = {"result": train_lib.read_result(result_path),
+      suites.check_finished_run(suite, run, seed, run_dir)
+      entry = {"result": training_job.read_result(result_path),
                "random": evaluation.Results.from_json(random_path),
                "config": _operative_config(run_dir)}
       for key, name in (("pattern", "eval_pattern.json"), ("chips", "eval_chips.json")):
