@@ -230,8 +230,9 @@ def monotone_lines(suite, loaded, finding):
       steps.setdefault(kind, []).append((name, step))
       if kind == "falls":
         falls.append(f"{labels[name]} at p = {step}")
-      parts.append(f"p = {step}: {100 * means[0]:.2f} → {100 * means[1]:.2f} ({100 * rise:+.2f} ± "
-                   f"{100 * margin:.2f}) {'**falls**' if kind == 'falls' else kind}")
+      parts.append(f"p = {step}: {100 * means[0]:.2f} → {100 * means[1]:.2f} "
+                   f"({100 * rise:+.2f} ± {100 * margin:.2f}) "
+                   f"{'**falls**' if kind == 'falls' else kind}")
     if parts:
       noise = f"; not measured: {', '.join(sorted(unmeasured))}" if unmeasured else ""
       lines.append(f"  - {labels[name]} ({len(seeds)} seed{'s' * (len(seeds) > 1)}; RErr in %, "
@@ -246,7 +247,7 @@ def monotone_lines(suite, loaded, finding):
   elif "rises" not in steps:
     overall = f"not resolved at any of {total} steps"
   elif len(steps["rises"]) == total:
-    overall = f"holds at all {total} steps"
+    overall = "holds at its one step" if total == 1 else f"holds at all {total} steps"
   else:
     overall = (f"holds at {len(steps['rises'])} of {total} steps; not resolved at "
                f"{len(steps['not resolved'])}")

@@ -4,7 +4,9 @@ that a run directory holds what its suite asks for.
 A *suite* (``gin/suites/<name>.json``) lists training runs (a method's gin file plus bindings,
 each trained with one or more seeds) and how to evaluate them. bin/reproduce trains and evaluates
 them; ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files, after
-checking that each run was trained and evaluated as its suite says.
+checking that each run was trained and evaluated as its suite says. A report table may name a
+table of the paper (``gin/suites/paper/<table>.json``, read by :func:`load_paper`), whose row
+for each run (its ``paper_row``) the report prints beside ours.
 """
 import dataclasses
 import os
