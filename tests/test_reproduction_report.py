@@ -14,6 +14,7 @@ from tfbet.cli import quality_bar
 from tfbet.cli import reproduce_lib
 from tfbet.cli import reproduction_report
 from tfbet.cli import suite_results
+from tfbet.cli import suites
 
 N = 500
 RATES = (1, 10)  # in %
@@ -33,14 +34,17 @@ def _suite():
       figure_runs=("good", "bad"), figure_families={"G": ["good"], "B": ["bad"]})
 
 
-def _write(output_dir, run, seed, clean_p, chip_p, rng, digest="data"):
+def _write(output_dir, run, seed, clean_p, chip_p, rng, digest="data", rates=RATES):
+  """A run's eval_random.json: each chip adds errors with probability chip_p * rate (chip_p a
+  number) or chip_p[rate] (a dict), on top of the clean errors."""
   run_dir = run.directory(str(output_dir), seed)
   os.makedirs(run_dir)
   clean = rng.random(N) < clean_p
   errors, wrong = {}, {}
-  for rate in RATES:
+  for rate in rates:
     for chip in CHIPS:
-      flags = clean | (rng.random(N) < chip_p * rate)
+      added = chip_p[rate] if isinstance(chip_p, dict) else chip_p * rate
+      flags = clean | (rng.random(N) < added)
       errors[(chip, rate / 100, 0)] = int(flags.sum())
       wrong[(chip, rate / 100, 0)] = flags
   results = evaluation.Results(model={"name": run.name, "digest": f"{run.name}{seed}"}, n=N,
@@ -86,6 +90,12 @@ def test_tables_show_means_over_seeds_and_chips_computed_like_numpy(written, tmp
   assert "- **holds**:\n  - GOOD is more robust than BAD: holds at p = 1, 10 %" in text
   assert "- GOOD is more robust than BAD: **holds at p = 1, 10 %**" in text
   assert "not resolved" in text  # GOOD and SAME are the same model up to noise
+  # SAME was trained once: its claim's summary line says so; the per-rate error rate is stated.
+  assert re.search(r"\n  - GOOD is more robust than SAME: not resolved[^\n]* — trained once: "
+                   r"SAME\n", text)
+  assert "about 2.3 % probability in each direction" in text
+  assert "not corrected for multiplicity" in text
+  assert "A monotone claim" not in text  # explained only where a suite has one
   assert (report.parent / "figures" / "synthetic_fig7.png").stat().st_size > 1000
 
 
@@ -207,14 +217,15 @@ def test_a_collapse_to_chance_is_judged_against_fifty_percent_with_chip_and_seed
   loaded = suite_results.load_results(suite, str(tmp_path))
 
   overall, lines = claim_checks.collapse_lines(suite, loaded, findings[0])
-  assert overall == "does not hold at p = 1 %" and len(lines) == 2  # p = 10 % is past max_rate
+  # p = 10 % is past max_rate, so the verdict rests on one rate and says so.
+  assert overall == "does not hold at p = 1 % — rests on one rate" and len(lines) == 2
   per_seed = np.array([[r.rerr(chip, 0.01) for chip in CHIPS] for r in good])
   margin = 2 * np.sqrt(np.mean(per_seed.var(axis=1) / len(CHIPS)) / 3
                        + per_seed.mean(axis=1).var(ddof=1) / 3)
   assert f"RErr {100 * per_seed.mean():.2f} ± {100 * margin:.2f} %" in lines[1]
 
   overall, lines = claim_checks.collapse_lines(suite, loaded, findings[1])
-  assert overall == "holds at p = 1 %"
+  assert overall == "holds at p = 1 % — rests on one rate; trained once: BROKEN"
   rerr = np.array([broken.rerr(chip, 0.01) for chip in CHIPS])
   seed_std = claim_checks.pooled_seed_std(suite, loaded, 0.01, "rerr")
   margin = 2 * np.sqrt(rerr.var() / len(CHIPS) + seed_std ** 2)
@@ -254,7 +265,8 @@ def test_pattbet_on_its_own_pattern_compares_each_lower_rate_with_the_training_r
     f.write("train.pattern_condition = 0.1\n")  # an old name: read in today's name
   loaded = suite_results.load_results(suite, str(tmp_path))
   (claim, overall), lines = claim_checks.pattern_claim(suite, loaded)
-  assert "below its training rate (p = 10 %" in claim and overall == "reversed at p = 1 %"
+  assert "below its training rate (p = 10 %" in claim
+  assert overall == "reversed at p = 1 % — rests on one rate; trained once: PATT"
   change = (pattern.wrong_matrix(0.01)[0, 0].astype(float)
             - pattern.wrong_matrix(0.1)[0, 0].astype(float))
   margin = 2 * change.std(ddof=1) / np.sqrt(N)
@@ -359,3 +371,155 @@ def test_report_figures_state_what_the_runs_were_measured_with(written, tmp_path
       "all runs: scheme not recorded, share of parameters in faulty memory not recorded"
   ] * len(figures)
 
+
+
+def _rerr_steps(results, low, high):
+  """numpy: (the rise of mean RErr from low to high, twice its standard error over chips,
+  test examples and seeds) of one run's results (one per seed)."""
+  per_chip = np.array([[r.rerr(c, high) - r.rerr(c, low) for c in CHIPS] for r in results])
+  per_example = np.mean([r.wrong_matrix(high).mean(axis=(0, 1))
+                         - r.wrong_matrix(low).mean(axis=(0, 1)) for r in results], axis=0)
+  variance = per_chip.mean(axis=0).var(ddof=1) / len(CHIPS) + per_example.var(ddof=1) / N
+  if len(results) > 1:
+    variance += per_chip.mean(axis=1).var(ddof=1) / len(results)
+  return per_chip.mean(), 2 * np.sqrt(variance)
+
+
+def test_a_monotone_claim_fails_only_on_a_resolved_fall_and_leaves_out_steps_at_chance(tmp_path):
+  rng = np.random.default_rng(8)
+  rates = (1, 5, 10)
+  shapes = {"up": (3, {1: 0.01, 5: 0.05, 10: 0.1}), "flat": (1, {1: 0.05, 5: 0.05, 10: 0.05}),
+            "down": (1, {1: 0.4, 5: 0.2, 10: 0.05}), "chance": (1, {1: 0.95, 5: 0.95, 10: 0.95})}
+  runs = tuple(reproduce_lib.Run(name, name.upper(), ("a.gin",), seeds=tuple(range(seeds)))
+               for name, (seeds, _) in shapes.items())
+  findings = [{"kind": "monotone", "claim": "RErr rises", "runs": ["up", "flat", "chance"]},
+              {"kind": "monotone", "claim": "RErr rises", "runs": ["up", "down"]}]
+  suite = reproduce_lib.Suite(
+      name="monotone", description="Synthetic.", runs=runs, rates=rates, num_chips=len(CHIPS),
+      test_limit=None, tables=({"title": "T", "runs": list(shapes), "findings": findings},),
+      figure_runs=("up",), figure_families={"U": ["up"]})
+  written = {run.name: [_write(tmp_path, run, seed, 0.02, shapes[run.name][1], rng, rates=rates)
+                        for seed in run.seeds] for run in runs}
+  loaded = suite_results.load_results(suite, str(tmp_path))
+
+  overall, lines = claim_checks.check_finding(suite, loaded, findings[0])
+  # Up rises at both steps; flat's changes stay within noise; chance is left out.
+  assert overall == ("holds at 2 of 4 steps; not resolved at 2 (2 steps with both rates at "
+                     "chance left out) — trained once: FLAT / CHANCE"), overall
+  assert len(lines) == 3 and lines[1].startswith("  - UP (3 seeds; RErr in %, the rise ± 2 s.e.)")
+  for low, high in ((0.01, 0.05), (0.05, 0.1)):
+    rise, margin = _rerr_steps(written["up"], low, high)
+    assert f"({100 * rise:+.2f} ± {100 * margin:.2f}) rises" in lines[1]
+  assert lines[2].startswith("  - FLAT (1 seed; RErr in %, the rise ± 2 s.e.; not measured: "
+                             "seeds)")
+  rise, margin = _rerr_steps(written["flat"], 0.01, 0.05)
+  assert abs(rise) < margin
+  assert f"({100 * rise:+.2f} ± {100 * margin:.2f}) not resolved" in lines[2]
+
+  overall, lines = claim_checks.check_finding(suite, loaded, findings[1])
+  assert overall == ("does not hold (RErr falls: DOWN at p = 1 → 5 %; DOWN at p = 5 → 10 %)"
+                     " — trained once: DOWN"), overall
+  rise, margin = _rerr_steps(written["down"], 0.01, 0.05)
+  assert f"({100 * rise:+.2f} ± {100 * margin:.2f}) **falls**" in lines[2]
+  # One step of one run: the verdict says it rests on one step.
+  one = {"kind": "monotone", "claim": "c", "runs": ["up"]}
+  narrow = dataclasses.replace(suite, rates=(1, 5))
+  assert claim_checks.check_finding(narrow, loaded, one)[0] == \
+      "holds at its one step — rests on one step"
+
+
+@pytest.fixture(name="tab21")
+def tab21_fixture(tmp_path):
+  """The shipped Tab. 21 suite on this file's chips, each run's errors drawn to follow the
+  paper's row (Err, then RErr at each rate), so ours lands near the paper's."""
+  suite = dataclasses.replace(suites.load_suite("tab21"), num_chips=len(CHIPS))
+  paper = suite.tables[0]["paper"]
+  rng = np.random.default_rng(9)
+  written = {}
+  for run in suite.runs:
+    err, rerr = paper.rows[run.paper_row]
+    added = {rate: max(0.0, (value - err) / (100 - err)) for rate, value in zip(paper.rates, rerr)}
+    written[run.name] = [_write(tmp_path / "runs", run, seed, err / 100, added, rng,
+                                rates=suite.rates) for seed in run.seeds]
+  return suite, tmp_path / "runs", written
+
+
+def test_the_tab21_report_shows_the_papers_values_beside_ours_and_checks_monotone_rerr(
+    tab21, tmp_path):
+  suite, output_dir, written = tab21
+  report = tmp_path / "docs" / "tab21.md"
+  reproduction_report.write_report(suite, str(output_dir), str(report))
+  text = report.read_text()
+  clip = written["t21_clip_0.025"]
+  clean = np.array([r.clean_error for r in clip])
+  rerr = np.mean([[r.rerr(chip, 0.2) for chip in CHIPS] for r in clip])
+  chip_std = np.mean([np.std([r.rerr(chip, 0.2) for chip in CHIPS]) for r in clip])
+  row = next(line for line in text.splitlines() if line.startswith("| CLIPPING 0.025 |"))
+  assert row.startswith(f"| CLIPPING 0.025 | 3 | {100 * clean.mean():.2f} ± "
+                        f"{100 * clean.std(ddof=1):.2f} [0.43] | ")
+  assert row.endswith(f"| {100 * rerr:.2f} ± {100 * chip_std:.2f} [32.68] |")
+  four = next(line for line in text.splitlines() if line.startswith("| 4 bit, CLIPPING 0.025 |"))
+  assert four.endswith(" [67.21] |") and "| 1 | " in four
+  assert ("In brackets: the paper's value (Stutz et al., Bit Error Robustness for "
+          "Energy-Efficient DNN Accelerators, MLSys 2021, App. G.8, Tab. 21") in text
+  assert "typed once in `gin/suites/paper/tab21_mnist.json`), from the row of the same model " \
+         "at m = 8 bit" in text and "at m = 4 bit that" in text
+  assert "A monotone claim (Fig. 7) is checked per run" in text
+  summary = text[text.index("## Summary"):text.index("How to read")]
+  monotone = [line for line in summary.splitlines()
+              if line.startswith("  - RErr increases monotonically")]
+  assert len(monotone) == 2
+  assert monotone[0].endswith("trained once: NORMAL / RQUANT / CLIPPING 0.1 / CLIPPING 0.05 / "
+                              "RANDBET 0.05, p = 1 / RANDBET 0.05, p = 5 / RANDBET 0.05, p = 10")
+  # Claims between two 3-seed rows name no run trained once.
+  claim = next(line for line in summary.splitlines() if line.startswith(
+      "  - RANDBET 0.05 trained at p = 15 % is more robust than CLIPPING 0.025"))
+  assert "trained once" not in claim
+
+
+def test_paper_tables_and_monotone_claims_of_a_suite_file_are_refused_when_wrong(tmp_path):
+  with open(os.path.join(suites.suite_dir(), "tab21.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  shipped = suites.load_suite("tab21")
+  assert shipped.run("t21_4bit_clip_0.025").paper_row == (4, "CLIPPING 0.025")
+  paper = shipped.tables[0]["paper"]
+  assert len(paper.rows) == 25 and paper.rerr((8, "CLIPPING 0.025"), 20) == 32.68
+  assert paper.rerr((8, "CLIPPING 0.025"), 2.5) is None
+  # A monotone finding without runs checks every run of its table.
+  assert shipped.tables[1]["findings"][-1]["runs"] == shipped.tables[1]["runs"]
+  for edit, message in (
+      (lambda r: r["tables"][0].update(paper="paper/nope.json"), "'paper/nope.json' is no file"),
+      (lambda r: r["tables"][0].update(paper="../../setup.py"), "'../../setup.py' is no file"),
+      (lambda r: r["runs"][2]["paper_row"].update(model="CLIPPING 0.2"),
+       r"paper_row \(8, 'CLIPPING 0.2'\) .* does not hold"),
+      (lambda r: r["runs"][2]["paper_row"].pop("model"), r"paper_row: missing field\(s\)"),
+      (lambda r: r.update(rates=[1, 5, 10, 12.5, 15, 20]),
+       r"the paper's rates \[17.5\] % are not among the suite's rates"),
+      (lambda r: [t.pop("paper") for t in r["tables"]], "names a paper_row, but no table"),
+      (lambda r: r["tables"][0]["findings"][-1].update(runs=["nope"]), "'nope' is named"),
+      (lambda r: r["tables"][0]["findings"][-1].update(runs=[]), "a monotone claim needs runs"),
+      (lambda r: r["tables"][0]["findings"][-1].update(run="t21_normal"),
+       r"unknown field\(s\) \['run'\]"),
+      (lambda r: r["tables"][0]["findings"][-1].update(kind="monotonic"),
+       "kind must be 'collapse' or 'monotone'")):
+    broken = json.loads(json.dumps(record))
+    edit(broken)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match=message):
+      suites.load_suite(str(path))
+
+
+def test_a_damaged_paper_file_is_refused_naming_the_row(tmp_path, monkeypatch):
+  monkeypatch.setattr(suites, "suite_dir", lambda: str(tmp_path))
+  row = {"precision": 8, "model": "M", "paper_label": "M", "err": 0.4, "rerr": [1.0, 2.0]}
+  good = {"source": "S", "columns": "C", "rates_percent": [1, 5], "note": "N", "rows": [row]}
+  for rows, message in (([dict(row, rerr=[1.0])], r"rows\[0\]: err and rerr must be"),
+                        ([dict(row, err=150)], r"rows\[0\]: err and rerr must be"),
+                        ([row, row], r"rows\[1\]: the row \(8, 'M'\) .* is repeated"),
+                        ([dict(row, err="0.4")], "'err' has the wrong type")):
+    (tmp_path / "paper.json").write_text(json.dumps(dict(good, rows=rows)))
+    with pytest.raises(ValueError, match=message):
+      suites.load_paper("paper.json")
+  (tmp_path / "paper.json").write_text(json.dumps(good))
+  assert suites.load_paper("paper.json").rows == {(8, "M"): (0.4, (1.0, 2.0))}

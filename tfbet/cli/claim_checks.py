@@ -1,12 +1,14 @@
 """The paper's claims checked against a suite's results: one verdict and its lines per claim.
 
-Three kinds of claim (the ``findings`` of a suite's tables, docs/design.md): model A is more
+Four kinds of claim (the ``findings`` of a suite's tables, docs/design.md): model A is more
 robust than B (:func:`finding_lines`, paired over chips and test examples with
-:mod:`tfbet.paired`), a run collapses to chance (:func:`collapse_lines`), and PATTBET's RErr on
-its own pattern rises below its training rate (:func:`pattern_claim`). Each returns its verdict
-and the Markdown lines that show how it was reached; :func:`check_finding` picks the check of a
-finding by its ``kind``, so a new kind of claim is one function here plus its fields in the
-suite file's schema (``tfbet.cli.suites``).
+:mod:`tfbet.paired`), a run collapses to chance (:func:`collapse_lines`), RErr rises with p for
+every run of a table (:func:`monotone_lines`), and PATTBET's RErr on its own pattern rises below
+its training rate (:func:`pattern_claim`). Each returns its verdict and the Markdown lines that
+show how it was reached; :func:`check_finding` picks the check of a finding by its ``kind``, so a
+new kind of claim is one function here plus its fields in the suite file's schema
+(``tfbet.cli.suites``). Every verdict says when it rests on one rate and names the runs trained
+once (:func:`with_caveats`), so a summary line never reads as more than its evidence.
 """
 import math
 
@@ -46,6 +48,24 @@ def compare_runs(suite, loaded, better, worse, rate, metric="rerr"):
     seed_std = pooled_seed_std(suite, loaded, rate, metric)
   return paired.compare(results_a, results_b, rate, metric=metric, seeds_a=seeds_a,
                         seeds_b=seeds_b, seed_std=seed_std)
+
+
+def with_caveats(suite, loaded, overall, names, rests_on, unit="rate"):
+  """``overall`` followed by what it rests on where that is thin: one rate (``rests_on``: the
+  rates, or steps, of its resolved outcomes, else of its checked ones) and the runs of
+  ``names`` that were trained once (one evaluated seed)."""
+  notes = [f"rests on one {unit}"] if len(rests_on) == 1 else []
+  labels = suite_results.run_labels(suite)
+  once = [labels[name] for name in dict.fromkeys(names) if len(loaded.get(name, {})) == 1]
+  if once:
+    notes.append(f"trained once: {' / '.join(once)}")
+  return f"{overall} — {'; '.join(notes)}" if notes else overall
+
+
+def _rests_on(per_rate):
+  """The rates of (rate, verdict, ...) whose verdict is resolved, else all of them."""
+  resolved = [item[0] for item in per_rate if not item[1].startswith("not resolved")]
+  return resolved or [item[0] for item in per_rate]
 
 
 def _noise_text(comparison):
@@ -95,11 +115,13 @@ def finding_lines(suite, loaded, finding):
         f"{100 * drop.margin:.2f} → {_verdict_text(drop)}; together: **{verdict}**. "
         f"{_noise_text(rerr)}.")
   if not per_rate:
-    return "not informative", [f"- {finding['claim']}: no rate of the grid is informative "
-                               "(both models above 50 % RErr, or not evaluated)."]
+    return with_caveats(suite, loaded, "not informative", (better, worse), ()), [
+        f"- {finding['claim']}: no rate of the grid is informative (both models above 50 % "
+        "RErr, or not evaluated)."]
   overall = claim_verdicts.claim_verdict(per_rate)
   if seeds_unmeasured:
     overall += " (seed noise not measured: a model trained once, no multi-seed rows yet)"
+  overall = with_caveats(suite, loaded, overall, (better, worse), _rests_on(per_rate))
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
 
 
@@ -149,12 +171,95 @@ def collapse_lines(suite, loaded, finding):
   overall = "; ".join(claim_verdicts.at_rates(kind, rates) for kind, rates in kinds.items())
   if len(kinds) > 1:
     overall = f"mixed ({overall})"
+  resolved = [rate for kind, rates in kinds.items() if kind != "not resolved" for rate in rates]
+  overall = with_caveats(suite, loaded, overall, (name,),
+                         resolved or [rate for rates in kinds.values() for rate in rates])
+  return overall, [f"- {finding['claim']}: **{overall}**"] + lines
+
+
+def _rise(results, low, high):
+  """(twice the standard error, the sources not measured) of one run's rise in RErr from rate
+  ``low`` to ``high`` (fractions): paired over its chips and test examples, and over its seeds
+  where it has several (a run trained once has no measured seed noise)."""
+  chips = results[0].chip_names
+  per_chip = np.array([[r.rerr(c, high) - r.rerr(c, low) for c in chips] for r in results])
+  variances, unmeasured = [], []
+  for source, values in (("chips", per_chip.mean(axis=0)), ("seeds", per_chip.mean(axis=1))):
+    if len(values) > 1:
+      variances.append(np.var(values, ddof=1) / len(values))
+    else:
+      unmeasured.append(source)
+  if all(r.per_example for r in results):
+    per_example = np.mean([r.wrong_matrix(high, chips).mean(axis=(0, 1))
+                           - r.wrong_matrix(low, chips).mean(axis=(0, 1)) for r in results], axis=0)
+    variances.append(np.var(per_example, ddof=1) / results[0].n)
+  else:
+    unmeasured.append("test set")
+  return 2 * math.sqrt(float(sum(variances))), unmeasured
+
+
+def monotone_lines(suite, loaded, finding):
+  """(overall verdict or None, [Markdown lines]) of a claim that RErr rises with p for every run.
+
+  Each run's mean RErr (over seeds and chips) is compared from each evaluated rate to the next:
+  the step *rises* when the increase exceeds twice its standard error (:func:`_rise`), *falls*
+  (the claim does not hold) when the decrease does, and is *not resolved* in between. Steps
+  where both rates are at chance (RErr >= :data:`INFORMATIVE_RERR`) are left out: there RErr
+  only wanders around 90 %.
+  """
+  names = [name for name in finding["runs"] if name in loaded]
+  if not names:
+    return None, []
+  labels = suite_results.run_labels(suite)
+  lines, steps, falls, at_chance = [], {}, [], 0
+  for name in names:
+    results, seeds = suite_results.random_results(loaded, name)
+    rates = [rate for rate in suite_results.rate_fractions(suite)
+             if suite_results.model_mean(loaded, name, rate) is not None]
+    parts, unmeasured = [], set()
+    for low, high in zip(rates, rates[1:]):
+      means = [suite_results.model_mean(loaded, name, rate) for rate in (low, high)]
+      if min(means) >= INFORMATIVE_RERR:
+        at_chance += 1
+        continue
+      margin, missing = _rise(results, low, high)
+      unmeasured.update(missing)
+      rise = means[1] - means[0]
+      kind = "rises" if rise > margin else "falls" if rise < -margin else "not resolved"
+      step = f"{100 * low:g} → {100 * high:g} %"
+      steps.setdefault(kind, []).append((name, step))
+      if kind == "falls":
+        falls.append(f"{labels[name]} at p = {step}")
+      parts.append(f"p = {step}: {100 * means[0]:.2f} → {100 * means[1]:.2f} "
+                   f"({100 * rise:+.2f} ± {100 * margin:.2f}) "
+                   f"{'**falls**' if kind == 'falls' else kind}")
+    if parts:
+      noise = f"; not measured: {', '.join(sorted(unmeasured))}" if unmeasured else ""
+      lines.append(f"  - {labels[name]} ({len(seeds)} seed{'s' * (len(seeds) > 1)}; RErr in %, "
+                   f"the rise ± 2 s.e.{noise}): " + "; ".join(parts) + ".")
+  chance = (f" ({at_chance} step{'s' * (at_chance > 1)} with both rates at chance left out)"
+            if at_chance else "")
+  total = sum(len(v) for v in steps.values())
+  if not total:
+    overall = "not informative"
+  elif falls:
+    overall = f"does not hold (RErr falls: {'; '.join(falls)})"
+  elif "rises" not in steps:
+    overall = f"not resolved at any of {total} steps"
+  elif len(steps["rises"]) == total:
+    overall = "holds at its one step" if total == 1 else f"holds at all {total} steps"
+  else:
+    overall = (f"holds at {len(steps['rises'])} of {total} steps; not resolved at "
+               f"{len(steps['not resolved'])}")
+  resolved = steps.get("rises", []) + steps.get("falls", [])
+  overall = with_caveats(suite, loaded, overall + chance, names,
+                         resolved or steps.get("not resolved", []), unit="step")
   return overall, [f"- {finding['claim']}: **{overall}**"] + lines
 
 
 # The check of each kind of finding of a suite's tables; a finding without "kind" compares two
 # runs (finding_lines).
-_CHECKS = {None: finding_lines, "collapse": collapse_lines}
+_CHECKS = {None: finding_lines, "collapse": collapse_lines, "monotone": monotone_lines}
 
 
 def check_finding(suite, loaded, finding):
@@ -173,7 +278,7 @@ def pattern_claim(suite, loaded):
   seeds = sorted(s for s in loaded[name] if "pattern" in loaded[name][s])
   claim = _pattern_claim_text(None)
   if not seeds:
-    return (claim, "not informative"), [
+    return (claim, with_caveats(suite, loaded, "not informative", (name,), ())), [
         f"- {claim}: **not informative** ({name} has no eval_pattern.json: evaluate it again)."]
   entry = loaded[name][seeds[0]]
   results = entry["pattern"]
@@ -191,7 +296,8 @@ def pattern_claim(suite, loaded):
     why = "its evaluation on the pattern has no per-example results"
   claim = _pattern_claim_text(trained)
   if why is not None:
-    return (claim, "not informative"), [f"- {claim}: **not informative** ({why})."]
+    return (claim, with_caveats(suite, loaded, "not informative", (name,), ())), [
+        f"- {claim}: **not informative** ({why})."]
   at_training = results.wrong_matrix(trained)[0, 0].astype(float)
   per_rate, lines = [], []
   for rate in results.conditions:
@@ -209,9 +315,10 @@ def pattern_claim(suite, loaded):
                  f"{100 * difference:+.2f} ± {100 * margin:.2f} points (2 s.e., test set; one "
                  f"chip, one seed) → {verdict}.")
   if not per_rate:
-    return (claim, "not informative"), [
+    return (claim, with_caveats(suite, loaded, "not informative", (name,), ())), [
         f"- {claim}: **not informative** (no evaluated rate below the training rate)."]
-  overall = claim_verdicts.claim_verdict(per_rate)
+  overall = with_caveats(suite, loaded, claim_verdicts.claim_verdict(per_rate), (name,),
+                         _rests_on(per_rate))
   return (claim, overall), [f"- {claim}: **{overall}**"] + lines
 
 

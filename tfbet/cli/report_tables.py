@@ -12,9 +12,11 @@ def _fmt_pm(mean, std, digits=2):
   return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
 
 
-def rate_table(suite, loaded, names):
-  """Markdown: Err (mean ± std over seeds) and RErr per rate (mean ± std over chips)."""
+def rate_table(suite, loaded, names, paper=None):
+  """Markdown: Err (mean ± std over seeds) and RErr per rate (mean ± std over chips), each with
+  the paper's value in brackets where ``paper`` (a suites.PaperTable) has the run's row."""
   labels = suite_results.run_labels(suite)
+  runs = {run.name: run for run in suite.runs}
   rates = suite_results.rate_fractions(suite)
   lines = ["| Model | seeds | Err in % | " + " | ".join(f"p={r:g} %" for r in suite.rates) + " |",
            "|---|---|---|" + "---|" * len(rates)]
@@ -32,8 +34,28 @@ def rate_table(suite, loaded, names):
       else:
         cells.append(_fmt_pm(np.mean([s.mean for s in summaries]),
                              np.mean([s.std for s in summaries])))
+    row = runs[name].paper_row
+    if paper is not None and row in paper.rows:
+      err += f" [{paper.rows[row][0]:.2f}]"
+      cells = [cell if paper.rerr(row, rate) is None else f"{cell} [{paper.rerr(row, rate):.2f}]"
+               for cell, rate in zip(cells, suite.rates)]
     lines.append(f"| {labels[name]} | {len(seeds)} | {err} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def paper_note(suite, names, paper):
+  """The sentence under a table with the paper's values: where they come from, which rows."""
+  runs = {run.name: run for run in suite.runs}
+  rows = [runs[name].paper_row for name in names if runs[name].paper_row in paper.rows]
+  precisions = " / ".join(str(p) for p in sorted({p for p, _ in rows}, reverse=True)) or "–"
+  text = (f"In brackets: the paper's value ({paper.source}; typed once in "
+          f"`gin/suites/{paper.path}`), from the row of the same model at m = {precisions} bit "
+          "that the suite's `paper_row` names; ours are at CPU scale (the recipe above).")
+  without = [suite_results.run_labels(suite)[n] for n in names
+             if runs[n].paper_row not in paper.rows]
+  if without:
+    text += f" No paper row for {' / '.join(without)}."
+  return text
 
 
 def pattern_lines(suite, loaded):

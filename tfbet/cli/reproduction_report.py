@@ -75,8 +75,11 @@ def _table_sections(suite, loaded):
     names = [n for n in table["runs"] if n in loaded]
     if not names:
       continue
-    sections += [f"## {table['title']}", "", report_tables.rate_table(suite, loaded, table["runs"]),
-                 ""]
+    paper = table.get("paper")
+    sections += [f"## {table['title']}", "",
+                 report_tables.rate_table(suite, loaded, table["runs"], paper), ""]
+    if paper is not None:
+      sections += [report_tables.paper_note(suite, names, paper), ""]
     if table.get("pattern") and report_tables.pattern_lines(suite, loaded):
       sections += [f"{suite.pattern_run} on its own pattern (one chip, the pattern seed):", ""]
       sections += report_tables.pattern_lines(suite, loaded) + [""]
@@ -125,12 +128,24 @@ _HOW_TO_READ = (
     "same seeds are paired seed by seed; a model trained once borrows the seed spread "
     "pooled over all rows trained with several seeds (shown as \"seeds\" in its noise "
     "line), which is conservative where RErr is low and that pool is dominated by "
-    "mid-range rows. Twice the standard error is a normal approximation (with 3 seeds "
-    "its coverage is below 95 %), and rates are not corrected for being several. Rates "
-    "where both models exceed 50 % RErr are left out. A collapse claim (Tab. 1) *holds* "
-    "when the run's RErr is above 50 % by more than twice its standard error and *does "
-    "not hold* when it is below by as much. Cells: RErr mean over seeds and chips ± the "
-    "std over chips; Err ± the std over seeds.")
+    "mid-range rows. The error rate of each verdict at one rate: where two models do not "
+    "differ, a difference beyond twice its standard error is resolved by chance with about "
+    "2.3 % probability in each direction (one-sided, under normality; more with 3 seeds, "
+    "whose spread is itself uncertain), and the rates of a claim are not corrected for "
+    "multiplicity, so over k rates a spurious resolved rate has up to k times that "
+    "probability. A summary line says when its verdict rests on one rate and names the "
+    "runs trained once. Rates where both models exceed 50 % RErr are left out. A collapse "
+    "claim (Tab. 1) *holds* when the run's RErr is above 50 % by more than twice its "
+    "standard error and *does not hold* when it is below by as much. Cells: RErr mean over "
+    "seeds and chips ± the std over chips; Err ± the std over seeds.")
+
+
+_MONOTONE = (
+    " A monotone claim (Fig. 7) is checked per run from each evaluated rate to the next: the "
+    "step *rises* when its mean RErr grows by more than twice the standard error of the rise "
+    "(paired over chips and test examples, and over seeds where a run has several), the claim "
+    "*does not hold* where RErr falls by as much, and a fall within that is *not resolved*, "
+    "not a violation; steps with both rates at chance (RErr above 50 %) are left out.")
 
 
 def write_report(suite, output_dir, report_path):
@@ -166,7 +181,8 @@ def write_report(suite, output_dir, report_path):
     out += ["", "Recipe quality bar (RANDBET's clean Err at most "
             f"{100 * quality_bar.QUALITY_BAR:.1f} points above CLIPPING's at the same w_max):",
             ""] + quality
-  out += ["", _HOW_TO_READ, ""] + sections
+  kinds = {f.get("kind") for table in suite.tables for f in table.get("findings", ())}
+  out += ["", _HOW_TO_READ + (_MONOTONE if "monotone" in kinds else ""), ""] + sections
   profiled = report_tables.profiled_lines(suite, loaded)
   if profiled:
     out += ["## Tab. 5 / Tab. 15 — simulated profiled chips (App. C.1 presets)", ""] + profiled

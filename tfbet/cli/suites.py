@@ -4,7 +4,9 @@ that a run directory holds what its suite asks for.
 A *suite* (``gin/suites/<name>.json``) lists training runs (a method's gin file plus bindings,
 each trained with one or more seeds) and how to evaluate them. bin/reproduce trains and evaluates
 them; ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files, after
-checking that each run was trained and evaluated as its suite says.
+checking that each run was trained and evaluated as its suite says. A report table may name a
+table of the paper (``gin/suites/paper/<table>.json``, read by :func:`load_paper`), whose row
+for each run (its ``paper_row``) the report prints beside ours.
 """
 import dataclasses
 import os
@@ -26,6 +28,7 @@ class Run:
   gin_files: tuple
   params: tuple = ()
   seeds: tuple = (0,)
+  paper_row: tuple = None  # (precision, model): its row in the paper's table, if one is named
 
   def directory(self, output_dir, seed):
     return os.path.join(output_dir, self.name, f"seed{seed}")
@@ -34,6 +37,22 @@ class Run:
     """The gin bindings of one seed: the suite's, the run's, then the seeds of init and data."""
     return suite.common_params + self.params + (f"train.seed = {seed}",
                                                 f"load_data.seed = {seed}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperTable:
+  """The paper's values of one table (``gin/suites/paper/*.json``, typed once from the paper and
+  checked against its text by tests/test_paper_values.py), printed beside ours in the report."""
+  path: str  # relative to gin/suites
+  source: str  # the paper, its table and rows
+  rates: tuple  # the test bit error rates of its RErr columns, in %
+  rows: dict  # {(precision, model): (Err in %, (RErr in % at each rate))}
+
+  def rerr(self, key, rate):
+    """The paper's RErr (in %) of row ``key`` at ``rate`` (in %), None where it has no column."""
+    columns = [round(r, 10) for r in self.rates]
+    index = columns.index(round(rate, 10)) if round(rate, 10) in columns else None
+    return None if index is None else self.rows[key][1][index]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +69,10 @@ class Suite:
   profiled_runs: tuple = ()
   offsets: int = 2
   pattern_run: str = None  # evaluated on its own training pattern too (Tab. 3)
-  # The report: [{"title", "runs", "findings": [{"claim", "better", "worse", "min_rate"?} or
-  # {"kind": "collapse", "claim", "run", "max_rate"}], "pattern"?}], the [randbet, clipping]
-  # pairs of the quality bar, the runs of the RErr-vs-p figure and {family label: [runs]} of the
-  # best-per-family figure.
+  # The report: [{"title", "runs", "findings": [{"claim", "better", "worse", "min_rate"?},
+  # {"kind": "collapse", "claim", "run", "max_rate"} or {"kind": "monotone", "claim", "runs"}],
+  # "pattern"?, "paper"?: a PaperTable}], the [randbet, clipping] pairs of the quality bar, the
+  # runs of the RErr-vs-p figure and {family label: [runs]} of the best-per-family figure.
   tables: tuple = ()
   quality_pairs: tuple = ()
   figure_runs: tuple = ()
@@ -71,11 +90,23 @@ _SUITE_FIELDS = {"description": str, "base_gin": str, "common_params": list, "ra
                  "offsets": int, "profiled_runs": list, "pattern_run": (str, type(None)),
                  "runs": list, "tables": list, "quality_pairs": list, "figure_runs": list,
                  "figure_families": dict}
-_TABLE_FIELDS = {"title": str, "runs": list, "findings": list, "pattern": bool}
-_FINDING_FIELDS = {"claim": str, "better": str, "worse": str, "min_rate": (int, float)}
-# A claim that one run collapses to chance (RErr >= 50 %) at the rates up to max_rate (in %).
-_COLLAPSE_FIELDS = {"kind": str, "claim": str, "run": str, "max_rate": (int, float)}
-_RUN_FIELDS = {"name": str, "label": str, "method": str, "params": list, "seeds": list}
+_TABLE_FIELDS = {"title": str, "runs": list, "findings": list, "pattern": bool, "paper": str}
+# Each kind of finding: its fields and the required ones. None: run "better" is more robust
+# than "worse"; collapse: one run collapses to chance (RErr >= 50 %) at the rates up to max_rate
+# (in %); monotone: RErr rises with p for every run of "runs" (default: the table's).
+_FINDING_KINDS = {
+    None: ({"claim": str, "better": str, "worse": str, "min_rate": (int, float)},
+           ("claim", "better", "worse")),
+    "collapse": ({"kind": str, "claim": str, "run": str, "max_rate": (int, float)},
+                 ("kind", "claim", "run", "max_rate")),
+    "monotone": ({"kind": str, "claim": str, "runs": list}, ("kind", "claim")),
+}
+_RUN_FIELDS = {"name": str, "label": str, "method": str, "params": list, "seeds": list,
+               "paper_row": dict}
+_PAPER_FIELDS = {"source": str, "columns": str, "rates_percent": list, "note": str, "rows": list}
+_PAPER_KEY_FIELDS = {"precision": int, "model": str}  # a run's paper_row
+_PAPER_ROW_FIELDS = {"precision": int, "model": str, "paper_label": str, "err": (int, float),
+                     "rerr": list}
 
 
 def suite_dir():
@@ -120,9 +151,13 @@ def load_suite(name):
     if item["name"] in names or os.sep in item["name"]:
       raise ValueError(f"{where}: run name {item['name']!r} is repeated or holds {os.sep!r}")
     names.add(item["name"])
+    paper_row = item.get("paper_row")
+    if paper_row is not None:
+      _check_fields(paper_row, _PAPER_KEY_FIELDS, tuple(_PAPER_KEY_FIELDS), f"{where}.paper_row")
+      paper_row = (paper_row["precision"], paper_row["model"])
     runs.append(Run(item["name"], item["label"],
                     (record["base_gin"], f"methods/{item['method']}.gin"),
-                    tuple(item.get("params", [])), seeds))
+                    tuple(item.get("params", [])), seeds, paper_row))
   rates = tuple(checks.bounded_list(record["rates"], f"{path}: rates", checks.MAX_CONDITIONS))
   if not rates or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 50
                       for r in rates):
@@ -134,33 +169,20 @@ def load_suite(name):
       common_params=tuple(record.get("common_params", [])),
       chip_presets=tuple(record.get("chip_presets", ("chip1", "chip2"))),
       profiled_runs=tuple(record.get("profiled_runs", [])), offsets=record.get("offsets", 2),
-      pattern_run=record.get("pattern_run"), tables=tuple(record.get("tables", [])),
+      pattern_run=record.get("pattern_run"),
       quality_pairs=tuple(tuple(p) for p in record.get("quality_pairs", [])),
       figure_runs=tuple(record.get("figure_runs", [])),
       figure_families=dict(record.get("figure_families", {})))
   referenced = list(suite.profiled_runs) + ([suite.pattern_run] if suite.pattern_run else [])
   referenced += list(suite.figure_runs) + [n for p in suite.quality_pairs for n in p]
   referenced += [n for family in suite.figure_families.values() for n in family]
-  for index, table in enumerate(suite.tables):
-    where = f"{path}: tables[{index}]"
-    _check_fields(table, _TABLE_FIELDS, ("title", "runs"), where)
-    referenced += table["runs"]
-    for number, finding in enumerate(table.get("findings", [])):
-      if isinstance(finding, dict) and "kind" in finding:
-        if finding["kind"] != "collapse":
-          raise ValueError(f"{where}.findings[{number}]: kind must be 'collapse' (or absent "
-                           f"for a comparison), got {finding['kind']!r}")
-        _check_fields(finding, _COLLAPSE_FIELDS, tuple(_COLLAPSE_FIELDS),
-                      f"{where}.findings[{number}]")
-        referenced.append(finding["run"])
-        continue
-      _check_fields(finding, _FINDING_FIELDS, ("claim", "better", "worse"),
-                    f"{where}.findings[{number}]")
-      referenced += [finding["better"], finding["worse"]]
+  tables, named = _check_tables(path, record.get("tables", []), suite)
+  suite = dataclasses.replace(suite, tables=tables)
+  referenced += named
   if any(len(pair) != 2 for pair in suite.quality_pairs):
     raise ValueError(f"{path}: quality_pairs must be [randbet run, clipping run] pairs")
   for name in referenced:
-    if name not in names:
+    if not isinstance(name, str) or name not in names:
       raise ValueError(f"{path}: {name!r} is named in the report settings but is not a run; "
                        f"the runs are {sorted(names)}")
   if suite.num_chips < 1 or suite.offsets < 1 or (
@@ -169,6 +191,88 @@ def load_suite(name):
   checks.count(suite.num_chips, f"{path}: num_chips", maximum=checks.MAX_CHIPS)
   checks.count(suite.offsets, f"{path}: offsets", maximum=checks.MAX_OFFSETS)
   return suite
+
+
+def _check_tables(path, records, suite):
+  """(the report's tables, the run names they hold), checked: each finding's fields by its
+  kind, a monotone finding's runs (the table's where it names none), a paper table read and
+  held against the suite's rates and its runs' paper rows."""
+  tables, referenced, with_paper = [], [], set()
+  runs = {run.name: run for run in suite.runs}
+  for index, table in enumerate(records):
+    where = f"{path}: tables[{index}]"
+    _check_fields(table, _TABLE_FIELDS, ("title", "runs"), where)
+    referenced += table["runs"]
+    table = dict(table)
+    findings = []
+    for number, finding in enumerate(table.get("findings", [])):
+      kind = finding.get("kind") if isinstance(finding, dict) else None
+      if kind not in _FINDING_KINDS:
+        kinds = " or ".join(repr(k) for k in _FINDING_KINDS if k)
+        raise ValueError(f"{where}.findings[{number}]: kind must be {kinds} (or absent for a "
+                         f"comparison), got {kind!r}")
+      _check_fields(finding, *_FINDING_KINDS[kind], f"{where}.findings[{number}]")
+      if kind == "monotone":
+        finding = {**finding, "runs": finding.get("runs", table["runs"])}
+        if not finding["runs"]:
+          raise ValueError(f"{where}.findings[{number}]: a monotone claim needs runs")
+      referenced += [finding[k] for k in ("better", "worse", "run") if k in finding]
+      referenced += finding.get("runs", [])
+      findings.append(finding)
+    if "findings" in table:
+      table["findings"] = findings
+    if "paper" in table:
+      table["paper"] = load_paper(table["paper"], where)
+      missing = sorted(set(_rounded(table["paper"].rates)) - set(_rounded(suite.rates)))
+      if missing:
+        raise ValueError(f"{where}: the paper's rates {missing} % are not among the suite's "
+                         f"rates {list(suite.rates)}; add them to the suite's rates")
+      for name in table["runs"]:
+        row = runs[name].paper_row if name in runs else None
+        if row is not None and row not in table["paper"].rows:
+          raise ValueError(f"{where}: run {name!r} names paper_row {row} (precision, model), "
+                           f"which {table['paper'].path} does not hold; its rows are "
+                           f"{sorted(table['paper'].rows)}")
+        with_paper.add(name)
+    tables.append(table)
+  for run in suite.runs:
+    if run.paper_row is not None and run.name not in with_paper:
+      raise ValueError(f"{path}: run {run.name!r} names a paper_row, but no table with a "
+                       "\"paper\" shows it")
+  return tuple(tables), referenced
+
+
+def _rounded(rates):
+  return [round(float(rate), 10) for rate in rates]
+
+
+def load_paper(relative, where="paper table"):
+  """The paper's values in ``gin/suites/<relative>``, checked once here: a PaperTable."""
+  root = os.path.join(os.path.realpath(suite_dir()), "")
+  path = os.path.realpath(os.path.join(root, relative))
+  if not path.startswith(root) or not os.path.isfile(path):
+    raise ValueError(f"{where}: paper {relative!r} is no file under {root}")
+  record = files.read_json(path, "paper table")
+  _check_fields(record, _PAPER_FIELDS, tuple(_PAPER_FIELDS), path)
+  rates = record["rates_percent"]
+  if not rates or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 50
+                      for r in rates):
+    raise ValueError(f"{path}: rates_percent must be percentages in (0, 50], got {rates}")
+  rows = {}
+  for index, row in enumerate(record["rows"]):
+    where_row = f"{path}: rows[{index}]"
+    _check_fields(row, _PAPER_ROW_FIELDS, tuple(_PAPER_ROW_FIELDS), where_row)
+    values = [row["err"]] + row["rerr"]
+    if len(row["rerr"]) != len(rates) or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100
+        for v in values):
+      raise ValueError(f"{where_row}: err and rerr must be percentages in [0, 100], one RErr "
+                       f"per rate of rates_percent ({len(rates)}), got {values}")
+    key = (row["precision"], row["model"])
+    if key in rows:
+      raise ValueError(f"{where_row}: the row {key} (precision, model) is repeated")
+    rows[key] = (float(row["err"]), tuple(float(v) for v in row["rerr"]))
+  return PaperTable(relative, record["source"], tuple(float(r) for r in rates), rows)
 
 
 def check_only(suite, only):
