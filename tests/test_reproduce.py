@@ -209,3 +209,26 @@ def test_every_run_of_the_shipped_suites_parses_as_a_training_config():
           raise AssertionError(f"suite {name!r}, run {run.name!r}: {error}") from error
         finally:
           gin.clear_config()
+
+
+def test_a_failing_job_on_beam_is_named_with_its_error_and_the_suite_fails(tmp_path):
+  pytest.importorskip("apache_beam")
+  with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  bad = dict(record["runs"][2], params=record["runs"][2]["params"] + ["BitErrorTrainer.rate = 7"])
+  record.update(runs=[bad], tables=[], quality_pairs=[], figure_runs=[], figure_families={},
+                profiled_runs=[], pattern_run=None)
+  path = tmp_path / "bad.json"
+  path.write_text(json.dumps(record))
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "bin", "reproduce"), f"--suite={path}",
+       f"--output_dir={tmp_path / 'runs'}", "--stage=train", "--runner=DirectRunner",
+       "--beam_options=--direct_num_workers=1", "--worker_threads=1"],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 1
+  assert ("randbet_0.1_p5 seed 0: failed: python -m tfbet.cli.train: error: rate must be a "
+          "finite number in [0.0, 1.0], got 7.0") in result.stdout
+  assert result.stderr.rstrip().splitlines()[-1] == (
+      "bin/reproduce: 1 of 1 jobs did not finish: ['randbet_0.1_p5 seed 0'] (each one's error "
+      "is printed above, its log is driver.log in its run directory); the same command resumes "
+      "them")

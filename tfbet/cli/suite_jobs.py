@@ -11,6 +11,7 @@ depend on its thread count (the order of floating-point sums), so a suite gives 
 numbers on both paths when they use the same budget.
 """
 import os
+import re
 import subprocess
 import sys
 import time
@@ -161,7 +162,8 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
   ``tfbet.beam_evaluation.pipeline_options``). A job does its kinds of ``stage`` in turn
   ('all': train, then evaluate). ``worker_threads`` defaults to the cores divided among the
   DirectRunner's worker processes (TensorFlow's default on other runners). Returns the threads
-  used. A failed pipeline raises naming the jobs left; the same call resumes them."""
+  used. A job whose binary fails prints its error line and the other jobs go on; then (or when
+  the pipeline itself fails) RuntimeError names the jobs left; the same call resumes them."""
   # pylint: disable=g-import-not-at-top  (both need tfbet[beam])
   import apache_beam as beam
   from tfbet import beam_evaluation
@@ -183,14 +185,30 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
       (pipeline | "Jobs" >> beam.Create(items)  # pylint: disable=expression-not-assigned
        # Redistributed, so the runner spreads the jobs over its workers.
        | "Spread" >> beam.Reshuffle() | "TrainAndEvaluate" >> beam.FlatMap(job))
-  except Exception as error:  # pylint: disable=broad-except  (a failed job, a lost worker)
-    left = [f"{run.name} seed {seed}" for run, seed in todo
-            if not _done(suite, run, seed, output_dir, stage)]
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    raise RuntimeError(f"the suite's pipeline failed ({lines[-1] if lines else error!r}); jobs "
-                       f"not finished: {left or 'none'}. The same command resumes them from "
-                       "their checkpoints.") from error
+  except Exception as error:  # pylint: disable=broad-except  (e.g. a lost worker process)
+    raise RuntimeError(f"the suite's pipeline failed ({_failure_line(str(error))}); jobs not "
+                       f"finished: {_left(suite, todo, output_dir, stage) or 'none'}. The same "
+                       "command resumes them from their checkpoints.") from error
+  left = _left(suite, todo, output_dir, stage)
+  if left:
+    raise RuntimeError(f"{len(left)} of {len(todo)} jobs did not finish: {left} (each one's "
+                       "error is printed above, its log is driver.log in its run directory); "
+                       "the same command resumes them")
   return worker_threads
+
+
+def _left(suite, todo, output_dir, stage):
+  return [f"{run.name} seed {seed}" for run, seed in todo
+          if not _done(suite, run, seed, output_dir, stage)]
+
+
+def _failure_line(text):
+  """The line of a failed step's output that says what went wrong: a binary's "prog: error:"
+  line or an exception's "ValueError: ..." line (the last one), else its last line."""
+  lines = [line.strip() for line in text.splitlines()
+           if line.strip() and not line.strip().startswith(("Run `", "[while running"))]
+  errors = [line for line in lines if re.search(r"\w*(Error|error):", line)]
+  return (errors or lines or [text])[-1]
 
 
 def _done(suite, run, seed, output_dir, stage):
@@ -213,8 +231,12 @@ class _SuiteJob:
     suite, output_dir, stage, chip_files, worker_threads, total, started = self._args
     name, seed, number = item
     run = suite.run(name)
-    for kind in _KINDS[stage]:
-      run_step(suite, run, seed, output_dir, kind, chip_files,
-               f"[job {number}/{total}, pid {os.getpid()}] {name} seed {seed} {kind}", started,
-               lambda line: print(line, flush=True), worker_threads)
+    where = f"[job {number}/{total}, pid {os.getpid()}] {name} seed {seed}"
+    try:
+      for kind in _KINDS[stage]:
+        run_step(suite, run, seed, output_dir, kind, chip_files, f"{where} {kind}", started,
+                 lambda line: print(line, flush=True), worker_threads)
+    except RuntimeError as error:  # a binary failed: the other jobs go on
+      print(f"{where}: failed: {_failure_line(str(error))}", flush=True)
+      return
     yield name, seed
