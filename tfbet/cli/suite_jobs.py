@@ -174,9 +174,9 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
   os.makedirs(output_dir, exist_ok=True)
   chip_files = simulate_chips(suite, output_dir)
   workers = beam_evaluation.local_worker_processes(options)
-  progress(f"{len(todo)} jobs on {runner}"
-           + (f" ({workers} worker processes" if workers else " (")
-           + f", {worker_threads or 'default'} TensorFlow threads each)")
+  progress(f"{len(todo)} jobs on {runner} ("
+           + (f"{workers} worker processes, " if workers else "")
+           + f"{worker_threads or 'default'} TensorFlow threads each)")
   items = [(run.name, seed, number) for number, (run, seed) in enumerate(todo, start=1)]
   job = _SuiteJob(suite, os.path.abspath(output_dir), stage, chip_files, worker_threads,
                   len(todo), time.time())
@@ -212,8 +212,11 @@ def _failure_line(text):
 
 
 def _done(suite, run, seed, output_dir, stage):
-  """Whether a job's outputs of ``stage`` exist."""
+  """Whether a job's outputs of ``stage`` exist (stage 'evaluate' leaves an untrained run to
+  the report, which counts it as missing, as ``run_suite`` does)."""
   run_dir = run.directory(output_dir, seed)
+  if stage == "evaluate" and not os.path.exists(os.path.join(run_dir, "result.json")):
+    return True
   names = (["result.json"] if stage in ("all", "train") else []) + (
       [name for _, name, _ in _eval_commands(suite, run, run_dir, ())]
       if stage in ("all", "evaluate") else [])
