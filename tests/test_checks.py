@@ -1,4 +1,5 @@
 """The argument rules of tfbet.checks: one per kind of input, the same everywhere."""
+import itertools
 import math
 import pathlib
 
@@ -126,3 +127,18 @@ def test_an_integer_beyond_every_float_is_refused_as_not_finite_not_with_an_over
     checks.probability(10**400, "x")
   with pytest.raises(ValueError, match=r"n must be in \[1, 100\], got an integer of 401 digits"):
     checks.integer(-10**400, "n", 1, 100)
+
+
+def test_percentages_are_fractions_in_their_range_distinct_and_bounded():
+  assert checks.percentages(["0.5", 2], "rates", 0, 100, high_included=False) == [0.005, 0.02]
+  assert checks.percentages(["100"], "budgets", 0, 100, unit="percentage points") == [1.0]
+  for bad, message in ((["100"], r"rates are in percent and must be in \[0, 100\), got '100'"),
+                       (["nan"], r"must be in \[0, 100\)"), (["x"], "rates must be numbers in "
+                                                             "percent, got 'x'"),
+                       ([], "must not be empty"), (["1", "1.0"], "must be distinct")):
+    with pytest.raises(ValueError, match=message):
+      checks.percentages(bad, "rates", 0, 100, high_included=False)
+  with pytest.raises(ValueError, match=r"magnitudes are in percent and must be in \[0, inf\)"):
+    checks.percentages(["inf"], "magnitudes", 0, math.inf)
+  with pytest.raises(ValueError, match=f"budgets must have at most {checks.MAX_CONDITIONS}"):
+    checks.percentages(itertools.count(), "budgets", 0, 100)

@@ -99,6 +99,31 @@ def bounded_list(values, name, maximum):
   return items
 
 
+
+def percentages(values, name, low, high, high_included=True, unit="percent", example=""):
+  """A flag's list of values in ``unit`` (percent or percentage points) -> fractions.
+
+  Each value is a number in [low, high] (``high`` excluded unless ``high_included``; ``high``
+  may be ``math.inf``, never reached); the list is not empty, its values are distinct, and it
+  is read no further than one item past MAX_CONDITIONS. ValueError naming ``name``.
+  """
+  fractions = []
+  for value in bounded_list(values, name, MAX_CONDITIONS):
+    try:
+      number = float(value)
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"{name} must be numbers in {unit}{example}, got {value!r}") from error
+    if not (low <= number <= high and (high_included or number < high) and math.isfinite(number)):
+      closing = "]" if high_included and high != math.inf else ")"
+      raise ValueError(f"{name} are in {unit} and must be in [{low:g}, {high:g}{closing}, got "
+                       f"{value!r}")
+    fractions.append(number / 100.0)
+  if not fractions:
+    raise ValueError(f"{name} must not be empty")
+  if len(set(fractions)) != len(fractions):
+    raise ValueError(f"{name} must be distinct, got {list(values)}")
+  return fractions
+
 def seed(value, name="seed"):
   """``value`` as an ``int`` in ``[0, 2**63 - 1]``."""
   return integer(value, name, minimum=0, maximum=MAX_SEED)

@@ -13,6 +13,7 @@ from absl import app
 from absl import flags
 
 from tfbet import budget as budget_lib
+from tfbet import checks
 from tfbet import comparison
 from tfbet import energy
 from tfbet import evaluation
@@ -50,22 +51,7 @@ def define_flags(flag_values=flags.FLAGS):
 
 def parse_budgets(values):
   """Budgets in percentage points (strings) -> fractions, validated and distinct."""
-  budgets = []
-  for value in values:
-    try:
-      points = float(value)
-    except (TypeError, ValueError) as error:
-      raise ValueError(f"budgets must be numbers in percentage points, got {value!r}") \
-          from error
-    if not 0 <= points <= 100:
-      raise ValueError(f"budgets are in percentage points and must be in [0, 100], got "
-                       f"{value!r}")
-    budgets.append(points / 100.0)
-  if not budgets:
-    raise ValueError("budgets must not be empty")
-  if len(set(budgets)) != len(budgets):
-    raise ValueError(f"budgets must be distinct, got {list(values)}")
-  return budgets
+  return checks.percentages(values, "budgets", 0, 100, unit="percentage points")
 
 
 def answers(results_list, labels, budgets, statistic="mean"):

@@ -86,21 +86,8 @@ def define_flags(flag_values=flags.FLAGS):
 
 def parse_rates(values):
   """Rates given in percent (strings or numbers) -> fractions, validated and distinct."""
-  rates = []
-  for value in checks.bounded_list(values, "rates", checks.MAX_CONDITIONS):
-    try:
-      percent = float(value)
-    except (TypeError, ValueError) as error:
-      raise ValueError(f"rates must be numbers in percent, e.g. 0.01,0.1,1; got {value!r}") \
-          from error
-    if not 0 <= percent < 100:
-      raise ValueError(f"rates are in percent and must be in [0, 100), got {value!r}")
-    rates.append(percent / 100.0)
-  if not rates:
-    raise ValueError("rates must not be empty")
-  if len(set(rates)) != len(rates):
-    raise ValueError(f"rates must be distinct, got {list(values)}")
-  return rates
+  return checks.percentages(values, "rates", 0, 100, high_included=False,
+                            example=", e.g. 0.01,0.1,1")
 
 
 def lock_path(output):

@@ -5,6 +5,7 @@ Examples:
       --bit_errors=runs/eval/clipping.json --plot=runs/eval/noise.png --output=runs/eval/noise.json
 Magnitudes are in percent of each tensor's range; see tfbet/cli/weight_noise.py.
 """
+import math
 import os
 
 from absl import app
@@ -54,18 +55,8 @@ def define_flags(flag_values=flags.FLAGS):
 
 
 def parse_magnitudes(values):
-  magnitudes = []
-  for value in checks.bounded_list(values, "magnitudes", checks.MAX_CONDITIONS):
-    try:
-      percent = float(value)
-    except (TypeError, ValueError) as error:
-      raise ValueError(f"magnitudes must be numbers in percent, got {value!r}") from error
-    if not percent >= 0 or percent == float("inf"):
-      raise ValueError(f"magnitudes are in percent and must be finite and >= 0, got {value!r}")
-    magnitudes.append(percent / 100)
-  if not magnitudes or len(set(magnitudes)) != len(magnitudes):
-    raise ValueError(f"magnitudes must be distinct and not empty, got {list(values)}")
-  return magnitudes
+  """Noise magnitudes in percent of each tensor's range -> fractions, validated and distinct."""
+  return checks.percentages(values, "magnitudes", 0, math.inf)
 
 
 def table(results):
