@@ -232,3 +232,17 @@ def test_a_failing_job_on_beam_is_named_with_its_error_and_the_suite_fails(tmp_p
       "bin/reproduce: 1 of 1 jobs did not finish: ['randbet_0.1_p5 seed 0'] (each one's error "
       "is printed above, its log is driver.log in its run directory); the same command resumes "
       "them")
+
+
+def test_a_run_directory_of_other_settings_is_refused_on_beam_before_any_job_starts(tmp_path):
+  pytest.importorskip("apache_beam")
+  record = tmp_path / "runs" / "pattbet" / "seed0" / suites.RUN_RECORD
+  record.parent.mkdir(parents=True)
+  record.write_text(json.dumps({"gin_files": [], "params": ["train.epochs = 99"]}))
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "bin", "reproduce"), "--suite=tiny",
+       f"--output_dir={tmp_path / 'runs'}", "--stage=train", "--runner=DirectRunner"],
+      capture_output=True, text=True, timeout=600, check=False)
+  assert result.returncode == 1 and "jobs on DirectRunner" not in result.stdout
+  assert "pattbet/seed0 was trained with other settings" in result.stderr.splitlines()[-2]
+  assert not (tmp_path / "runs" / "q_rquant").exists()

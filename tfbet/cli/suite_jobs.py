@@ -168,6 +168,12 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
   import apache_beam as beam
   from tfbet import beam_evaluation
   todo = [job for rank in ranks(suite, only, stage) for job in rank]
+  for run, seed in todo:  # a run directory of other settings: refused before any work starts
+    run_dir = run.directory(output_dir, seed)
+    if stage != "evaluate":
+      suites.check_record(run_dir, suites.run_record(suite, run, seed), write=False)
+    if stage != "train":
+      suites.check_random_evaluation(suite, run_dir)
   options = beam_evaluation.pipeline_options(runner, list(beam_options))
   if worker_threads is None:
     worker_threads = beam_evaluation.default_worker_threads(options)
