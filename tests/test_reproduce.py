@@ -9,8 +9,9 @@ import pytest
 
 from tfbet import checks
 from tfbet import evaluation
-from tfbet.cli import suites
 from tfbet.cli import reproduction_report
+from tfbet.cli import suite_jobs
+from tfbet.cli import suites
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,6 +117,91 @@ def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tm
     suites.load_suite("nosuchsuite")
 
 
+def test_bad_analysis_settings_are_refused_naming_the_field(tmp_path):
+  with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  assert suites.load_suite("tiny").analysis.runs == ("q_rquant",)
+  for edit, message in (
+      (lambda a: a.update(rates=[1]), r"analysis: unknown field\(s\) \['rates'\]"),
+      (lambda a: a.pop("chip"), r"analysis: missing field\(s\) \['chip'\]"),
+      (lambda a: a.update(rate="10"), "analysis: field 'rate' has the wrong type"),
+      (lambda a: a.update(runs=["nope"]), "'nope' is named in the report settings but is not a "
+       "run"),
+      (lambda a: a.update(runs=["q_rquant", "q_rquant"]), "analysis.runs must name distinct runs"),
+      (lambda a: a.update(rate=75), r"analysis.rate must be a percentage in \(0, 50\], got 75"),
+      (lambda a: a.update(num_chips=0), rf"analysis.num_chips must be in \[1, {checks.MAX_CHIPS}\]"),
+      (lambda a: a.update(magnitudes=[1, -5]),
+       r"analysis.magnitudes are in percent and must be in \[0, 100\], got -5"),
+      (lambda a: a.update(chip="chip2"),
+       r"analysis.chip must be one of the suite's chip_presets \['chip1'\], got 'chip2'"),
+      (lambda a: a.update(voltage=0.5),
+       r"analysis.voltage must be one of chip1's profiled voltages \[0.811, 0.84\], got 0.5"),
+      (lambda a: a.update(offset=-8), r"analysis.offset must be in \[0, inf\], got -8"),
+      (lambda a: a.update(test_limit=101),
+       r"analysis.test_limit must be in \[1, the suite's test_limit 100\] or null"),
+      (lambda a: a.update(paper="paper/tab21_mnist.json"),
+       "analysis.paper: paper/tab21_mnist.json holds no confidence columns"),
+      (lambda a: a.pop("paper"), "run 'q_rquant' names a paper_row, but no table")):
+    broken = json.loads(json.dumps(record))
+    edit(broken["analysis"])
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="broken.json: (analysis: )?" + message):
+      suites.load_suite(str(path))
+
+
+def test_the_analysis_and_paper_rows_leave_every_run_record_as_it_was(tmp_path):
+  for name in suites.suite_names():
+    with open(os.path.join(suites.suite_dir(), f"{name}.json"), encoding="utf-8") as f:
+      record = json.load(f)
+    record.pop("analysis", None)
+    for run in record["runs"]:
+      if not any("paper" in table for table in record.get("tables", [])):
+        run.pop("paper_row", None)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(record))
+    plain, shipped = suites.load_suite(str(path)), suites.load_suite(name)
+    for before, after in zip(plain.runs, shipped.runs, strict=True):
+      for seed in after.seeds:
+        assert suites.run_record(plain, before, seed) == suites.run_record(shipped, after, seed)
+
+
+def test_an_analysed_run_gets_the_analysis_binaries_after_its_evaluation_on_its_first_seed(
+    tmp_path):
+  suite = suites.load_suite("tiny")
+  run, chip_files = suite.run("q_rquant"), [str(tmp_path / "chips" / "chip1.npz")]
+  run_dir = run.directory(str(tmp_path), 0)
+  folder = os.path.join(run_dir, "analysis")
+  steps = suite_jobs._eval_commands(suite, run, 0, run_dir, chip_files, worker_threads=1)  # pylint: disable=protected-access
+  assert [name for _, name, _ in steps] == [
+      "eval_random.json", "eval_chips.json", "analysis/sensitivity.png", "analysis/diagnose.png",
+      "analysis/weight_noise.png", "analysis/chip_map.png"]
+  commands = {name: command for _, name, command in steps}
+  common = [f"--run_dir={run_dir}", "--test_limit=100", "--worker_threads=1"]
+  expected = {
+      "sensitivity": common + ["--rate=10", "--num_chips=2"],
+      "diagnose": common + ["--rate=10"],
+      "weight_noise": common + ["--magnitudes=1,10", "--num_samples=2",
+                                f"--bit_errors={run_dir}/eval_random.json"],
+      "chip_map": [f"--run_dir={run_dir}", f"--chip_file={chip_files[0]}", "--voltage=0.811",
+                   "--offset=0"]}
+  for tool, flags in expected.items():
+    assert commands[f"analysis/{tool}.png"] == [
+        sys.executable, "-m", f"tfbet.cli.{tool}", *flags, f"--output={folder}/{tool}.json",
+        f"--plot={folder}/{tool}.png"]
+  # The second seed and the runs not analysed: their evaluations only.
+  for other, seed in ((run, 1), (suite.run("pattbet"), 0)):
+    names = [n for _, n, _ in suite_jobs._eval_commands(suite, other, seed, run_dir, chip_files)]  # pylint: disable=protected-access
+    assert not any(n.startswith("analysis/") for n in names)
+  # The job is done once every step's output exists, the last PNG included.
+  os.makedirs(folder)
+  for name in ["result.json"] + [n for _, n, _ in steps][:-1]:
+    open(os.path.join(run_dir, name), "w", encoding="utf-8").close()
+  assert not suite_jobs._done(suite, run, 0, str(tmp_path), "evaluate")  # pylint: disable=protected-access
+  open(os.path.join(folder, "chip_map.png"), "w", encoding="utf-8").close()
+  assert suite_jobs._done(suite, run, 0, str(tmp_path), "evaluate")  # pylint: disable=protected-access
+
+
 def test_counts_of_a_suite_file_are_bounded_naming_the_limit(tmp_path):
   with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
     record = json.load(f)
@@ -218,6 +304,7 @@ def test_a_failing_job_on_beam_is_named_with_its_error_and_the_suite_fails(tmp_p
   bad = dict(record["runs"][2], params=record["runs"][2]["params"] + ["BitErrorTrainer.rate = 7"])
   record.update(runs=[bad], tables=[], quality_pairs=[], figure_runs=[], figure_families={},
                 profiled_runs=[], pattern_run=None)
+  del record["analysis"]
   path = tmp_path / "bad.json"
   path.write_text(json.dumps(record))
   result = subprocess.run(

@@ -121,6 +121,35 @@ def test_bar_plot_and_json_of_a_report(evaluator, tmp_path):
       report.groups[0].num_weights / evaluator.layout.num_weights)
 
 
+def test_a_sensitivity_file_reads_back_to_its_counts_and_a_damaged_one_is_refused(evaluator):
+  report = sensitivity.sensitivity(evaluator, [chips.RandomChip(1000), chips.RandomChip(1001)],
+                                   0.05)
+  record = json.loads(json.dumps(report.to_dict()))
+  back = sensitivity.Sensitivity.from_dict(record, "s.json")
+  assert [(g.name, g.tensors, g.num_weights) for g in back.groups] == [
+      (g.name, g.tensors, g.num_weights) for g in report.groups]
+  assert all(back.results[g.name].errors == report.results[g.name].errors for g in report.groups)
+  assert (back.full.errors, back.condition, back.by) == (report.full.errors, 0.05, "layer")
+
+  def renamed(r):
+    r["groups"][1]["name"] = r["groups"][0]["name"]
+
+  def other_test_set(r):
+    r["groups"][0]["results"]["data"]["digest"] = "other"
+
+  for edit, message in (
+      (lambda r: r.update(format="tfbet-weight-noise/1"), "not a bin/sensitivity result"),
+      (lambda r: r.update(by="row"), "by must be one of"),
+      (lambda r: r["groups"][0].update(num_weights=r["groups"][0]["num_weights"] + 1),
+       "do not add up to the model's num_weights"),
+      (renamed, "names distinct"), (other_test_set, "another model or test set"),
+      (lambda r: r["groups"].pop(), "do not add up")):
+    broken = json.loads(json.dumps(record))
+    edit(broken)
+    with pytest.raises(ValueError, match=f"s.json: .*{message}"):
+      sensitivity.Sensitivity.from_dict(broken, "s.json")
+
+
 def test_sensitivity_binary_refuses_a_voltage_without_chip_files():
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   bad = subprocess.run(

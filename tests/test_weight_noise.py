@@ -1,5 +1,6 @@
 """L-infinity weight noise relative to each tensor's range (Fig. 9)."""
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -54,6 +55,24 @@ def test_zero_magnitude_is_the_clean_model_and_seeds_repeat(evaluator):
   assert row.mean == pytest.approx(np.mean(noisy) / 300)
   assert row.std == pytest.approx(np.std(np.array(noisy) / 300))
   assert "20" in weight_noise_lib.table(results)
+
+
+def test_a_noise_file_reads_back_to_its_counts_and_a_damaged_one_is_refused(evaluator):
+  results = weight_noise.weight_noise(evaluator, [0.01, 0.2], [0, 1])
+  record = json.loads(json.dumps(results.to_dict()))
+  back = weight_noise.NoiseResults.from_dict(record, "n.json")
+  assert (back.errors, back.clean_errors, back.n) == (results.errors, results.clean_errors, 300)
+  assert back.summary() == results.summary()
+  for edit, message in (
+      (lambda r: r.update(format="tfbet-sensitivity/1"), "not a bin/weight_noise result"),
+      (lambda r: r["entries"][0].update(errors=301), r"entries\[0\].errors must be in"),
+      (lambda r: r["entries"].append(dict(r["entries"][0])), "is repeated"),
+      (lambda r: r["entries"][1].update(magnitude=-0.1), "magnitude"),
+      (lambda r: r.update(entries=[]), "entries must not be empty")):
+    broken = json.loads(json.dumps(record))
+    edit(broken)
+    with pytest.raises(ValueError, match=f"n.json: .*{message}"):
+      weight_noise.NoiseResults.from_dict(broken, "n.json")
 
 
 def test_bad_magnitudes_and_seeds_are_refused(evaluator):

@@ -23,6 +23,7 @@ compat = lazy_modules.module("tfbet.compat")  # these two are not needed by bin/
 memory = lazy_modules.module("tfbet.memory")  # flags
 
 GROUPINGS = ("tensor", "layer")
+FORMAT = "tfbet-sensitivity/1"
 
 
 def _layer_names(model):
@@ -43,7 +44,7 @@ class Group:
   """Quantized tensors that are made faulty together."""
   name: str
   tensors: tuple  # "<layer>/<variable>" names, in memory order
-  slots: tuple  # indices into MemoryLayout.slots
+  slots: tuple  # indices into MemoryLayout.slots (empty when read from a file)
   num_weights: int
 
 
@@ -88,10 +89,42 @@ class Sensitivity:
   full: object  # Results with the whole memory faulty
 
   def to_dict(self):
-    return {"format": "tfbet-sensitivity/1", "condition": self.condition, "by": self.by,
+    return {"format": FORMAT, "condition": self.condition, "by": self.by,
             "groups": [{"name": g.name, "tensors": list(g.tensors), "num_weights": g.num_weights,
                         "results": self.results[g.name].to_dict()} for g in self.groups],
             "full": self.full.to_dict()}
+
+  @classmethod
+  def from_dict(cls, record, source="<dict>"):
+    """The ``to_dict`` of a Sensitivity, read as data: ValueError naming ``source`` and the
+    field unless its groups partition the memory of one model, evaluated on one test set."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+      raise ValueError(f"{source}: not a bin/sensitivity result (format {FORMAT!r})")
+    try:
+      full = evaluation.Results.from_dict(record["full"], f"{source}: full")
+      by = checks.choice(record["by"], "by", GROUPINGS)
+      condition = checks.real(record["condition"], "condition", minimum=0.0)
+      group_list, results = [], {}
+      for index, item in enumerate(checks.bounded_list(record["groups"], "groups",
+                                                       full.model.get("num_weights") or 0)):
+        where = f"groups[{index}]"
+        tensors = tuple(checks.bounded_list(item["tensors"], f"{where}.tensors", checks.MAX_COUNT))
+        if not isinstance(item["name"], str) or item["name"] in results or not all(
+            isinstance(t, str) for t in tensors):
+          raise ValueError(f"{where}: name and tensors must be strings, names distinct")
+        group = Group(item["name"], tensors, (), checks.count(
+            item["num_weights"], f"{where}.num_weights", maximum=checks.MAX_COUNT))
+        results[group.name] = evaluation.Results.from_dict(item["results"],
+                                                           f"{source}: {where}.results")
+        if (results[group.name].model != full.model or results[group.name].n != full.n
+            or results[group.name].data_digest != full.data_digest):
+          raise ValueError(f"{where}: another model or test set than the whole memory's")
+        group_list.append(group)
+      if sum(g.num_weights for g in group_list) != full.model.get("num_weights"):
+        raise ValueError("the groups' weights do not add up to the model's num_weights")
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+      raise ValueError(f"{source}: invalid bin/sensitivity result ({error})") from error
+    return cls(condition, by, group_list, results, full)
 
 
 def sensitivity(evaluator, chips, condition, by="layer", offsets=(0,), progress=None):

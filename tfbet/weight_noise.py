@@ -102,6 +102,32 @@ class NoiseResults:
             "entries": [{"seed": s, "magnitude": m, "errors": e}
                         for (s, m), e in sorted(self.errors.items())]}
 
+  @classmethod
+  def from_dict(cls, record, source="<dict>"):
+    """The ``to_dict`` of NoiseResults, read as data: ValueError naming ``source`` and the
+    field unless every count lies in [0, n] and each (seed, magnitude) appears once."""
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+      raise ValueError(f"{source}: not a bin/weight_noise result (format {FORMAT!r})")
+    try:
+      n = checks.integer(record["data"]["n"], "data.n", minimum=1, maximum=checks.MAX_COUNT)
+      results = cls(model=dict(record["model"]), n=n, data_digest=str(record["data"]["digest"]),
+                    clean_errors=checks.count(record["clean_errors"], "clean_errors", maximum=n),
+                    errors={})
+      entries = checks.bounded_list(record["entries"], "entries",
+                                    checks.MAX_CHIPS * checks.MAX_CONDITIONS)
+      for index, entry in enumerate(entries):
+        key = (checks.seed(entry["seed"], f"entries[{index}].seed"),
+               _check_magnitude(entry["magnitude"]))
+        if key in results.errors:
+          raise ValueError(f"entries[{index}]: (seed, magnitude) {key} is repeated")
+        results.errors[key] = checks.count(entry["errors"], f"entries[{index}].errors",
+                                           maximum=n)
+      if not results.errors:
+        raise ValueError("entries must not be empty")
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+      raise ValueError(f"{source}: invalid bin/weight_noise result ({error})") from error
+    return results
+
   def to_json(self, path):
     with open(path + ".tmp", "w") as f:
       json.dump(self.to_dict(), f, indent=1)

@@ -144,7 +144,7 @@ def main(argv):
   print(table(confidence, redundancy, effects), flush=True)
   if flag_values.output:
     record = {"model_path": os.path.abspath(model_path), "confidence": confidence.summary(),
-              "chip": confidence.chip, "rate": confidence.condition,
+              "chip": confidence.chip, "rate": confidence.condition, "n": int(len(labels)),
               "redundancy": {"threshold": redundancy.threshold, "overall": redundancy.overall,
                              "per_tensor": [list(t) for t in redundancy.per_tensor]},
               "bit_positions": [dataclasses.asdict(e) for e in effects]}

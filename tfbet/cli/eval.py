@@ -155,7 +155,6 @@ def _evaluate(argv):
                          f"largest chip seed 2**63 - 1; use --first_chip_seed <= "
                          f"{2**63 - flag_values.num_chips}")
   evaluation_run.check_outputs(flag_values)
-  evaluation_run.limit_threads(flag_values)
   seeds = [flag_values.first_chip_seed + i for i in range(flag_values.num_chips)]
   num_shard_chips = len(evaluation.shard(seeds, flag_values.num_shards, flag_values.shard_index))
   try:

@@ -117,7 +117,6 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
   evaluation_run.check_outputs(flag_values)
-  evaluation_run.limit_threads(flag_values)
   try:
     voltages = parse_voltages(flag_values.voltages) or None
     offsets = parse_offsets(flag_values.offsets)

@@ -23,16 +23,6 @@ from tfbet.cli import reporting
 threads = lazy_modules.module("tfbet.threads")  # TensorFlow: not for --help
 
 
-def limit_threads(flag_values):
-  """Applies --worker_threads to this process; call before TensorFlow runs its first op."""
-  if flag_values.worker_threads is None:
-    return
-  try:
-    threads.limit(flag_values.worker_threads)
-  except (RuntimeError, TypeError, ValueError) as error:
-    raise app.UsageError(f"--worker_threads: {error}") from error
-
-
 def evaluate_chips(flag_values, model, data, chip_list, conditions, offsets, progress,
                    metadata, num_shards=1, shard_index=0):
   """``Results`` of the chips, in this process (resumable, see run_resumable) or on the Beam

@@ -8,6 +8,7 @@ configure ``load_data``; a float model is quantized after training with ``--sche
 """
 import os
 
+from absl import app
 from absl import flags
 
 from tfbet import checks
@@ -19,6 +20,7 @@ from tfbet.cli import reporting
 memory = lazy_modules.module("tfbet.memory")
 quantization = lazy_modules.module("tfbet.quantization")
 quantize_configs = lazy_modules.module("tfbet.quantize_configs")
+threads = lazy_modules.module("tfbet.threads")
 training_job = lazy_modules.module("tfbet.cli.training_job")
 
 IN_PROCESS = "in_process"
@@ -235,8 +237,20 @@ def load_test_model(scheme=None, precision=None, exclude=(), faulty_state=False,
 
 
 
+def limit_threads(flag_values):
+  """Applies --worker_threads to this process; call before TensorFlow runs its first op."""
+  if flag_values.worker_threads is None:
+    return
+  try:
+    threads.limit(flag_values.worker_threads)
+  except (RuntimeError, TypeError, ValueError) as error:
+    raise app.UsageError(f"--worker_threads: {error}") from error
+
+
 def load(flag_values):
-  """(model to evaluate, DataSplits, model path) as the model flags ``flag_values`` say."""
+  """(model to evaluate, DataSplits, model path) as the model flags ``flag_values`` say, in a
+  process whose thread budget (--worker_threads) is applied first."""
+  limit_threads(flag_values)
   model, data, model_path = load_model_and_data(
       flag_values.run_dir, flag_values.model, flag_values.gin_file, flag_values.gin_param,
       flag_values.test_limit, flag_values.batch_size, flag_values.gin_search_path,

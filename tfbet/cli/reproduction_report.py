@@ -16,6 +16,7 @@ from tfbet import files
 from tfbet.cli import claim_checks
 from tfbet.cli import claim_verdicts
 from tfbet.cli import quality_bar
+from tfbet.cli import report_analysis
 from tfbet.cli import report_figures
 from tfbet.cli import report_tables
 from tfbet.cli import suite_results
@@ -186,6 +187,7 @@ def write_report(suite, output_dir, report_path):
   profiled = report_tables.profiled_lines(suite, loaded)
   if profiled:
     out += ["## Tab. 5 / Tab. 15 — simulated profiled chips (App. C.1 presets)", ""] + profiled
+  out += report_analysis.analysis_lines(suite, loaded, output_dir, figure_dir)
   out += ["## Figures", "", f"![RErr against p](figures/{os.path.basename(curves)})", "",
           f"![Best RErr per method family](figures/{os.path.basename(best)})", ""]
   files.write_text(report_path, "\n".join(out))

@@ -3,7 +3,8 @@
 A job is resumable and writes only into its own run directory: it calls ``bin/train`` unless
 ``result.json`` exists (a killed run resumes from its last checkpoint; ``bin/train``'s lock
 keeps a second process out of the directory, so a retried job never trains twice into it),
-then ``bin/eval`` / ``bin/eval_chips`` for each evaluation file not written yet. ``run_suite``
+then ``bin/eval`` / ``bin/eval_chips`` for each evaluation file not written yet (and, for the
+first seed of a run the suite analyses, the analysis binaries into ``analysis/``). ``run_suite``
 runs the jobs one after another in this process; ``run_suite_on_beam`` hands them to an Apache
 Beam runner as work items (e.g. DirectRunner worker processes on this machine), each job's
 binaries with the thread budget of its worker (``--worker_threads``). TensorFlow's results
@@ -63,8 +64,8 @@ def _train_command(suite, run, seed, run_dir, worker_threads=None):
           + _threads_flag(worker_threads))
 
 
-def _eval_commands(suite, run, run_dir, chip_files, worker_threads=None):
-  """[(step name, output file, command)] of the evaluations of one trained run."""
+def _eval_commands(suite, run, seed, run_dir, chip_files, worker_threads=None):
+  """[(step name, output file, command)] of the evaluations of one trained (run, seed)."""
   common = [f"--run_dir={run_dir}"] + (
       [f"--test_limit={suite.test_limit}"] if suite.test_limit else [])
   rates = f"--rates={_rates_flag(suite.rates)}"
@@ -77,7 +78,38 @@ def _eval_commands(suite, run, run_dir, chip_files, worker_threads=None):
     steps.append(("eval chips", "eval_chips.json", _binary("eval_chips") + common + [
         f"--chip_files={','.join(chip_files)}", f"--offsets={suite.offsets}"]))
   return [(step, name, command + [f"--output={os.path.join(run_dir, name)}"]
-           + _threads_flag(worker_threads)) for step, name, command in steps]
+           + _threads_flag(worker_threads)) for step, name, command in steps] + (
+               _analysis_commands(suite, run, seed, run_dir, chip_files, worker_threads))
+
+
+ANALYSIS_DIR = "analysis"
+ANALYSIS_TOOLS = ("sensitivity", "diagnose", "weight_noise", "chip_map")
+
+
+def _analysis_commands(suite, run, seed, run_dir, chip_files, worker_threads=None):
+  """[(step name, output file, command)] of the analysis binaries (``suite.analysis``) on a run's
+  first seed, after its bin/eval. Each writes <tool>.json, then <tool>.png: the PNG marks the
+  step done. bin/weight_noise measures on the suite's test set, beside eval_random.json."""
+  analysis = suite.analysis
+  if analysis is None or run.name not in analysis.runs or seed != run.seeds[0]:
+    return []
+  threads = _threads_flag(worker_threads)  # bin/chip_map computes no model: no thread flag
+  limit = analysis.test_limit or suite.test_limit
+  sample = ([f"--test_limit={limit}"] if limit else []) + threads
+  whole = ([f"--test_limit={suite.test_limit}"] if suite.test_limit else []) + threads
+  arguments = {
+      "sensitivity": sample + [f"--rate={analysis.rate:g}", f"--num_chips={analysis.num_chips}"],
+      "diagnose": sample + [f"--rate={analysis.rate:g}"],
+      "weight_noise": whole + [
+          f"--magnitudes={_rates_flag(analysis.magnitudes)}",
+          f"--num_samples={analysis.num_chips}",
+          f"--bit_errors={os.path.join(run_dir, 'eval_random.json')}"],
+      "chip_map": [f"--chip_file={dict(zip(suite.chip_presets, chip_files)).get(analysis.chip)}",
+                   f"--voltage={analysis.voltage!r}", f"--offset={analysis.offset}"]}
+  folder = os.path.join(run_dir, ANALYSIS_DIR)
+  return [(f"analysis {tool}", os.path.join(ANALYSIS_DIR, f"{tool}.png"), _binary(tool) + [
+      f"--run_dir={run_dir}", *arguments[tool], f"--output={os.path.join(folder, tool)}.json",
+      f"--plot={os.path.join(folder, tool)}.png"]) for tool in ANALYSIS_TOOLS]
 
 
 def ranks(suite, only=None, stage="all"):
@@ -124,7 +156,7 @@ def run_step(suite, run, seed, output_dir, kind, chip_files, where, started, pro
       progress(f"{where}: not trained yet, not evaluated (the report counts it as missing)")
       return
     steps = [(step, command) for step, name, command in
-             _eval_commands(suite, run, run_dir, chip_files, worker_threads)
+             _eval_commands(suite, run, seed, run_dir, chip_files, worker_threads)
              if not os.path.exists(os.path.join(run_dir, name))]
     suites.check_random_evaluation(suite, run_dir)
   for step, command in steps:
@@ -224,7 +256,7 @@ def _done(suite, run, seed, output_dir, stage):
   if stage == "evaluate" and not os.path.exists(os.path.join(run_dir, "result.json")):
     return True
   names = (["result.json"] if stage in ("all", "train") else []) + (
-      [name for _, name, _ in _eval_commands(suite, run, run_dir, ())]
+      [name for _, name, _ in _eval_commands(suite, run, seed, run_dir, ())]
       if stage in ("all", "evaluate") else [])
   return all(os.path.exists(os.path.join(run_dir, name)) for name in names)
 

@@ -6,12 +6,15 @@ each trained with one or more seeds) and how to evaluate them. bin/reproduce tra
 them; ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files, after
 checking that each run was trained and evaluated as its suite says. A report table may name a
 table of the paper (``gin/suites/paper/<table>.json``, read by :func:`load_paper`), whose row
-for each run (its ``paper_row``) the report prints beside ours.
+for each run (its ``paper_row``) the report prints beside ours. A suite's ``"analysis"`` names
+runs whose first seed the analysis binaries study in the evaluate stage (:class:`Analysis`).
 """
 import dataclasses
 import os
 
 from tfbet import checks
+from tfbet import chip_files
+from tfbet import chip_simulation
 from tfbet import evaluation
 from tfbet import files
 from tfbet.cli import gin_utils
@@ -47,12 +50,31 @@ class PaperTable:
   source: str  # the paper, its table and rows
   rates: tuple  # the test bit error rates of its RErr columns, in %
   rows: dict  # {(precision, model): (Err in %, (RErr in % at each rate))}
+  confidence_rate: float = None  # in %: the rate of the perturbed confidence column, if any
+  confidence: dict = dataclasses.field(default_factory=dict)  # {key: (clean, perturbed) in %}
 
   def rerr(self, key, rate):
     """The paper's RErr (in %) of row ``key`` at ``rate`` (in %), None where it has no column."""
     columns = [round(r, 10) for r in self.rates]
     index = columns.index(round(rate, 10)) if round(rate, 10) in columns else None
     return None if index is None else self.rows[key][1][index]
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+  """The analysis binaries run on some runs' first seed in the evaluate stage, into
+  ``<run dir>/analysis/`` (``suite_jobs``), and reported by ``report_analysis``."""
+  runs: tuple
+  rate: float  # in %: the random chips of bin/sensitivity and bin/diagnose (bin/eval's seeds)
+  num_chips: int  # bin/sensitivity's chips and bin/weight_noise's draws per magnitude
+  magnitudes: tuple  # bin/weight_noise's, in % of each tensor's range
+  chip: str  # bin/chip_map's profiled chip: one of the suite's chip_presets ...
+  voltage: float  # ... at one of its profiled voltages ...
+  offset: int  # ... with the first weight at this bit address
+  # bin/sensitivity's and bin/diagnose's first test examples (None: the suite's test set);
+  # bin/weight_noise uses the suite's, as its bit errors (eval_random.json) are drawn beside it.
+  test_limit: int = None
+  paper: PaperTable = None  # the paper's Tab. 2 rows, found by the runs' paper_row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +99,7 @@ class Suite:
   quality_pairs: tuple = ()
   figure_runs: tuple = ()
   figure_families: dict = dataclasses.field(default_factory=dict)
+  analysis: Analysis = None
 
   def run(self, name):
     for run in self.runs:
@@ -89,7 +112,7 @@ _SUITE_FIELDS = {"description": str, "base_gin": str, "common_params": list, "ra
                  "num_chips": int, "test_limit": (int, type(None)), "chip_presets": list,
                  "offsets": int, "profiled_runs": list, "pattern_run": (str, type(None)),
                  "runs": list, "tables": list, "quality_pairs": list, "figure_runs": list,
-                 "figure_families": dict}
+                 "figure_families": dict, "analysis": dict}
 _TABLE_FIELDS = {"title": str, "runs": list, "findings": list, "pattern": bool, "paper": str}
 # Each kind of finding: its fields and the required ones. None: run "better" is more robust
 # than "worse"; collapse: one run collapses to chance (RErr >= 50 %) at the rates up to max_rate
@@ -103,10 +126,14 @@ _FINDING_KINDS = {
 }
 _RUN_FIELDS = {"name": str, "label": str, "method": str, "params": list, "seeds": list,
                "paper_row": dict}
-_PAPER_FIELDS = {"source": str, "columns": str, "rates_percent": list, "note": str, "rows": list}
+_ANALYSIS_FIELDS = {"runs": list, "rate": (int, float), "num_chips": int, "magnitudes": list,
+                    "chip": str, "voltage": (int, float), "offset": int,
+                    "test_limit": (int, type(None)), "paper": str}
+_PAPER_FIELDS = {"source": str, "columns": str, "rates_percent": list, "note": str, "rows": list,
+                 "confidence_rate_percent": (int, float)}
 _PAPER_KEY_FIELDS = {"precision": int, "model": str}  # a run's paper_row
 _PAPER_ROW_FIELDS = {"precision": int, "model": str, "paper_label": str, "err": (int, float),
-                     "rerr": list}
+                     "rerr": list, "confidence": list}
 
 
 def suite_dir():
@@ -176,15 +203,21 @@ def load_suite(name):
   referenced = list(suite.profiled_runs) + ([suite.pattern_run] if suite.pattern_run else [])
   referenced += list(suite.figure_runs) + [n for p in suite.quality_pairs for n in p]
   referenced += [n for family in suite.figure_families.values() for n in family]
-  tables, named = _check_tables(path, record.get("tables", []), suite)
-  suite = dataclasses.replace(suite, tables=tables)
-  referenced += named
+  tables, named, shown = _check_tables(path, record.get("tables", []), suite)
+  analysis = _check_analysis(path, record.get("analysis"), suite)
+  suite = dataclasses.replace(suite, tables=tables, analysis=analysis)
+  referenced += named + list(analysis.runs if analysis else ())
   if any(len(pair) != 2 for pair in suite.quality_pairs):
     raise ValueError(f"{path}: quality_pairs must be [randbet run, clipping run] pairs")
   for name in referenced:
     if not isinstance(name, str) or name not in names:
       raise ValueError(f"{path}: {name!r} is named in the report settings but is not a run; "
                        f"the runs are {sorted(names)}")
+  shown |= set(analysis.runs if analysis and analysis.paper else ())
+  for run in suite.runs:
+    if run.paper_row is not None and run.name not in shown:
+      raise ValueError(f"{path}: run {run.name!r} names a paper_row, but no table with a "
+                       "\"paper\" shows it (nor the analysis' paper)")
   if suite.num_chips < 1 or suite.offsets < 1 or (
       suite.test_limit is not None and suite.test_limit < 1):
     raise ValueError(f"{path}: num_chips and offsets must be >= 1, test_limit >= 1 or null")
@@ -194,9 +227,9 @@ def load_suite(name):
 
 
 def _check_tables(path, records, suite):
-  """(the report's tables, the run names they hold), checked: each finding's fields by its
-  kind, a monotone finding's runs (the table's where it names none), a paper table read and
-  held against the suite's rates and its runs' paper rows."""
+  """(the report's tables, the run names they hold, the runs shown beside a paper table),
+  checked: each finding's fields by its kind, a monotone finding's runs (the table's where it
+  names none), a paper table read and held against the suite's rates and its runs' paper rows."""
   tables, referenced, with_paper = [], [], set()
   runs = {run.name: run for run in suite.runs}
   for index, table in enumerate(records):
@@ -235,11 +268,43 @@ def _check_tables(path, records, suite):
                            f"{sorted(table['paper'].rows)}")
         with_paper.add(name)
     tables.append(table)
-  for run in suite.runs:
-    if run.paper_row is not None and run.name not in with_paper:
-      raise ValueError(f"{path}: run {run.name!r} names a paper_row, but no table with a "
-                       "\"paper\" shows it")
-  return tuple(tables), referenced
+  return tuple(tables), referenced, with_paper
+
+
+def _check_analysis(path, record, suite):
+  """The suite's Analysis (None without one), each field checked against the suite."""
+  if record is None:
+    return None
+  where = f"{path}: analysis"
+  _check_fields(record, _ANALYSIS_FIELDS, tuple(k for k in _ANALYSIS_FIELDS if k != "paper"),
+                where)
+  runs = tuple(checks.bounded_list(record["runs"], f"{where}.runs", len(suite.runs)))
+  if not runs or any(not isinstance(r, str) for r in runs) or len(set(runs)) != len(runs):
+    raise ValueError(f"{where}.runs must name distinct runs of the suite, got {list(runs)}")
+  rate = record["rate"]
+  if not 0 < rate <= 50:
+    raise ValueError(f"{where}.rate must be a percentage in (0, 50], got {rate}")
+  num_chips = checks.count(record["num_chips"], f"{where}.num_chips", minimum=1,
+                           maximum=checks.MAX_CHIPS)
+  magnitudes = checks.percentages(record["magnitudes"], f"{where}.magnitudes", 0, 100)
+  if record["chip"] not in suite.chip_presets:
+    raise ValueError(f"{where}.chip must be one of the suite's chip_presets "
+                     f"{list(suite.chip_presets)}, got {record['chip']!r}")
+  voltages = chip_simulation.preset_arguments(record["chip"])["voltages"]
+  if not any(abs(v - record["voltage"]) <= chip_files.VOLTAGE_TOLERANCE for v in voltages):
+    raise ValueError(f"{where}.voltage must be one of {record['chip']}'s profiled voltages "
+                     f"{voltages}, got {record['voltage']}")
+  offset = checks.integer(record["offset"], f"{where}.offset", minimum=0)
+  limit = record["test_limit"]
+  if limit is not None and not 1 <= limit <= (suite.test_limit or limit):
+    raise ValueError(f"{where}.test_limit must be in [1, the suite's test_limit "
+                     f"{suite.test_limit}] or null (the suite's test set), got {limit}")
+  paper = load_paper(record["paper"], f"{where}.paper") if "paper" in record else None
+  if paper is not None and paper.confidence_rate is None:
+    raise ValueError(f"{where}.paper: {paper.path} holds no confidence columns "
+                     "(confidence_rate_percent)")
+  return Analysis(runs, float(rate), num_chips, tuple(100 * m for m in magnitudes),
+                  record["chip"], float(record["voltage"]), offset, limit, paper)
 
 
 def _rounded(rates):
@@ -253,26 +318,39 @@ def load_paper(relative, where="paper table"):
   if not path.startswith(root) or not os.path.isfile(path):
     raise ValueError(f"{where}: paper {relative!r} is no file under {root}")
   record = files.read_json(path, "paper table")
-  _check_fields(record, _PAPER_FIELDS, tuple(_PAPER_FIELDS), path)
+  _check_fields(record, _PAPER_FIELDS, ("source", "columns", "rates_percent", "note", "rows"),
+                path)
   rates = record["rates_percent"]
   if not rates or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 50
                       for r in rates):
     raise ValueError(f"{path}: rates_percent must be percentages in (0, 50], got {rates}")
-  rows = {}
+  confidence_rate = record.get("confidence_rate_percent")
+  rows, confidence = {}, {}
   for index, row in enumerate(record["rows"]):
     where_row = f"{path}: rows[{index}]"
-    _check_fields(row, _PAPER_ROW_FIELDS, tuple(_PAPER_ROW_FIELDS), where_row)
-    values = [row["err"]] + row["rerr"]
-    if len(row["rerr"]) != len(rates) or any(
+    required = ("confidence",) if confidence_rate is not None else ()
+    _check_fields(row, _PAPER_ROW_FIELDS, tuple(k for k in _PAPER_ROW_FIELDS
+                                                if k != "confidence") + required, where_row)
+    if "confidence" in row and confidence_rate is None:
+      raise ValueError(f"{where_row}: a confidence needs the file's confidence_rate_percent")
+    values = [row["err"]] + row["rerr"] + row.get("confidence", [])
+    if len(row["rerr"]) != len(rates) or len(row.get("confidence", [0, 0])) != 2 or any(
         isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100
         for v in values):
-      raise ValueError(f"{where_row}: err and rerr must be percentages in [0, 100], one RErr "
-                       f"per rate of rates_percent ({len(rates)}), got {values}")
+      raise ValueError(f"{where_row}: err, rerr and confidence must be percentages in [0, 100], "
+                       f"one RErr per rate of rates_percent ({len(rates)}), a confidence clean "
+                       f"and at confidence_rate_percent, got {values}")
     key = (row["precision"], row["model"])
     if key in rows:
       raise ValueError(f"{where_row}: the row {key} (precision, model) is repeated")
     rows[key] = (float(row["err"]), tuple(float(v) for v in row["rerr"]))
-  return PaperTable(relative, record["source"], tuple(float(r) for r in rates), rows)
+    if "confidence" in row:
+      confidence[key] = tuple(float(v) for v in row["confidence"])
+  if confidence_rate is not None and not 0 < confidence_rate <= 50:
+    raise ValueError(f"{path}: confidence_rate_percent must be a percentage in (0, 50], got "
+                     f"{confidence_rate}")
+  return PaperTable(relative, record["source"], tuple(float(r) for r in rates), rows,
+                    None if confidence_rate is None else float(confidence_rate), confidence)
 
 
 def check_only(suite, only):
