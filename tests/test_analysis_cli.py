@@ -138,3 +138,9 @@ def test_the_analysis_binaries_refuse_precision_without_scheme_like_bin_eval(run
   assert process.returncode != 0 and "Traceback" not in process.stderr
   assert ("--precision=4 only goes with --scheme (post-training quantization of a float "
           "--model); model 'tiny' is already quantized at 8 bits") in process.stderr
+
+
+def test_the_analysis_binaries_apply_the_thread_budget_before_loading_the_model(run_dir):  # noqa: F811
+  process = run_binary("diagnose", f"--run_dir={run_dir}", "--worker_threads=0")
+  assert process.returncode != 0 and "Traceback" not in process.stderr
+  assert "--worker_threads: worker_threads must be in [1, 1024], got 0" in process.stderr

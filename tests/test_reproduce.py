@@ -50,6 +50,16 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   # The numbers in the table are the measured ones: RQUANT's Err is the mean over its seeds.
   clean = [s.clean_error for s in seeds]
   assert f"| RQUANT | 2 | {100 * np.mean(clean):.2f} ± {100 * np.std(clean, ddof=1):.2f} |" in text
+  # The analysis of the first seed of q_rquant (the second seed is not analysed), its figures.
+  analysed = output_dir / "q_rquant" / "seed0" / "analysis"
+  assert sorted(p.name for p in analysed.iterdir()) == sorted(
+      f"{tool}.{ext}" for tool in suite_jobs.ANALYSIS_TOOLS for ext in ("json", "png"))
+  assert not (output_dir / "q_rquant" / "seed1" / "analysis").exists()
+  assert "## Analysis of the suite's models" in text and "Not analysed yet" not in text
+  noise = json.loads((analysed / "weight_noise.json").read_text())
+  assert noise["data"]["n"] == seeds[0].n and noise["data"]["digest"] == seeds[0].data_digest
+  for tool in suite_jobs.ANALYSIS_TOOLS:
+    assert (report.parent / "figures" / f"tiny_analysis_q_rquant_{tool}.png").stat().st_size > 1000
 
   # The same suite as work items of Beam's DirectRunner, 2 worker processes x 1 thread: the
   # same weights and the same counts as the sequential run with the same thread budget.
@@ -70,6 +80,13 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
           a, b = (evaluation.Results.from_json(os.path.join(d, name)) for d in (here, there))
           assert a.model["digest"] == b.model["digest"] and a.errors == b.errors, (run, name)
   assert (on_beam / "pattbet" / "seed0" / "eval_pattern.json").exists()
+  for tool in suite_jobs.ANALYSIS_TOOLS:  # the same analysis, paths aside
+    here, there = (json.loads((d / "q_rquant" / "seed0" / "analysis" / f"{tool}.json").read_text())
+                   for d in (output_dir, on_beam))
+    for key in ("metadata", "memory_image", "model_path"):
+      here.pop(key, None)
+      there.pop(key, None)
+    assert here == there, tool
 
   # A second call finds everything done and only re-renders the report.
   again = _reproduce(output_dir, report)
@@ -129,7 +146,8 @@ def test_bad_analysis_settings_are_refused_naming_the_field(tmp_path):
        "run"),
       (lambda a: a.update(runs=["q_rquant", "q_rquant"]), "analysis.runs must name distinct runs"),
       (lambda a: a.update(rate=75), r"analysis.rate must be a percentage in \(0, 50\], got 75"),
-      (lambda a: a.update(num_chips=0), rf"analysis.num_chips must be in \[1, {checks.MAX_CHIPS}\]"),
+      (lambda a: a.update(num_chips=0),
+       rf"analysis.num_chips must be in \[1, {checks.MAX_CHIPS}\]"),
       (lambda a: a.update(magnitudes=[1, -5]),
        r"analysis.magnitudes are in percent and must be in \[0, 100\], got -5"),
       (lambda a: a.update(chip="chip2"),

@@ -523,3 +523,19 @@ def test_a_damaged_paper_file_is_refused_naming_the_row(tmp_path, monkeypatch):
       suites.load_paper("paper.json")
   (tmp_path / "paper.json").write_text(json.dumps(good))
   assert suites.load_paper("paper.json").rows == {(8, "M"): (0.4, (1.0, 2.0))}
+  # A confidence column (Tab. 2): two percentages per row, at the file's confidence rate.
+  for record, message in (
+      (dict(good, rows=[dict(row, confidence=[90, 80])]),
+       "rows\\[0\\]: a confidence needs the file's confidence_rate_percent"),
+      (dict(good, confidence_rate_percent=1), r"rows\[0\]: missing field\(s\) \['confidence'\]"),
+      (dict(good, confidence_rate_percent=1, rows=[dict(row, confidence=[90, 80, 70])]),
+       r"rows\[0\]: err and rerr must be .* and so must a confidence"),
+      (dict(good, confidence_rate_percent=75, rows=[dict(row, confidence=[90, 80])]),
+       r"confidence_rate_percent must be a percentage in \(0, 50\], got 75")):
+    (tmp_path / "paper.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=message):
+      suites.load_paper("paper.json")
+  (tmp_path / "paper.json").write_text(json.dumps(
+      dict(good, confidence_rate_percent=1, rows=[dict(row, confidence=[90, 80])])))
+  paper = suites.load_paper("paper.json")
+  assert (paper.confidence_rate, paper.confidence) == (1.0, {(8, "M"): (90.0, 80.0)})

@@ -8,6 +8,7 @@ beside the paper's Tab. 2, weight redundancy (Fig. 6), weight noise vs. bit erro
 the profiled chip map, then copies the figures next to the report. Every number is computed from
 those files, the run's eval_random.json and its operative config; none is typed here.
 """
+import collections
 import math
 import os
 import shutil
@@ -87,7 +88,7 @@ def read_analysis(suite, run_dir, random):
   n = min(analysis.test_limit or random.n, random.n)
   sensitivity, noise, diagnose, chip = (found[t] for t in ("sensitivity", "weight_noise",
                                                            "diagnose", "chip_map"))
-  draws = {m: sum(1 for _, k in noise.errors if k == m) for _, m in noise.errors}
+  draws = collections.Counter(m for _, m in noise.errors)  # {magnitude: draws}
   differences = {
       "sensitivity": (sensitivity.full.model.get("digest") != random.model.get("digest")
                       or sensitivity.by != "layer" or sensitivity.full.n != n

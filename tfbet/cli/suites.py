@@ -337,9 +337,9 @@ def load_paper(relative, where="paper table"):
     if len(row["rerr"]) != len(rates) or len(row.get("confidence", [0, 0])) != 2 or any(
         isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100
         for v in values):
-      raise ValueError(f"{where_row}: err, rerr and confidence must be percentages in [0, 100], "
-                       f"one RErr per rate of rates_percent ({len(rates)}), a confidence clean "
-                       f"and at confidence_rate_percent, got {values}")
+      raise ValueError(f"{where_row}: err and rerr must be percentages in [0, 100], one RErr "
+                       f"per rate of rates_percent ({len(rates)}), and so must a confidence, "
+                       f"clean and at confidence_rate_percent, got {values}")
     key = (row["precision"], row["model"])
     if key in rows:
       raise ValueError(f"{where_row}: the row {key} (precision, model) is repeated")
