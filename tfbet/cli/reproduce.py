@@ -78,6 +78,8 @@ def main(argv):
   2. evaluates RErr with ``bin/eval --per_example`` on ``num_chips`` random chips at every rate
      (per-example errors make the test-set noise of a comparison measurable),
   3. evaluates the profiled runs with ``bin/eval_chips`` on simulated profiled chips (App. C.1),
+  4. analyses the first seed of the suite's ``"analysis"`` runs with bin/sensitivity,
+     bin/diagnose, bin/weight_noise and bin/chip_map (``tfbet.cli.report_analysis``),
 
   and ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files.
   """
