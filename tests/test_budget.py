@@ -16,6 +16,7 @@ from tfbet import energy
 from tfbet import evaluation
 from tfbet import quantize_configs
 from tfbet.cli import energy_budget_lib
+from tfbet.cli import energy_figure
 from tfbet.compat import keras
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,11 +207,10 @@ def test_when_every_measured_rate_keeps_the_budget_the_answer_is_at_least_the_hi
   found, _ = budget.bisect_rate(stub, chip_list, 0.05, None, None, measured=measured)
   assert (found.how, found.rate, found.rerr) == ("at least", 0.01, pytest.approx(0.07))
   assert math.isnan(found.high)
-  # RErr may reach 2 % + 0.5 points: already 0.1 % fails (3 %), and bisection needs a low it
-  # can measure below it.
-  with pytest.raises(ValueError, match="even the lowest measured rate 0.001 fails"):
-    budget.bisect_rate(stub, chip_list, 0.005, None, None, measured=measured,
-                       reference_error=0.02)
+  # RErr may reach 2 % + 0.5 points: already 0.1 % fails (3 %), and no low below it is given.
+  below, _ = budget.bisect_rate(stub, chip_list, 0.005, None, None, measured=measured,
+                                reference_error=0.02)
+  assert (below.how, below.rate, below.high, below.energy_saving) == ("below", 0, 0.001, 0)
 
 
 def test_measured_results_of_other_chips_or_another_model_are_refused(evaluator):
@@ -253,7 +253,7 @@ def test_pareto_plot_ties_each_budget_answer_to_its_budget_and_labels_rates_once
   results = rate_results()
   results.model = helpers.model_info("m")
   found = energy_budget_lib.answers([results], ["M"], [0.01, 0.02], "mean")
-  energy_budget_lib.plot([results], ["M"], found, tmp_path / "pareto.png")
+  energy_figure.plot([results], ["M"], found, tmp_path / "pareto.png")
   assert (tmp_path / "pareto.png").stat().st_size > 0
   ax, top = figures[-1].axes
   # One star per budget, at the answer's saving and RErr, labelled with that budget.
@@ -275,9 +275,21 @@ def test_pareto_plot_marks_the_answers_of_profiled_chips(tmp_path, monkeypatch):
       model=helpers.model_info("m"), n=100, data_digest="d", clean_errors=3,
       condition_kind="voltage", errors={("c", 0.9, 0): 4, ("c", 0.85, 0): 20})
   found = energy_budget_lib.answers([voltages], ["M"], [0.05], "mean")
-  energy_budget_lib.plot([voltages], ["M"], found, tmp_path / "chips.png")
+  energy_figure.plot([voltages], ["M"], found, tmp_path / "chips.png")
   ax, top = figures[-1].axes
   (mark,) = ax.texts
   assert mark.get_text() == "c: 5 pt"
   assert mark.xy == pytest.approx((100 * (1 - 0.9 ** 2), 4.0))
   assert [t.get_text() for t in top.get_xticklabels()] == ["0.9", "0.85"]
+
+
+def test_interpolated_budget_counts_from_a_reference_error_like_the_papers_headline():
+  points = [(0.0, 0.02), (0.001, 0.03), (0.01, 0.07)]  # Err 2 %, RErr 3 % and 7 %
+  # From a reference Err of 1 %, 1.5 points allow RErr 2.5 %: half way from p = 0 to 0.1 %.
+  found = budget.interpolated_budget(points, 0.015, reference_error=0.01)
+  assert (found.how, found.rate, found.rerr) == ("interpolated", pytest.approx(0.0005), 0.025)
+  assert found.energy_saving == pytest.approx(energy.energy_saving(0.0005))
+  none = budget.interpolated_budget(points, 0.005, reference_error=0.01)
+  assert (none.how, none.rate, none.energy_saving) == ("none", 0.0, 0.0)
+  own = budget.interpolated_budget(points, 0.05)  # from its own Err: every rate keeps 5 points
+  assert (own.how, own.rate, own.reference_error) == ("at least", 0.01, None)

@@ -40,6 +40,8 @@ HOW = {
     "at least": "every measured rate keeps the budget; the highest tolerated p is at least this",
     "bisection": "highest measured rate that kept the budget, found by bisection",
     "none": "the clean model already exceeds the budget (counted from a reference Err)",
+    "below": "even the lowest rate measured (high) fails the budget; the highest tolerated p "
+             "is below it",
 }
 # RErr and Err are ratios of integer counts, so their difference can equal the budget exactly
 # (e.g. 4/100 - 3/100 and 0.01) yet exceed it in floating point; a tie keeps the budget. Distinct
@@ -110,20 +112,30 @@ def rate_budget(results, budget, statistic="mean"):
   points = rate_statistics(results, statistic)
   if len(points) < 2:
     raise ValueError("results hold no bit error rate > 0; evaluate some rates first")
-  err = results.clean_error
-  common = dict(budget=budget, statistic=statistic, clean_error=err)
-  low, low_excess = points[0][0], 0.0
+  return interpolated_budget(points, budget, statistic)
+
+
+def interpolated_budget(points, budget, statistic="mean", reference_error=None):
+  """``rate_budget`` of [(p, RErr statistic)] by increasing p, the first (0, clean Err); the
+  budget counted from ``reference_error`` where given (e.g. a table of the paper's values)."""
+  err = points[0][1]
+  reference = err if reference_error is None else reference_error
+  common = dict(budget=budget, statistic=statistic, clean_error=err,
+                reference_error=reference_error)
+  low, low_excess = 0.0, err - reference
+  if not keeps(low_excess, budget):
+    return _with_energy(rate=0.0, how="none", low=0.0, high=points[1][0], rerr=err, **common)
   for rate, value in points[1:]:
-    excess = value - err
+    excess = value - reference
     if not keeps(excess, budget):
       # low_excess <= budget < excess (up to ties), so the denominator is positive.
       found = low + min(max((budget - low_excess) / (excess - low_excess), 0.0), 1.0) * (
           rate - low)
-      return _with_energy(rate=found, how="interpolated", low=low, high=rate, rerr=err + budget,
-                          **common)
+      return _with_energy(rate=found, how="interpolated", low=low, high=rate,
+                          rerr=reference + budget, **common)
     low, low_excess = rate, excess
-  return _with_energy(rate=low, how="at least", low=low, high=math.nan, rerr=err + low_excess,
-                      **common)
+  return _with_energy(rate=low, how="at least", low=low, high=math.nan,
+                      rerr=reference + low_excess, **common)
 
 
 def _statistic_at(results, rate, statistic):
@@ -166,10 +178,10 @@ def bisect_rate(evaluator, chips, budget, low, high, steps=6, statistic="mean", 
     measured: ``Results`` of this model on this test set and these chips (e.g. bin/eval's); their
       rates are reused, not measured again, and the bracket starts from them: ``high`` is the
       first measured rate that fails the budget and ``low`` the measured rate before it. The
-      ``low`` argument is measured only when even the lowest measured rate fails, ``high`` only
-      when none fails (if it keeps the budget too, or is None, the answer is "at least" the
-      highest rate that kept it). ValueError if ``measured`` is of another model, test set or
-      chips.
+      ``low`` argument is measured only when even the lowest measured rate fails (if it fails
+      too, or is None, the answer is "below" the lowest rate that failed), ``high`` only when
+      none fails (if it keeps the budget too, or is None, the answer is "at least" the highest
+      rate that kept it). ValueError if ``measured`` is of another model, test set or chips.
 
   The Results hold every measured (and reused) rate (write them with ``to_json``).
   """
@@ -213,6 +225,9 @@ def bisect_rate(evaluator, chips, budget, low, high, steps=6, statistic="mean", 
       return (answer("none", 0.0, 0.0, min(known, default=math.nan), clean_error, clean_error),
               _all_rates(chips, parts, measured))
     low, high = _bracket(sorted(known), measure, budget, low, high)
+    if low is None or not keeps(measure(low), budget):
+      return (answer("below", 0.0, 0.0, high if low is None else low, clean_error, clean_error),
+              _all_rates(chips, parts))
   if not keeps(measure(low), budget):
     raise ValueError(f"at low = {low:g} the excess RErr - Err is already {excesses[low]:.4f} > "
                      f"budget {budget:g}; choose a lower low")
@@ -241,9 +256,8 @@ def _bracket(rates, measure, budget, low, high):
   before = None
   for rate in rates:
     if not keeps(measure(rate), budget):
-      if before is None and (low is None or low >= rate):
-        raise ValueError(f"even the lowest measured rate {rate:g} fails the budget; give a "
-                         f"low below it that keeps it (got low={low!r})")
+      if before is None and low is not None and low >= rate:
+        low = None  # no rate below the first failing one to start from
       return (before if before is not None else low), rate
     before = rate
   if before is None:

@@ -66,6 +66,9 @@ def answer_line(found):
   if found.how == "none":
     return (f"no rate keeps {question}: the clean Err is already "
             f"{100 * found.clean_error:.2f} %; no energy saved")
+  if found.how == "below":
+    return (f"no measured rate keeps {question}: it fails already at {100 * found.high:.4g} % "
+            "(the lowest rate measured; measure lower with --low); no energy saved")
   where = (f"fails at {100 * found.high:.4g} %" if found.how == "bisection" else
            "the highest rate measured; no measured rate failed")
   return (f"highest measured p keeping {question}: {100 * found.low:.4g} % ({where}), RErr "
