@@ -52,6 +52,36 @@ def test_bisect_rate_writes_the_measured_rates_in_eval_format(run_dir, tmp_path)
                               if k[1] in (answer["low"], answer["high"])}
 
 
+def test_bisect_rate_refines_bin_evals_rates_counted_from_a_reference_error(run_dir, tmp_path):  # noqa: F811
+  grid = tmp_path / "eval.json"
+  ok(run_binary("eval", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--num_chips=2",
+                "--rates=0.1,1,5,20,40", f"--output={grid}"))
+  measured = evaluation.Results.from_json(str(grid))
+  reference = measured.clean_error - 0.01  # a model 1 point better than this one
+  output = tmp_path / "headline.json"
+  text = ok(run_binary("bisect_rate", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+                       "--budget=3", f"--reference_error={100 * reference}", f"--measured={grid}",
+                       "--steps=2", "--num_chips=2", f"--output={output}"))
+  assert f"RErr - {100 * reference:.4g} % (the reference Err) <= 3 points" in text
+  assert text.count("(measured before)") >= 1
+  results = evaluation.Results.from_json(str(output))
+  answer = results.metadata["bisection"]
+  assert answer["reference_error"] == pytest.approx(reference)
+  stats = dict(budget.rate_statistics(results))
+  if answer["how"] == "bisection":  # RErr may exceed the reference by 3 points, i.e. Err by 2
+    assert stats[answer["low"]] - measured.clean_error <= 0.02 + 1e-9
+    assert stats[answer["high"]] - measured.clean_error > 0.02
+    assert len(results.conditions) == 5 + 2
+  else:
+    assert answer["how"] == "at least" and answer["low"] == 0.4
+  for key, errors in measured.errors.items():  # bin/eval's counts, carried over as they were
+    assert results.errors[key] == errors
+  text = ok(run_binary("bisect_rate", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}",
+                       "--budget=0", "--reference_error=0", f"--measured={grid}", "--num_chips=2"))
+  if measured.clean_errors:
+    assert "no rate keeps mean RErr - 0 % (the reference Err) <= 0 points" in text
+
+
 def test_sensitivity_binary_counts_match_the_library(run_dir, tmp_path):  # noqa: F811
   output = tmp_path / "s.json"
   ok(run_binary("sensitivity", f"--run_dir={run_dir}", f"--test_limit={TEST_LIMIT}", "--rate=5",

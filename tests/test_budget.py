@@ -16,6 +16,7 @@ from tfbet import energy
 from tfbet import evaluation
 from tfbet import quantize_configs
 from tfbet.cli import energy_budget_lib
+from tfbet.cli import energy_figure
 from tfbet.compat import keras
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +134,97 @@ def test_bisection_brackets_the_budget_with_measured_rates(evaluator):
     budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 2e-4, steps=1)
 
 
+def test_bisection_from_measured_rates_reuses_them_and_finds_what_a_fresh_bisection_finds(
+    evaluator):
+  chip_list = [chips.RandomChip(seed) for seed in (1000, 1001)]
+  grid = evaluator.run(chip_list, [1e-4, 0.01, 0.05, 0.2], progress=None)
+  stats = dict(budget.rate_statistics(grid))
+  failing = min(rate for rate in grid.conditions if stats[rate] > 0.05)
+  below = max(rate for rate in grid.conditions if rate < failing)
+  lines = []
+  found, results = budget.bisect_rate(evaluator, chip_list, 0.05, None, None, steps=3,
+                                      progress=lines.append, measured=grid)
+  # The bracket is the grid's (both ends read, not measured again), then 3 midpoints.
+  assert found.how == "bisection" and len(results.conditions) == 4 + 3
+  assert sum("measured before" in line for line in lines) == 2
+  assert found.high / found.low == pytest.approx((failing / below) ** (1 / 8))
+  fresh, _ = budget.bisect_rate(evaluator, chip_list, 0.05, below, failing, steps=3)
+  assert (found.low, found.high, found.rerr) == (fresh.low, fresh.high, fresh.rerr)
+  for rate in grid.conditions:  # the grid's counts are kept as they were
+    assert all(results.errors[(c.name, rate, 0)] == grid.errors[(c.name, rate, 0)]
+               for c in chip_list)
+
+
+def test_a_reference_error_moves_the_budget_up_by_the_difference(evaluator):
+  chip_list = [chips.RandomChip(seed) for seed in (1000, 1001)]
+  grid = evaluator.run(chip_list, [1e-4, 0.01, 0.05, 0.2], progress=None)
+  # Clean Err 0: the own-Err budget is RErr <= 5 %; counted from a reference Err of 2 %, RErr
+  # may reach 7 %: the answer moves up.
+  found, results = budget.bisect_rate(evaluator, chip_list, 0.05, None, None, steps=2,
+                                      measured=grid, reference_error=0.02)
+  stats = dict(budget.rate_statistics(results))
+  assert found.reference_error == 0.02 and stats[found.low] <= 0.07 + 1e-12 < stats[found.high]
+  assert found.rerr == pytest.approx(stats[found.low])
+  own, _ = budget.bisect_rate(evaluator, chip_list, 0.05, None, None, steps=2, measured=grid)
+  assert own.low <= found.low and own.reference_error is None
+  with pytest.raises(ValueError, match="reference_error"):
+    budget.bisect_rate(evaluator, chip_list, 0.05, None, None, measured=grid,
+                       reference_error=1.5)
+
+
+def measured_rate_results():
+  """(an evaluator stub of the model of ``rate_results``, its two chips, its results on them)."""
+  results = rate_results()
+
+  class Stub:
+    n, data_digest = results.n, results.data_digest
+
+    def describe_model(self):
+      return results.model
+
+    def clean_errors(self):
+      return results.clean_errors
+
+  chip_list = [chips.RandomChip(0), chips.RandomChip(1)]
+  record = results.to_dict()
+  names = {"a": chip_list[0].name, "b": chip_list[1].name}
+  record["chips"] = {names[k]: chip.describe() for k, chip in zip("ab", chip_list)}
+  record["entries"] = [{**entry, "chip": names[entry["chip"]]} for entry in record["entries"]]
+  return Stub(), chip_list, evaluation.Results.from_dict(record)
+
+
+def test_a_model_whose_clean_error_exceeds_reference_plus_budget_keeps_it_at_no_rate():
+  stub, chip_list, measured = measured_rate_results()  # Err 2 %; RErr 3 % at 0.1 %, 7 % at 1 %
+  found, results = budget.bisect_rate(stub, chip_list, 0.005, None, None, measured=measured,
+                                      reference_error=0.01)
+  assert found.how == "none" and found.rate == 0 and found.energy_saving == 0
+  assert found.rerr == 0.02 and found.clean_error == 0.02 and found.high == 0.001
+  assert results.same_counts(measured)  # the measured rates, written back
+
+
+def test_when_every_measured_rate_keeps_the_budget_the_answer_is_at_least_the_highest():
+  stub, chip_list, measured = measured_rate_results()
+  found, _ = budget.bisect_rate(stub, chip_list, 0.05, None, None, measured=measured)
+  assert (found.how, found.rate, found.rerr) == ("at least", 0.01, pytest.approx(0.07))
+  assert math.isnan(found.high)
+  # RErr may reach 2 % + 0.5 points: already 0.1 % fails (3 %), and no low below it is given.
+  below, _ = budget.bisect_rate(stub, chip_list, 0.005, None, None, measured=measured,
+                                reference_error=0.02)
+  assert (below.how, below.rate, below.high, below.energy_saving) == ("below", 0, 0.001, 0)
+
+
+def test_measured_results_of_other_chips_or_another_model_are_refused(evaluator):
+  chip_list = [chips.RandomChip(seed) for seed in (1000, 1001)]
+  grid = evaluator.run(chip_list, [0.01], progress=None)
+  others = [chips.RandomChip(seed) for seed in (7, 8)]
+  with pytest.raises(ValueError, match="measured on other chips"):
+    budget.bisect_rate(evaluator, others, 0.05, 1e-4, 0.2, measured=grid)
+  foreign = evaluation.Results.from_dict({**grid.to_dict(), "model": {**grid.model,
+                                                                       "digest": "other"}})
+  with pytest.raises(ValueError, match="model weights differ"):
+    budget.bisect_rate(evaluator, chip_list, 0.05, 1e-4, 0.2, measured=foreign)
+
+
 def test_bisection_reads_chips_no_further_than_the_limit(evaluator, monkeypatch):
   monkeypatch.setattr(budget.checks, "MAX_CHIPS", 2)
   endless = (chips.RandomChip(seed) for seed in itertools.count())
@@ -161,7 +253,7 @@ def test_pareto_plot_ties_each_budget_answer_to_its_budget_and_labels_rates_once
   results = rate_results()
   results.model = helpers.model_info("m")
   found = energy_budget_lib.answers([results], ["M"], [0.01, 0.02], "mean")
-  energy_budget_lib.plot([results], ["M"], found, tmp_path / "pareto.png")
+  energy_figure.plot([results], ["M"], found, tmp_path / "pareto.png")
   assert (tmp_path / "pareto.png").stat().st_size > 0
   ax, top = figures[-1].axes
   # One star per budget, at the answer's saving and RErr, labelled with that budget.
@@ -183,9 +275,21 @@ def test_pareto_plot_marks_the_answers_of_profiled_chips(tmp_path, monkeypatch):
       model=helpers.model_info("m"), n=100, data_digest="d", clean_errors=3,
       condition_kind="voltage", errors={("c", 0.9, 0): 4, ("c", 0.85, 0): 20})
   found = energy_budget_lib.answers([voltages], ["M"], [0.05], "mean")
-  energy_budget_lib.plot([voltages], ["M"], found, tmp_path / "chips.png")
+  energy_figure.plot([voltages], ["M"], found, tmp_path / "chips.png")
   ax, top = figures[-1].axes
   (mark,) = ax.texts
   assert mark.get_text() == "c: 5 pt"
   assert mark.xy == pytest.approx((100 * (1 - 0.9 ** 2), 4.0))
   assert [t.get_text() for t in top.get_xticklabels()] == ["0.9", "0.85"]
+
+
+def test_interpolated_budget_counts_from_a_reference_error_like_the_papers_headline():
+  points = [(0.0, 0.02), (0.001, 0.03), (0.01, 0.07)]  # Err 2 %, RErr 3 % and 7 %
+  # From a reference Err of 1 %, 1.5 points allow RErr 2.5 %: half way from p = 0 to 0.1 %.
+  found = budget.interpolated_budget(points, 0.015, reference_error=0.01)
+  assert (found.how, found.rate, found.rerr) == ("interpolated", pytest.approx(0.0005), 0.025)
+  assert found.energy_saving == pytest.approx(energy.energy_saving(0.0005))
+  none = budget.interpolated_budget(points, 0.005, reference_error=0.01)
+  assert (none.how, none.rate, none.energy_saving) == ("none", 0.0, 0.0)
+  own = budget.interpolated_budget(points, 0.05)  # from its own Err: every rate keeps 5 points
+  assert (own.how, own.rate, own.reference_error) == ("at least", 0.01, None)

@@ -60,6 +60,18 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   assert noise["data"]["n"] == seeds[0].n and noise["data"]["digest"] == seeds[0].data_digest
   for tool in suite_jobs.ANALYSIS_TOOLS:
     assert (report.parent / "figures" / f"tiny_analysis_q_rquant_{tool}.png").stat().st_size > 1000
+  # The energy headline: every run's first seed bisected from its own rates, the budget counted
+  # from RQUANT's clean Err (the mean over its seeds), the rates of bin/eval reused as measured.
+  for run in suite.runs:
+    headline = evaluation.Results.from_json(os.path.join(
+        run.directory(str(output_dir), run.seeds[0]), suite.headline.file_name(5)))
+    answer = headline.metadata["bisection"]
+    assert answer["reference_error"] == pytest.approx(np.mean(clean))
+    grid = evaluation.Results.from_json(os.path.join(
+        run.directory(str(output_dir), run.seeds[0]), "eval_random.json"))
+    assert all(headline.errors[key] == count for key, count in grid.errors.items())
+  assert "## Energy headline: SRAM energy saved within 5 points of RQUANT's accuracy" in text
+  assert (report.parent / "figures" / "tiny_energy.png").stat().st_size > 1000
 
   # The same suite as work items of Beam's DirectRunner, 2 worker processes x 1 thread: the
   # same weights and the same counts as the sequential run with the same thread budget.
@@ -68,6 +80,7 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
                     "--beam_options=--direct_num_workers=2")
   assert beam.returncode == 0, beam.stdout[-3000:] + beam.stderr[-3000:]
   assert "4 jobs on DirectRunner (2 worker processes, 1 TensorFlow threads each)" in beam.stdout
+  assert "3 headline jobs (bin/bisect_rate) on DirectRunner" in beam.stdout
   for run in suite.runs:
     for seed in run.seeds:
       here, there = run.directory(str(output_dir), seed), run.directory(str(on_beam), seed)
@@ -75,7 +88,8 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
                  for d in (here, there)]
       assert trained[0]["worker_threads"] == trained[1]["worker_threads"] == 1
       assert trained[0]["test_loss"] == trained[1]["test_loss"]
-      for name in ("eval_random.json", "eval_pattern.json", "eval_chips.json"):
+      for name in ("eval_random.json", "eval_pattern.json", "eval_chips.json",
+                   suite.headline.file_name(5)):
         if os.path.exists(os.path.join(here, name)):
           a, b = (evaluation.Results.from_json(os.path.join(d, name)) for d in (here, there))
           assert a.model["digest"] == b.model["digest"] and a.errors == b.errors, (run, name)
@@ -91,7 +105,7 @@ def test_tiny_suite_trains_evaluates_and_reports_from_its_own_runs(tmp_path, rea
   # A second call finds everything done and only re-renders the report.
   again = _reproduce(output_dir, report)
   assert again.returncode == 0
-  assert again.stdout.count("done already") == 2 * 4, again.stdout
+  assert again.stdout.count("done already") == 2 * 4 + 3, again.stdout
 
   # A run directory trained with other settings is never reused for this suite.
   record = output_dir / "pattbet" / "seed0" / suites.RUN_RECORD
@@ -123,7 +137,15 @@ def test_shipped_suites_load_and_bad_suite_files_are_refused_naming_the_field(tm
        "kind must be 'collapse'"),
       (lambda r: r["tables"][0]["findings"].append({"kind": "collapse", "claim": "c",
                                                     "run": r["runs"][0]["name"]}),
-       r"missing field\(s\) \['max_rate'\]")):
+       r"missing field\(s\) \['max_rate'\]"),
+      (lambda r: r["headline"].update(reference="nope"), "'nope' is named"),
+      (lambda r: r["headline"].update(budgets=[0]), r"headline.budgets must be percentage "
+       r"points in \(0, 100\]"),
+      (lambda r: r["headline"].update(budgets=[1, 1]), "headline.budgets must be distinct"),
+      (lambda r: r["headline"].update(low=5), r"headline.low must be a rate in percent in "
+       r"\(0, 1\)"),
+      (lambda r: r["headline"].update(steps=50), r"headline.steps must be in \[0, 20\]"),
+      (lambda r: r["headline"].pop("budgets"), r"headline: missing field\(s\) \['budgets'\]")):
     broken = json.loads(json.dumps(record))
     edit(broken)
     path = tmp_path / "broken.json"
@@ -322,7 +344,7 @@ def test_a_failing_job_on_beam_is_named_with_its_error_and_the_suite_fails(tmp_p
   bad = dict(record["runs"][2], params=record["runs"][2]["params"] + ["BitErrorTrainer.rate = 7"])
   record.update(runs=[bad], tables=[], quality_pairs=[], figure_runs=[], figure_families={},
                 profiled_runs=[], pattern_run=None)
-  del record["analysis"]
+  del record["analysis"], record["headline"]
   path = tmp_path / "bad.json"
   path.write_text(json.dumps(record))
   result = subprocess.run(

@@ -539,3 +539,42 @@ def test_a_damaged_paper_file_is_refused_naming_the_row(tmp_path, monkeypatch):
       dict(good, confidence_rate_percent=1, rows=[dict(row, confidence=[90, 80])])))
   paper = suites.load_paper("paper.json")
   assert (paper.confidence_rate, paper.confidence) == (1.0, {(8, "M"): (90.0, 80.0)})
+
+
+def test_the_energy_headline_table_reads_the_bisection_files_and_the_papers_table(
+    tab21, tmp_path):
+  from tfbet import budget  # pylint: disable=g-import-not-at-top
+  from tfbet import energy  # pylint: disable=g-import-not-at-top
+  suite, output_dir, written = tab21
+  reference = np.mean([r.clean_error for r in written["t21_normal"]])
+  answers = {}
+  for name in ("t21_normal", "t21_clip_0.025", "t21_randbet_0.05_p20"):
+    results = written[name][0]
+    run_dir = suite.run(name).directory(str(output_dir), 0)
+    for points in suite.headline.budgets:  # as bin/bisect_rate writes them
+      found = budget.interpolated_budget(budget.rate_statistics(results), points / 100,
+                                         reference_error=reference)
+      answers[(name, points)] = found
+      record = results.to_dict()
+      record["metadata"] = {"bisection": found.to_dict()}
+      evaluation.Results.from_dict(record).to_json(
+          os.path.join(run_dir, suite.headline.file_name(points)))
+  report = tmp_path / "docs" / "tab21.md"
+  reproduction_report.write_report(suite, str(output_dir), str(report))
+  text = report.read_text()
+  section = text[text.index("## Energy headline"):text.index("How to read")]
+  assert f"NORMAL's clean Err ({100 * reference:.2f} %, its one seed)" in section
+  assert (tmp_path / "docs" / "figures" / "tab21_energy.png").read_bytes()[:4] == b"\x89PNG"
+  clip = next(line for line in section.splitlines() if line.startswith("| CLIPPING 0.025 |"))
+  one = answers[("t21_clip_0.025", 1)]
+  assert f"| {one.voltage:.3f} | {100 * energy.energy_saving(one.rate):.1f} |" in clip
+  # The paper's row: Err 0.43, RErr 0.43 at 1 % ... ; NORMAL's Err 0.39, so 1 point allows 1.39:
+  # numpy's interpolation of the paper's RErr against p finds the same rate.
+  paper = suite.tables[0]["paper"]
+  rates = np.array((0,) + paper.rates)
+  rerr = np.array((paper.rows[(8, "CLIPPING 0.025")][0],) + paper.rows[(8, "CLIPPING 0.025")][1])
+  first = int(np.argmax(rerr > 1.39))
+  p = np.interp(1.39, rerr[first - 1:first + 1], rates[first - 1:first + 1])
+  assert f"≈ {p:.3g} % → {100 * energy.energy_saving(p / 100):.0f} %" in clip
+  assert "| RANDBET 0.05, p = 20 |" in section and "Most energy saved: within 1 point, " in section
+  assert "CLIPPING 0.1 |" not in section  # runs without headline files are left out

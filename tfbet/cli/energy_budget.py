@@ -15,10 +15,9 @@ from absl import flags
 from tfbet import budget as budget_lib
 from tfbet import checks
 from tfbet import comparison
-from tfbet import energy
 from tfbet import evaluation
 from tfbet import files
-from tfbet import plots
+from tfbet.cli import energy_figure
 from tfbet.cli import launch
 
 DEFAULT_BUDGETS = ("0.5", "1")
@@ -108,85 +107,6 @@ def table(results_list, labels, found, statistic):
   return "\n".join(lines)
 
 
-def _curves(results, statistic):
-  """{curve name: [(energy saving, RErr, condition)]} of one model, p = 0 / V_min included."""
-  if results.condition_kind == "rate":
-    points = [(0.0, results.clean_error, 0.0)]
-    points += [(s, r, p) for p, s, r in budget_lib.energy_points(results, statistic)]
-    return {"": points}
-  curves = {}
-  for chip in results.chip_names:
-    points = []
-    for voltage in results.conditions:
-      cell = comparison.voltage_cell(results, chip, voltage)
-      if cell is not None:
-        value = cell.mean if statistic == "mean" else cell.max
-        points.append((1 - energy.energy_at_voltage(voltage), value, voltage))
-    curves[chip] = points
-  return curves
-
-
-def plot(results_list, labels, found, path, statistic="mean"):
-  """PNG: energy saving (x) against RErr (y) per model, budget answers, Pareto front.
-
-  The rates (or voltages) of the points label a second x axis on top, once each (the saving is
-  a function of the rate alone); each budget answer is a star labelled with its budget, for
-  random and profiled chips alike; the footer names each model's scheme and coverage.
-  """
-  figure = plots.new_figure(figsize=(7.6, 5.4))
-  ax = figure.subplots()
-  everything = {}  # {chip ('' for random chips): [points of all models]}
-  rates = results_list[0].condition_kind == "rate"
-  conditions = {}  # {energy saving: condition}, for the top axis
-  curves = [_curves(results, statistic) for results in results_list]
-  near_left = 15 * max(s for c in curves for points in c.values() for s, _, _ in points)
-  for index, (label, curves_of_model) in enumerate(zip(labels, curves)):
-    color = f"C{index}"
-    for number, (chip, points) in enumerate(curves_of_model.items()):
-      everything.setdefault(chip, []).extend(points)
-      name = label if not chip else f"{label}, {chip}"
-      ax.plot([100 * s for s, _, _ in points], [100 * r for _, r, _ in points],
-              "os^dv"[number % 5] + "-", color=color, label=name, markersize=4)
-      conditions.update({round(100 * s, 6): c for s, _, c in points})
-    for number, item in enumerate(found[label]):
-      if item.energy_saving is None:  # a profiled chip on which no voltage keeps the budget
-        continue
-      at_least = rates and item.how == "at least"
-      ax.plot(100 * item.energy_saving, 100 * item.rerr, ">" if at_least else "*", color=color,
-              markersize=12, markerfacecolor="none", markeredgewidth=1.3)
-      text = ("" if rates else f"{item.chip}: ") + ("\u2265 " if at_least else "")
-      # Labels go up and left (toward the smaller budgets, lower on the curve) unless there
-      # is no room there.
-      right = 100 * item.energy_saving > near_left
-      ax.annotate(f"{text}{100 * item.budget:g} pt",
-                  (100 * item.energy_saving, 100 * item.rerr), fontsize="small", color=color,
-                  textcoords="offset points", xytext=(-12 if right else 12, 14 + 11 * (number % 3)),
-                  ha="right" if right else "left",
-                  arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.6})
-  # Different profiled chips are different hardware: one front per chip.
-  for number, (chip, points) in enumerate(everything.items()):
-    front = budget_lib.pareto_front(points)
-    ax.step([100 * s for s, _, _ in front], [100 * r for _, r, _ in front],
-            color="black", linestyle=("--", ":", "-.")[number % 3], where="post", linewidth=1,
-            label="Pareto front (all models" + (f", {chip})" if chip else ")"))
-  ax.set_xlabel("SRAM access energy saved in % (tfbet.energy model of Fig. 1)")
-  ax.set_ylabel(f"RErr in % ({statistic} over {'chips' if rates else 'offsets'})")
-  top = ax.twiny()  # the condition of each saving, once
-  top.set_xlim(ax.get_xlim())
-  savings = sorted(conditions)
-  top.set_xticks(savings, [f"{100 * conditions[s]:g}" if rates else f"{conditions[s]:.3g}"
-                           for s in savings], fontsize="small")
-  top.set_xlabel("bit error rate p in %" if rates else "V/Vmin", fontsize="small")
-  ax.set_title("Energy saving vs. RErr (stars: most saving within a budget of RErr \u2212 Err"
-               + (", >: at least" if rates else "") + ")", fontsize="medium")
-  ax.grid(True, alpha=0.3)
-  ax.legend(fontsize="small", loc="upper left")
-  plots.add_footer(figure, [plots.measured_with(r.model, label)
-                            for r, label in zip(results_list, labels)])
-  files.save_figure(figure, path)
-  return path
-
-
 def main(argv):
   """Accuracy budget -> bit error rate -> voltage -> energy saving.
 
@@ -218,7 +138,7 @@ def main(argv):
     files.write_json(flag_values.output, record)
     print(f"wrote {flag_values.output}")
   if flag_values.plot:
-    plot(results_list, labels, found, flag_values.plot, flag_values.statistic)
+    energy_figure.plot(results_list, labels, found, flag_values.plot, flag_values.statistic)
     print(f"wrote {flag_values.plot}")
 
 

@@ -38,8 +38,10 @@ def define_flags(flag_values=flags.FLAGS):
                       "seed; 'tiny': a smoke test) or the path of a suite .json file.",
                       flag_values=flag_values)
   flags.DEFINE_enum("stage", "all", list(suite_jobs.STAGES), "'train' trains every run "
-                    "first, 'evaluate' evaluates trained runs, 'all' does both, then reports.",
-                    flag_values=flag_values)
+                    "first, 'evaluate' evaluates trained runs, 'all' does both, then reports. "
+                    "Where the suite asks the energy headline, 'all' and 'evaluate' then bisect "
+                    "the first seed of every evaluated run (bin/bisect_rate, once the reference "
+                    "run is evaluated); 'headline' does only that.", flag_values=flag_values)
   flags.DEFINE_string("output_dir", None, "Directory of the runs (one sub-directory per run).",
                       flag_values=flag_values)
   flags.DEFINE_string("report", "docs/reproduction.md", "Markdown report to write; figures go "
@@ -80,6 +82,8 @@ def main(argv):
   3. evaluates the profiled runs with ``bin/eval_chips`` on simulated profiled chips (App. C.1),
   4. analyses the first seed of the suite's ``"analysis"`` runs with bin/sensitivity,
      bin/diagnose, bin/weight_noise and bin/chip_map (``tfbet.cli.report_analysis``),
+  5. where the suite asks it, measures the energy headline: ``bin/bisect_rate`` from each run's
+     rates, the budgets counted from the reference run's clean Err,
 
   and ``tfbet.cli.reproduction_report`` renders the report from the runs' JSON files.
   """

@@ -18,6 +18,7 @@ from tfbet.cli import claim_verdicts
 from tfbet.cli import quality_bar
 from tfbet.cli import report_analysis
 from tfbet.cli import report_figures
+from tfbet.cli import report_headline
 from tfbet.cli import report_tables
 from tfbet.cli import suite_results
 
@@ -177,6 +178,9 @@ def write_report(suite, output_dir, report_path):
          f"computed from the runs' JSON files. {suite.description}", "",
          scale_text(suite, loaded), "",
          "## Summary", ""] + _summary_lines(summary)
+  headline = report_headline.headline_lines(
+      suite, output_dir, os.path.join(figure_dir, f"{suite.name}_energy.png"))
+  out += [""] + headline if headline else []
   quality = quality_bar.quality_bar_lines(suite, loaded)
   if quality:
     out += ["", "Recipe quality bar (RANDBET's clean Err at most "

@@ -4,7 +4,9 @@ A job is resumable and writes only into its own run directory: it calls ``bin/tr
 ``result.json`` exists (a killed run resumes from its last checkpoint; ``bin/train``'s lock
 keeps a second process out of the directory, so a retried job never trains twice into it),
 then ``bin/eval`` / ``bin/eval_chips`` for each evaluation file not written yet (and, for the
-first seed of a run the suite analyses, the analysis binaries into ``analysis/``). ``run_suite``
+first seed of a run the suite analyses, the analysis binaries into ``analysis/``). A suite that
+asks the energy headline (``suites.Headline``) then bisects the first seed of every evaluated run
+with ``bin/bisect_rate``, once the reference run is evaluated: a second pass of jobs. ``run_suite``
 runs the jobs one after another in this process; ``run_suite_on_beam`` hands them to an Apache
 Beam runner as work items (e.g. DirectRunner worker processes on this machine), each job's
 binaries with the thread budget of its worker (``--worker_threads``). TensorFlow's results
@@ -18,6 +20,7 @@ import sys
 import time
 
 from tfbet import chip_simulation
+from tfbet import evaluation
 from tfbet.cli import suites
 
 # The binaries run as `python -m tfbet.cli.NAME`. From a checkout (the directory above the
@@ -27,8 +30,11 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 _CHECKOUT = (_PACKAGE_PARENT if os.path.isfile(os.path.join(_PACKAGE_PARENT, "setup.py"))
              else None)
 
-STAGES = ("all", "train", "evaluate")
-_KINDS = {"train": ("train",), "evaluate": ("evaluate",), "all": ("train", "evaluate")}
+STAGES = ("all", "train", "evaluate", "headline")
+# The kinds of step of each stage's (run, seed) jobs; 'all', 'evaluate' and 'headline' then
+# measure the headline in a pass of its own (``_asks_headline``).
+_KINDS = {"train": ("train",), "evaluate": ("evaluate",), "all": ("train", "evaluate"),
+          "headline": ()}
 
 
 def _binary(name):
@@ -112,6 +118,67 @@ def _analysis_commands(suite, run, seed, run_dir, chip_files, worker_threads=Non
       f"--plot={os.path.join(folder, tool)}.png"]) for tool in ANALYSIS_TOOLS]
 
 
+def _headline_commands(suite, run, run_dir, reference, worker_threads=None):
+  """[(step name, output file, command)]: bin/bisect_rate per budget of the suite's headline,
+  from the run's bin/eval rates on the same chips, counted from the reference Err."""
+  headline = suite.headline
+  common = [f"--run_dir={run_dir}"] + (
+      [f"--test_limit={suite.test_limit}"] if suite.test_limit else [])
+  return [(f"headline {budget:g} points", headline.file_name(budget), _binary("bisect_rate")
+           + common + [f"--measured={os.path.join(run_dir, 'eval_random.json')}",
+                       f"--reference_error={100 * reference!r}", f"--budget={budget:g}",
+                       f"--steps={headline.steps}", f"--low={headline.low:g}",
+                       f"--num_chips={suite.num_chips}",
+                       f"--output={os.path.join(run_dir, headline.file_name(budget))}"]
+           + _threads_flag(worker_threads)) for budget in headline.budgets]
+
+
+def _asks_headline(suite, stage):
+  return suite.headline is not None and stage in ("all", "evaluate", "headline")
+
+
+def headline_reference(suite, output_dir):
+  """The clean Err the headline's budgets count from: the mean over the reference run's seeds of
+  their bin/eval clean Err; None while one of them is not evaluated."""
+  run = suite.run(suite.headline.reference)
+  paths = [os.path.join(run.directory(output_dir, seed), "eval_random.json") for seed in run.seeds]
+  if not all(os.path.exists(path) for path in paths):
+    return None
+  return sum(evaluation.Results.from_json(path).clean_error for path in paths) / len(paths)
+
+
+def check_headline(suite, run_dir, reference):
+  """Refuses a headline file counted from another reference Err than ``reference`` (e.g. one
+  measured before the reference run was trained again)."""
+  for budget in suite.headline.budgets:
+    path = os.path.join(run_dir, suite.headline.file_name(budget))
+    if os.path.exists(path):
+      found = evaluation.Results.from_json(path).metadata.get("bisection", {})
+      earlier = found.get("reference_error")
+      if earlier is None or abs(earlier - reference) > 1e-9:
+        raise ValueError(f"{path} counts its budget from a reference Err of {earlier!r}, but "
+                         f"{suite.headline.reference}'s clean Err is now {reference!r}; remove "
+                         "it to measure again")
+
+
+def headline_jobs(suite, output_dir, only=None, progress=print):
+  """(reference Err, [(run, first seed)] evaluated and not refused), or (None, []) with a
+  line saying why, while the reference run is not evaluated."""
+  reference = headline_reference(suite, output_dir)
+  if reference is None:
+    progress(f"headline: not measured, {suite.headline.reference} (the reference) is not "
+             "evaluated yet; the same command measures it once it is")
+    return None, []
+  jobs = []
+  for run in suite.runs:
+    run_dir = run.directory(output_dir, run.seeds[0])
+    if (only is None or run.name in only) and os.path.exists(
+        os.path.join(run_dir, "eval_random.json")):
+      check_headline(suite, run_dir, reference)
+      jobs.append((run, run.seeds[0]))
+  return reference, jobs
+
+
 def ranks(suite, only=None, stage="all"):
   """The (run, seed) pairs to work on, seed by seed: [[every run's first seed], [every
   second seed], ...], so a suite stopped early still covers every row."""
@@ -140,17 +207,29 @@ def run_suite(suite, output_dir, only=None, stage="all", worker_threads=None, pr
                  f"[{kind} {number}/{total}] {run.name} seed {seed}", started, progress,
                  worker_threads)
     first += len(rank)
+  if _asks_headline(suite, stage):
+    reference, jobs = headline_jobs(suite, output_dir, only, progress)
+    for number, (run, seed) in enumerate(jobs, start=1):
+      run_step(suite, run, seed, output_dir, "headline", chip_files,
+               f"[headline {number}/{len(jobs)}] {run.name} seed {seed}", started, progress,
+               worker_threads, reference)
 
 
 def run_step(suite, run, seed, output_dir, kind, chip_files, where, started, progress,
-             worker_threads=None):
-  """Trains or evaluates one (run, seed) unless its outputs exist."""
+             worker_threads=None, reference=None):
+  """Trains, evaluates or measures the headline (counted from the ``reference`` Err) of one
+  (run, seed) unless its outputs exist."""
   run_dir = run.directory(output_dir, seed)
   os.makedirs(run_dir, exist_ok=True)
   if kind == "train":
     suites.check_record(run_dir, suites.run_record(suite, run, seed))
     steps = [] if os.path.exists(os.path.join(run_dir, "result.json")) else [
         ("train", _train_command(suite, run, seed, run_dir, worker_threads))]
+  elif kind == "headline":
+    check_headline(suite, run_dir, reference)
+    steps = [(step, command) for step, name, command in
+             _headline_commands(suite, run, run_dir, reference, worker_threads)
+             if not os.path.exists(os.path.join(run_dir, name))]
   else:
     if not os.path.exists(os.path.join(run_dir, "result.json")):
       progress(f"{where}: not trained yet, not evaluated (the report counts it as missing)")
@@ -192,14 +271,13 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
                       worker_threads=None, progress=print):
   """``run_suite`` with each job a work item of the Beam ``runner`` (options as in
   ``tfbet.beam_evaluation.pipeline_options``). A job does its kinds of ``stage`` in turn
-  ('all': train, then evaluate). ``worker_threads`` defaults to the cores divided among the
-  DirectRunner's worker processes (TensorFlow's default on other runners). Returns the threads
-  used. A job whose binary fails prints its error line and the other jobs go on; then (or when
-  the pipeline itself fails) RuntimeError names the jobs left; the same call resumes them."""
-  # pylint: disable=g-import-not-at-top  (both need tfbet[beam])
-  import apache_beam as beam
-  from tfbet import beam_evaluation
-  todo = [job for rank in ranks(suite, only, stage) for job in rank]
+  ('all': train, then evaluate); the headline's jobs follow in a second pipeline. ``worker_threads``
+  defaults to the cores divided among the DirectRunner's worker processes (TensorFlow's default
+  on other runners). Returns the threads used. A job whose binary fails prints its error line
+  and the other jobs go on; then (or when the pipeline itself fails) RuntimeError names the jobs
+  left; the same call resumes them."""
+  from tfbet import beam_evaluation  # pylint: disable=g-import-not-at-top  (needs tfbet[beam])
+  todo = [job for rank in ranks(suite, only, stage) for job in rank] if _KINDS[stage] else []
   for run, seed in todo:  # a run directory of other settings: refused before any work starts
     run_dir = run.directory(output_dir, seed)
     if stage != "evaluate":
@@ -212,32 +290,47 @@ def run_suite_on_beam(suite, output_dir, runner, beam_options=(), only=None, sta
   os.makedirs(output_dir, exist_ok=True)
   chip_files = simulate_chips(suite, output_dir)
   workers = beam_evaluation.local_worker_processes(options)
-  progress(f"{len(todo)} jobs on {runner} ("
-           + (f"{workers} worker processes, " if workers else "")
-           + f"{worker_threads or 'default'} TensorFlow threads each)")
+  on = (f"{runner} (" + (f"{workers} worker processes, " if workers else "")
+        + f"{worker_threads or 'default'} TensorFlow threads each)")
+  if todo:
+    progress(f"{len(todo)} jobs on {on}")
+    _run_pipeline(options, suite, output_dir, todo, _KINDS[stage], chip_files, worker_threads)
+  if _asks_headline(suite, stage):
+    reference, jobs = headline_jobs(suite, output_dir, only, progress)
+    if jobs:
+      progress(f"{len(jobs)} headline jobs (bin/bisect_rate) on {on}")
+      _run_pipeline(options, suite, output_dir, jobs, ("headline",), chip_files, worker_threads,
+                    reference)
+  return worker_threads
+
+
+def _run_pipeline(options, suite, output_dir, todo, kinds, chip_files, worker_threads,
+                  reference=None):
+  """Runs the jobs ``todo`` [(run, seed)], each doing ``kinds``, as one Beam pipeline; then
+  RuntimeError naming the jobs not done, if any."""
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top  (needs tfbet[beam])
   items = [(run.name, seed, number) for number, (run, seed) in enumerate(todo, start=1)]
-  job = _SuiteJob(suite, os.path.abspath(output_dir), stage, chip_files, worker_threads,
-                  len(todo), time.time())
+  job = _SuiteJob(suite, os.path.abspath(output_dir), kinds, chip_files, worker_threads,
+                  len(todo), time.time(), reference)
   try:
     with beam.Pipeline(options=options) as pipeline:
       (pipeline | "Jobs" >> beam.Create(items)  # pylint: disable=expression-not-assigned
        # Redistributed, so the runner spreads the jobs over its workers.
-       | "Spread" >> beam.Reshuffle() | "TrainAndEvaluate" >> beam.FlatMap(job))
+       | "Spread" >> beam.Reshuffle() | "Work" >> beam.FlatMap(job))
   except Exception as error:  # pylint: disable=broad-except  (e.g. a lost worker process)
     raise RuntimeError(f"the suite's pipeline failed ({_failure_line(str(error))}); jobs not "
-                       f"finished: {_left(suite, todo, output_dir, stage) or 'none'}. The same "
+                       f"finished: {_left(suite, todo, output_dir, kinds) or 'none'}. The same "
                        "command resumes them from their checkpoints.") from error
-  left = _left(suite, todo, output_dir, stage)
+  left = _left(suite, todo, output_dir, kinds)
   if left:
     raise RuntimeError(f"{len(left)} of {len(todo)} jobs did not finish: {left} (each one's "
                        "error is printed above, its log is driver.log in its run directory); "
                        "the same command resumes them")
-  return worker_threads
 
 
-def _left(suite, todo, output_dir, stage):
+def _left(suite, todo, output_dir, kinds):
   return [f"{run.name} seed {seed}" for run, seed in todo
-          if not _done(suite, run, seed, output_dir, stage)]
+          if not _done(suite, run, seed, output_dir, kinds)]
 
 
 def _failure_line(text):
@@ -249,34 +342,38 @@ def _failure_line(text):
   return (errors or lines or [text])[-1]
 
 
-def _done(suite, run, seed, output_dir, stage):
-  """Whether a job's outputs of ``stage`` exist (stage 'evaluate' leaves an untrained run to
-  the report, which counts it as missing, as ``run_suite`` does)."""
+def _done(suite, run, seed, output_dir, kinds):
+  """Whether a job's outputs of ``kinds`` exist (an 'evaluate' job of an untrained run is left
+  to the report, which counts it as missing, as ``run_suite`` does)."""
   run_dir = run.directory(output_dir, seed)
-  if stage == "evaluate" and not os.path.exists(os.path.join(run_dir, "result.json")):
+  if "train" not in kinds and not os.path.exists(os.path.join(run_dir, "result.json")):
     return True
-  names = (["result.json"] if stage in ("all", "train") else []) + (
+  names = (["result.json"] if "train" in kinds else []) + (
       [name for _, name, _ in _eval_commands(suite, run, seed, run_dir, ())]
-      if stage in ("all", "evaluate") else [])
+      if "evaluate" in kinds else []) + (
+          [suite.headline.file_name(budget) for budget in suite.headline.budgets]
+          if "headline" in kinds else [])
   return all(os.path.exists(os.path.join(run_dir, name)) for name in names)
 
 
 class _SuiteJob:
   """The work of one item, (run name, seed, its number), in a Beam worker: ``run_step`` for
-  each kind of the stage, progress printed with the worker's process id."""
+  each of its kinds, progress printed with the worker's process id."""
 
-  def __init__(self, suite, output_dir, stage, chip_files, worker_threads, total, started):
-    self._args = (suite, output_dir, stage, tuple(chip_files), worker_threads, total, started)
+  def __init__(self, suite, output_dir, kinds, chip_files, worker_threads, total, started,
+               reference=None):
+    self._args = (suite, output_dir, kinds, tuple(chip_files), worker_threads, total, started,
+                  reference)
 
   def __call__(self, item):
-    suite, output_dir, stage, chip_files, worker_threads, total, started = self._args
+    suite, output_dir, kinds, chip_files, worker_threads, total, started, reference = self._args
     name, seed, number = item
     run = suite.run(name)
     where = f"[job {number}/{total}, pid {os.getpid()}] {name} seed {seed}"
     try:
-      for kind in _KINDS[stage]:
+      for kind in kinds:
         run_step(suite, run, seed, output_dir, kind, chip_files, f"{where} {kind}", started,
-                 lambda line: print(line, flush=True), worker_threads)
+                 lambda line: print(line, flush=True), worker_threads, reference)
     except RuntimeError as error:  # a binary failed: the other jobs go on
       print(f"{where}: failed: {_failure_line(str(error))}", flush=True)
       return

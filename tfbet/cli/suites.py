@@ -78,6 +78,20 @@ class Analysis:
 
 
 @dataclasses.dataclass(frozen=True)
+class Headline:
+  """The paper's headline question, asked of the first seed of every run: the highest bit error
+  rate whose RErr stays within each budget of the reference run's clean Err (NORMAL 8-bit's in
+  the paper), bisected from the suite's rates on the suite's chips (``bin/bisect_rate``)."""
+  reference: str  # the run whose clean Err (mean over its seeds) the budgets count from
+  budgets: tuple  # percentage points
+  steps: int = 4  # bisection steps between two of the suite's rates
+  low: float = 0.01  # percent: measured only where even the suite's lowest rate fails a budget
+
+  def file_name(self, budget):
+    return f"headline_{budget:g}.json"
+
+
+@dataclasses.dataclass(frozen=True)
 class Suite:
   """Runs plus how to evaluate them (see gin/suites/*.json)."""
   name: str
@@ -100,6 +114,7 @@ class Suite:
   figure_runs: tuple = ()
   figure_families: dict = dataclasses.field(default_factory=dict)
   analysis: Analysis = None
+  headline: Headline = None  # the energy headline (bisection per run), if the suite asks it
 
   def run(self, name):
     for run in self.runs:
@@ -112,7 +127,8 @@ _SUITE_FIELDS = {"description": str, "base_gin": str, "common_params": list, "ra
                  "num_chips": int, "test_limit": (int, type(None)), "chip_presets": list,
                  "offsets": int, "profiled_runs": list, "pattern_run": (str, type(None)),
                  "runs": list, "tables": list, "quality_pairs": list, "figure_runs": list,
-                 "figure_families": dict, "analysis": dict}
+                 "figure_families": dict, "analysis": dict, "headline": dict}
+_HEADLINE_FIELDS = {"reference": str, "budgets": list, "steps": int, "low": (int, float)}
 _TABLE_FIELDS = {"title": str, "runs": list, "findings": list, "pattern": bool, "paper": str}
 # Each kind of finding: its fields and the required ones. None: run "better" is more robust
 # than "worse"; collapse: one run collapses to chance (RErr >= 50 %) at the rates up to max_rate
@@ -200,7 +216,10 @@ def load_suite(name):
       quality_pairs=tuple(tuple(p) for p in record.get("quality_pairs", [])),
       figure_runs=tuple(record.get("figure_runs", [])),
       figure_families=dict(record.get("figure_families", {})))
+  if "headline" in record:
+    suite = dataclasses.replace(suite, headline=_headline(path, record["headline"], suite))
   referenced = list(suite.profiled_runs) + ([suite.pattern_run] if suite.pattern_run else [])
+  referenced += [suite.headline.reference] if suite.headline else []
   referenced += list(suite.figure_runs) + [n for p in suite.quality_pairs for n in p]
   referenced += [n for family in suite.figure_families.values() for n in family]
   tables, named, shown = _check_tables(path, record.get("tables", []), suite)
@@ -224,6 +243,25 @@ def load_suite(name):
   checks.count(suite.num_chips, f"{path}: num_chips", maximum=checks.MAX_CHIPS)
   checks.count(suite.offsets, f"{path}: offsets", maximum=checks.MAX_OFFSETS)
   return suite
+
+
+def _headline(path, record, suite):
+  """The suite's ``headline`` field, checked: budgets in percentage points in (0, 100], steps in
+  [0, 20], low a rate in percent below the suite's lowest."""
+  where = f"{path}: headline"
+  _check_fields(record, _HEADLINE_FIELDS, ("reference", "budgets"), where)
+  checks.percentages([str(b) for b in record["budgets"]], f"{where}.budgets", 0, 100,
+                     unit="percentage points")
+  budgets = tuple(float(b) for b in record["budgets"])
+  if 0 in budgets:
+    raise ValueError(f"{where}.budgets must be percentage points in (0, 100], got "
+                     f"{record['budgets']}")
+  steps = checks.integer(record.get("steps", 4), f"{where}.steps", 0, 20)
+  low = record.get("low", 0.01)
+  if isinstance(low, bool) or not 0 < low < min(suite.rates):
+    raise ValueError(f"{where}.low must be a rate in percent in (0, {min(suite.rates):g}) (below "
+                     f"the suite's lowest rate), got {low!r}")
+  return Headline(record["reference"], budgets, steps, float(low))
 
 
 def _check_tables(path, records, suite):
