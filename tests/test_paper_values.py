@@ -23,13 +23,18 @@ def _paper_rows(text):
   return rows
 
 
-def test_tab21_values_are_the_papers_row_by_row():
+def _paper_and_ours(parse, path):
+  """(the paper's rows as ``parse`` reads them from its text, our typed file at ``path``)."""
   if not os.path.exists(PAPER):
     pytest.skip(f"the paper's text is not at {PAPER}")
   with open(PAPER, encoding="utf-8") as f:
-    paper = _paper_rows(f.read())
-  with open(TAB21, encoding="utf-8") as f:
-    ours = json.load(f)
+    paper = parse(f.read())
+  with open(path, encoding="utf-8") as f:
+    return paper, json.load(f)
+
+
+def test_tab21_values_are_the_papers_row_by_row():
+  paper, ours = _paper_and_ours(_paper_rows, TAB21)
   assert len(paper) == len(ours["rows"]) == 25
   for (label, numbers), row in zip(paper, ours["rows"]):
     assert row["paper_label"] == label
@@ -65,12 +70,7 @@ def _tab2_rows(text):
 
 
 def test_tab2_values_are_the_papers_row_by_row():
-  if not os.path.exists(PAPER):
-    pytest.skip(f"the paper's text is not at {PAPER}")
-  with open(PAPER, encoding="utf-8") as f:
-    paper = _tab2_rows(f.read())
-  with open(TAB2, encoding="utf-8") as f:
-    ours = json.load(f)
+  paper, ours = _paper_and_ours(_tab2_rows, TAB2)
   assert len(paper) == len(ours["rows"]) == 8
   assert ours["rates_percent"] == [0.1, 1] and ours["confidence_rate_percent"] == 1
   for (label, numbers), row in zip(paper, ours["rows"]):
