@@ -132,7 +132,7 @@ def test_old_lib_module_names_still_import_and_find_each_name_where_it_moved():
   assert eval_lib.load_model_and_data is model_flags.load_model_and_data
   assert [chip.name for chip in eval_lib.make_chips("random", [7, 8])] == ["random_7", "random_8"]
   assert reproduce_lib.Suite is suites.Suite  # the suites, then bin/reproduce's driver
-  assert reproduce_lib.STAGES == ("all", "train", "evaluate")
+  assert reproduce_lib.STAGES == ("all", "train", "evaluate", "headline")
   from tfbet.cli import eval_chips_lib  # pylint: disable=g-import-not-at-top
   assert eval_chips_lib.parse_offsets is eval_chips.parse_offsets
   with pytest.raises(AttributeError, match="tfbet.cli.eval_chips, tfbet.cli.chip_flags; none of "

@@ -3,7 +3,7 @@ r"""Highest bit error rate that keeps an accuracy budget, measured by bisection 
 Examples:
   tfbet-bisect-rate --run_dir=runs/mnist_randbet --budget=1 --low=0.1 --high=10 --steps=6 \
       --num_chips=10 --output=runs/eval/randbet_bisect.json
-  # Refine bin/eval's rates (same chips) and count the budget from NORMAL 8-bit's clean Err:
+  # Refine tfbet-eval's rates (same chips) and count the budget from NORMAL 8-bit's clean Err:
   tfbet-bisect-rate --run_dir=runs/mnist_randbet --measured=runs/mnist_randbet/eval.json \
       --reference_error=0.8 --budget=1 --steps=4 --output=runs/eval/randbet_headline.json
 Rates in percent, the budget in percentage points; see tfbet/cli/bisect_rate.py.
