@@ -13,6 +13,7 @@ import os
 from tfbet import budget as budget_lib
 from tfbet import evaluation
 from tfbet.cli import energy_figure
+from tfbet.cli import suite_jobs
 
 PAPER_CIFAR10 = ("the paper's headline, CIFAR10: 20 % energy saved within 1 point of NORMAL "
                  "8-bit's accuracy, 30 % within 2.5 points, even at 4 bit (Sec. 1)")
@@ -26,13 +27,19 @@ def _answer(record):
 
 def load_headlines(suite, output_dir):
   """{run name: (Results over every measured rate, [RateBudget per budget])} of the runs whose
-  first seed has every headline file."""
+  first seed has every headline file, each counted from the reference run's clean Err now."""
   found = {}
+  reference = suite_jobs.headline_reference(suite, output_dir)
+  if reference is None:
+    return found
   for run in suite.runs:
     run_dir = run.directory(output_dir, run.seeds[0])
     paths = [os.path.join(run_dir, suite.headline.file_name(b)) for b in suite.headline.budgets]
     if not all(os.path.exists(path) for path in paths):
       continue
+    # A file counted from an older reference Err (the reference run evaluated again since) is
+    # refused, never reported beside the others.
+    suite_jobs.check_headline(suite, run_dir, reference)
     parts = [evaluation.Results.from_json(path) for path in paths]
     answers = [_answer(part.metadata["bisection"]) for part in parts]
     errors = {}
