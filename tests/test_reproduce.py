@@ -278,6 +278,30 @@ def test_nothing_to_report_never_replaces_the_report(tmp_path):
   assert not (tmp_path / "missing").exists()
 
 
+def test_suites_share_an_output_dir_only_where_they_train_and_evaluate_shared_runs_alike(
+    tmp_path):
+  assert [s.name for s in suites.load_suites(["full", "tab21"])] == ["full", "tab21"]
+  assert [s.name for s in suites.load_suites(["full", "recipe"])] == ["full", "recipe"]
+  with open(os.path.join(suites.suite_dir(), "tiny.json"), encoding="utf-8") as f:
+    record = json.load(f)
+  other_params = [dict(record["runs"][0], params=["train.epochs = 9"])] + record["runs"][1:]
+  for change, word in (({"runs": other_params}, "trained"), ({"rates": [1, 3]}, "evaluated")):
+    path = tmp_path / "twin.json"
+    path.write_text(json.dumps(dict(record, **change)))
+    with pytest.raises(ValueError, match=f"suites 'tiny' and 'twin' both have a run "
+                       f"'q_rquant', {word} differently; they cannot share --output_dir"):
+      suites.load_suites(["tiny", str(path)])
+  with pytest.raises(ValueError, match=r"--suite names a suite twice: \['tiny', 'tiny'\]"):
+    suites.load_suites(["tiny", "tiny"])
+  both = suites.load_suites(["tiny", "tab21"])
+  suites.check_only(both, ["t21_normal", "q_rquant"])
+  assert suites.only_of(both[1], ["t21_normal", "q_rquant"]) == ["t21_normal"]
+  assert suites.only_of(both[0], ["t21_normal"]) == [] and suites.only_of(both[0], None) is None
+  with pytest.raises(ValueError, match=r"\['t21_nrmal'\] are not runs of suite 'tiny' or "
+                     "'tab21'"):
+    suites.check_only(both, ["t21_nrmal"])
+
+
 def test_an_existing_evaluation_with_other_rates_or_chips_is_refused(tmp_path):
   suite = suites.load_suite("tiny")
   run_dir = tmp_path / "run"

@@ -3,6 +3,7 @@ r"""Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs
   tfbet-reproduce --suite=full --output_dir=runs/full     # 30 runs, 2.5-10 minutes each here
   tfbet-reproduce --suite=recipe --output_dir=runs/full --report=docs/recipe_diagnostics.md
   tfbet-reproduce --suite=quick --output_dir=runs/quick   # 5 short runs, one seed
+  tfbet-reproduce --suite=full,tab21 --output_dir=runs/full  # docs/reproduction.md: 2 parts
 Suites are gin/suites/<name>.json. Re-running skips finished steps (and resumes a killed
 training run), so it can run in the background and be restarted:
   nohup tfbet-reproduce --suite=full --output_dir=runs/full > full.log 2>&1 &
@@ -29,14 +30,16 @@ IN_PROCESS = model_flags.IN_PROCESS
 
 def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/reproduce on ``flag_values``."""
-  flags.DEFINE_string("suite", "full", "Suite of runs: a name of gin/suites/ ('full': the "
+  flags.DEFINE_list("suite", ["full"], "Suite of runs: a name of gin/suites/ ('full': the "
                       "paper's main findings with 3 seeds on the core rows, 30 training runs of "
                       "2.5-10 minutes each on 2 cores; 'recipe': why RANDBET 0.05 at p = 10 % "
                       "misses the quality bar, sharing the full suite's runs in the same "
                       "--output_dir; 'tab21': the paper's MNIST table (App. G.8) at its bit "
                       "error rates up to 20 %, 20 training runs; 'quick': 5 short runs, one "
-                      "seed; 'tiny': a smoke test) or the path of a suite .json file.",
-                      flag_values=flag_values)
+                      "seed; 'tiny': a smoke test) or the path of a suite .json file. Several, "
+                      "comma-separated, share --output_dir: their jobs run suite after suite "
+                      "and the report has a part per suite (docs/reproduction.md is "
+                      "--suite=full,tab21).", flag_values=flag_values)
   flags.DEFINE_enum("stage", "all", list(suite_jobs.STAGES), "'train' trains every run "
                     "first, 'evaluate' evaluates trained runs, 'all' does both, then reports. "
                     "Where the suite asks the energy headline, 'all' and 'evaluate' then bisect "
@@ -90,8 +93,8 @@ def main(argv):
   del argv
   flag_values = flags.FLAGS
   try:
-    suite = suites.load_suite(flag_values.suite)
-    suites.check_only(suite, flag_values.only)
+    chosen = suites.load_suites(flag_values.suite)
+    suites.check_only(chosen, flag_values.only)
     if flag_values.report_only and flag_values.only is not None:
       raise ValueError("--only selects runs to train and evaluate; it has no effect with "
                        "--report_only (the report covers every finished run)")
@@ -100,23 +103,29 @@ def main(argv):
     progress = lambda line: print(line, flush=True)  # pylint: disable=unnecessary-lambda-assignment
     if flag_values.report_only:
       pass
-    elif flag_values.runner == IN_PROCESS:
-      if flag_values.beam_options:
-        raise ValueError(f"--beam_options needs a Beam --runner (not {IN_PROCESS})")
-      suite_jobs.run_suite(suite, flag_values.output_dir, only=flag_values.only,
-                           stage=flag_values.stage, worker_threads=flag_values.worker_threads,
-                           progress=progress)
+    elif flag_values.runner == IN_PROCESS and flag_values.beam_options:
+      raise ValueError(f"--beam_options needs a Beam --runner (not {IN_PROCESS})")
     else:
-      if launch.verbosity(sys.argv) < 1:  # Beam's INFO lines of every worker and bundle
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
-      suite_jobs.run_suite_on_beam(
-          suite, flag_values.output_dir, flag_values.runner, shlex.split(
-              flag_values.beam_options), only=flag_values.only, stage=flag_values.stage,
-          worker_threads=flag_values.worker_threads, progress=progress)
+      if flag_values.runner != IN_PROCESS and launch.verbosity(sys.argv) < 1:
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)  # every worker's INFO lines
+      for suite in chosen:
+        only = suites.only_of(suite, flag_values.only)
+        if only == []:  # pylint: disable=g-explicit-bool-comparison
+          continue  # --only names none of this suite's runs
+        if len(chosen) > 1:
+          progress(f"suite {suite.name} ({chosen.index(suite) + 1} of {len(chosen)})")
+        if flag_values.runner == IN_PROCESS:
+          suite_jobs.run_suite(suite, flag_values.output_dir, only=only, stage=flag_values.stage,
+                               worker_threads=flag_values.worker_threads, progress=progress)
+        else:
+          suite_jobs.run_suite_on_beam(
+              suite, flag_values.output_dir, flag_values.runner, shlex.split(
+                  flag_values.beam_options), only=only, stage=flag_values.stage,
+              worker_threads=flag_values.worker_threads, progress=progress)
     if flag_values.stage == "train":
       return
     from tfbet.cli import reproduction_report  # pylint: disable=g-import-not-at-top
-    path = reproduction_report.write_report(suite, flag_values.output_dir, flag_values.report)
+    path = reproduction_report.write_report(chosen, flag_values.output_dir, flag_values.report)
   except (TypeError, ValueError) as error:
     raise app.UsageError(str(error)) from error
   except (ImportError, RuntimeError) as error:  # no Beam; a failed job (named, with its log)

@@ -391,15 +391,53 @@ def load_paper(relative, where="paper table"):
                     None if confidence_rate is None else float(confidence_rate), confidence)
 
 
-def check_only(suite, only):
-  """ValueError unless every name in ``only`` is a run of ``suite`` (a typo would run nothing)."""
-  names = [run.name for run in suite.runs]
+def load_suites(names):
+  """The suites ``names`` (``load_suite`` each) that share one output directory: a name given
+  twice, or one run name that two suites define differently, is refused (ValueError)."""
+  if not names:
+    raise ValueError("--suite must name at least one suite")
+  if len(set(names)) < len(names):
+    raise ValueError(f"--suite names a suite twice: {list(names)}")
+  chosen, runs = [], {}
+  for name in names:
+    suite = load_suite(name)
+    for run in suite.runs:
+      other, first = runs.setdefault(run.name, (suite, run))
+      if other is not suite:
+        _check_shared(other, first, suite, run)
+    chosen.append(suite)
+  return chosen
+
+
+def _check_shared(suite_a, run_a, suite_b, run_b):
+  """Two suites may share a run's directories only where they train and evaluate it alike."""
+  seeds = sorted(set(run_a.seeds) & set(run_b.seeds))
+  trained = all(run_record(suite_a, run_a, s) == run_record(suite_b, run_b, s) for s in seeds)
+  evaluated = [(tuple(sorted(float(r) for r in s.rates)), s.num_chips, s.test_limit)
+               for s in (suite_a, suite_b)]
+  if not trained or evaluated[0] != evaluated[1]:
+    raise ValueError(f"--suite: suites {suite_a.name!r} and {suite_b.name!r} both have a run "
+                     f"{run_a.name!r}, {'evaluated' if trained else 'trained'} differently; they "
+                     "cannot share --output_dir")
+
+
+def check_only(suites, only):
+  """ValueError unless every name in ``only`` is a run of one of ``suites`` (a suite or a
+  list of them; a typo would run nothing)."""
+  suites = suites if isinstance(suites, (list, tuple)) else [suites]
+  names = [run.name for suite in suites for run in suite.runs]
   unknown = [name for name in only or () if name not in names]
   if unknown:
-    raise ValueError(f"--only: {unknown} are not runs of suite {suite.name!r}; its runs are "
-                     f"{names}")
+    which = " or ".join(repr(suite.name) for suite in suites)
+    raise ValueError(f"--only: {unknown} are not runs of suite {which}; its runs are "
+                     f"{sorted(set(names), key=names.index)}")
   if only is not None and not only:
     raise ValueError("--only must name at least one run")
+
+
+def only_of(suite, only):
+  """The names of ``only`` that are runs of ``suite`` (None: all of them)."""
+  return None if only is None else [run.name for run in suite.runs if run.name in only]
 
 
 def run_record(suite, run, seed):
