@@ -63,6 +63,16 @@ def _rate_cell(item):
   return f"{100 * item.rate:.3g} (fails at {100 * item.high:.3g})"
 
 
+def _best_text(item):
+  """The answer of the "Most energy saved" line; a lower bound says it is one."""
+  if item.how == "none":
+    return "none keeps the budget at any rate"
+  if item.how == "at least":
+    return (f"p ≥ {100 * item.rate:.3g} % (the highest rate measured), at least "
+            f"{100 * item.energy_saving:.1f} % saved")
+  return f"p = {100 * item.rate:.3g} %, {100 * item.energy_saving:.1f} % saved"
+
+
 def _points(budget):
   return f"{budget:g} point" + ("" if budget == 1 else "s")
 
@@ -126,15 +136,17 @@ def headline_lines(suite, output_dir, figure_path):
     for b, item in zip(headline.budgets, answers):
       cells += [_rate_cell(item), f"{item.voltage:.3f}", f"{100 * item.energy_saving:.1f}"]
       if b not in best or item.energy_saving > best[b][1].energy_saving:
-        best[b] = (run, item)
+        best[b] = ([run], item)
+      elif item.energy_saving == best[b][1].energy_saving:
+        best[b][0].append(run)  # a tie: every model that saves as much is named
     if with_paper:
       cells += ["-" if run.paper_row not in paper.rows else _paper_cell(
           _paper_implied(paper, run.paper_row, reference_run.paper_row, b))
                 for b in headline.budgets]
     lines.append("| " + " | ".join(cells) + " |")
   lines += ["", "Most energy saved: " + "; ".join(
-      f"within {_points(b)}, {run.label}: p = {100 * item.rate:.3g} %, "
-      f"{100 * item.energy_saving:.1f} % saved" for b, (run, item) in best.items()) + ".", ""]
+      f"within {_points(b)}, {' / '.join(run.label for run in runs)}: " + _best_text(item)
+      for b, (runs, item) in best.items()) + ".", ""]
   shown = [name for name in [headline.reference, *(suite.figure_runs or [r.name for r in suite.runs])]
            if name in found]
   shown = list(dict.fromkeys(shown))
