@@ -108,12 +108,12 @@ def main(argv):
     else:
       if flag_values.runner != IN_PROCESS and launch.verbosity(sys.argv) < 1:
         logging.getLogger("apache_beam").setLevel(logging.WARNING)  # every worker's INFO lines
-      for suite in chosen:
+      for number, suite in enumerate(chosen, start=1):
         only = suites.only_of(suite, flag_values.only)
         if only == []:  # pylint: disable=g-explicit-bool-comparison
           continue  # --only names none of this suite's runs
         if len(chosen) > 1:
-          progress(f"suite {suite.name} ({chosen.index(suite) + 1} of {len(chosen)})")
+          progress(f"suite {suite.name} ({number} of {len(chosen)})")
         if flag_values.runner == IN_PROCESS:
           suite_jobs.run_suite(suite, flag_values.output_dir, only=only, stage=flag_values.stage,
                                worker_threads=flag_values.worker_threads, progress=progress)

@@ -413,22 +413,20 @@ def _check_shared(suite_a, run_a, suite_b, run_b):
   """Two suites may share a run's directories only where they train and evaluate it alike."""
   seeds = sorted(set(run_a.seeds) & set(run_b.seeds))
   trained = all(run_record(suite_a, run_a, s) == run_record(suite_b, run_b, s) for s in seeds)
-  evaluated = [(tuple(sorted(float(r) for r in s.rates)), s.num_chips, s.test_limit)
-               for s in (suite_a, suite_b)]
-  if not trained or evaluated[0] != evaluated[1]:
+  if not trained or evaluation_settings(suite_a) != evaluation_settings(suite_b):
     raise ValueError(f"--suite: suites {suite_a.name!r} and {suite_b.name!r} both have a run "
                      f"{run_a.name!r}, {'evaluated' if trained else 'trained'} differently; they "
                      "cannot share --output_dir")
 
 
-def check_only(suites, only):
-  """ValueError unless every name in ``only`` is a run of one of ``suites`` (a suite or a
+def check_only(chosen, only):
+  """ValueError unless every name in ``only`` is a run of one of ``chosen`` (a suite or a
   list of them; a typo would run nothing)."""
-  suites = suites if isinstance(suites, (list, tuple)) else [suites]
-  names = [run.name for suite in suites for run in suite.runs]
+  chosen = chosen if isinstance(chosen, (list, tuple)) else [chosen]
+  names = [run.name for suite in chosen for run in suite.runs]
   unknown = [name for name in only or () if name not in names]
   if unknown:
-    which = " or ".join(repr(suite.name) for suite in suites)
+    which = " or ".join(repr(suite.name) for suite in chosen)
     raise ValueError(f"--only: {unknown} are not runs of suite {which}; its runs are "
                      f"{sorted(set(names), key=names.index)}")
   if only is not None and not only:
@@ -468,6 +466,12 @@ def check_finished_run(suite, run, seed, run_dir):
   check_random_evaluation(suite, run_dir)
 
 
+def evaluation_settings(suite):
+  """(rates in % sorted, chips, test_limit): what decides a run's eval_random.json."""
+  return (tuple(sorted(round(float(r), 10) for r in suite.rates)), suite.num_chips,
+          suite.test_limit)
+
+
 def check_random_evaluation(suite, run_dir):
   """Refuses an existing eval_random.json measured with other rates, chips or test examples."""
   path = os.path.join(run_dir, "eval_random.json")
@@ -476,7 +480,7 @@ def check_random_evaluation(suite, run_dir):
   results = evaluation.Results.from_json(path)
   rates = sorted(round(100 * c, 10) for c in results.conditions)
   found = (rates, len(results.chip_names), results.per_example)
-  wanted = (sorted(round(float(r), 10) for r in suite.rates), suite.num_chips, True)
+  wanted = (list(evaluation_settings(suite)[0]), suite.num_chips, True)
   if found != wanted or (suite.test_limit is not None and results.n != suite.test_limit):
     raise ValueError(f"{path} holds another evaluation (rates {rates} %, {found[1]} chips, "
                      f"n = {results.n}, per-example {found[2]}) than suite {suite.name!r} asks "
