@@ -3,6 +3,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -624,3 +625,11 @@ def test_the_energy_headline_table_reads_the_bisection_files_and_the_papers_tabl
                  f"{rate}{100 * most:.1f} % saved")
   assert "Most energy saved: " + "; ".join(parts) + "." in section
   assert "CLIPPING 0.1 |" not in section  # runs without headline files are left out
+  # A headline file of another model (copied from another run's directory) is refused.
+  clip_dir = suite.run("t21_clip_0.025").directory(str(output_dir), 0)
+  name = suite.headline.file_name(suite.headline.budgets[0])
+  shutil.copy(os.path.join(suite.run("t21_normal").directory(str(output_dir), 0), name),
+              os.path.join(clip_dir, name))
+  with pytest.raises(ValueError, match=f"{name} was measured on another model or test set "
+                     "than .*t21_clip_0.025/seed0/eval_random.json; remove it to bisect again"):
+    reproduction_report.write_report(suite, str(output_dir), str(report))

@@ -25,9 +25,11 @@ def _answer(record):
                                   for key, value in record.items()})
 
 
-def load_headlines(suite, output_dir):
+def load_headlines(suite, output_dir, loaded):
   """{run name: (Results over every measured rate, [RateBudget per budget])} of the runs whose
-  first seed has every headline file, each counted from the reference run's clean Err now."""
+  first seed has every headline file, each counted from the reference run's clean Err now and
+  measured on the model and test set of that seed's evaluation (``loaded``, from
+  ``suite_results.load_results``)."""
   found = {}
   reference = suite_jobs.headline_reference(suite, output_dir)
   if reference is None:
@@ -41,6 +43,13 @@ def load_headlines(suite, output_dir):
     # refused, never reported beside the others.
     suite_jobs.check_headline(suite, run_dir, reference)
     parts = [evaluation.Results.from_json(path) for path in paths]
+    own = loaded.get(run.name, {}).get(run.seeds[0])
+    for path, part in zip(paths, parts):  # e.g. a file copied from another run's directory
+      if own is None or (part.model.get("digest"), part.data_digest) != (
+          own["random"].model.get("digest"), own["random"].data_digest):
+        raise ValueError(f"{path} was measured on another model or test set than "
+                         f"{run_dir}/eval_random.json{' (missing)' if own is None else ''}; "
+                         "remove it to bisect again")
     answers = [_answer(part.metadata["bisection"]) for part in parts]
     errors = {}
     for part in parts:  # the same chips and model: one curve of every rate measured
@@ -92,11 +101,11 @@ def _paper_cell(item):
   return f"{prefix}{100 * item.rate:.3g} % → {100 * item.energy_saving:.0f} %"
 
 
-def headline_lines(suite, output_dir, figure_path):
+def headline_lines(suite, output_dir, figure_path, loaded):
   """Markdown lines of the energy headline and its Pareto figure (written to ``figure_path``);
-  [] when no run has its headline files yet."""
+  [] when no run has its headline files yet. ``loaded``: the suite's evaluated runs."""
   headline = suite.headline
-  found = load_headlines(suite, output_dir) if headline else {}
+  found = load_headlines(suite, output_dir, loaded) if headline else {}
   if not found:
     return []
   reference_run = suite.run(headline.reference)

@@ -170,7 +170,7 @@ def _suite_lines(suite, loaded, output_dir, figure_dir):
   report_figures.plot_best(suite, loaded, best, suite.figure_families)
   out = [scale_text(suite, loaded), "", "## Summary", ""] + _summary_lines(summary)
   headline = report_headline.headline_lines(
-      suite, output_dir, os.path.join(figure_dir, f"{suite.name}_energy.png"))
+      suite, output_dir, os.path.join(figure_dir, f"{suite.name}_energy.png"), loaded)
   out += [""] + headline if headline else []
   quality = quality_bar.quality_bar_lines(suite, loaded)
   if quality:
