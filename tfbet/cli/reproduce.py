@@ -130,6 +130,9 @@ def main(argv):
     raise app.UsageError(str(error)) from error
   except (ImportError, RuntimeError) as error:  # no Beam; a failed job (named, with its log)
     raise SystemExit(f"bin/reproduce: {error}") from error
+  except OSError as error:  # e.g. a full disk: the report and each figure are written atomically
+    raise SystemExit(f"bin/reproduce: {error}; the report (and any figure not yet replaced) "
+                     "is left as it was") from error
   print(f"report: {path}")
 
 

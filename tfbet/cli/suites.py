@@ -427,7 +427,8 @@ def check_only(chosen, only):
   unknown = [name for name in only or () if name not in names]
   if unknown:
     which = " or ".join(repr(suite.name) for suite in chosen)
-    raise ValueError(f"--only: {unknown} are not runs of suite {which}; its runs are "
+    raise ValueError(f"--only: {unknown} are not runs of suite {which}; "
+                     f"{'its' if len(chosen) == 1 else 'their'} runs are "
                      f"{sorted(set(names), key=names.index)}")
   if only is not None and not only:
     raise ValueError("--only must name at least one run")
