@@ -1,4 +1,5 @@
 """bin/reproduce on the tiny suite: trains, evaluates, skips finished work, writes the report."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -397,3 +398,33 @@ def test_a_run_directory_of_other_settings_is_refused_on_beam_before_any_job_sta
   assert result.returncode == 1 and "jobs on DirectRunner" not in result.stdout
   assert "pattbet/seed0 was trained with other settings" in result.stderr.splitlines()[-2]
   assert not (tmp_path / "runs" / "q_rquant").exists()
+
+
+def test_the_suite_log_tool_reads_each_workers_busy_time_from_the_drivers_own_lines(
+    tmp_path, monkeypatch, capsys):
+  spec = importlib.util.spec_from_file_location(
+      "suite_log", os.path.join(ROOT, "benchmarks", "suite_log.py"))
+  suite_log = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(suite_log)
+  clock = [1000.0]
+  durations = iter([100, 40, 30])  # two trainings, then one headline step
+
+  def fake_call(command, log_path):  # pylint: disable=unused-argument
+    clock[0] += next(durations)
+
+  monkeypatch.setattr(suite_jobs, "_call", fake_call)
+  monkeypatch.setattr(suite_jobs.time, "time", lambda: clock[0])
+  monkeypatch.setattr(suite_jobs, "_headline_commands",
+                      lambda *args: [("headline 1 points", "headline_1.json", ["true"])])
+  monkeypatch.setattr(suite_jobs, "check_headline", lambda *args: None)
+  suite = suites.load_suite("tiny")
+  train = suite_jobs._SuiteJob(suite, str(tmp_path), ("train",), (), 1, 2, clock[0])  # pylint: disable=protected-access
+  for number, run in enumerate(suite.runs[:2], start=1):
+    list(train((run.name, 0, number)))
+  headline = suite_jobs._SuiteJob(suite, str(tmp_path), ("headline",), (), 1, 1, clock[0])  # pylint: disable=protected-access
+  list(headline((suite.runs[0].name, 0, 1)))
+  lines = capsys.readouterr().out.splitlines()
+  found = suite_log.pipelines(lines)
+  pid = str(os.getpid())
+  assert [(p["jobs"], p["wall"], dict(p["busy"]), dict(p["steps"])) for p in found] == [
+      (2, 140, {pid: 140}, {"train": 140}), (1, 30, {pid: 30}, {"headline": 30})]

@@ -1,0 +1,60 @@
+"""Where a bin/reproduce run's time went, from its log (the driver's progress lines).
+
+    python benchmarks/suite_log.py runs/full.log
+
+For each pipeline (the suite's jobs, then the energy headline's) it prints its wall time, each
+worker process's busy seconds and its idle tail (the pipeline's end minus the worker's last
+step), and the seconds of every kind of step summed over the workers: the numbers that tell
+whether more workers, a better balance or cheaper steps would shorten the suite.
+"""
+import collections
+import re
+import sys
+
+# As tfbet.cli.suite_jobs prints it: "[job 3/30, pid 123] run seed 0 train: train done in 163 s
+# (suite 164 s)"; the suite clock starts anew with each pipeline.
+_STEP = re.compile(r"\[job \d+/(\d+), pid (\d+)\] \S+ seed \d+ (\w+): (.+) done in (\d+) s "
+                   r"\(suite (\d+) s\)")
+
+
+def pipelines(lines):
+  """[{"jobs": n, "wall": s, "busy": {pid: s}, "last": {pid: s}, "steps": {step: s}}], one per
+  pipeline, in the order they ran."""
+  result = []
+  for line in lines:
+    match = _STEP.match(line.strip())
+    if not match:
+      continue
+    jobs, pid, kind, step, seconds, clock = match.groups()
+    step = step.split()[0] if kind == "headline" else step
+    if not result or result[-1]["jobs"] != int(jobs) or int(clock) < result[-1]["wall"]:
+      result.append({"jobs": int(jobs), "wall": 0, "busy": collections.Counter(), "last": {},
+                     "steps": collections.Counter()})
+    current = result[-1]
+    current["wall"] = max(current["wall"], int(clock))
+    current["busy"][pid] += int(seconds)
+    current["last"][pid] = int(clock)
+    current["steps"][step] += int(seconds)
+  return result
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise SystemExit(f"usage: {argv[0]} LOG (the output of bin/reproduce)")
+  with open(argv[1], encoding="utf-8") as log:
+    found = pipelines(log)
+  if not found:
+    raise SystemExit(f"{argv[1]}: no step lines of bin/reproduce on a Beam runner")
+  for number, pipeline in enumerate(found, start=1):
+    busy = pipeline["busy"]
+    print(f"pipeline {number}: {pipeline['jobs']} jobs, wall {pipeline['wall']} s, "
+          f"{len(busy)} workers busy {sum(busy.values())} s in all "
+          f"(at best {sum(busy.values()) / len(busy):.0f} s of wall time on {len(busy)})")
+    for pid, seconds in sorted(busy.items()):
+      print(f"  worker {pid}: busy {seconds} s, idle tail {pipeline['wall'] - pipeline['last'][pid]} s")
+    for step, seconds in pipeline["steps"].most_common():
+      print(f"  {step}: {seconds} s")
+
+
+if __name__ == "__main__":
+  main(sys.argv)
