@@ -1,6 +1,6 @@
 r"""Reproduces the paper's findings at CPU scale: trains, evaluates, writes docs/reproduction.md.
 
-  tfbet-reproduce --suite=full --output_dir=runs/full     # 30 runs, 2.5-10 minutes each here
+  tfbet-reproduce --suite=full --output_dir=runs/full     # 30 runs; wall times: README
   tfbet-reproduce --suite=recipe --output_dir=runs/full --report=docs/recipe_diagnostics.md
   tfbet-reproduce --suite=quick --output_dir=runs/quick   # 5 short runs, one seed
   tfbet-reproduce --suite=full,tab21 --output_dir=runs/full  # docs/reproduction.md: 2 parts
@@ -32,7 +32,7 @@ def define_flags(flag_values=flags.FLAGS):
   """Defines the flags of bin/reproduce on ``flag_values``."""
   flags.DEFINE_list("suite", ["full"], "Suite of runs: a name of gin/suites/ ('full': the "
                       "paper's main findings with 3 seeds on the core rows, 30 training runs of "
-                      "2.5-10 minutes each on 2 cores; 'recipe': why RANDBET 0.05 at p = 10 % "
+                      "2.5-14 minutes each on one thread; 'recipe': why RANDBET 0.05 at p = 10 % "
                       "misses the quality bar, sharing the full suite's runs in the same "
                       "--output_dir; 'tab21': the paper's MNIST table (App. G.8) at its bit "
                       "error rates up to 20 %, 20 training runs; 'quick': 5 short runs, one "
