@@ -41,8 +41,11 @@ def pipelines(lines):
 def main(argv):
   if len(argv) != 2:
     raise SystemExit(f"usage: {argv[0]} LOG (the output of bin/reproduce)")
-  with open(argv[1], encoding="utf-8") as log:
-    found = pipelines(log)
+  try:
+    with open(argv[1], encoding="utf-8", errors="replace") as log:
+      found = pipelines(log)
+  except OSError as error:
+    raise SystemExit(f"{argv[0]}: cannot read the log: {error}") from error
   if not found:
     raise SystemExit(f"{argv[1]}: no step lines of bin/reproduce on a Beam runner")
   for number, pipeline in enumerate(found, start=1):
