@@ -15,6 +15,8 @@ import sys
 # (suite 164 s)"; the suite clock starts anew with each pipeline.
 _STEP = re.compile(r"\[job \d+/(\d+), pid (\d+)\] \S+ seed \d+ (\w+): (.+) done in (\d+) s "
                    r"\(suite (\d+) s\)")
+# Each pipeline's first line: "30 jobs on DirectRunner (...)", "18 headline jobs (...) on ...".
+_START = re.compile(r"\d+ (headline )?jobs .*on ")
 
 
 def pipelines(lines):
@@ -22,20 +24,21 @@ def pipelines(lines):
   pipeline, in the order they ran."""
   result = []
   for line in lines:
+    if _START.match(line.strip()):
+      result.append({"jobs": None, "wall": 0, "busy": collections.Counter(), "last": {},
+                     "steps": collections.Counter()})
     match = _STEP.match(line.strip())
-    if not match:
+    if not match or not result:
       continue
     jobs, pid, kind, step, seconds, clock = match.groups()
     step = step.split()[0] if kind == "headline" else step
-    if not result or result[-1]["jobs"] != int(jobs) or int(clock) < result[-1]["wall"]:
-      result.append({"jobs": int(jobs), "wall": 0, "busy": collections.Counter(), "last": {},
-                     "steps": collections.Counter()})
     current = result[-1]
+    current["jobs"] = int(jobs)
     current["wall"] = max(current["wall"], int(clock))
     current["busy"][pid] += int(seconds)
     current["last"][pid] = int(clock)
     current["steps"][step] += int(seconds)
-  return result
+  return [pipeline for pipeline in result if pipeline["busy"]]  # not one whose jobs were done
 
 
 def main(argv):

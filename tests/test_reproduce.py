@@ -419,8 +419,11 @@ def test_the_suite_log_tool_reads_each_workers_busy_time_from_the_drivers_own_li
   monkeypatch.setattr(suite_jobs, "check_headline", lambda *args: None)
   suite = suites.load_suite("tiny")
   train = suite_jobs._SuiteJob(suite, str(tmp_path), ("train",), (), 1, 2, clock[0])  # pylint: disable=protected-access
+  print("2 jobs on DirectRunner (1 worker processes, 1 TensorFlow threads each)")
   for number, run in enumerate(suite.runs[:2], start=1):
     list(train((run.name, 0, number)))
+  print("1 headline jobs (bin/bisect_rate) on DirectRunner (1 worker processes, 1 TensorFlow "
+        "threads each)")
   headline = suite_jobs._SuiteJob(suite, str(tmp_path), ("headline",), (), 1, 1, clock[0])  # pylint: disable=protected-access
   list(headline((suite.runs[0].name, 0, 1)))
   lines = capsys.readouterr().out.splitlines()
